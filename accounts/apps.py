@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy as _
+
+
+class AccountsConfig(AppConfig):
+    name = "accounts"
+    verbose_name = _("Accounts and organizations")
+
+    def ready(self):
+        from config.tasks import ensure_schedules
+
+        # The base app mirrors the periodic tasks into django-q2 schedules for `qcluster`.
+        post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="porfin-schedules")

@@ -1,0 +1,104 @@
+import contextlib
+
+from allauth.account.forms import SignupForm as AllauthSignupForm
+from allauth.core import context as allauth_context
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from accounts import services
+from accounts.models import Membership, Organization, Role
+
+TIME_ZONES = [
+    "America/Sao_Paulo",
+    "America/Manaus",
+    "America/Belem",
+    "America/Fortaleza",
+    "America/Recife",
+    "America/Cuiaba",
+    "America/Porto_Velho",
+    "America/Rio_Branco",
+    "America/Noronha",
+    "America/Argentina/Buenos_Aires",
+    "America/Santiago",
+    "America/Bogota",
+    "America/Lima",
+    "America/Mexico_City",
+    "America/New_York",
+    "Europe/Lisbon",
+    "Europe/Madrid",
+    "UTC",
+]
+
+INVITATION_SESSION_KEY = "invitation_token"
+
+
+class SignupForm(AllauthSignupForm):
+    """Sign-up creates the user's organization, unless they arrive through an invitation."""
+
+    name = forms.CharField(label=_("Your name"), max_length=150)
+    organization_name = forms.CharField(
+        label=_("Clinic or business name"), max_length=120, required=False
+    )
+
+    field_order = ["name", "email", "password1", "password2", "organization_name"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = allauth_context.request  # allauth does not hand the request to signup forms
+        self.invitation_token = request.session.get(INVITATION_SESSION_KEY) if request else None
+        if self.invitation_token:
+            del self.fields["organization_name"]
+
+    def clean_organization_name(self):
+        value = self.cleaned_data.get("organization_name", "").strip()
+        if not value:
+            raise forms.ValidationError(_("Tell us the name of your clinic or business."))
+        return value
+
+    def save(self, request):
+        user = super().save(request)
+        user.name = self.cleaned_data["name"].strip()
+        user.save(update_fields=["name"])
+        if self.invitation_token:
+            # A stale invitation is explained on its page when they come back to it.
+            with contextlib.suppress(services.InvitationError):
+                services.invitation_accept(token=self.invitation_token, user=user)
+            request.session.pop(INVITATION_SESSION_KEY, None)
+        else:
+            services.organization_create(
+                name=self.cleaned_data["organization_name"],
+                owner=user,
+                language=getattr(request, "LANGUAGE_CODE", settings.LANGUAGE_CODE),
+            )
+        return user
+
+
+class OrganizationForm(forms.ModelForm):
+    time_zone = forms.ChoiceField(label=_("Time zone"), choices=[(tz, tz) for tz in TIME_ZONES])
+
+    class Meta:
+        model = Organization
+        fields = ["name", "time_zone", "language", "require_mfa"]
+
+
+class OrganizationCreateForm(forms.ModelForm):
+    class Meta:
+        model = Organization
+        fields = ["name"]
+        labels = {"name": _("Clinic or business name")}
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(label=_("Email"))
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.AGENT)
+
+
+class MembershipRoleForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ["role"]
+
+
+class LanguageForm(forms.Form):
+    language = forms.ChoiceField(choices=settings.LANGUAGES)

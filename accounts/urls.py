@@ -1,0 +1,23 @@
+from django.urls import path
+
+from accounts import views
+
+urlpatterns = [
+    path("organizations/new/", views.organization_create, name="organization_create"),
+    path(
+        "organizations/<uuid:code>/switch/", views.organization_switch, name="organization_switch"
+    ),
+    path("language/", views.language_set, name="language_set"),
+    path("settings/", views.settings_organization, name="settings_organization"),
+    path("settings/members/", views.member_list, name="member_list"),
+    path("settings/members/invite/", views.member_invite, name="member_invite"),
+    path("settings/members/<int:membership_id>/role/", views.member_role, name="member_role"),
+    path("settings/members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
+    path(
+        "settings/invitations/<uuid:code>/revoke/",
+        views.invitation_revoke,
+        name="invitation_revoke",
+    ),
+    path("settings/billing/", views.billing, name="billing"),
+    path("invitations/<str:token>/", views.invitation_accept, name="invitation_accept"),
+]

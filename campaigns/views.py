@@ -1,0 +1,14 @@
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from accounts import access
+
+
+@require_GET
+@access.section_required("campaigns")
+def index(request):
+    return render(
+        request,
+        "campaigns/index.html",
+        {"can_edit": access.can_edit(request.membership, "campaigns")},
+    )

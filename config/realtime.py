@@ -1,0 +1,61 @@
+"""Publish live events to websocket groups from any thread, without an event loop per call.
+
+In a web process the events are sent on the server's own loop (so the in-memory channel layer of
+the embedded default reaches the browsers connected to this process). In a worker process, one
+daemon thread per process owns a loop that keeps the Redis connections warm.
+"""
+
+import asyncio
+import logging
+import threading
+
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+_loop: asyncio.AbstractEventLoop | None = None
+_lock = threading.Lock()
+
+
+def register_server_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """The ASGI application calls this with the loop it serves on (one per server process)."""
+    global _loop
+    _loop = loop
+
+
+def _publisher_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    with _lock:
+        if _loop is None or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="realtime", daemon=True).start()
+            _loop = loop
+        return _loop
+
+
+def _log_failure(future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.warning("Live event not delivered: %r", future.exception())
+
+
+def publish(group: str, event: dict) -> None:
+    """Send ``event`` (a dict with a ``type`` naming the consumer handler) to ``group``."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    loop = _publisher_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        loop.create_task(layer.group_send(group, event)).add_done_callback(_log_failure)
+    else:
+        asyncio.run_coroutine_threadsafe(layer.group_send(group, event), loop).add_done_callback(
+            _log_failure
+        )
+
+
+def publish_on_commit(group: str, event: dict) -> None:
+    transaction.on_commit(lambda: publish(group, event))

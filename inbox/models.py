@@ -1,0 +1,236 @@
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import TenantModel
+
+SERVICE_WINDOW = timedelta(hours=24)
+
+
+class Contact(TenantModel):
+    """A customer reachable on WhatsApp. ``phone`` is E.164; ``wa_id`` is Meta's digits-only id."""
+
+    class OptIn(models.TextChoices):
+        UNKNOWN = "unknown", _("Unknown")
+        OPTED_IN = "opted_in", _("Opted in")
+        OPTED_OUT = "opted_out", _("Opted out")
+
+    class Stage(models.TextChoices):
+        LEAD = "lead", _("Lead")
+        CONTACTED = "contacted", _("Contacted")
+        REPLIED = "replied", _("Replied")
+        CUSTOMER = "customer", _("Customer")
+        LOST = "lost", _("Lost")
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    wa_id = models.CharField(_("WhatsApp ID"), max_length=32)
+    phone = models.CharField(_("phone"), max_length=20, help_text=_("E.164, e.g. +5511999990000"))
+    profile_name = models.CharField(_("WhatsApp profile name"), max_length=255, blank=True)
+    name = models.CharField(_("name"), max_length=255, blank=True)
+    email = models.EmailField(_("email"), blank=True)
+    tags = models.JSONField(_("tags"), default=list, blank=True)
+    attributes = models.JSONField(_("custom attributes"), default=dict, blank=True)
+    language = models.CharField(_("language"), max_length=10, blank=True)
+    time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
+    opt_in = models.CharField(
+        _("opt-in"), max_length=12, choices=OptIn.choices, default=OptIn.UNKNOWN
+    )
+    opt_in_at = models.DateTimeField(_("opt-in changed at"), null=True, blank=True)
+    opt_in_source = models.CharField(_("opt-in source"), max_length=32, blank=True)
+    stage = models.CharField(_("stage"), max_length=12, choices=Stage.choices, default=Stage.LEAD)
+    notes = models.TextField(_("notes"), blank=True)
+    last_inbound_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "phone"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "wa_id"], name="unique_contact_wa_id")
+        ]
+        indexes = [models.Index(fields=["organization", "phone"])]
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
+
+    def __str__(self):
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.profile_name or self.phone
+
+
+class Chat(TenantModel):
+    """The conversation thread of one contact with one of the organization's numbers."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        PENDING = "pending", _("Pending")
+        RESOLVED = "resolved", _("Resolved")
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="chats")
+    number = models.ForeignKey(
+        "integrations.WhatsAppNumber", on_delete=models.CASCADE, related_name="chats"
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.OPEN
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_chats",
+        verbose_name=_("assignee"),
+    )
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    last_message_preview = models.CharField(max_length=200, blank=True)
+    unread_count = models.PositiveIntegerField(default=0)
+    window_expires_at = models.DateTimeField(
+        _("service window closes at"),
+        null=True,
+        blank=True,
+        help_text=_("Last customer message + 24 h; after it only templates may be sent."),
+    )
+    ai_enabled = models.BooleanField(_("AI assistant on"), default=False)
+    tags = models.JSONField(_("tags"), default=list, blank=True)
+    seq = models.PositiveBigIntegerField(default=0, help_text=_("Last live-event sequence number"))
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-last_message_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "number"], name="unique_chat_per_number")
+        ]
+        indexes = [
+            models.Index(
+                fields=["organization", "status", "-last_message_at"], name="chat_org_status_recent"
+            ),
+            models.Index(fields=["organization", "-last_message_at"], name="chat_org_recent"),
+            models.Index(fields=["assignee", "-last_message_at"], name="chat_assignee_recent"),
+        ]
+        verbose_name = _("chat")
+        verbose_name_plural = _("chats")
+
+    def __str__(self):
+        return f"{self.contact} · {self.number.display_phone_number}"
+
+    @property
+    def window_is_open(self) -> bool:
+        return self.window_expires_at is not None and self.window_expires_at > timezone.now()
+
+
+class Message(TenantModel):
+    class Direction(models.TextChoices):
+        INBOUND = "in", _("Inbound")
+        OUTBOUND = "out", _("Outbound")
+
+    class Type(models.TextChoices):
+        TEXT = "text", _("Text")
+        IMAGE = "image", _("Image")
+        VIDEO = "video", _("Video")
+        AUDIO = "audio", _("Audio")
+        DOCUMENT = "document", _("Document")
+        STICKER = "sticker", _("Sticker")
+        LOCATION = "location", _("Location")
+        CONTACTS = "contacts", _("Contacts")
+        INTERACTIVE = "interactive", _("Interactive")
+        BUTTON = "button", _("Button")
+        REACTION = "reaction", _("Reaction")
+        TEMPLATE = "template", _("Template")
+        ORDER = "order", _("Order")
+        SYSTEM = "system", _("System")
+        UNSUPPORTED = "unsupported", _("Unsupported")
+
+    class Status(models.TextChoices):
+        # Ordered: a status only ever moves forward (failed is final).
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        DELIVERED = "delivered", _("Delivered")
+        READ = "read", _("Read")
+        FAILED = "failed", _("Failed")
+        RECEIVED = "received", _("Received")
+
+    class Author(models.TextChoices):
+        CUSTOMER = "customer", _("Customer")
+        USER = "user", _("Team member")
+        ASSISTANT = "assistant", _("AI assistant")
+        CAMPAIGN = "campaign", _("Campaign")
+        AUTOMATION = "automation", _("Automation")
+        SYSTEM = "system", _("System")
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
+    number = models.ForeignKey(
+        "integrations.WhatsAppNumber", on_delete=models.CASCADE, related_name="messages"
+    )
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    type = models.CharField(max_length=12, choices=Type.choices, default=Type.TEXT)
+    text = models.TextField(blank=True, help_text=_("Body or caption, for previews and search"))
+    content = models.JSONField(default=dict, blank=True)
+    wamid = models.CharField(max_length=128, null=True, blank=True)
+    reply_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
+    )
+    reply_to_wamid = models.CharField(max_length=128, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.IntegerField(null=True, blank=True)
+    error_title = models.CharField(max_length=255, blank=True)
+    error_details = models.TextField(blank=True)
+    author_type = models.CharField(max_length=12, choices=Author.choices)
+    author_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    author_ref = models.CharField(
+        max_length=64, blank=True, help_text=_("Assistant, campaign or automation code")
+    )
+    timestamp = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["timestamp", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["number", "wamid"],
+                condition=models.Q(wamid__isnull=False),
+                name="unique_wamid_per_number",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["chat", "timestamp"], name="message_chat_time"),
+            models.Index(fields=["wamid"], name="message_wamid"),
+        ]
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+
+    def __str__(self):
+        return f"{self.get_direction_display()} {self.type}: {self.text[:40]}"
+
+
+class Media(TenantModel):
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="media"
+    )
+    meta_media_id = models.CharField(max_length=64, blank=True)
+    mime_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    filename = models.CharField(max_length=255, blank=True)
+    file = models.FileField(upload_to="media/%Y/%m/", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("media")
+        verbose_name_plural = _("media")
+
+    def __str__(self):
+        return self.filename or self.meta_media_id or f"media {self.pk}"

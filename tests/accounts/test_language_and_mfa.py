@@ -1,0 +1,45 @@
+from allauth.mfa.models import Authenticator
+from django.urls import reverse
+
+from tests.base import BaseTestCase
+
+
+class LanguageTests(BaseTestCase):
+    def test_the_organization_language_is_the_default(self):
+        self.login(self.agent)
+        response = self.client.get(reverse("home"))
+        self.assertContains(response, '<html lang="pt-br">')
+
+    def test_a_user_chooses_their_language(self):
+        self.login(self.agent)
+        self.client.post(reverse("language_set"), {"language": "es", "next": "/"})
+        self.agent.refresh_from_db()
+        self.assertEqual(self.agent.language, "es")
+        self.assertContains(self.client.get(reverse("home")), '<html lang="es">')
+
+    def test_an_unknown_language_is_a_400(self):
+        self.login(self.agent)
+        response = self.client.post(reverse("language_set"), {"language": "klingon"})
+        self.assertEqual(response.status_code, 400)
+
+    def test_signed_out_visitors_choose_by_cookie(self):
+        self.client.post(reverse("language_set"), {"language": "en", "next": "/accounts/login/"})
+        self.assertContains(self.client.get(reverse("account_login")), '<html lang="en">')
+
+
+class RequiredMfaTests(BaseTestCase):
+    def test_members_without_totp_are_sent_to_set_it_up(self):
+        self.org.require_mfa = True
+        self.org.save()
+        self.login(self.agent)
+        response = self.client.get(reverse("chat_list"))
+        self.assertRedirects(response, reverse("mfa_activate_totp"), fetch_redirect_response=False)
+
+    def test_members_with_totp_get_through(self):
+        self.org.require_mfa = True
+        self.org.save()
+        Authenticator.objects.create(
+            user=self.agent, type=Authenticator.Type.TOTP, data={"secret": "x"}
+        )
+        self.login(self.agent)
+        self.assertEqual(self.client.get(reverse("chat_list")).status_code, 200)

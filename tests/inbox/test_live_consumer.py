@@ -1,0 +1,76 @@
+import asyncio
+
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client, TransactionTestCase
+
+from accounts.models import Membership, Organization, Role, User
+from config import realtime
+from config.asgi import application
+from inbox.consumers import organization_group, user_group
+
+
+def session_cookie(user) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+
+
+def connect(cookie: bytes | None):
+    headers = [(b"origin", b"http://testserver")]
+    if cookie:
+        headers.append((b"cookie", cookie))
+    return WebsocketCommunicator(application, "/ws/live/", headers=headers)
+
+
+class LiveConsumerTests(TransactionTestCase):
+    def setUp(self):
+        self.org = Organization.objects.create(name="A", slug="a")
+        self.other = Organization.objects.create(name="B", slug="b")
+        self.operator = User.objects.create_user(email="op@a.test", password="x")
+        self.agent = User.objects.create_user(email="agent@a.test", password="x")
+        self.stranger = User.objects.create_user(email="s@b.test", password="x")
+        Membership.objects.create(user=self.operator, organization=self.org, role=Role.OPERATOR)
+        Membership.objects.create(user=self.agent, organization=self.org, role=Role.AGENT)
+        Membership.objects.create(user=self.stranger, organization=self.other, role=Role.ADMIN)
+
+    def test_anonymous_sockets_are_refused(self):
+        async def scenario():
+            communicator = connect(None)
+            connected, code = await communicator.connect()
+            self.assertFalse(connected)
+            await communicator.disconnect()
+
+        async_to_sync(scenario)()
+
+    def test_events_reach_only_the_organizations_members(self):
+        cookies = [session_cookie(u) for u in (self.operator, self.agent, self.stranger)]
+
+        async def scenario():
+            sockets = [connect(c) for c in cookies]
+            for socket in sockets:
+                connected, _ = await socket.connect()
+                self.assertTrue(connected)
+                hello = await socket.receive_json_from()
+                self.assertEqual(hello["type"], "hello")
+            operator, agent, stranger = sockets
+            # Published from a worker thread, as a task would.
+            await sync_to_async(realtime.publish)(
+                organization_group(self.org),
+                {"type": "live.event", "data": {"type": "chat.updated"}},
+            )
+            self.assertEqual((await operator.receive_json_from(timeout=3))["type"], "chat.updated")
+            # Agents see only their own chats, so they are not in the organization group.
+            self.assertTrue(await agent.receive_nothing(timeout=0.3))
+            self.assertTrue(await stranger.receive_nothing(timeout=0.3))
+            await sync_to_async(realtime.publish)(
+                user_group(self.agent), {"type": "live.event", "data": {"type": "chat.assigned"}}
+            )
+            self.assertEqual((await agent.receive_json_from(timeout=3))["type"], "chat.assigned")
+            self.assertTrue(await stranger.receive_nothing(timeout=0.3))
+            for socket in sockets:
+                await socket.disconnect()
+            await asyncio.sleep(0)
+
+        async_to_sync(scenario)()
