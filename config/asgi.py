@@ -11,6 +11,7 @@ django_http = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from accounts.middleware_ws import TenantWebsocketMiddleware  # noqa: E402
 from config import realtime, tasks  # noqa: E402
@@ -32,10 +33,19 @@ class ServerLoopApplication:
         return await self.app(scope, receive, send)
 
 
+http_app = django_http
+if settings.SANDBOX_ENABLED:
+    # The local Cloud API emulator, served by this same process at /sandbox/graph (embedded default).
+    from integrations.whatsapp.sandbox import SandboxApp, mount
+
+    http_app = mount(
+        "/sandbox/graph", SandboxApp(api_version=settings.WHATSAPP_GRAPH_API_VERSION), django_http
+    )
+
 application = ServerLoopApplication(
     ProtocolTypeRouter(
         {
-            "http": django_http,
+            "http": http_app,
             "websocket": AllowedHostsOriginValidator(
                 AuthMiddlewareStack(TenantWebsocketMiddleware(URLRouter(websocket_urlpatterns)))
             ),

@@ -246,8 +246,14 @@ OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
 WHATSAPP_GRAPH_API_VERSION = env.str("WHATSAPP_GRAPH_API_VERSION", default="v25.0")
 WHATSAPP_GRAPH_BASE_URL = env.str("WHATSAPP_GRAPH_BASE_URL", default="https://graph.facebook.com")
-# The in-product sandbox (a local Cloud API emulator) is on in development and demos.
+# The in-product sandbox (a local Cloud API emulator) is on in development and demos; it is
+# served at /sandbox/graph by the same process (its phone page at /sandbox/phone/). Tests and benchmarks point SANDBOX_URL at a standalone
+# one (`manage.py whatsapp_sandbox`). Sandbox numbers' webhooks go to SANDBOX_WEBHOOK_BASE_URL.
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
+SANDBOX_URL = env.str("SANDBOX_URL", default="http://127.0.0.1:8000/sandbox/graph")
+SANDBOX_WEBHOOK_BASE_URL = env.str("SANDBOX_WEBHOOK_BASE_URL", default="http://127.0.0.1:8000")
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=3 * 1024 * 1024)
+INBOUND_MEDIA_MAX_BYTES = env.int("INBOUND_MEDIA_MAX_BYTES", default=100 * 1024 * 1024)
 # Public base URL used to build webhook URLs shown to owners (defaults to the request host).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
 WORKER_HEARTBEAT_MAX_AGE = env.int("WORKER_HEARTBEAT_MAX_AGE", default=180)

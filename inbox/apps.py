@@ -5,3 +5,6 @@ from django.utils.translation import gettext_lazy as _
 class InboxConfig(AppConfig):
     name = "inbox"
     verbose_name = _("Inbox")
+
+    def ready(self):
+        from inbox import receivers  # noqa: F401  (connects the channel's domain events)

@@ -234,3 +234,30 @@ class Media(TenantModel):
 
     def __str__(self):
         return self.filename or self.meta_media_id or f"media {self.pk}"
+
+
+class OrphanStatus(TenantModel):
+    """A delivery status whose message we do not know yet (its status webhook beat the send
+    call's response, or it belongs to a message sent outside Porfin). Applied and deleted when
+    the message's wamid is recorded; otherwise kept as the record of an orphan."""
+
+    number = models.ForeignKey(
+        "integrations.WhatsAppNumber", on_delete=models.CASCADE, related_name="+"
+    )
+    wamid = models.CharField(max_length=128)
+    status = models.CharField(max_length=10)
+    timestamp = models.DateTimeField()
+    error = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["number", "wamid", "status"], name="unique_orphan_status"
+            )
+        ]
+        verbose_name = _("orphaned status")
+        verbose_name_plural = _("orphaned statuses")
+
+    def __str__(self):
+        return f"{self.wamid} {self.status}"

@@ -16,7 +16,7 @@ def make_user(email: str, name: str = "") -> User:
 
 
 def make_org(name: str, slug: str, phone_number_id: str):
-    organization = Organization.objects.create(name=name, slug=slug)
+    organization = Organization.objects.create(name=name, slug=slug, language="en")
     number = WhatsAppNumber.objects.create(
         organization=organization,
         name=f"{name} main",

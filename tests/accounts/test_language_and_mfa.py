@@ -6,9 +6,12 @@ from tests.base import BaseTestCase
 
 class LanguageTests(BaseTestCase):
     def test_the_organization_language_is_the_default(self):
+        self.org.language = "pt-br"
+        self.org.save()
         self.login(self.agent)
         response = self.client.get(reverse("home"))
         self.assertContains(response, '<html lang="pt-br">')
+        self.assertContains(response, "Caixa de entrada")
 
     def test_a_user_chooses_their_language(self):
         self.login(self.agent)

@@ -97,7 +97,9 @@ class InvitationTests(BaseTestCase):
         self.client.post(reverse("invitation_accept", args=[invitation.token]))
         stranger = User.objects.create_user(email="stranger@x.test", password="x-long-passphrase-1")
         self.login(stranger)
-        response = self.client.post(reverse("invitation_accept", args=[invitation.token]))
+        response = self.client.post(
+            reverse("invitation_accept", args=[invitation.token]), HTTP_ACCEPT_LANGUAGE="en"
+        )
         self.assertEqual(response.status_code, 410)
         self.assertContains(response, "already been used", status_code=410)
         self.assertFalse(Membership.objects.filter(user=stranger).exists())

@@ -7,7 +7,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 def test_sign_up_sign_in_switch_language(live_asgi_server, browser):
     base = live_asgi_server.url
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="pt-BR")
     page.goto(base + "/accounts/signup/")
     page.fill("input[name=name]", "Dra. Helena")
     page.fill("input[name=email]", "helena@clinica.test")
@@ -20,6 +20,8 @@ def test_sign_up_sign_in_switch_language(live_asgi_server, browser):
     assert page.locator("html").get_attribute("lang") == "pt-br"
     nav = page.locator("nav.sidebar")
     assert "Caixa de entrada" in nav.inner_text()
+    # The live websocket connects through the real ASGI server.
+    page.wait_for_selector("#live-status[data-state=open]", timeout=10000)
 
     # Sign out and in again.
     page.click("details.user-menu summary")

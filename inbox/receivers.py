@@ -1,0 +1,16 @@
+"""Subscriptions to the WhatsApp channel's domain events (see ``integrations.signals``)."""
+
+from django.dispatch import receiver
+
+from inbox import services
+from integrations import signals
+
+
+@receiver(signals.message_received, dispatch_uid="inbox-message-received")
+def store_inbound_message(sender, *, number, message, **kwargs):
+    services.message_receive(number=number, inbound=message)
+
+
+@receiver(signals.status_received, dispatch_uid="inbox-status-received")
+def apply_status(sender, *, number, status, **kwargs):
+    services.message_status_apply(number=number, update=status)

@@ -1,0 +1,14 @@
+"""Domain events of the WhatsApp channel. ``integrations`` sends them; the apps above subscribe
+(``inbox`` stores messages and statuses; assistants, campaigns and outgoing webhooks follow
+``inbox``'s own events), so nothing here imports those apps.
+
+Receivers run inside the processing transaction of the webhook event: an exception rolls the
+event back and leaves it for the retry sweep, so receivers must be idempotent.
+"""
+
+from django.dispatch import Signal
+
+# sender=WhatsAppNumber, number=..., message=payloads.InboundMessage
+message_received = Signal()
+# sender=WhatsAppNumber, number=..., status=payloads.StatusUpdate
+status_received = Signal()

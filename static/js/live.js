@@ -1,0 +1,40 @@
+// One websocket per tab (/ws/live/), reconnecting with backoff. Each server event is re-dispatched
+// on document as a "live:<type>" CustomEvent, so page scripts and htmx triggers can react to it.
+(function () {
+  "use strict";
+  const status = document.getElementById("live-status");
+  let socket = null;
+  let attempt = 0;
+
+  function setState(state) {
+    if (status) status.dataset.state = state;
+    document.documentElement.dataset.live = state;
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    socket = new WebSocket(`${scheme}://${location.host}/ws/live/`);
+    socket.addEventListener("open", function () {
+      attempt = 0;
+      setState("open");
+      document.dispatchEvent(new CustomEvent("live:open"));
+    });
+    socket.addEventListener("message", function (message) {
+      let data;
+      try { data = JSON.parse(message.data); } catch (error) { return; }
+      document.dispatchEvent(new CustomEvent("live:" + data.type, { detail: data }));
+    });
+    socket.addEventListener("close", function (event) {
+      setState("closed");
+      if (event.code === 4401) return; // signed out: do not retry
+      attempt += 1;
+      const delay = Math.min(30000, 500 * 2 ** attempt) * (0.5 + Math.random() / 2);
+      setTimeout(connect, delay);
+    });
+  }
+
+  window.PorfinLive = {
+    send: (data) => socket && socket.readyState === WebSocket.OPEN && socket.send(JSON.stringify(data)),
+  };
+  if (document.body.dataset.live === "on") connect();
+})();
