@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from config import realtime, tasks
+from inbox import signals
 from inbox.consumers import organization_group, user_group
 from inbox.models import SERVICE_WINDOW, Chat, Contact, Media, Message, OrphanStatus
 from integrations.models import WhatsAppNumber
@@ -73,16 +74,22 @@ def contact_for_inbound(*, number: WhatsAppNumber, wa_id: str, profile_name: str
         wa_id=wa_id,
         defaults={"phone": e164(wa_id), "profile_name": profile_name},
     )
-    if not created and profile_name and contact.profile_name != profile_name:
+    if created:
+        signals.send_on_commit(signals.contact_changed, contact=contact, change="created", data={})
+    elif profile_name and contact.profile_name != profile_name:
         Contact.objects.filter(pk=contact.pk).update(profile_name=profile_name)
         contact.profile_name = profile_name
     return contact
 
 
 def chat_for_contact(*, number: WhatsAppNumber, contact: Contact) -> Chat:
-    chat, _ = Chat.objects.select_related("organization").get_or_create(
+    chat, created = Chat.objects.select_related("organization").get_or_create(
         organization_id=number.organization_id, contact=contact, number=number
     )
+    if created:
+        signals.send_on_commit(
+            signals.chat_changed, chat=chat, change="created", actor=None, data={}
+        )
     return chat
 
 
@@ -149,6 +156,7 @@ def message_receive(*, number: WhatsAppNumber, inbound: InboundMessage) -> Messa
         )
         tasks.enqueue("inbox.tasks.download_media", message.pk, queue="inbound")
     publish_chat_event(chat, "message.new", message=str(message.code))
+    signals.send_on_commit(signals.message_received, message=message)
     return message
 
 
@@ -224,7 +232,10 @@ def _apply_status(message: Message, status: str, when, error: dict) -> None:
     if status == Message.Status.FAILED and current >= STATUS_RANK[Message.Status.DELIVERED]:
         moves_forward = False
     if moves_forward:
-        message.status = status
+        previous, message.status = message.status, status
+        signals.send_on_commit(
+            signals.message_status_changed, message=message, status=status, previous=previous
+        )
         fields.append("status")
         if status == Message.Status.FAILED:
             message.error_code = error.get("code")
@@ -301,6 +312,7 @@ def message_send(
         last_message_at=message.timestamp, last_message_preview=_preview(message)
     )
     publish_chat_event(chat, "message.new", message=str(message.code))
+    signals.send_on_commit(signals.message_created, message=message)
     tasks.enqueue("inbox.tasks.deliver_message", message.pk)
     return message
 
@@ -356,6 +368,9 @@ def message_deliver(message_id: int) -> None:
         )
         message.refresh_from_db()
         publish_chat_event(message.chat, "message.status", message=str(message.code), status="sent")
+        signals.send_on_commit(
+            signals.message_status_changed, message=message, status="sent", previous="pending"
+        )
         _apply_orphan_statuses(message)
 
 
