@@ -16,4 +16,6 @@ MEDIA_ROOT = VAR_DIR / "test-media"  # noqa: F405
 
 # A file (not an in-memory database) so that server processes started by tests share it.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": str(VAR_DIR / env.str("TEST_SQLITE_NAME", default="test.sqlite3"))  # noqa: F405
+    }

@@ -129,6 +129,9 @@ class Message(TenantModel):
     class Direction(models.TextChoices):
         INBOUND = "in", _("Inbound")
         OUTBOUND = "out", _("Outbound")
+        # Team-only timeline entries (private notes, "Ana assigned the chat to Bruno"): never
+        # sent to WhatsApp, never shown to assistants as conversation.
+        INTERNAL = "int", _("Internal")
 
     class Type(models.TextChoices):
         TEXT = "text", _("Text")
@@ -146,6 +149,8 @@ class Message(TenantModel):
         ORDER = "order", _("Order")
         SYSTEM = "system", _("System")
         UNSUPPORTED = "unsupported", _("Unsupported")
+        NOTE = "note", _("Private note")
+        ACTIVITY = "activity", _("Activity")
 
     class Status(models.TextChoices):
         # Ordered: a status only ever moves forward (failed is final).
@@ -170,6 +175,9 @@ class Message(TenantModel):
         "integrations.WhatsAppNumber", on_delete=models.CASCADE, related_name="messages"
     )
     direction = models.CharField(max_length=3, choices=Direction.choices)
+    mentions = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="mentioned_in"
+    )
     type = models.CharField(max_length=12, choices=Type.choices, default=Type.TEXT)
     text = models.TextField(blank=True, help_text=_("Body or caption, for previews and search"))
     content = models.JSONField(default=dict, blank=True)

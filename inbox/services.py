@@ -396,3 +396,214 @@ def media_download(message_id: int) -> None:
         media.file.save(name, ContentFile(data), save=False)
         media.save(update_fields=["sha256", "size", "mime_type", "file"])
         publish_chat_event(media.message.chat, "message.changed", message=str(media.message.code))
+
+
+# --- Conversation actions (each recorded in the chat's timeline) -------------------------------
+
+
+def _record_activity(chat: Chat, actor, text: str, data: dict) -> Message:
+    return Message.objects.create(
+        organization_id=chat.organization_id,
+        chat=chat,
+        number_id=chat.number_id,
+        direction=Message.Direction.INTERNAL,
+        type=Message.Type.ACTIVITY,
+        text=text[:4096],
+        content={"type": "activity", "activity": data},
+        status=Message.Status.RECEIVED,
+        author_type=Message.Author.USER if actor else Message.Author.SYSTEM,
+        author_user=actor,
+    )
+
+
+def _actor_name(actor) -> str:
+    return actor.display_name if actor else _("Porfin")
+
+
+@transaction.atomic
+def chat_assign(*, chat: Chat, assignee, actor=None) -> Chat:
+    """Assign (or, with ``assignee=None``, unassign) a chat; the new assignee is notified live."""
+    if chat.assignee_id == (assignee.pk if assignee else None):
+        return chat
+    previous = chat.assignee
+    chat.assignee = assignee
+    chat.save(update_fields=["assignee"])
+    if assignee:
+        text = _("%(actor)s assigned the chat to %(user)s") % {
+            "actor": _actor_name(actor),
+            "user": assignee.display_name,
+        }
+    else:
+        text = _("%(actor)s unassigned the chat") % {"actor": _actor_name(actor)}
+    entry = _record_activity(
+        chat, actor, text, {"kind": "assigned", "assignee": assignee.pk if assignee else None}
+    )
+    if previous and previous != assignee:
+        # The previous assignee (an agent may see nothing else) learns it left their list.
+        realtime.publish_on_commit(
+            user_group(previous),
+            {"type": "live.event", "data": {"type": "chat.removed", "chat": str(chat.code)}},
+        )
+    publish_chat_event(chat, "chat.changed", change="assigned", message=str(entry.code))
+    signals.send_on_commit(
+        signals.chat_changed, chat=chat, change="assigned", actor=actor, data={"assignee": assignee}
+    )
+    return chat
+
+
+@transaction.atomic
+def chat_set_status(*, chat: Chat, status: str, actor=None) -> Chat:
+    if status not in Chat.Status.values:
+        raise ValidationError(_("Unknown status."))
+    if chat.status == status:
+        return chat
+    chat.status = status
+    chat.save(update_fields=["status"])
+    text = _("%(actor)s marked the chat as %(status)s") % {
+        "actor": _actor_name(actor),
+        "status": chat.get_status_display().lower(),
+    }
+    entry = _record_activity(chat, actor, text, {"kind": "status", "status": status})
+    publish_chat_event(chat, "chat.changed", change="status", message=str(entry.code))
+    signals.send_on_commit(
+        signals.chat_changed, chat=chat, change="status", actor=actor, data={"status": status}
+    )
+    return chat
+
+
+@transaction.atomic
+def chat_set_ai(*, chat: Chat, enabled: bool, actor=None, reason: str = "") -> Chat:
+    if chat.ai_enabled == enabled:
+        return chat
+    chat.ai_enabled = enabled
+    chat.save(update_fields=["ai_enabled"])
+    if enabled:
+        text = _("%(actor)s turned the AI assistant on") % {"actor": _actor_name(actor)}
+    else:
+        text = _("%(actor)s turned the AI assistant off") % {"actor": _actor_name(actor)}
+    if reason:
+        text = f"{text}: {reason}"
+    entry = _record_activity(
+        chat, actor, text, {"kind": "ai", "enabled": enabled, "reason": reason}
+    )
+    publish_chat_event(chat, "chat.changed", change="ai", message=str(entry.code))
+    signals.send_on_commit(
+        signals.chat_changed,
+        chat=chat,
+        change="ai",
+        actor=actor,
+        data={"enabled": enabled, "reason": reason},
+    )
+    return chat
+
+
+def _clean_tags(tags) -> list[str]:
+    seen = []
+    for tag in tags:
+        tag = str(tag).strip().lower()[:40]
+        if tag and tag not in seen:
+            seen.append(tag)
+    return seen[:30]
+
+
+@transaction.atomic
+def chat_set_tags(*, chat: Chat, tags: list[str], actor=None) -> Chat:
+    tags = _clean_tags(tags)
+    if tags == chat.tags:
+        return chat
+    added = [t for t in tags if t not in chat.tags]
+    chat.tags = tags
+    chat.save(update_fields=["tags"])
+    text = _("%(actor)s set the tags: %(tags)s") % {
+        "actor": _actor_name(actor),
+        "tags": ", ".join(tags) or "—",
+    }
+    entry = _record_activity(chat, actor, text, {"kind": "tags", "tags": tags})
+    publish_chat_event(chat, "chat.changed", change="tags", message=str(entry.code))
+    signals.send_on_commit(
+        signals.chat_changed,
+        chat=chat,
+        change="tags",
+        actor=actor,
+        data={"tags": tags, "added": added},
+    )
+    return chat
+
+
+@transaction.atomic
+def note_add(*, chat: Chat, author, body: str) -> Message:
+    """A private note, visible only to the team; ``@name`` mentions notify those members."""
+    from accounts.models import Membership
+
+    body = body.strip()
+    if not body:
+        raise ValidationError(_("Write something in the note."))
+    note = Message.objects.create(
+        organization_id=chat.organization_id,
+        chat=chat,
+        number_id=chat.number_id,
+        direction=Message.Direction.INTERNAL,
+        type=Message.Type.NOTE,
+        text=body[:4096],
+        content={"type": "note", "note": {"body": body}},
+        status=Message.Status.RECEIVED,
+        author_type=Message.Author.USER,
+        author_user=author,
+    )
+    lowered = body.lower()
+    members = Membership.objects.select_related("user").filter(organization_id=chat.organization_id)
+    mentioned = [
+        m.user
+        for m in members
+        if m.user != author
+        and any(
+            f"@{handle}" in lowered
+            for handle in {
+                m.user.email.split("@")[0].lower(),
+                m.user.display_name.split()[0].lower(),
+            }
+        )
+    ]
+    note.mentions.set(mentioned)
+    publish_chat_event(chat, "message.new", message=str(note.code))
+    for user in mentioned:
+        realtime.publish_on_commit(
+            user_group(user),
+            {
+                "type": "live.event",
+                "data": {
+                    "type": "notification",
+                    "chat": str(chat.code),
+                    "text": _("%(author)s mentioned you: %(body)s")
+                    % {"author": author.display_name, "body": body[:120]},
+                },
+            },
+        )
+    return note
+
+
+def chat_mark_read(*, chat: Chat, user) -> None:
+    """Opening a chat clears its unread count and (per number setting) sends a read receipt."""
+    if chat.unread_count == 0:
+        return
+    Chat.objects.filter(pk=chat.pk).update(unread_count=0)
+    chat.unread_count = 0
+    last_inbound = (
+        chat.messages.filter(direction=Message.Direction.INBOUND, wamid__isnull=False)
+        .order_by("-timestamp", "-id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if last_inbound and chat.number.send_read_receipts:
+        tasks.enqueue("inbox.tasks.send_read_receipt", last_inbound)
+    publish_chat_event(chat, "chat.changed", change="read")
+
+
+def read_receipt_send(message_id: int) -> None:
+    from integrations.services import client_for
+
+    message = Message.objects.select_related("number").get(pk=message_id)
+    try:
+        client_for(message.number).mark_read(message.wamid)
+    except WhatsAppError as error:
+        logger.info("Read receipt for %s not sent: %s", message.wamid, error)

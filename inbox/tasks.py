@@ -9,3 +9,7 @@ def deliver_message(message_id: int) -> None:
 
 def download_media(message_id: int) -> None:
     services.media_download(message_id)
+
+
+def send_read_receipt(message_id: int) -> None:
+    services.read_receipt_send(message_id)
