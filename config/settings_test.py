@@ -8,7 +8,7 @@ from config.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-TASK_RUNNER = "inline"
+TASK_RUNNER = env.str("TASK_RUNNER", default="inline")  # noqa: F405  (servers started by tests pass "thread")
 STORAGES["staticfiles"] = {  # noqa: F405
     "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
 }
@@ -19,3 +19,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": str(VAR_DIR / env.str("TEST_SQLITE_NAME", default="test.sqlite3"))  # noqa: F405
     }
+
+# pytest-django runs with DEBUG off; serve static files from the source folders anyway.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

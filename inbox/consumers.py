@@ -1,4 +1,6 @@
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.http import Http404
 
 from accounts.access import Level, level_for
 
@@ -34,8 +36,40 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive_json(self, content, **kwargs):
-        if content.get("type") == "ping":
+        kind = content.get("type")
+        if kind == "ping":
             await self.send_json({"type": "pong"})
+        elif kind == "presence" and content.get("state") in ("viewing", "typing", "left"):
+            await self.announce_presence(str(content.get("chat", ""))[:36], content["state"])
+
+    async def announce_presence(self, chat_code: str, state: str):
+        """Tell teammates who is looking at or typing in a chat; only for chats this member
+        may see, and only to the groups that may see it."""
+        groups = await database_sync_to_async(self._groups_for_chat)(chat_code)
+        event = {
+            "type": "live.event",
+            "data": {
+                "type": "presence",
+                "chat": chat_code,
+                "state": state,
+                "user": self.scope["user"].pk,
+                "name": self.scope["user"].display_name,
+            },
+        }
+        for group in groups:
+            await self.channel_layer.group_send(group, event)
+
+    def _groups_for_chat(self, chat_code: str) -> list[str]:
+        from inbox.access import get_chat_for_member
+
+        try:
+            chat = get_chat_for_member(self.scope["membership"], chat_code)
+        except Http404:
+            return []
+        groups = [organization_group(chat.organization)]
+        if chat.assignee_id:
+            groups.append(user_group(chat.assignee))
+        return groups
 
     async def live_event(self, event):
         """Forward a published event (``{"type": "live.event", "data": {...}}``) to the browser."""

@@ -269,3 +269,28 @@ class OrphanStatus(TenantModel):
 
     def __str__(self):
         return f"{self.wamid} {self.status}"
+
+
+class QuickReply(TenantModel):
+    """A canned response; typing ``/shortcut`` in the composer inserts its text."""
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    shortcut = models.SlugField(_("shortcut"), max_length=40)
+    text = models.TextField(_("text"), max_length=4096)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["shortcut"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "shortcut"], name="unique_quick_reply_shortcut"
+            )
+        ]
+        verbose_name = _("quick reply")
+        verbose_name_plural = _("quick replies")
+
+    def __str__(self):
+        return f"/{self.shortcut}"

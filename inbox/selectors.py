@@ -1,8 +1,14 @@
-from django.db.models import Count, Q, QuerySet
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 
 from accounts.access import Level, level_for
 from accounts.models import Membership
-from inbox.models import Chat, Contact
+from inbox.models import Chat, Contact, Media, Message
+
+PAGE_SIZE = 40
+THREAD_PAGE_SIZE = 40
 
 
 def chats_visible_to(membership: Membership) -> QuerySet[Chat]:
@@ -13,11 +19,122 @@ def chats_visible_to(membership: Membership) -> QuerySet[Chat]:
     return chats
 
 
-def chat_list(membership: Membership) -> QuerySet[Chat]:
-    return (
-        chats_visible_to(membership)
-        .select_related("contact", "assignee", "number")
-        .order_by("-last_message_at", "-id")
+@dataclass(frozen=True)
+class ChatFilters:
+    """The inbox's filter bar, parsed once from the query string."""
+
+    view: str = "all"  # mine | unassigned | all
+    status: str = "open"  # open | pending | resolved | any
+    number: str = ""  # WhatsAppNumber code
+    tag: str = ""
+    ai: str = ""  # on | off | ""
+    q: str = ""
+
+    @classmethod
+    def from_query(cls, query, membership: Membership) -> "ChatFilters":
+        view = query.get(
+            "view", "mine" if level_for(membership, "chats") == Level.ASSIGNED else "all"
+        )
+        status = query.get("status", "open")
+        return cls(
+            view=view if view in ("mine", "unassigned", "all") else "all",
+            status=status if status in ("open", "pending", "resolved", "any") else "open",
+            number=query.get("number", "")[:36],
+            tag=query.get("tag", "").strip().lower()[:40],
+            ai=query.get("ai", "") if query.get("ai") in ("on", "off") else "",
+            q=query.get("q", "").strip()[:100],
+        )
+
+    def tab_query(self, view: str) -> str:
+        return self.as_query(view=view)
+
+    @property
+    def tabs(self) -> list[tuple[str, str]]:
+        return [(view, self.as_query(view=view)) for view in ("mine", "unassigned", "all")]
+
+    def as_query(self, **changes) -> str:
+        from urllib.parse import urlencode
+
+        values = {**self.__dict__, **changes}
+        return urlencode({k: v for k, v in values.items() if v})
+
+
+def _apply_filters(
+    chats: QuerySet[Chat], filters: ChatFilters, membership: Membership
+) -> QuerySet[Chat]:
+    if filters.view == "mine":
+        chats = chats.filter(assignee=membership.user)
+    elif filters.view == "unassigned":
+        chats = chats.filter(assignee__isnull=True)
+    if filters.status != "any":
+        chats = chats.filter(status=filters.status)
+    if filters.number:
+        chats = (
+            chats.filter(number__code=filters.number) if _is_uuid(filters.number) else chats.none()
+        )
+    if filters.tag:
+        chats = chats.filter(tags__icontains=f'"{filters.tag}"')
+    if filters.ai:
+        chats = chats.filter(ai_enabled=filters.ai == "on")
+    if filters.q:
+        chats = chats.filter(_search(filters.q))
+    return chats
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+        return True
+    except ValueError:
+        return False
+
+
+def _search(q: str) -> Q:
+    """Contact name or phone, or any message text: PostgreSQL full-text, or LIKE on SQLite."""
+    digits = "".join(ch for ch in q if ch.isdigit())
+    match = Q(contact__name__icontains=q) | Q(contact__profile_name__icontains=q)
+    if len(digits) >= 4:
+        match |= Q(contact__phone__contains=digits)
+    if settings.IS_POSTGRES:
+        from django.contrib.postgres.search import SearchQuery, SearchVector
+
+        text_hits = Message.objects.annotate(document=SearchVector("text", config="simple")).filter(
+            chat=OuterRef("pk"), document=SearchQuery(q, config="simple", search_type="websearch")
+        )
+    else:
+        text_hits = Message.objects.filter(chat=OuterRef("pk"), text__icontains=q)
+    return match | Q(Exists(text_hits.exclude(direction=Message.Direction.INTERNAL)))
+
+
+def chat_page(
+    membership: Membership, filters: ChatFilters, *, before: Chat | None = None
+) -> list[Chat]:
+    """One page of the chat list, newest activity first; ``before`` is the cursor."""
+    chats = _apply_filters(chats_visible_to(membership), filters, membership)
+    if before is not None and before.last_message_at is not None:
+        chats = chats.filter(
+            Q(last_message_at__lt=before.last_message_at)
+            | Q(last_message_at=before.last_message_at, id__lt=before.id)
+            | Q(last_message_at__isnull=True)
+        )
+    return list(
+        chats.select_related("contact", "assignee", "number").order_by("-last_message_at", "-id")[
+            : PAGE_SIZE + 1
+        ]
+    )
+
+
+def chat_counts(membership: Membership, filters: ChatFilters) -> dict[str, int]:
+    """Counts for the Mine / Unassigned / All tabs under the current status and other filters."""
+    base = _apply_filters(
+        chats_visible_to(membership), ChatFilters(**{**filters.__dict__, "view": "all"}), membership
+    )
+    return base.aggregate(
+        all=Count("id"),
+        mine=Count("id", filter=Q(assignee=membership.user)),
+        unassigned=Count("id", filter=Q(assignee__isnull=True)),
     )
 
 
@@ -27,6 +144,37 @@ def inbox_counts(membership: Membership) -> dict[str, int]:
         pending=Count("id", filter=Q(status=Chat.Status.PENDING)),
         unassigned=Count("id", filter=Q(assignee__isnull=True, status=Chat.Status.OPEN)),
         mine=Count("id", filter=Q(assignee=membership.user, status=Chat.Status.OPEN)),
+    )
+
+
+def timeline_entries() -> QuerySet[Message]:
+    """Messages with everything ``inbox/_message.html`` reads, in a constant number of queries."""
+    return (
+        Message.objects.exclude(type=Message.Type.REACTION)  # shown on the message they react to
+        .select_related("author_user", "reply_to", "reply_to__author_user")
+        .prefetch_related(Prefetch("media", queryset=Media.objects.order_by("id")))
+    )
+
+
+def thread_page(chat: Chat, *, before: Message | None = None) -> tuple[list[Message], bool]:
+    """The latest messages of a chat (or those before ``before``), oldest first, and whether
+    older ones exist."""
+    messages = timeline_entries().filter(chat=chat)
+    if before is not None:
+        messages = messages.filter(
+            Q(timestamp__lt=before.timestamp) | Q(timestamp=before.timestamp, id__lt=before.id)
+        )
+    page = list(messages.order_by("-timestamp", "-id")[: THREAD_PAGE_SIZE + 1])
+    has_more = len(page) > THREAD_PAGE_SIZE
+    return list(reversed(page[:THREAD_PAGE_SIZE])), has_more
+
+
+def messages_after(chat: Chat, after: Message) -> list[Message]:
+    return list(
+        timeline_entries()
+        .filter(chat=chat)
+        .filter(Q(timestamp__gt=after.timestamp) | Q(timestamp=after.timestamp, id__gt=after.id))
+        .order_by("timestamp", "id")[:200]
     )
 
 
@@ -44,3 +192,28 @@ def contact_search(membership: Membership, query: str) -> QuerySet[Contact]:
             Q(name__icontains=query) | Q(profile_name__icontains=query) | Q(phone__icontains=query)
         )
     return contacts.order_by("name", "phone")
+
+
+def past_chats(chat: Chat) -> QuerySet[Chat]:
+    return (
+        Chat.objects.filter(contact_id=chat.contact_id).exclude(pk=chat.pk).select_related("number")
+    )
+
+
+def teammates(membership: Membership):
+    from accounts.models import User
+
+    return User.objects.filter(memberships__organization=membership.organization).order_by(
+        "name", "email"
+    )
+
+
+def organization_tags(membership: Membership) -> list[str]:
+    tags = set()
+    for row in (
+        Chat.objects.filter(organization=membership.organization)
+        .exclude(tags=[])
+        .values_list("tags", flat=True)[:500]
+    ):
+        tags.update(row)
+    return sorted(tags)

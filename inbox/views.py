@@ -1,10 +1,27 @@
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.contrib import messages as flash
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
 
 from accounts import access
 from accounts import selectors as account_selectors
-from inbox import selectors
-from inbox.access import get_chat_for_member
+from inbox import selectors, services
+from inbox.access import get_chat_for_member, get_message_in_chat
+from inbox.forms import (
+    AssignForm,
+    ComposerForm,
+    ContactForm,
+    NoteForm,
+    QuickReplyForm,
+    ReactionForm,
+    StatusForm,
+    TagsForm,
+    TemplateSendForm,
+)
+from inbox.models import Chat, Message, QuickReply
 
 
 @require_GET
@@ -18,27 +35,351 @@ def home(request):
     return render(request, "inbox/home.html", context)
 
 
+def _list_context(request, filters):
+    chats = selectors.chat_page(request.membership, filters)
+    return {
+        "filters": filters,
+        "chats": chats[: selectors.PAGE_SIZE],
+        "has_more": len(chats) > selectors.PAGE_SIZE,
+        "counts": selectors.chat_counts(request.membership, filters),
+        "numbers": request.organization and _numbers(request),
+        "all_tags": selectors.organization_tags(request.membership),
+    }
+
+
+def _numbers(request):
+    from integrations.selectors import numbers_of
+
+    return numbers_of(request.organization)
+
+
+def _chat_context(request, chat):
+    entries, has_older = selectors.thread_page(chat)
+    return {
+        "chat": chat,
+        "entries": entries,
+        "has_older": has_older,
+        "composer": ComposerForm(),
+        "template_form": TemplateSendForm(chat=chat),
+        "note_form": NoteForm(),
+        "teammates": selectors.teammates(request.membership),
+        "can_assign_others": access.level_for(request.membership, "chats") == access.Level.FULL,
+        "quick_replies": QuickReply.objects.filter(organization=request.organization),
+        "past_chats": selectors.past_chats(chat),
+        "contact_form": ContactForm(instance=chat.contact),
+        "templates_by_name": TemplateSendForm.templates_by_name(chat),
+        "template_components": {str(t.pk): t.components for t in TemplateSendForm.approved(chat)},
+    }
+
+
 @require_GET
 @access.section_required("chats")
 def chat_list(request):
-    chats = selectors.chat_list(request.membership)[:50]
-    return render(request, "inbox/chat_list.html", {"chats": chats})
+    """The inbox: chat list on the left, and the chosen chat (if any) on the right."""
+    filters = selectors.ChatFilters.from_query(request.GET, request.membership)
+    context = _list_context(request, filters)
+    if request.htmx and request.htmx.target == "chat-list":
+        return render(request, "inbox/inbox.html#chat-list", context)
+    return render(request, "inbox/inbox.html", context)
 
 
 @require_GET
 @access.section_required("chats")
 def chat_detail(request, code):
     chat = get_chat_for_member(request.membership, code)
-    messages = chat.messages.select_related("author_user").order_by("-timestamp", "-id")[:50]
+    services.chat_mark_read(chat=chat, user=request.user)
+    context = _chat_context(request, chat)
+    if request.htmx and request.htmx.target == "chat-pane":
+        return render(request, "inbox/inbox.html#chat-pane", context)
+    filters = selectors.ChatFilters.from_query(request.GET, request.membership)
+    return render(request, "inbox/inbox.html", {**_list_context(request, filters), **context})
+
+
+@require_GET
+@access.section_required("chats")
+def chat_items(request):
+    """More of the chat list (infinite scroll), after the chat ``before``."""
+    filters = selectors.ChatFilters.from_query(request.GET, request.membership)
+    before = get_chat_for_member(request.membership, request.GET.get("before"))
+    chats = selectors.chat_page(request.membership, filters, before=before)
+    context = {
+        "filters": filters,
+        "chats": chats[: selectors.PAGE_SIZE],
+        "has_more": len(chats) > selectors.PAGE_SIZE,
+    }
+    return render(request, "inbox/inbox.html#chat-items", context)
+
+
+@require_GET
+@access.section_required("chats")
+def chat_item(request, code):
+    """One chat's row in the list, re-rendered when a live event says it changed."""
+    chat = get_chat_for_member(request.membership, code)
+    return render(request, "inbox/inbox.html#chat-item", {"item": chat})
+
+
+@require_GET
+@access.section_required("chats")
+def chat_counts(request):
+    filters = selectors.ChatFilters.from_query(request.GET, request.membership)
+    context = {"filters": filters, "counts": selectors.chat_counts(request.membership, filters)}
+    return render(request, "inbox/inbox.html#chat-tabs", context)
+
+
+@require_GET
+@access.section_required("chats")
+def thread_older(request, code):
+    chat = get_chat_for_member(request.membership, code)
+    before = get_message_in_chat(chat, request.GET.get("before"))
+    entries, has_older = selectors.thread_page(chat, before=before)
+    context = {"chat": chat, "entries": entries, "has_older": has_older}
+    return render(request, "inbox/inbox.html#older", context)
+
+
+@require_GET
+@access.section_required("chats")
+def thread_after(request, code):
+    """Entries newer than ``after``: how a reconnected page catches up without duplicates."""
+    chat = get_chat_for_member(request.membership, code)
+    after = get_message_in_chat(chat, request.GET.get("after"))
+    entries = selectors.messages_after(chat, after)
+    response = render(request, "inbox/inbox.html#entries", {"chat": chat, "entries": entries})
+    response["X-Chat-Seq"] = str(Chat.objects.values_list("seq", flat=True).get(pk=chat.pk))
+    return response
+
+
+@require_GET
+@access.section_required("chats")
+def message_entry(request, code, message_code):
+    chat = get_chat_for_member(request.membership, code)
+    message = get_object_or_404(selectors.timeline_entries(), chat=chat, code=message_code)
+    context = {
+        "chat": chat,
+        "message": message,
+        "templates_by_name": TemplateSendForm.templates_by_name(chat),
+    }
+    return render(request, "inbox/_message.html", context)
+
+
+def _entry_response(request, chat, message, status=200):
+    message = selectors.timeline_entries().get(pk=message.pk)
+    context = {
+        "chat": chat,
+        "message": message,
+        "templates_by_name": TemplateSendForm.templates_by_name(chat),
+    }
+    return render(request, "inbox/_message.html", context, status=status)
+
+
+def _error(request, message: str, status: int = 400):
+    """A form error the composer shows in place (htmx) or as a flash message."""
+    if request.htmx:
+        return HttpResponse(
+            f'<p class="composer-error" role="alert">{_escape(message)}</p>', status=status
+        )
+    flash.error(request, message)
+    return redirect("chat_detail", request.resolver_match.kwargs["code"])
+
+
+def _escape(text: str) -> str:
+    from django.utils.html import escape
+
+    return escape(text)
+
+
+@require_POST
+@access.section_required("chats", edit=True)
+def send_message(request, code):
+    chat = get_chat_for_member(request.membership, code)
+    form = ComposerForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _error(request, " ".join(e for errors in form.errors.values() for e in errors))
+    reply_to = None
+    if form.cleaned_data["reply_to"]:
+        reply_to = get_message_in_chat(chat, form.cleaned_data["reply_to"])
+    try:
+        if form.cleaned_data["file"]:
+            message = services.message_send_attachment(
+                chat=chat,
+                upload=form.cleaned_data["file"],
+                caption=form.cleaned_data["text"],
+                author_user=request.user,
+                reply_to=reply_to,
+            )
+        else:
+            message = services.message_send(
+                chat=chat,
+                message_type=Message.Type.TEXT,
+                content={
+                    "body": form.cleaned_data["text"],
+                    "preview_url": "http" in form.cleaned_data["text"],
+                },
+                author_user=request.user,
+                reply_to=reply_to,
+            )
+    except ValidationError as error:
+        return _error(request, " ".join(error.messages))
+    if not request.htmx:
+        return redirect("chat_detail", chat.code)
+    return _entry_response(request, chat, message, status=201)
+
+
+@require_POST
+@access.section_required("chats", edit=True)
+def send_template(request, code):
+    chat = get_chat_for_member(request.membership, code)
+    form = TemplateSendForm(request.POST, chat=chat)
+    if not form.is_valid():
+        return _error(request, " ".join(e for errors in form.errors.values() for e in errors))
+    try:
+        message = services.message_send(
+            chat=chat,
+            message_type=Message.Type.TEMPLATE,
+            content=form.template_content(),
+            author_user=request.user,
+        )
+    except ValidationError as error:
+        return _error(request, " ".join(error.messages))
+    if not request.htmx:
+        return redirect("chat_detail", chat.code)
+    return _entry_response(request, chat, message, status=201)
+
+
+@require_POST
+@access.section_required("chats", edit=True)
+def react(request, code):
+    chat = get_chat_for_member(request.membership, code)
+    form = ReactionForm(request.POST)
+    if not form.is_valid():
+        return _error(request, _("Choose an emoji."))
+    target = get_message_in_chat(chat, form.cleaned_data["message"])
+    try:
+        services.message_react(
+            chat=chat, target=target, emoji=form.cleaned_data["emoji"], author_user=request.user
+        )
+    except ValidationError as error:
+        return _error(request, " ".join(error.messages))
+    return _entry_response(request, chat, target)
+
+
+@require_POST
+@access.section_required("chats", edit=True)
+def add_note(request, code):
+    chat = get_chat_for_member(request.membership, code)
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        return _error(request, _("Write something in the note."))
+    note = services.note_add(chat=chat, author=request.user, body=form.cleaned_data["body"])
+    if not request.htmx:
+        return redirect("chat_detail", chat.code)
+    return _entry_response(request, chat, note, status=201)
+
+
+def _header_response(request, chat):
+    chat = get_chat_for_member(request.membership, chat.code)
+    response = render(request, "inbox/inbox.html#chat-header", _chat_context(request, chat))
+    return trigger_client_event(response, "chat-changed", {"chat": str(chat.code)})
+
+
+@require_POST
+@access.section_required("chats", edit=True)
+def assign(request, code):
+    chat = get_chat_for_member(request.membership, code)
+    form = AssignForm(request.POST, membership=request.membership)
+    if not form.is_valid():
+        raise PermissionDenied(" ".join(e for errors in form.errors.values() for e in errors))
+    services.chat_assign(chat=chat, assignee=form.cleaned_data["assignee"], actor=request.user)
+    if not request.htmx:
+        return redirect("chat_detail", chat.code)
+    if not selectors.chats_visible_to(request.membership).filter(pk=chat.pk).exists():
+        return HttpResponse(status=204, headers={"HX-Redirect": "/inbox/"})
+    return _header_response(request, chat)
+
+
+@require_POST
+@access.section_required("chats", edit=True)
+def set_status(request, code):
+    chat = get_chat_for_member(request.membership, code)
+    form = StatusForm(request.POST)
+    if not form.is_valid():
+        return _error(request, _("Unknown status."))
+    services.chat_set_status(chat=chat, status=form.cleaned_data["status"], actor=request.user)
+    if not request.htmx:
+        return redirect("chat_detail", chat.code)
+    return _header_response(request, chat)
+
+
+@require_POST
+@access.section_required("chats", edit=True)
+def set_ai(request, code):
+    chat = get_chat_for_member(request.membership, code)
+    enabled = request.POST.get("enabled") == "on"
+    services.chat_set_ai(chat=chat, enabled=enabled, actor=request.user)
+    if not request.htmx:
+        return redirect("chat_detail", chat.code)
+    return _header_response(request, chat)
+
+
+@require_POST
+@access.section_required("chats", edit=True)
+def set_tags(request, code):
+    chat = get_chat_for_member(request.membership, code)
+    form = TagsForm(request.POST)
+    if not form.is_valid():
+        return _error(request, _("Tags are words separated by commas."))
+    services.chat_set_tags(chat=chat, tags=form.cleaned_data["tags"], actor=request.user)
+    if not request.htmx:
+        return redirect("chat_detail", chat.code)
+    return _header_response(request, chat)
+
+
+@require_POST
+@access.section_required("chats", edit=True)
+def contact_update(request, code):
+    chat = get_chat_for_member(request.membership, code)
+    form = ContactForm(request.POST, instance=chat.contact)
+    if form.is_valid():
+        form.save()
+        flash.success(request, _("Contact saved."))
+    context = {**_chat_context(request, chat), "contact_form": form}
+    status = 200 if form.is_valid() else 400
+    if request.htmx:
+        return render(request, "inbox/inbox.html#contact-panel", context, status=status)
+    return redirect("chat_detail", chat.code)
+
+
+@require_http_methods(["GET", "POST"])
+@access.section_required("chats")
+def quick_replies(request):
+    can_edit = access.level_for(request.membership, "chats") == access.Level.FULL
+    form = QuickReplyForm(request.POST or None, organization=request.organization)
+    if request.method == "POST":
+        if not can_edit:
+            return HttpResponse(
+                _("Only team members with full inbox access manage quick replies."), status=403
+            )
+        if form.is_valid():
+            services.quick_reply_save(
+                organization=request.organization, author=request.user, **form.cleaned_data
+            )
+            flash.success(request, _("Quick reply saved."))
+            return redirect("quick_replies")
+    replies = QuickReply.objects.filter(organization=request.organization)
     return render(
         request,
-        "inbox/chat_detail.html",
-        {
-            "chat": chat,
-            "chat_messages": reversed(list(messages)),
-            "chats": selectors.chat_list(request.membership)[:50],
-        },
+        "inbox/quick_replies.html",
+        {"form": form, "replies": replies, "can_edit": can_edit},
     )
+
+
+@require_POST
+@access.section_required("chats", edit=True)
+def quick_reply_delete(request, reply_code):
+    if access.level_for(request.membership, "chats") != access.Level.FULL:
+        return HttpResponse(status=403)
+    reply = get_object_or_404(QuickReply, organization=request.organization, code=reply_code)
+    reply.delete()
+    return redirect("quick_replies")
 
 
 @require_GET

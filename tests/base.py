@@ -22,6 +22,7 @@ def make_org(name: str, slug: str, phone_number_id: str):
         name=f"{name} main",
         display_phone_number="+55 11 4000-0000",
         phone_number_id=phone_number_id,
+        waba_id=f"9{phone_number_id}",
         access_token=f"token-{slug}",
         app_secret=f"secret-{slug}",
     )

@@ -48,6 +48,9 @@ def browser():
     """Headless Debian chromium driven by Playwright (no browser download)."""
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API keeps an event loop running in this thread; the test's own ORM
+    # calls are still plain synchronous code, so tell Django not to refuse them.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(
             executable_path=chromium_path() or "/usr/bin/chromium",
@@ -63,3 +66,4 @@ def browser():
         )
         yield instance
         instance.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

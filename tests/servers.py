@@ -38,11 +38,15 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DJANGO_SETTINGS_MODULE": "config.settings_test",
             "DATABASE_URL": test_database_url(),
             "DEBUG": "1",
             "TASK_RUNNER": "thread",
             "PYTHONUNBUFFERED": "1",
+            # The server's own in-process sandbox calls the server's own webhook URL.
+            "SANDBOX_ENABLED": "1",
+            "SANDBOX_URL": f"http://127.0.0.1:{self.port}/sandbox/graph",
+            "SANDBOX_WEBHOOK_BASE_URL": f"http://127.0.0.1:{self.port}",
             **(env or {}),
         }
         self.log_path = ROOT / "var" / f"server-{self.port}.log"
@@ -79,6 +83,10 @@ class ServerProcess:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"server did not start: {self.log_path.read_text()[-2000:]}")
+
+    @property
+    def sandbox_url(self) -> str:
+        return self.env["SANDBOX_URL"]
 
     def stop(self):
         if self.process and self.process.poll() is None:

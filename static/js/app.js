@@ -17,6 +17,28 @@
       document.querySelectorAll("details.menu[open]").forEach((d) => d.removeAttribute("open"));
     }
   });
+  // Notification preferences live in this browser (localStorage); asking for the browser's
+  // permission needs a click, which this is.
+  function showToggles() {
+    document.querySelectorAll("[data-notify-toggle]").forEach(function (button) {
+      const on = localStorage.getItem(button.dataset.notifyToggle) === "on";
+      button.setAttribute("aria-pressed", String(on));
+      button.querySelector("[data-state]").textContent = on ? "✓" : "—";
+    });
+  }
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest("[data-notify-toggle]");
+    if (!button) return;
+    const key = button.dataset.notifyToggle;
+    const on = localStorage.getItem(key) !== "on";
+    localStorage.setItem(key, on ? "on" : "off");
+    if (on && key === "porfin-notify" && "Notification" in window) Notification.requestPermission();
+    showToggles();
+  });
+  document.addEventListener("DOMContentLoaded", showToggles);
+  if ("serviceWorker" in navigator && location.protocol !== "file:") {
+    navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () { /* optional */ });
+  }
   document.addEventListener("change", function (event) {
     if (event.target.matches("[data-autosubmit]")) event.target.form.requestSubmit();
   });

@@ -22,6 +22,7 @@
     socket.addEventListener("message", function (message) {
       let data;
       try { data = JSON.parse(message.data); } catch (error) { return; }
+      window.PorfinLive.received += 1;
       document.dispatchEvent(new CustomEvent("live:" + data.type, { detail: data }));
     });
     socket.addEventListener("close", function (event) {
@@ -34,6 +35,7 @@
   }
 
   window.PorfinLive = {
+    received: 0, // events received by this tab (observability, used by browser tests)
     send: (data) => socket && socket.readyState === WebSocket.OPEN && socket.send(JSON.stringify(data)),
   };
   if (document.body.dataset.live === "on") connect();

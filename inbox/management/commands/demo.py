@@ -111,7 +111,7 @@ class Command(BaseCommand):
                     direction=Message.Direction.INBOUND,
                     type=Message.Type.TEXT,
                     text=text,
-                    content={"body": text},
+                    content={"type": "text", "text": {"body": text}},
                     wamid=f"wamid.demo-{wa_id}",
                     status=Message.Status.RECEIVED,
                     author_type=Message.Author.CUSTOMER,

@@ -1,0 +1,172 @@
+import re
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from accounts.access import Level, level_for
+from accounts.models import User
+from inbox.models import Chat, Contact, QuickReply
+from integrations.models import MessageTemplate
+
+ATTACHMENT_MAX_BYTES = 16 * 1024 * 1024  # Cloud API: video/audio 16 MB (documents 100 MB)
+
+
+class ComposerForm(forms.Form):
+    text = forms.CharField(
+        required=False, max_length=4096, widget=forms.Textarea(attrs={"rows": 1})
+    )
+    file = forms.FileField(required=False)
+    reply_to = forms.UUIDField(required=False)
+
+    def clean_file(self):
+        upload = self.cleaned_data.get("file")
+        if upload and upload.size > ATTACHMENT_MAX_BYTES:
+            raise forms.ValidationError(_("Attachments can be at most 16 MB."))
+        return upload
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("text", "").strip() and not data.get("file"):
+            raise forms.ValidationError(_("Write a message or attach a file."))
+        if data.get("file") and len(data.get("text", "")) > 1024:
+            raise forms.ValidationError(_("A caption can be at most 1,024 characters."))
+        return data
+
+
+class NoteForm(forms.Form):
+    body = forms.CharField(max_length=4096, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class ReactionForm(forms.Form):
+    message = forms.UUIDField()
+    emoji = forms.CharField(max_length=8, required=False)
+
+
+class StatusForm(forms.Form):
+    status = forms.ChoiceField(choices=Chat.Status.choices)
+
+
+class TagsForm(forms.Form):
+    tags = forms.CharField(required=False, max_length=500)
+
+    def clean_tags(self):
+        return [tag for tag in re.split(r"[,;]", self.cleaned_data["tags"]) if tag.strip()]
+
+
+class AssignForm(forms.Form):
+    """Assign to a teammate, to oneself, or nobody. Agents may only take a chat for themselves."""
+
+    assignee = forms.ModelChoiceField(queryset=User.objects.none(), required=False)
+
+    def __init__(self, *args, membership, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.membership = membership
+        self.fields["assignee"].queryset = User.objects.filter(
+            memberships__organization=membership.organization
+        )
+
+    def clean_assignee(self):
+        assignee = self.cleaned_data["assignee"]
+        if level_for(self.membership, "chats") == Level.ASSIGNED and assignee not in (
+            None,
+            self.membership.user,
+        ):
+            raise forms.ValidationError(_("Agents can only assign chats to themselves."))
+        return assignee
+
+
+class ContactForm(forms.ModelForm):
+    tags = forms.CharField(label=_("Tags"), required=False, help_text=_("Separated by commas"))
+
+    class Meta:
+        model = Contact
+        fields = ["name", "email", "language", "notes"]
+        widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["tags"] = ", ".join(self.instance.tags or [])
+
+    def clean_tags(self):
+        return sorted(
+            {t.strip().lower()[:40] for t in self.cleaned_data["tags"].split(",") if t.strip()}
+        )
+
+    def save(self, commit=True):
+        self.instance.tags = self.cleaned_data["tags"]
+        return super().save(commit)
+
+
+class QuickReplyForm(forms.ModelForm):
+    class Meta:
+        model = QuickReply
+        fields = ["shortcut", "text"]
+        widgets = {"text": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+
+    def clean_shortcut(self):
+        shortcut = self.cleaned_data["shortcut"].lower()
+        if QuickReply.objects.filter(organization=self.organization, shortcut=shortcut).exists():
+            raise forms.ValidationError(_("This shortcut is already in use."))
+        return shortcut
+
+
+def _body_parameter_count(components) -> int:
+    for component in components or []:
+        if component.get("type", "").upper() == "BODY":
+            return len(set(re.findall(r"\{\{\s*([\w]+)\s*\}\}", component.get("text", ""))))
+    return 0
+
+
+class TemplateSendForm(forms.Form):
+    """Pick an approved template of the chat's number and fill its body parameters."""
+
+    template = forms.ModelChoiceField(queryset=MessageTemplate.objects.none())
+    parameters = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, chat, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.chat = chat
+        self.fields["template"].queryset = self.approved(chat)
+        self.parameter_values = []
+        if self.data:
+            self.parameter_values = [v.strip() for v in self.data.getlist("param")]
+
+    @staticmethod
+    def approved(chat):
+        return MessageTemplate.objects.filter(number_id=chat.number_id, status__iexact="APPROVED")
+
+    @classmethod
+    def templates_by_name(cls, chat) -> dict:
+        return {
+            t.name: t.components for t in MessageTemplate.objects.filter(number_id=chat.number_id)
+        }
+
+    def clean(self):
+        data = super().clean()
+        template = data.get("template")
+        if template is None:
+            return data
+        expected = _body_parameter_count(template.components)
+        values = self.parameter_values[:expected]
+        if len(values) != expected or any(not v for v in values):
+            raise forms.ValidationError(
+                _("This template needs %(n)d parameter(s); fill them all.") % {"n": expected}
+            )
+        self.parameter_values = values
+        return data
+
+    def template_content(self) -> dict:
+        template = self.cleaned_data["template"]
+        content = {"name": template.name, "language": {"code": template.language}}
+        if self.parameter_values:
+            content["components"] = [
+                {
+                    "type": "body",
+                    "parameters": [{"type": "text", "text": v} for v in self.parameter_values],
+                }
+            ]
+        return content

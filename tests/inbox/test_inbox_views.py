@@ -1,0 +1,312 @@
+import re
+from datetime import timedelta
+
+from django.test import override_settings
+from django.urls import reverse
+from django.utils import timezone
+
+from inbox.models import Chat, Message, QuickReply
+from integrations.models import MessageTemplate
+from integrations.whatsapp.sandbox import SandboxServer
+from tests.base import BaseTestCase, make_chat
+
+
+class InboxListTests(BaseTestCase):
+    def setUp(self):
+        self.login(self.operator)
+
+    def list(self, **params):
+        return self.client.get(reverse("chat_list"), params)
+
+    def test_it_shows_the_organizations_chats_newest_first(self):
+        Chat.objects.filter(pk=self.other_chat.pk).update(last_message_at=timezone.now())
+        Chat.objects.filter(pk=self.agent_chat.pk).update(
+            last_message_at=timezone.now() - timedelta(hours=1)
+        )
+        body = self.list().content.decode()
+        self.assertLess(body.index("Unassigned Customer"), body.index("Assigned Customer"))
+        self.assertNotIn("Zelda", body)
+
+    def test_the_view_tabs_filter_and_count(self):
+        response = self.list(view="unassigned")
+        self.assertContains(response, "Unassigned Customer")
+        self.assertNotContains(response, ">Assigned Customer<")
+        self.assertEqual(response.context["counts"], {"all": 2, "mine": 0, "unassigned": 1})
+        self.login(self.agent)
+        response = self.list(view="mine")
+        self.assertContains(response, "Assigned Customer")
+        self.assertEqual(response.context["counts"]["all"], 1)
+
+    def test_status_tag_and_ai_filters(self):
+        Chat.objects.filter(pk=self.agent_chat.pk).update(
+            status="resolved", tags=["vip"], ai_enabled=True
+        )
+        self.assertNotContains(self.list(), ">Assigned Customer<")
+        self.assertContains(self.list(status="resolved"), "Assigned Customer")
+        self.assertContains(self.list(status="any", tag="vip"), "Assigned Customer")
+        self.assertNotContains(self.list(status="any", tag="vip"), "Unassigned Customer")
+        self.assertContains(self.list(status="any", ai="on"), "Assigned Customer")
+        self.assertNotContains(self.list(status="any", ai="off"), ">Assigned Customer<")
+
+    def test_search_by_name_phone_and_message_text(self):
+        Message.objects.create(
+            organization=self.org,
+            chat=self.other_chat,
+            number=self.number,
+            direction="in",
+            text="Preciso de um orçamento de clareamento",
+            author_type="customer",
+        )
+        self.assertContains(self.list(q="Unassigned"), "Unassigned Customer")
+        self.assertContains(self.list(q="900000002"), "Unassigned Customer")
+        found = self.list(q="clareamento")
+        self.assertContains(found, "Unassigned Customer")
+        self.assertNotContains(found, ">Assigned Customer<")
+        self.assertNotContains(self.list(q="segredo-do-bob"), "Zelda")
+
+    def test_the_list_pages_with_a_cursor(self):
+        for index in range(45):
+            make_chat(self.org, self.number, f"55119888{index:05d}", f"Bulk {index:02d}")
+        Chat.objects.filter(organization=self.org).update(last_message_at=timezone.now())
+        first = self.list(status="any")
+        self.assertTrue(first.context["has_more"])
+        last = first.context["chats"][-1]
+        more = self.client.get(reverse("chat_items"), {"status": "any", "before": last.code})
+        rows = re.compile(r'id="chat-([0-9a-f-]{36})"')
+        shown = set(rows.findall(first.content.decode())) | set(rows.findall(more.content.decode()))
+        self.assertEqual(len(shown), 47)
+
+    def test_the_list_runs_a_constant_number_of_queries(self):
+        def queries_for_list():
+            with self.assertNumQueriesCapture() as ctx:
+                self.list()
+            return len(ctx.captured_queries)
+
+        small = queries_for_list()
+        for index in range(30):
+            make_chat(
+                self.org, self.number, f"55117777{index:05d}", f"Many {index}", assignee=self.agent
+            )
+        self.assertEqual(queries_for_list(), small)
+
+    def assertNumQueriesCapture(self):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        return CaptureQueriesContext(connection)
+
+
+class ChatViewTests(BaseTestCase):
+    def setUp(self):
+        self.login(self.operator)
+
+    def test_opening_a_chat_clears_its_unread_count(self):
+        Chat.objects.filter(pk=self.other_chat.pk).update(unread_count=3)
+        response = self.client.get(reverse("chat_detail", args=[self.other_chat.code]))
+        self.assertContains(response, "Unassigned Customer")
+        self.other_chat.refresh_from_db()
+        self.assertEqual(self.other_chat.unread_count, 0)
+
+    def test_the_thread_runs_a_constant_number_of_queries(self):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        url = reverse("chat_detail", args=[self.other_chat.code])
+        with CaptureQueriesContext(connection) as few:
+            self.client.get(url)
+        for index in range(30):
+            Message.objects.create(
+                organization=self.org,
+                chat=self.other_chat,
+                number=self.number,
+                direction="out",
+                text=f"Resposta {index}",
+                author_type="user",
+                author_user=self.operator,
+                reply_to=self.other_chat.messages.first(),
+                status="read",
+            )
+        with CaptureQueriesContext(connection) as many:
+            self.client.get(url)
+        self.assertEqual(len(many.captured_queries), len(few.captured_queries))
+
+    def test_older_messages_load_upwards(self):
+        base = timezone.now() - timedelta(days=2)
+        for index in range(50):
+            Message.objects.create(
+                organization=self.org,
+                chat=self.other_chat,
+                number=self.number,
+                direction="in",
+                text=f"msg-{index:02d}",
+                author_type="customer",
+                timestamp=base + timedelta(minutes=index),
+            )
+        page = self.client.get(reverse("chat_detail", args=[self.other_chat.code]))
+        entries = page.context["entries"]
+        self.assertTrue(page.context["has_older"])
+        older = self.client.get(
+            reverse("thread_older", args=[self.other_chat.code]), {"before": entries[0].code}
+        )
+        self.assertContains(older, "msg-00")
+        self.assertNotContains(older, entries[-1].text)
+
+    def test_a_script_body_renders_as_text(self):
+        Message.objects.create(
+            organization=self.org,
+            chat=self.other_chat,
+            number=self.number,
+            direction="in",
+            text="<script>alert('x')</script>",
+            content={"type": "text", "text": {"body": "<script>alert('x')</script>"}},
+            author_type="customer",
+        )
+        response = self.client.get(reverse("chat_detail", args=[self.other_chat.code]))
+        self.assertContains(response, "&lt;script&gt;alert(")
+        self.assertNotContains(response, "<script>alert(")
+
+
+class ConversationActionTests(BaseTestCase):
+    def setUp(self):
+        self.login(self.operator)
+        self.url = lambda name: reverse(name, args=[self.other_chat.code])
+
+    def timeline(self):
+        return list(self.other_chat.messages.filter(direction="int").values_list("text", flat=True))
+
+    def test_assign_status_tags_and_ai_are_recorded_in_the_timeline(self):
+        self.client.post(self.url("assign"), {"assignee": self.agent.pk})
+        self.client.post(self.url("set_status"), {"status": "pending"})
+        self.client.post(self.url("set_tags"), {"tags": "VIP, implante"})
+        self.client.post(self.url("set_ai"), {"enabled": "on"})
+        self.other_chat.refresh_from_db()
+        self.assertEqual(self.other_chat.assignee, self.agent)
+        self.assertEqual(self.other_chat.status, "pending")
+        self.assertEqual(self.other_chat.tags, ["vip", "implante"])
+        self.assertTrue(self.other_chat.ai_enabled)
+        timeline = self.timeline()
+        self.assertEqual(len(timeline), 4)
+        self.assertIn("Otto Operator", timeline[0])
+        self.assertIn("Ana Agent", timeline[0])
+
+    def test_an_agent_may_only_take_a_chat_for_themselves(self):
+        Chat.objects.filter(pk=self.other_chat.pk).update(assignee=self.agent)
+        self.login(self.agent)
+        response = self.client.post(self.url("assign"), {"assignee": self.operator.pk})
+        self.assertEqual(response.status_code, 403)
+        self.other_chat.refresh_from_db()
+        self.assertEqual(self.other_chat.assignee, self.agent)
+
+    def test_private_notes_mention_teammates(self):
+        response = self.client.post(
+            self.url("add_note"), {"body": "@ana pode ligar para ela?"}, HTTP_HX_REQUEST="true"
+        )
+        self.assertEqual(response.status_code, 201)
+        note = self.other_chat.messages.get(type="note")
+        self.assertEqual(list(note.mentions.all()), [self.agent])
+        self.assertIsNone(note.wamid)
+
+    def test_quick_replies_are_per_organization(self):
+        Chat.objects.filter(pk=self.other_chat.pk).update(
+            window_expires_at=timezone.now() + timedelta(hours=1)
+        )
+        self.client.post(
+            reverse("quick_replies"), {"shortcut": "horario", "text": "Atendemos das 8h às 18h."}
+        )
+        self.assertTrue(
+            QuickReply.objects.filter(organization=self.org, shortcut="horario").exists()
+        )
+        page = self.client.get(self.url("chat_detail"))
+        self.assertContains(page, 'data-quick-reply="horario"')
+        self.login(self.outsider)
+        self.assertNotContains(self.client.get(reverse("quick_replies")), "horario")
+
+
+class ComposerTests(BaseTestCase):
+    """Sends go to a real sandbox over HTTP, through the same client as production."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.sandbox = SandboxServer().start()
+        cls.settings_override = override_settings(
+            SANDBOX_URL=cls.sandbox.url, SANDBOX_WEBHOOK_BASE_URL="http://127.0.0.1:9"
+        )
+        cls.settings_override.enable()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.settings_override.disable()
+        cls.sandbox.stop()
+        super().tearDownClass()
+
+    def setUp(self):
+        from integrations import services
+
+        services._registered_with_sandbox.clear()
+        self.login(self.operator)
+        Chat.objects.filter(pk=self.other_chat.pk).update(
+            window_expires_at=timezone.now() + timedelta(hours=3)
+        )
+        self.other_chat.refresh_from_db()
+
+    def test_text_is_sent_through_the_cloud_api(self):
+        with self.captureOnCommitCallbacks(execute=True):
+            response = self.client.post(
+                reverse("send_message", args=[self.other_chat.code]),
+                {"text": "Olá! Como posso ajudar?"},
+                HTTP_HX_REQUEST="true",
+            )
+        self.assertEqual(response.status_code, 201)
+        message = self.other_chat.messages.get(direction="out")
+        self.assertEqual(message.status, "sent")
+        self.assertTrue(message.wamid.startswith("wamid."))
+        self.assertEqual(message.author_user, self.operator)
+        self.assertContains(response, "Olá! Como posso ajudar?", status_code=201)
+
+    def test_free_text_is_refused_once_the_window_has_closed(self):
+        Chat.objects.filter(pk=self.other_chat.pk).update(
+            window_expires_at=timezone.now() - timedelta(minutes=1)
+        )
+        response = self.client.post(
+            reverse("send_message", args=[self.other_chat.code]),
+            {"text": "Oi"},
+            HTTP_HX_REQUEST="true",
+        )
+        self.assertEqual(response.status_code, 400)
+        self.assertContains(response, "24", status_code=400)
+        self.assertFalse(self.other_chat.messages.filter(direction="out").exists())
+        page = self.client.get(reverse("chat_detail", args=[self.other_chat.code]))
+        self.assertNotContains(page, 'id="composer-text"')
+        self.assertContains(page, "template")
+
+    def test_a_template_is_sent_with_its_parameters_outside_the_window(self):
+        Chat.objects.filter(pk=self.other_chat.pk).update(window_expires_at=None)
+        template = MessageTemplate.objects.create(
+            organization=self.org,
+            number=self.number,
+            name="appointment_reminder",
+            language="pt_BR",
+            status="APPROVED",
+            category="UTILITY",
+            components=[
+                {"type": "BODY", "text": "Olá {{1}}, sua consulta com {{2}} em {{3}} às {{4}}."}
+            ],
+        )
+        url = reverse("send_template", args=[self.other_chat.code])
+        missing = self.client.post(
+            url, {"template": template.pk, "param": ["Ana"]}, HTTP_HX_REQUEST="true"
+        )
+        self.assertEqual(missing.status_code, 400)
+        with self.captureOnCommitCallbacks(execute=True):
+            response = self.client.post(
+                url,
+                {"template": template.pk, "param": ["Ana", "Dra. Luz", "12/05", "10h"]},
+                HTTP_HX_REQUEST="true",
+            )
+        self.assertEqual(response.status_code, 201)
+        message = self.other_chat.messages.get(direction="out")
+        self.assertEqual(message.type, "template")
+        self.assertEqual(message.status, "sent")
+        sent = message.content["template"]
+        self.assertEqual(sent["components"][0]["parameters"][1]["text"], "Dra. Luz")
