@@ -1,0 +1,306 @@
+"""Live inbox benchmark (issue 4).
+
+    .venv/bin/python bench/inbox_load.py [--chats 100000] [--messages 2000000] [--sockets 200]
+                                         [--rate 100] [--seconds 10]
+
+1. Seeds a PostgreSQL database (``porfin_bench_inbox``) with one organization, ``--chats`` chats
+   and ``--messages`` messages (SQL ``generate_series``, so millions take seconds).
+2. Server time of the chat list and the chat view, measured in-process (Django's test client,
+   the view code and its queries, no network): p50/p95 over 200 requests each.
+3. End to end: two uvicorn processes and one inbound django-q2 worker with Redis, ``--sockets``
+   websockets split over both processes; signed webhooks posted at ``--rate`` per second to
+   process A; latency from each POST to the ``message.new`` event on every socket.
+
+Targets (issue 4): server time p95 < 100 ms; end to end p95 < 250 ms, p99 < 500 ms.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DB_NAME = "porfin_bench_inbox"
+PG = "postgres://postgres@127.0.0.1:5432"
+REDIS = "redis://127.0.0.1:6379/13"
+SECRET = "bench-inbox-secret"
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def recreate_database():
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB_NAME}")
+    env = {**os.environ, "DATABASE_URL": f"{PG}/{DB_NAME}", "REDIS_URL": ""}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
+
+
+SEED_SQL = """
+INSERT INTO inbox_contact (organization_id, code, wa_id, phone, profile_name, name, email, tags, attributes,
+    language, time_zone, opt_in, opt_in_source, stage, notes, created_at, updated_at)
+SELECT %(org)s, gen_random_uuid(), (5511900000000 + g)::text, '+' || (5511900000000 + g)::text, 'Cliente ' || g,
+    'Cliente ' || g, '', '[]', '{}', '', '', 'unknown', '', 'lead', '', now(), now()
+FROM generate_series(1, %(chats)s) g;
+
+INSERT INTO inbox_chat (organization_id, code, contact_id, number_id, status, assignee_id, last_message_at,
+    last_message_preview, unread_count, window_expires_at, ai_enabled, tags, seq, created_at)
+SELECT %(org)s, gen_random_uuid(), c.id, %(number)s,
+    (ARRAY['open','open','pending','resolved'])[1 + (c.id %% 4)],
+    CASE WHEN c.id %% 3 = 0 THEN %(user)s ELSE NULL END,
+    now() - (c.id || ' minutes')::interval, 'Mensagem ' || c.id, c.id %% 3, now() + interval '1 hour',
+    false, '[]', 0, now()
+FROM inbox_contact c WHERE c.organization_id = %(org)s;
+
+INSERT INTO inbox_message (organization_id, code, chat_id, number_id, direction, type, text, content, wamid,
+    reply_to_wamid, status, error_title, error_details, author_type, author_ref, timestamp, created_at)
+SELECT %(org)s, gen_random_uuid(), ch.id, %(number)s,
+    CASE WHEN g %% 2 = 0 THEN 'in' ELSE 'out' END, 'text',
+    'Olá, mensagem número ' || g || ' sobre consulta e horário',
+    jsonb_build_object('type', 'text', 'text', jsonb_build_object('body', 'Olá, mensagem número ' || g)),
+    'wamid.bench.' || ch.id || '.' || g, '',
+    CASE WHEN g %% 2 = 0 THEN 'received' ELSE 'read' END, '', '',
+    CASE WHEN g %% 2 = 0 THEN 'customer' ELSE 'user' END, '',
+    now() - ((%(per_chat)s - g) || ' minutes')::interval, now()
+FROM inbox_chat ch, generate_series(1, %(per_chat)s) g
+WHERE ch.organization_id = %(org)s;
+"""
+
+
+def seed(chats, messages):
+    os.environ["DATABASE_URL"] = f"{PG}/{DB_NAME}"
+    os.environ["REDIS_URL"] = ""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    from accounts.models import Membership, Organization, Role, User
+    from integrations.models import WhatsAppNumber
+
+    org = Organization.objects.create(name="Bench Clinic", slug="bench-clinic")
+    user = User.objects.create_user(
+        email="bench@inbox.test", password="bench-password-1", name="Bench Operator"
+    )
+    Membership.objects.create(user=user, organization=org, role=Role.OPERATOR)
+    number = WhatsAppNumber.objects.create(
+        organization=org,
+        name="Bench",
+        display_phone_number="551140000000",
+        phone_number_id="555000",
+        waba_id="555001",
+        access_token="bench-token",
+        app_secret=SECRET,
+        send_read_receipts=False,
+    )
+    started = time.monotonic()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            SEED_SQL,
+            {
+                "org": org.pk,
+                "number": number.pk,
+                "user": user.pk,
+                "chats": chats,
+                "per_chat": max(1, messages // chats),
+            },
+        )
+        cursor.execute("ANALYZE")
+    print(
+        f"seeded {chats:,} chats and {max(1, messages // chats) * chats:,} messages in {time.monotonic() - started:.1f} s"
+    )
+    return org, user, number
+
+
+def server_time(user, org):
+    from django.test import Client
+
+    from inbox.models import Chat
+
+    client = Client()
+    client.force_login(user)
+    codes = list(
+        Chat.objects.filter(organization=org).order_by("?").values_list("code", flat=True)[:200]
+    )
+    results = {}
+    for name, urls in {
+        "chat list (/inbox/)": ["/inbox/"] * 200,
+        "chat list, search": ["/inbox/?status=any&q=Cliente 4242"] * 50,
+        "chat view (/inbox/<chat>/)": [f"/inbox/{code}/" for code in codes],
+    }.items():
+        client.get(urls[0])  # warm up
+        timings = []
+        for url in urls:
+            started = time.perf_counter()
+            response = client.get(url)
+            timings.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, (url, response.status_code)
+        results[name] = (statistics.median(timings), percentile(timings, 95))
+    print("\nServer time (in-process, ms)        p50      p95   target p95 < 100")
+    for name, (p50, p95) in results.items():
+        print(f"  {name:<34}{p50:7.1f}  {p95:7.1f}")
+    return client, codes
+
+
+def end_to_end(client, org, number, sockets, rate, seconds):
+    import requests
+    import websockets
+
+    from inbox.models import Chat
+    from integrations.whatsapp import payloads, signature
+    from tests.servers import ServerProcess
+
+    env = {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": f"{PG}/{DB_NAME}",
+        "REDIS_URL": REDIS,
+        "TASK_RUNNER": "django_q",
+        "SANDBOX_ENABLED": "0",
+        "DEBUG": "1",
+    }
+    servers = [ServerProcess(env=env).start(), ServerProcess(env=env).start()]
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=ROOT,
+        env={**os.environ, **env, "Q_CLUSTER_NAME": "porfin-inbound", "Q_WORKERS": "2"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    chats = list(Chat.objects.filter(organization=org).select_related("contact")[: rate * seconds])
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+    try:
+        time.sleep(3)  # let the worker start
+
+        async def listen(url, ready, stop):
+            seen = set()
+            async with websockets.connect(
+                url,
+                additional_headers={"Cookie": cookie, "Origin": url.replace("ws", "http", 1)},
+                max_queue=None,
+            ) as ws:
+                await ws.recv()
+                ready.set()
+                while not stop.is_set():
+                    try:
+                        raw = await asyncio.wait_for(ws.recv(), 0.5)
+                    except TimeoutError:
+                        continue
+                    now = time.monotonic()
+                    event = json.loads(raw)
+                    chat = event.get("chat")
+                    if event.get("type") == "message.new" and chat in sent_at and chat not in seen:
+                        seen.add(chat)  # the first event for that chat on this socket
+                        latencies.append((now - sent_at[chat]) * 1000)
+
+        async def scenario():
+            stop = asyncio.Event()
+            readies = []
+            tasks = []
+            for index in range(sockets):
+                server = servers[index % 2]
+                ready = asyncio.Event()
+                readies.append(ready)
+                tasks.append(
+                    asyncio.create_task(
+                        listen(server.url.replace("http", "ws") + "/ws/live/", ready, stop)
+                    )
+                )
+            await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
+            session = requests.Session()
+            url = f"{servers[0].url}/webhooks/whatsapp/{number.webhook_key}/"
+            started = time.monotonic()
+            for index, chat in enumerate(chats):
+                due = started + index / rate
+                await asyncio.sleep(max(0, due - time.monotonic()))
+                body = payloads.encode_webhook(
+                    payloads.build_webhook(
+                        number.waba_id,
+                        [
+                            payloads.build_messages_change(
+                                phone_number_id=number.phone_number_id,
+                                display_phone_number="551140000000",
+                                contacts=[
+                                    payloads.build_contact(
+                                        wa_id=chat.contact.wa_id, profile_name="Bench"
+                                    )
+                                ],
+                                messages=[
+                                    payloads.build_inbound_message(
+                                        wamid=f"wamid.e2e.{index}",
+                                        from_wa_id=chat.contact.wa_id,
+                                        message_type="text",
+                                        content=payloads.build_text(f"e2e {index}"),
+                                    )
+                                ],
+                            )
+                        ],
+                    )
+                )
+                sent_at[str(chat.code)] = time.monotonic()
+                await asyncio.to_thread(
+                    session.post,
+                    url,
+                    data=body,
+                    timeout=10,
+                    headers={
+                        "Content-Type": "application/json",
+                        "X-Hub-Signature-256": signature.sign(body, SECRET),
+                    },
+                )
+            await asyncio.sleep(5)
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run(scenario())
+    finally:
+        worker.terminate()
+        worker.wait(10)
+        for server in servers:
+            server.stop()
+    expected = len(chats) * sockets
+    print(
+        f"\nEnd to end: {len(chats)} webhooks at {rate}/s, {sockets} sockets over 2 ASGI processes"
+    )
+    print(f"  events received: {len(latencies):,} of {expected:,}")
+    if latencies:
+        print(
+            f"  latency ms: p50 {percentile(latencies, 50):.0f}  p95 {percentile(latencies, 95):.0f}  "
+            f"p99 {percentile(latencies, 99):.0f}   (targets p95 < 250, p99 < 500)"
+        )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--chats", type=int, default=100_000)
+    parser.add_argument("--messages", type=int, default=2_000_000)
+    parser.add_argument("--sockets", type=int, default=200)
+    parser.add_argument("--rate", type=int, default=100)
+    parser.add_argument("--seconds", type=int, default=10)
+    args = parser.parse_args()
+    random.seed(1)
+    recreate_database()
+    org, user, number = seed(args.chats, args.messages)
+    client, _ = server_time(user, org)
+    end_to_end(client, org, number, args.sockets, args.rate, args.seconds)
+
+
+if __name__ == "__main__":
+    main()
