@@ -4,6 +4,8 @@ import asyncio
 import os
 
 from django.core.asgi import get_asgi_application
+from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.exception import convert_exception_to_response
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_http = get_asgi_application()
@@ -16,6 +18,27 @@ from django.conf import settings  # noqa: E402
 from accounts.middleware_ws import TenantWebsocketMiddleware  # noqa: E402
 from config import realtime, tasks  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
+
+
+class BareDjangoHandler(ASGIHandler):
+    """Django with no middleware, for machine-to-machine callbacks (Meta's webhook): no session,
+    user, tenant or CSRF work, and no thread hop per sync middleware on the hottest path."""
+
+    def load_middleware(self, is_async=False):
+        self._view_middleware = []
+        self._template_response_middleware = []
+        self._exception_middleware = []
+        handler = self._get_response_async if is_async else self._get_response
+        self._middleware_chain = convert_exception_to_response(handler)
+
+
+def route_webhooks(webhooks, app):
+    async def dispatch(scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith("/webhooks/"):
+            return await webhooks(scope, receive, send)
+        return await app(scope, receive, send)
+
+    return dispatch
 
 
 class ServerLoopApplication:
@@ -33,13 +56,13 @@ class ServerLoopApplication:
         return await self.app(scope, receive, send)
 
 
-http_app = django_http
+http_app = route_webhooks(BareDjangoHandler(), django_http)
 if settings.SANDBOX_ENABLED:
     # The local Cloud API emulator, served by this same process at /sandbox/graph (embedded default).
     from integrations.whatsapp.sandbox import SandboxApp, mount
 
     http_app = mount(
-        "/sandbox/graph", SandboxApp(api_version=settings.WHATSAPP_GRAPH_API_VERSION), django_http
+        "/sandbox/graph", SandboxApp(api_version=settings.WHATSAPP_GRAPH_API_VERSION), http_app
     )
 
 application = ServerLoopApplication(

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "inbox",
     "assistants",
     "campaigns",
+    "reports",
 ]
 
 MIDDLEWARE = [
@@ -79,6 +80,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "reports.middleware.AuditContextMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -114,8 +116,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Under ASGI every request runs on a thread of its own, so persistent per-thread connections
+    # would pile up: use psycopg's pool per process instead (Django >= 5.1).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DB_POOL_MIN", default=2),
+        "max_size": env.int("DB_POOL_MAX", default=16),
+        "timeout": 10,
+    }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
@@ -155,7 +163,12 @@ Q_CLUSTER = {
     "save_limit": 1000,
     "label": _("Background tasks"),
     # One cluster per queue (config.tasks.cluster_name): Q_CLUSTER_NAME=porfin-inbound qcluster
-    "ALT_CLUSTERS": {"porfin-inbound": {"workers": 2}, "porfin-bulk": {"workers": 2}},
+    "ALT_CLUSTERS": {
+        "porfin-inbound": {"workers": 2},
+        "porfin-bulk": {"workers": 2},
+        # AI auto-replies wait seconds on the model: many workers (Q_CLUSTER_NAME=porfin-ai).
+        "porfin-ai": {"workers": env.int("Q_AI_WORKERS", default=16)},
+    },
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -270,3 +283,6 @@ LOGGING = {
         "django_q": {"level": "WARNING"},
     },
 }
+OUTGOING_WEBHOOKS_ALLOW_PRIVATE = env.bool(
+    "OUTGOING_WEBHOOKS_ALLOW_PRIVATE", default=DEBUG
+)  # SSRF guard

@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 # Queue name → threads in embedded mode. "inbound" is separate so bulk work never starves it.
 QUEUES = {"inbound": 2, "default": 2, "bulk": 2}
+# AI auto-replies mostly wait on the model (seconds each): many threads, so one slow answer never
+# holds up another chat's (assistants' issue; run its cluster with many workers in production).
+QUEUES["ai"] = 64
 
 PERIODIC: dict[str, int] = {}  # dotted path → interval in seconds
 HEARTBEAT_KEY = "porfin:worker-heartbeat"
@@ -56,7 +59,30 @@ def dispatch(func_path: str, *args, queue: str = "default") -> None:
     else:
         from django_q.tasks import async_task
 
-        async_task(func_path, *args, cluster=cluster_name(queue), task_name=func_path)
+        # Inbound tasks are many and their outcome lives in our own rows (WebhookEvent): not
+        # saving their successes spares django-q2's monitor a scan of up to save_limit rows
+        # per task (its pruning), which otherwise costs more than the task itself.
+        async_task(
+            func_path,
+            *args,
+            cluster=cluster_name(queue),
+            task_name=func_path,
+            save=queue != "inbound",
+            broker=_broker(cluster_name(queue)),
+        )
+
+
+_brokers: dict = {}
+
+
+def _broker(cluster: str):
+    """One django-q2 broker per cluster and process: ``async_task`` would otherwise build a new
+    one, with a new Redis connection, for every task."""
+    if cluster not in _brokers:
+        from django_q.brokers import get_broker
+
+        _brokers[cluster] = get_broker(cluster)
+    return _brokers[cluster]
 
 
 def cluster_name(queue: str) -> str:
@@ -67,7 +93,7 @@ def cluster_name(queue: str) -> str:
 
 def run(func_path: str, *args):
     """Run one task, with fresh database connections around it like a django-q2 worker."""
-    close_old_connections()
+    _close_old_connections()
     try:
         return import_string(func_path)(*args)
     except Exception:
@@ -75,6 +101,13 @@ def run(func_path: str, *args):
         if settings.TASK_RUNNER == "inline":
             raise
     finally:
+        _close_old_connections()
+
+
+def _close_old_connections() -> None:
+    # Inline tasks may run inside a test's transaction (TestCase + captureOnCommitCallbacks),
+    # where closing the connection would lose it; workers are never inside one.
+    if not transaction.get_connection().in_atomic_block:
         close_old_connections()
 
 
@@ -141,3 +174,42 @@ def ensure_schedules(**_kwargs) -> None:
                 "repeats": -1,
             },
         )
+
+
+def enqueue_in(seconds: float, func_path: str, *args, queue: str = "default") -> None:
+    """Like ``enqueue``, but run no sooner than ``seconds`` from now (retries with backoff).
+
+    ``django_q``: a one-off django-q2 schedule for the queue's cluster (the cluster's scheduler
+    checks about every 30 s, so short waits round up). ``thread``: a timer thread. ``inline``
+    (tests): at once after commit, since tests do not wait out backoffs.
+    """
+    if queue not in QUEUES:
+        raise ValueError(f"Unknown queue {queue!r}")
+
+    def later():
+        runner = settings.TASK_RUNNER
+        if runner == "inline":
+            run(func_path, *args)
+        elif runner == "thread":
+            timer = threading.Timer(
+                seconds, dispatch, args=(func_path, *args), kwargs={"queue": queue}
+            )
+            timer.daemon = True
+            timer.start()
+        else:
+            from datetime import timedelta
+
+            from django.utils import timezone
+            from django_q.models import Schedule
+
+            Schedule.objects.create(
+                name=f"{func_path}{args!r}@{time.time():.3f}"[:100],
+                func=func_path,
+                args=repr(tuple(args)),
+                schedule_type=Schedule.ONCE,
+                repeats=-1,  # a ONCE schedule with negative repeats is deleted after it runs
+                next_run=timezone.now() + timedelta(seconds=seconds),
+                cluster=cluster_name(queue),
+            )
+
+    transaction.on_commit(later)

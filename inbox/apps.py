@@ -7,4 +7,4 @@ class InboxConfig(AppConfig):
     verbose_name = _("Inbox")
 
     def ready(self):
-        from inbox import receivers  # noqa: F401  (connects the channel's domain events)
+        from inbox import receivers, tasks  # noqa: F401  (domain events; periodic sweeps)

@@ -215,6 +215,7 @@ class Message(TenantModel):
         ]
         indexes = [
             models.Index(fields=["chat", "timestamp"], name="message_chat_time"),
+            models.Index(fields=["organization", "timestamp"], name="message_org_time"),  # reports
             models.Index(fields=["wamid"], name="message_wamid"),
         ]
         verbose_name = _("message")

@@ -3,13 +3,18 @@
 import hashlib
 import logging
 import mimetypes
+import random
+from datetime import timedelta
 
 import phonenumbers
+import requests
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -17,9 +22,9 @@ from config import realtime, tasks
 from inbox import signals
 from inbox.consumers import organization_group, user_group
 from inbox.models import SERVICE_WINDOW, Chat, Contact, Media, Message, OrphanStatus
-from integrations.models import WhatsAppNumber
+from integrations.models import MessageTemplate, WhatsAppNumber
 from integrations.whatsapp import validation
-from integrations.whatsapp.errors import WhatsAppError
+from integrations.whatsapp.errors import MediaError, ServerError, WhatsAppError
 from integrations.whatsapp.payloads import InboundMessage, StatusUpdate
 
 logger = logging.getLogger(__name__)
@@ -93,18 +98,37 @@ def chat_for_contact(*, number: WhatsAppNumber, contact: Contact) -> Chat:
     return chat
 
 
-@transaction.atomic
+def _later_of(field: str, value):
+    """SQL for "the later of the stored ``field`` and ``value``" (a late delivery of an older
+    message must not move the chat's clocks backwards)."""
+    return Greatest(Coalesce(F(field), Value(value)), Value(value))
+
+
+@transaction.atomic(savepoint=False)  # no savepoint when nested: hot path
 def message_receive(*, number: WhatsAppNumber, inbound: InboundMessage) -> Message | None:
     """Store a customer's message once (the same wamid twice is one message) and update the chat.
 
     Reactions, edits and revokes change the message they point at rather than adding a bubble.
     """
-    if Message.objects.filter(number=number, wamid=inbound.wamid).exists():
+    wa_id = inbound.wa_id or inbound.user_id or str(inbound.content.get("wa_id") or "")
+    if not wa_id:
+        logger.warning("Inbound %s %s names no customer; not stored", inbound.type, inbound.wamid)
         return None
-    contact = contact_for_inbound(
-        number=number, wa_id=inbound.wa_id or inbound.user_id, profile_name=inbound.profile_name
+    # A returning customer's chat and contact in one query; first contact creates them.
+    chat = (
+        Chat.objects.select_related("contact", "organization")
+        .filter(number=number, contact__organization_id=number.organization_id)
+        .filter(contact__wa_id=wa_id)
+        .first()
     )
-    chat = chat_for_contact(number=number, contact=contact)
+    if chat is not None and (
+        not inbound.profile_name or chat.contact.profile_name == inbound.profile_name
+    ):
+        contact = chat.contact
+    else:
+        name = inbound.profile_name
+        contact = contact_for_inbound(number=number, wa_id=wa_id, profile_name=name)
+        chat = chat or chat_for_contact(number=number, contact=contact)
     if inbound.type in ("reaction", "edit", "revoke"):
         return _apply_change_to_target(chat, number, inbound)
     message_type = inbound.type if inbound.type in Message.Type.values else Message.Type.UNSUPPORTED
@@ -134,18 +158,22 @@ def message_receive(*, number: WhatsAppNumber, inbound: InboundMessage) -> Messa
                 author_type=Message.Author.CUSTOMER,
                 timestamp=inbound.timestamp,
             )
-    except IntegrityError:  # a concurrent worker stored the same wamid first
+    except IntegrityError:  # the same wamid again: a duplicate delivery, stored once already
         return None
-    now = timezone.now()
-    window = max(inbound.timestamp, now - SERVICE_WINDOW) + SERVICE_WINDOW
+    sent_at = inbound.timestamp
+    is_latest = Q(last_message_at__isnull=True) | Q(last_message_at__lte=sent_at)
     Chat.objects.filter(pk=chat.pk).update(
-        last_message_at=inbound.timestamp,
-        last_message_preview=_preview(message),
+        last_message_at=_later_of("last_message_at", sent_at),
+        last_message_preview=Case(
+            When(is_latest, then=Value(_preview(message))), default=F("last_message_preview")
+        ),
         unread_count=F("unread_count") + 1,
-        window_expires_at=window,
+        window_expires_at=_later_of("window_expires_at", sent_at + SERVICE_WINDOW),
         status=Chat.Status.OPEN,
     )
-    Contact.objects.filter(pk=contact.pk).update(last_inbound_at=inbound.timestamp)
+    Contact.objects.filter(pk=contact.pk).update(
+        last_inbound_at=_later_of("last_inbound_at", sent_at)
+    )
     if inbound.media_id:
         Media.objects.create(
             organization_id=number.organization_id,
@@ -184,6 +212,8 @@ def _apply_change_to_target(chat: Chat, number: WhatsAppNumber, inbound: Inbound
     else:
         content["revoked"] = True
         target.text = ""
+    if content == target.content and inbound.type != "edit":
+        return target  # a duplicate delivery: nothing changes
     target.content = content
     target.save(update_fields=["content", "text"])
     publish_chat_event(chat, "message.changed", message=str(target.code))
@@ -196,11 +226,16 @@ def _preview(message: Message) -> str:
     return f"[{message.get_type_display()}]"
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # no savepoint when nested: hot path
 def message_status_apply(*, number: WhatsAppNumber, update: StatusUpdate) -> Message | None:
     """Move an outbound message's status forward; keep a status for an unknown wamid to apply
     when the message appears (the webhook can beat the send call's response)."""
-    message = Message.objects.select_for_update().filter(number=number, wamid=update.wamid).first()
+    message = (
+        Message.objects.select_for_update(of=("self",))
+        .select_related("chat")
+        .filter(number=number, wamid=update.wamid)
+        .first()
+    )
     if message is None:
         OrphanStatus.objects.get_or_create(
             number=number,
@@ -212,6 +247,10 @@ def message_status_apply(*, number: WhatsAppNumber, update: StatusUpdate) -> Mes
                 "error": update.error.__dict__ if update.error else {},
             },
         )
+        # The send may be recording this wamid right now, in a transaction we cannot see yet.
+        # Each side writes, commits, then looks for the other: whichever looks last finds it.
+        number_id, wamid = number.pk, update.wamid
+        transaction.on_commit(lambda: message_orphans_apply(number_id=number_id, wamid=wamid))
         return None
     _apply_status(
         message, update.status, update.timestamp, update.error.__dict__ if update.error else {}
@@ -220,17 +259,22 @@ def message_status_apply(*, number: WhatsAppNumber, update: StatusUpdate) -> Mes
 
 
 def _apply_status(message: Message, status: str, when, error: dict) -> None:
+    """Record one status of ``message`` (locked by the caller). Moves only forward:
+    sent < delivered < read; "failed" is final, and ignored once the message was delivered."""
+    if status == "played":  # a voice note was played: it was read
+        status = Message.Status.READ
     if status not in STATUS_TIMESTAMP:
+        return
+    current = STATUS_RANK.get(message.status, 0)
+    moves_forward = STATUS_RANK[status] > current
+    if status == Message.Status.FAILED and current >= STATUS_RANK[Message.Status.DELIVERED]:
+        logger.info("Late failure of delivered message %s ignored", message.wamid)
         return
     fields = []
     stamp = STATUS_TIMESTAMP[status]
     if getattr(message, stamp) is None:
         setattr(message, stamp, when)
         fields.append(stamp)
-    current = STATUS_RANK.get(message.status, 0)
-    moves_forward = STATUS_RANK[status] > current
-    if status == Message.Status.FAILED and current >= STATUS_RANK[Message.Status.DELIVERED]:
-        moves_forward = False
     if moves_forward:
         previous, message.status = message.status, status
         signals.send_on_commit(
@@ -239,7 +283,7 @@ def _apply_status(message: Message, status: str, when, error: dict) -> None:
         fields.append("status")
         if status == Message.Status.FAILED:
             message.error_code = error.get("code")
-            message.error_title = error.get("title") or ""
+            message.error_title = (error.get("title") or "")[:255]
             message.error_details = error.get("details") or error.get("message") or ""
             fields += ["error_code", "error_title", "error_details"]
     if fields:
@@ -250,17 +294,71 @@ def _apply_status(message: Message, status: str, when, error: dict) -> None:
 
 
 def _apply_orphan_statuses(message: Message) -> None:
-    orphans = OrphanStatus.objects.filter(number_id=message.number_id, wamid=message.wamid)
+    orphans = list(OrphanStatus.objects.filter(number_id=message.number_id, wamid=message.wamid))
     for orphan in sorted(orphans, key=lambda o: STATUS_RANK.get(o.status, 0)):
         _apply_status(message, orphan.status, orphan.timestamp, orphan.error)
-    orphans.delete()
+    if orphans:
+        OrphanStatus.objects.filter(pk__in=[o.pk for o in orphans]).delete()
+
+
+def message_orphans_apply(*, number_id: int, wamid: str) -> None:
+    """Apply the statuses kept for ``wamid`` if its message is known now (else they stay)."""
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update(of=("self",))
+            .select_related("chat")
+            .filter(number_id=number_id, wamid=wamid)
+            .first()
+        )
+        if message is not None:
+            _apply_orphan_statuses(message)
 
 
 # --- Outbound ---------------------------------------------------------------------------------
 
+SENDING = "sending"  # error_title of a claimed pending message while its send call runs
+SEND_MAX_ATTEMPTS = 6
+SEND_BACKOFF_BASE = 15.0  # seconds; doubles per attempt (with jitter), capped below
+SEND_BACKOFF_MAX = 15 * 60.0
+
 
 class SendRefused(ValidationError):
     """The message cannot be sent as asked (closed window, invalid content); says why."""
+
+
+def _template_for_send(chat: Chat, content: dict) -> MessageTemplate:
+    """The stored template a send names, approved, with parameters that match its components."""
+    name = str(content.get("name") or "")
+    language = str((content.get("language") or {}).get("code") or "")
+    template = MessageTemplate.objects.filter(
+        number_id=chat.number_id, name=name, language=language
+    ).first()
+    names = {"name": name, "language": language}
+    if template is None:
+        raise SendRefused(
+            _(
+                'This number has no template "%(name)s" in %(language)s. Sync the templates in '
+                "Settings › WhatsApp numbers, or pick another one."
+            )
+            % names
+        )
+    if template.status != "APPROVED":
+        raise SendRefused(
+            _(
+                'The template "%(name)s" (%(language)s) is %(status)s; only approved templates '
+                "can be sent."
+            )
+            % {**names, "status": template.status.lower() or _("not reviewed")}
+        )
+    problem = validation.check_template_parameters(
+        {"components": template.components}, content.get("components")
+    )
+    if problem is not None:
+        raise SendRefused(
+            _('The parameters do not fit the template "%(name)s": %(details)s')
+            % {**names, "details": problem.details}
+        )
+    return template
 
 
 @transaction.atomic
@@ -275,8 +373,14 @@ def message_send(
     reply_to: Message | None = None,
 ) -> Message:
     """Validate, store as pending, and queue the send. ``content`` is the Cloud API object for
-    ``message_type`` (for text: ``{"body": ..., "preview_url": bool}``)."""
-    if message_type != Message.Type.TEMPLATE and not chat.window_is_open:
+    ``message_type`` (for text: ``{"body": ..., "preview_url": bool}``).
+
+    Outside the 24-hour customer service window only an approved template may be sent; a
+    template's parameters are checked against its stored components before anything is queued.
+    """
+    if message_type == Message.Type.TEMPLATE:
+        _template_for_send(chat, content)
+    elif not chat.window_is_open:
         raise SendRefused(
             _(
                 "The 24-hour customer service window is closed: the customer has not written in "
@@ -292,7 +396,7 @@ def message_send(
         }
     )
     if problem is not None:
-        raise SendRefused(str(problem))
+        raise SendRefused(str(problem.details))
     message = Message.objects.create(
         organization_id=chat.organization_id,
         chat=chat,
@@ -326,41 +430,54 @@ def _outbound_text(message_type: str, content: dict) -> str:
         return (content.get("body") or {}).get("text", "")
     if message_type == "template":
         return content.get("name", "")
+    if message_type == "location":
+        return ", ".join(str(content[k]) for k in ("name", "address") if content.get(k))
+    if message_type == "reaction":
+        return content.get("emoji", "")
     return ""
 
 
 def message_deliver(message_id: int) -> None:
-    """Send a pending outbound message once: claim it, call the API, record wamid or failure."""
+    """Send a pending outbound message once: claim it, call the API, record wamid or failure.
+
+    Retryable failures (throttling, WhatsApp or network trouble that certainly did not send)
+    put the message back to pending and queue another attempt with backoff; final ones mark it
+    failed with WhatsApp's code, title and details for the agent.
+    """
     from integrations.services import client_for
 
     claimed = Message.objects.filter(
         pk=message_id, status=Message.Status.PENDING, wamid__isnull=True, error_title=""
-    ).update(error_title="sending")
+    ).update(error_title=SENDING)
     if not claimed:
         return
     message = Message.objects.select_related("chat__contact", "number", "chat__organization").get(
         pk=message_id
     )
-    content = message.content[message.type]
     try:
         wamid = client_for(message.number).send_message(
             message.chat.contact.wa_id,
             message.type,
-            content,
+            message.content[message.type],
             reply_to=message.reply_to_wamid or None,
         )
     except WhatsAppError as error:
-        with transaction.atomic():
-            Message.objects.filter(pk=message_id).update(
-                status=Message.Status.FAILED,
-                failed_at=timezone.now(),
-                error_code=error.code,
-                error_title=(error.title or "Send failed")[:255],
-                error_details=error.message,
-            )
-            publish_chat_event(
-                message.chat, "message.status", message=str(message.code), status="failed"
-            )
+        _send_failed(message, error)
+        return
+    except requests.RequestException as exc:  # e.g. registering a sandbox number
+        _send_failed(
+            message,
+            ServerError(
+                _("Could not reach WhatsApp. Try again in a few minutes."),
+                title="Connection error",
+                details=type(exc).__name__,
+                retryable=True,
+            ),
+        )
+        return
+    except Exception as exc:
+        logger.exception("Sending message %s failed", message_id)
+        _send_failed(message, WhatsAppError(str(exc), title="Send failed", details=str(exc)))
         return
     with transaction.atomic():
         Message.objects.filter(pk=message_id).update(
@@ -371,31 +488,172 @@ def message_deliver(message_id: int) -> None:
         signals.send_on_commit(
             signals.message_status_changed, message=message, status="sent", previous="pending"
         )
-        _apply_orphan_statuses(message)
+    # Statuses that arrived before we knew the wamid (see message_status_apply).
+    message_orphans_apply(number_id=message.number_id, wamid=wamid)
+
+
+def _send_failed(message: Message, error: WhatsAppError) -> None:
+    delivery = dict(message.content.get("delivery") or {})
+    attempts = int(delivery.get("attempts") or 0) + 1
+    delivery.update(attempts=attempts, last_error=error.to_dict())
+    content = {**message.content, "delivery": delivery}
+    if error.retryable and not error.ambiguous and attempts < SEND_MAX_ATTEMPTS:
+        backoff = min(SEND_BACKOFF_MAX, SEND_BACKOFF_BASE * 2 ** (attempts - 1))
+        delay = max(error.retry_after or 0.0, backoff / 2 + random.uniform(0, backoff / 2))
+        delivery["retry_in"] = round(delay, 1)
+        logger.warning(
+            "Message %s not sent (%r, attempt %d); retrying in %.0f s",
+            message.pk,
+            error,
+            attempts,
+            delay,
+        )
+        with transaction.atomic():
+            Message.objects.filter(pk=message.pk).update(error_title="", content=content)
+            tasks.enqueue_in(delay, "inbox.tasks.deliver_message", message.pk)
+        return
+    logger.warning("Message %s failed: %r %s", message.pk, error, error.details)
+    details = error.details if error.code is not None else f"{error.message} {error.details}"
+    with transaction.atomic():
+        Message.objects.filter(pk=message.pk).update(
+            status=Message.Status.FAILED,
+            failed_at=timezone.now(),
+            error_code=error.code,
+            error_title=(error.title or "Send failed")[:255],
+            error_details=details.strip() or error.message,
+            content=content,
+        )
+        message.refresh_from_db()
+        publish_chat_event(
+            message.chat, "message.status", message=str(message.code), status="failed"
+        )
+        signals.send_on_commit(
+            signals.message_status_changed, message=message, status="failed", previous="pending"
+        )
 
 
 # --- Media ------------------------------------------------------------------------------------
 
+MEDIA_DOWNLOAD_ATTEMPTS = 4
+
 
 def media_download(message_id: int) -> None:
-    """Fetch inbound media from Meta (its URLs expire) into our storage, with its sha256."""
+    """Fetch inbound media from WhatsApp (its URLs expire) into our storage, with its sha256.
+
+    Only the MIME types WhatsApp accepts for the message's kind, up to that kind's size (and
+    ``INBOUND_MEDIA_MAX_BYTES``), are stored; anything else is refused with the reason recorded
+    on the message for the agent. Temporary failures are retried with backoff.
+    """
     from integrations.services import client_for
 
-    for media in Media.objects.select_related("message__number").filter(
+    pending = Media.objects.select_related("message__number", "message__chat").filter(
         message_id=message_id, file=""
-    ):
-        client = client_for(media.message.number)
-        data, info = client.fetch_media(
-            media.meta_media_id, max_bytes=settings.INBOUND_MEDIA_MAX_BYTES
+    )
+    for media in pending:
+        message = media.message
+        kind = message.type if message.type in validation.MEDIA_LIMITS else None
+        kind = kind or validation.media_kind_for_mime(media.mime_type)
+        try:
+            if kind is None:
+                raise MediaError(
+                    _("Files of type %(type)s are not accepted.") % {"type": media.mime_type},
+                    title="Media type not accepted",
+                )
+            accepted, limit = validation.MEDIA_LIMITS[kind]
+            limit = min(limit, settings.INBOUND_MEDIA_MAX_BYTES)
+            _check_media_type(kind, media.mime_type, accepted)
+            client = client_for(message.number)
+            info = client.get_media(media.meta_media_id)
+            _check_media_type(kind, info.mime_type or media.mime_type, accepted)
+            if info.file_size > limit:
+                raise _media_too_large(info.file_size, limit)
+            data = client.download_media(info.url, max_bytes=limit)
+            digest = hashlib.sha256(data).hexdigest()
+            if info.sha256 and info.sha256.lower() != digest:
+                raise MediaError(
+                    _("The downloaded file does not match its checksum."),
+                    title="Media checksum mismatch",
+                    retryable=True,
+                )
+        except WhatsAppError as error:
+            _media_failed(media, error)
+            continue
+        _media_store(media, info, data, digest)
+
+
+def _check_media_type(kind: str, mime_type: str, accepted) -> None:
+    if validation.base_mime(mime_type) not in accepted:
+        raise MediaError(
+            _("Files of type %(type)s are not accepted for %(kind)s messages.")
+            % {"type": validation.base_mime(mime_type) or "?", "kind": kind},
+            title="Media type not accepted",
         )
-        extension = mimetypes.guess_extension((info.mime_type or "").split(";")[0]) or ""
-        name = media.filename or f"{media.meta_media_id}{extension}"
-        media.sha256 = hashlib.sha256(data).hexdigest()
-        media.size = len(data)
-        media.mime_type = info.mime_type or media.mime_type
-        media.file.save(name, ContentFile(data), save=False)
-        media.save(update_fields=["sha256", "size", "mime_type", "file"])
+
+
+def _media_too_large(size: int, limit: int) -> MediaError:
+    return MediaError(
+        _("The file is too large (%(size)d bytes; the limit is %(limit)d).")
+        % {"size": size, "limit": limit},
+        title="Media too large",
+    )
+
+
+def _media_store(media: Media, info, data: bytes, digest: str) -> None:
+    extension = mimetypes.guess_extension(validation.base_mime(info.mime_type)) or ""
+    name = media.filename or f"{media.meta_media_id}{extension}"
+    upload_name = Media._meta.get_field("file").generate_filename(media, name)
+    stored = default_storage.save(upload_name, ContentFile(data))
+    with transaction.atomic():
+        updated = Media.objects.filter(pk=media.pk, file="").update(
+            file=stored,
+            sha256=digest,
+            size=len(data),
+            mime_type=info.mime_type or media.mime_type,
+        )
+        if not updated:  # another worker stored it first
+            transaction.on_commit(lambda: default_storage.delete(stored))
+            return
+        Message.objects.filter(pk=media.message_id, error_title__startswith="Media").update(
+            error_title="", error_details=""
+        )
         publish_chat_event(media.message.chat, "message.changed", message=str(media.message.code))
+
+
+def _media_failed(media: Media, error: WhatsAppError) -> None:
+    message = media.message
+    content = dict(message.content)
+    download = dict(content.get("media_download") or {})
+    attempts = int(download.get("attempts") or 0) + 1
+    download.update(attempts=attempts, last_error=error.to_dict())
+    content["media_download"] = download
+    if error.retryable and attempts < MEDIA_DOWNLOAD_ATTEMPTS:
+        delay = max(error.retry_after or 0.0, 5.0 * 3 ** (attempts - 1))
+        logger.warning(
+            "Media %s of message %s not downloaded (%r); retrying in %.0f s",
+            media.meta_media_id,
+            message.pk,
+            error,
+            delay,
+        )
+        with transaction.atomic():
+            Message.objects.filter(pk=message.pk).update(content=content)
+            tasks.enqueue_in(delay, "inbox.tasks.download_media", message.pk, queue="inbound")
+        return
+    logger.warning(
+        "Media %s of message %s rejected: %s (%s)",
+        media.meta_media_id,
+        message.pk,
+        error.title,
+        error.message,
+    )
+    with transaction.atomic():
+        Message.objects.filter(pk=message.pk).update(
+            content=content,
+            error_code=error.code,
+            error_title=f"Media not stored: {error.title}"[:255],
+            error_details=error.message,
+        )
+        publish_chat_event(message.chat, "message.changed", message=str(message.code))
 
 
 # --- Conversation actions (each recorded in the chat's timeline) -------------------------------
@@ -607,3 +865,136 @@ def read_receipt_send(message_id: int) -> None:
         client_for(message.number).mark_read(message.wamid)
     except WhatsAppError as error:
         logger.info("Read receipt for %s not sent: %s", message.wamid, error)
+
+
+# --- Composer extras -------------------------------------------------------------------------
+
+
+def message_send_attachment(
+    *, chat: Chat, upload, caption: str, author_user, reply_to=None
+) -> Message:
+    """Upload a file to WhatsApp (Meta keeps it for the send), then send it by media id.
+
+    The upload happens in the request so the agent sees a refusal (type, size) at once; the
+    file is also kept in our storage so the chat shows it.
+    """
+    from integrations.services import client_for
+
+    if not chat.window_is_open:
+        raise SendRefused(
+            _("The 24-hour customer service window is closed: send a template instead.")
+        )
+    mime_type = (
+        upload.content_type or mimetypes.guess_type(upload.name)[0] or "application/octet-stream"
+    )
+    kind = _media_kind(mime_type)
+    data = upload.read()
+    try:
+        media_id = client_for(chat.number).upload_media(data, mime_type, upload.name)
+    except WhatsAppError as error:
+        raise SendRefused(error.message) from error
+    content = {"id": media_id}
+    if caption and kind != "audio" and kind != "sticker":
+        content["caption"] = caption
+    if kind == "document":
+        content["filename"] = upload.name
+    message = message_send(
+        chat=chat, message_type=kind, content=content, author_user=author_user, reply_to=reply_to
+    )
+    media = Media(
+        organization_id=chat.organization_id,
+        message=message,
+        meta_media_id=media_id,
+        mime_type=mime_type,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        filename=upload.name,
+    )
+    media.file.save(upload.name, ContentFile(data), save=False)
+    media.save()
+    return message
+
+
+def _media_kind(mime_type: str) -> str:
+    if mime_type in ("image/jpeg", "image/png"):
+        return "image"
+    if mime_type == "image/webp":
+        return "sticker"
+    if mime_type.startswith("video/"):
+        return "video"
+    if mime_type.startswith("audio/"):
+        return "audio"
+    return "document"
+
+
+@transaction.atomic
+def message_react(*, chat: Chat, target: Message, emoji: str, author_user) -> Message:
+    """React to a message (empty emoji removes the reaction); shown on the target message."""
+    if not target.wamid:
+        raise SendRefused(_("This message has not reached WhatsApp yet; try again in a moment."))
+    reaction = message_send(
+        chat=chat,
+        message_type=Message.Type.REACTION,
+        content={"message_id": target.wamid, "emoji": emoji},
+        author_user=author_user,
+    )
+    content = dict(target.content)
+    reactions = dict(content.get("reactions") or {})
+    if emoji:
+        reactions["business"] = emoji
+    else:
+        reactions.pop("business", None)
+    content["reactions"] = reactions
+    target.content = content
+    target.save(update_fields=["content"])
+    publish_chat_event(chat, "message.changed", message=str(target.code))
+    return reaction
+
+
+def quick_reply_save(*, organization, author, shortcut: str, text: str):
+    from inbox.models import QuickReply
+
+    return QuickReply.objects.create(
+        organization=organization, shortcut=shortcut, text=text, created_by=author
+    )
+
+
+def orphan_statuses_apply(*, message: Message) -> None:
+    """Apply statuses that arrived before ``message``'s wamid was stored (public entry point for
+    apps that store outbound messages themselves, e.g. campaign sends)."""
+    _apply_orphan_statuses(message)
+
+
+def interrupted_sends_sweep(*, older_than_minutes: int = 10) -> int:
+    """Messages whose sending worker died between claiming and recording the answer.
+
+    They are never re-sent blindly (WhatsApp may have delivered them): they are marked failed
+    with an explanation, so the agent decides. Returns how many were found.
+    """
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    stuck = Message.objects.filter(
+        status=Message.Status.PENDING,
+        wamid__isnull=True,
+        error_title=SENDING,
+        created_at__lt=cutoff,
+    ).select_related("chat")
+    count = 0
+    for message in stuck:
+        with transaction.atomic():
+            updated = Message.objects.filter(
+                pk=message.pk, error_title=SENDING, wamid__isnull=True
+            ).update(
+                status=Message.Status.FAILED,
+                failed_at=timezone.now(),
+                error_title="Interrupted",
+                error_details=_(
+                    "Sending was interrupted before WhatsApp answered; the customer may or may not "
+                    "have received it. Check the conversation before sending it again."
+                ),
+            )
+            if updated:
+                count += 1
+                publish_chat_event(
+                    message.chat, "message.status", message=str(message.code), status="failed"
+                )
+    return count

@@ -1,5 +1,6 @@
 """Thin tasks: take ids, call services."""
 
+from config.tasks import register_periodic
 from inbox import services
 
 
@@ -13,3 +14,10 @@ def download_media(message_id: int) -> None:
 
 def send_read_receipt(message_id: int) -> None:
     services.read_receipt_send(message_id)
+
+
+def sweep_interrupted_sends() -> int:
+    return services.interrupted_sends_sweep()
+
+
+register_periodic("inbox.tasks.sweep_interrupted_sends", 300)

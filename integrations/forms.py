@@ -86,3 +86,19 @@ class SandboxMessageForm(forms.Form):
         elif kind == "reaction":
             spec.update(message_id=data["message_id"], emoji=data["emoji"])
         return spec
+
+
+class WebhookSubscriptionForm(forms.Form):
+    """An integrator's URL and the events it receives (see ``integrations.outgoing``)."""
+
+    url = forms.URLField(label=_("URL"), max_length=500, assume_scheme="https")
+    description = forms.CharField(label=_("Description"), max_length=200, required=False)
+    events = forms.MultipleChoiceField(
+        label=_("Events"), widget=forms.CheckboxSelectMultiple, choices=()
+    )
+
+    def __init__(self, *args, **kwargs):
+        from integrations.models import WebhookSubscription
+
+        super().__init__(*args, **kwargs)
+        self.fields["events"].choices = WebhookSubscription.Event.choices

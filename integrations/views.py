@@ -2,19 +2,24 @@ import hmac
 import logging
 
 import requests
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, close_old_connections
 from django.http import Http404, HttpResponse, HttpResponseForbidden, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import access
 from integrations import selectors, services
 from integrations.forms import SandboxMessageForm
 from integrations.models import WhatsAppNumber
 from integrations.whatsapp import signature
+from integrations.whatsapp.errors import WhatsAppError
 
 logger = logging.getLogger(__name__)
 
@@ -23,39 +28,120 @@ logger = logging.getLogger(__name__)
 @access.section_required("settings")
 def number_list(request):
     numbers = selectors.numbers_of(request.organization)
+    templates = selectors.templates_by_number(request.organization)
     for number in numbers:
         number.webhook_url = selectors.webhook_url(request, number)
-    return render(request, "integrations/number_list.html", {"numbers": numbers})
+        number.synced_templates = templates.get(number.pk, [])
+    context = {"numbers": numbers, "can_edit": access.can_edit(request.membership, "settings")}
+    return render(request, "integrations/number_list.html", context)
+
+
+@require_POST
+@access.section_required("settings", edit=True)
+def number_templates_sync(request, code):
+    """Fetch the number's message templates from its WhatsApp Business Account."""
+    number = get_object_or_404(WhatsAppNumber, organization=request.organization, code=code)
+    try:
+        count = services.templates_sync(number=number)
+    except (WhatsAppError, requests.RequestException) as error:
+        logger.warning("Template sync for number %s failed: %s", number.pk, error)
+        messages.error(
+            request,
+            _("Could not sync the templates of %(number)s: %(error)s")
+            % {"number": number.name, "error": _(getattr(error, "message", str(error)))},
+        )
+    else:
+        messages.success(
+            request,
+            ngettext(
+                "%(count)d template synced for %(number)s.",
+                "%(count)d templates synced for %(number)s.",
+                count,
+            )
+            % {"count": count, "number": number.name},
+        )
+    return redirect("number_list")
+
+
+def _database(func, *args, **kwargs):
+    """Run ``func`` (database work) from the async webhook view.
+
+    Django runs each ASGI request's sync code on a thread of its own, so thread-local database
+    connections would be opened and dropped per request; the webhook's one INSERT would pay a
+    connection each time. Here it runs on the event loop's long-lived executor threads, which
+    keep their connections (``CONN_MAX_AGE``). Under the inline task runner (tests, inside the
+    test case's transaction) it stays on the caller's connection.
+    """
+    shared = settings.TASK_RUNNER != "inline"
+
+    def call():
+        if shared:
+            close_old_connections()
+        return func(*args, **kwargs)
+
+    return sync_to_async(call, thread_sensitive=not shared)()
 
 
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
-def whatsapp_webhook(request, key):
+async def whatsapp_webhook(request, key):
     """Meta's callback for one number: verification (GET) and signed deliveries (POST).
 
-    A POST is checked against this number's app secret before anything else, then stored and
-    acknowledged at once; parsing happens in a task. A body that is signed but not JSON we can
-    parse is still stored (and answered 200): Meta would only retry the same bytes for days.
+    A POST is checked against this number's app secret before anything is stored (missing
+    signature 401, wrong one 403), then written to the durable log and acknowledged at once;
+    parsing happens in a task.
+
+    Answers, given that Meta re-delivers anything that is not a 200 for up to 7 days:
+    - Signed but malformed JSON, or a shape we do not recognise: stored with the error and
+      answered **200**, not 400. The signature proves Meta sent these exact bytes, so a retry
+      would only repeat them for a week (and a run of failures gets the webhook flagged); the
+      stored row keeps them for inspection and reprocessing once the parser learns the shape.
+    - Too large (over ``WEBHOOK_MAX_BODY_BYTES``): 413 before reading it; nothing stored.
+    - The database unreachable: 503, so that Meta keeps the delivery and retries it.
+    Never a 500 for anything the sender controls.
     """
-    number = WhatsAppNumber.objects.filter(webhook_key=key, is_active=True).first()
+    try:
+        number = services.webhook_number_cached(key) or await _database(
+            services.webhook_number, key
+        )
+    except DatabaseError:
+        logger.exception("Webhook %s: the database is unavailable", key[:6])
+        return HttpResponse("Try again later", status=503, content_type="text/plain")
     if number is None:
         return HttpResponse("Unknown webhook", status=404, content_type="text/plain")
     if request.method == "GET":
         return _verify(request, number)
-    length = int(request.headers.get("content-length") or 0)
-    if length > settings.WEBHOOK_MAX_BODY_BYTES:
+    try:
+        declared = int(request.headers.get("content-length") or 0)
+    except ValueError:
+        return HttpResponse("Bad Content-Length", status=400, content_type="text/plain")
+    if declared > settings.WEBHOOK_MAX_BODY_BYTES:
         return HttpResponse("Payload too large", status=413, content_type="text/plain")
-    body = request.body
+    try:
+        body = request.body
+    except RequestDataTooBig:  # over DATA_UPLOAD_MAX_MEMORY_SIZE
+        return HttpResponse("Payload too large", status=413, content_type="text/plain")
     if len(body) > settings.WEBHOOK_MAX_BODY_BYTES:
         return HttpResponse("Payload too large", status=413, content_type="text/plain")
     header = request.headers.get("x-hub-signature-256")
     if not header:
         return HttpResponse("Missing X-Hub-Signature-256", status=401, content_type="text/plain")
     if not signature.verify(body, header, number.app_secret):
-        logger.warning("Webhook for number %s: bad signature", number.pk)
-        return HttpResponseForbidden("Invalid signature", content_type="text/plain")
+        try:  # the secret may have just been rotated: check against the stored one
+            number = await _database(services.webhook_number, key, fresh=True)
+        except DatabaseError:
+            return HttpResponse("Try again later", status=503, content_type="text/plain")
+        if number is None or not signature.verify(body, header, number.app_secret):
+            logger.warning("Webhook for number %s: bad signature", number and number.pk)
+            return HttpResponseForbidden("Invalid signature", content_type="text/plain")
     headers = {name.lower(): value for name, value in request.headers.items()}
-    event = services.webhook_event_store(number=number, body=body, headers=headers)
+    try:
+        event = await _database(
+            services.webhook_event_store, number=number, body=body, headers=headers
+        )
+    except DatabaseError:
+        logger.exception("Webhook for number %s could not be stored", number.pk)
+        return HttpResponse("Try again later", status=503, content_type="text/plain")
     return JsonResponse({"received": event.pk})
 
 
@@ -96,3 +182,108 @@ def sandbox_phone(request):
     return render(
         request, "integrations/sandbox_phone.html", {"form": form, "result": result}, status=status
     )
+
+
+# --- Outgoing webhooks (Settings › Webhooks) ---------------------------------------------------
+
+WEBHOOK_DELIVERIES_SHOWN = 50
+
+
+def _subscription_for(request, code):
+    from integrations.models import WebhookSubscription
+
+    return get_object_or_404(WebhookSubscription, organization=request.organization, code=code)
+
+
+def _webhook_list_page(request, form, status=200):
+    from integrations.models import WebhookSubscription
+
+    context = {
+        "subscriptions": WebhookSubscription.objects.filter(organization=request.organization),
+        "form": form,
+        "can_edit": access.can_edit(request.membership, "settings"),
+    }
+    return render(request, "integrations/webhook_list.html", context, status=status)
+
+
+@require_GET
+@access.section_required("settings")
+def webhook_list(request):
+    from integrations.forms import WebhookSubscriptionForm
+
+    return _webhook_list_page(request, WebhookSubscriptionForm())
+
+
+@require_POST
+@access.section_required("settings", edit=True)
+def webhook_create(request):
+    from integrations import outgoing
+    from integrations.forms import WebhookSubscriptionForm
+
+    form = WebhookSubscriptionForm(request.POST)
+    if form.is_valid():
+        try:
+            subscription = outgoing.subscription_create(
+                organization=request.organization,
+                url=form.cleaned_data["url"],
+                events=form.cleaned_data["events"],
+                description=form.cleaned_data["description"],
+                created_by=request.user,
+            )
+        except outgoing.UnsafeURL as error:
+            form.add_error("url", str(error))
+        else:
+            return redirect("webhook_detail", code=subscription.code)
+    return _webhook_list_page(request, form, status=400)
+
+
+@require_GET
+@access.section_required("settings")
+def webhook_detail(request, code):
+    subscription = _subscription_for(request, code)
+    context = {
+        "subscription": subscription,
+        "deliveries": subscription.deliveries.order_by("-created_at", "-id")[
+            :WEBHOOK_DELIVERIES_SHOWN
+        ],
+        "can_edit": access.can_edit(request.membership, "settings"),
+    }
+    return render(request, "integrations/webhook_detail.html", context)
+
+
+@require_POST
+@access.section_required("settings", edit=True)
+def webhook_toggle(request, code):
+    from integrations import outgoing
+
+    subscription = _subscription_for(request, code)
+    if subscription.is_active:
+        outgoing.subscription_disable(subscription=subscription, reason=_("Disabled by an admin."))
+    else:
+        outgoing.subscription_enable(subscription=subscription)
+    return redirect("webhook_detail", code=subscription.code)
+
+
+@require_POST
+@access.section_required("settings", edit=True)
+def webhook_delete(request, code):
+    subscription = _subscription_for(request, code)
+    subscription.delete()
+    messages.success(request, _("The webhook was deleted."))
+    return redirect("webhook_list")
+
+
+@require_POST
+@access.section_required("settings", edit=True)
+def webhook_delivery_resend(request, code):
+    from integrations import outgoing
+    from integrations.models import WebhookDelivery
+
+    delivery = get_object_or_404(
+        WebhookDelivery.objects.select_related("subscription"),
+        organization=request.organization,
+        code=code,
+    )
+    outgoing.delivery_resend(delivery=delivery)
+    messages.success(request, _("The event was queued to be sent again."))
+    return redirect("webhook_detail", code=delivery.subscription.code)

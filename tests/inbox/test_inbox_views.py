@@ -310,3 +310,27 @@ class ComposerTests(BaseTestCase):
         self.assertEqual(message.status, "sent")
         sent = message.content["template"]
         self.assertEqual(sent["components"][0]["parameters"][1]["text"], "Dra. Luz")
+
+
+class InterruptedSendTests(BaseTestCase):
+    def test_a_send_whose_worker_died_is_marked_failed_not_resent(self):
+        from inbox import services
+
+        message = Message.objects.create(
+            organization=self.org,
+            chat=self.other_chat,
+            number=self.number,
+            direction="out",
+            text="Olá",
+            author_type="user",
+            status="pending",
+            error_title=services.SENDING,
+        )
+        Message.objects.filter(pk=message.pk).update(
+            created_at=timezone.now() - timedelta(minutes=30)
+        )
+        self.assertEqual(services.interrupted_sends_sweep(), 1)
+        message.refresh_from_db()
+        self.assertEqual(message.status, "failed")
+        self.assertIn("may or may not", message.error_details)
+        self.assertIsNone(message.wamid)

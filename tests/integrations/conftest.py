@@ -226,3 +226,79 @@ def graph(sandbox: RunningSandbox, method: str, path: str, **kwargs: Any) -> req
 
 def control(sandbox: RunningSandbox, method: str, path: str, **kwargs: Any) -> requests.Response:
     return requests.request(method, f"{sandbox.url}/_sandbox/{path}", timeout=5, **kwargs)
+
+
+# --- Django-side helpers for the channel tests (test_webhook_*.py, test_channel_*.py) ---------
+
+CUSTOMER_WA_ID = "5511977776666"
+
+
+def webhook_path(number) -> str:
+    return f"/webhooks/whatsapp/{number.webhook_key}/"
+
+
+def post_signed(client, number, body: bytes, *, secret: str | None = None, signature=None):
+    """POST ``body`` to ``number``'s webhook, signed with ``secret`` (default: its own)."""
+    from integrations.whatsapp.signature import sign
+
+    headers = {}
+    if signature is None:
+        signature = sign(body, number.app_secret if secret is None else secret)
+    if signature:
+        headers["X-Hub-Signature-256"] = signature
+    return client.post(
+        webhook_path(number), data=body, content_type="application/json", headers=headers
+    )
+
+
+def inbound_body(
+    number,
+    *,
+    wamid: str,
+    message_type: str = "text",
+    content=None,
+    wa_id: str = CUSTOMER_WA_ID,
+    name: str = "Carla Cliente",
+    timestamp: int | None = None,
+    phone_number_id: str | None = None,
+    context: dict | None = None,
+) -> bytes:
+    from integrations.whatsapp import payloads as wa
+
+    message = wa.build_inbound_message(
+        wamid=wamid,
+        from_wa_id=wa_id,
+        message_type=message_type,
+        content=content if content is not None else wa.build_text("Olá, tudo bem?"),
+        timestamp=str(timestamp or int(time.time())),
+        context=context,
+    )
+    change = wa.build_messages_change(
+        phone_number_id=phone_number_id or number.phone_number_id,
+        display_phone_number="551140000000",
+        contacts=[wa.build_contact(wa_id=wa_id, profile_name=name)],
+        messages=[message],
+    )
+    return wa.encode_webhook(wa.build_webhook(number.waba_id or "1000", [change]))
+
+
+def status_body(number, *statuses, phone_number_id: str | None = None) -> bytes:
+    """``statuses``: (wamid, status, unix timestamp[, errors]) tuples, batched in one body."""
+    from integrations.whatsapp import payloads as wa
+
+    items = [
+        wa.build_status(
+            wamid=item[0],
+            status=item[1],
+            recipient_id=CUSTOMER_WA_ID,
+            timestamp=str(item[2]),
+            errors=item[3] if len(item) > 3 else None,
+        )
+        for item in statuses
+    ]
+    change = wa.build_messages_change(
+        phone_number_id=phone_number_id or number.phone_number_id,
+        display_phone_number="551140000000",
+        statuses=items,
+    )
+    return wa.encode_webhook(wa.build_webhook(number.waba_id or "1000", [change]))

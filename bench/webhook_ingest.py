@@ -1,0 +1,377 @@
+"""Webhook ingest benchmark: signed Cloud API deliveries against the real ASGI server.
+
+    .venv/bin/python bench/webhook_ingest.py [--requests N] [--concurrency C] [--web-workers W]
+
+1. Creates/migrates the PostgreSQL database (``DATABASE_URL``, default
+   ``postgres://postgres@127.0.0.1:5432/porfin_bench``) and one number with outbound messages.
+2. Starts ``uvicorn config.asgi:application`` (W workers, production settings) with
+   ``TASK_RUNNER=django_q`` and ``REDIS_URL``, so a webhook only stores its row and queues a task.
+3. Posts N signed, realistic bodies (1 in 4 an inbound message, the rest status batches of 1-3
+   statuses, as a number's traffic looks) over C keep-alive connections, and reports accepted
+   webhooks/s and ack latency p50/p99.
+4. Starts one ``Q_CLUSTER_NAME=porfin-inbound manage.py qcluster`` and times the backlog until
+   every event is processed.
+
+Targets (issue 3): >= 1,000 webhooks/s accepted with p99 < 50 ms; backlog drained >= 500 events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/porfin_bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
+# Bench-only credentials (never used outside this throwaway database).
+FERNET_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"porfin-bench").digest()).decode()
+APP_SECRET = "bench-app-secret"
+PNID = f"99{int(time.time())}"  # a new number per run
+WABA = "990000000000"
+CUSTOMERS = 500
+OUTBOUND = 3000
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=6000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--web-workers", type=int, default=2)
+    return parser.parse_args()
+
+
+def environment() -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+        "REDIS_URL": os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "0",
+        "SECRET_KEY": "bench-secret-key-not-for-production-0123456789",
+        "FIELD_ENCRYPTION_KEY": FERNET_KEY,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "TASK_RUNNER": "django_q",
+        "SANDBOX_ENABLED": "0",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+# --- Setup ----------------------------------------------------------------------------------
+
+
+def create_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def prepare(env: dict[str, str]) -> tuple[str, list[str]]:
+    """Migrate, reset the bench data, and return (webhook path, outbound wamids)."""
+    create_database(env["DATABASE_URL"])
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    import redis
+    from django.utils import timezone
+
+    from accounts.models import Organization
+    from inbox.models import Chat, Contact, Message
+    from integrations.models import WhatsAppNumber
+
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()  # only the bench's own Redis database
+    # A fresh number per run (earlier runs' rows stay; nothing is deleted, so
+    # no cascade reaches other apps' tables).
+    organization, _ = Organization.objects.get_or_create(
+        slug="bench-clinic", defaults={"name": "Bench Clinic"}
+    )
+    number = WhatsAppNumber.objects.create(
+        organization=organization,
+        phone_number_id=PNID,
+        name="Bench",
+        display_phone_number="+1 555 000 0001",
+        waba_id=WABA,
+        provider=WhatsAppNumber.Provider.CLOUD_API,
+        access_token="bench-token",
+        app_secret=APP_SECRET,
+    )
+    contact, _ = Contact.objects.get_or_create(
+        organization=organization, wa_id="15550000001", defaults={"phone": "+15550000001"}
+    )
+    chat = Chat.objects.create(organization=organization, contact=contact, number=number)
+    now = timezone.now()
+    wamids = [f"wamid.bench-out-{i:06d}" for i in range(OUTBOUND)]
+    Message.objects.bulk_create(
+        Message(
+            organization=organization,
+            chat=chat,
+            number=number,
+            direction=Message.Direction.OUTBOUND,
+            type=Message.Type.TEXT,
+            text="Lembrete da sua consulta",
+            wamid=wamid,
+            status=Message.Status.SENT,
+            sent_at=now,
+            author_type=Message.Author.CAMPAIGN,
+        )
+        for wamid in wamids
+    )
+    return f"/webhooks/whatsapp/{number.webhook_key}/", wamids
+
+
+def build_bodies(count: int, wamids: list[str]) -> list[bytes]:
+    from integrations.whatsapp import payloads as wa
+
+    rng = random.Random(7)
+    now = int(time.time())
+    bodies, next_status = [], 0
+    progress = ["sent", "delivered", "read"]
+    for i in range(count):
+        if i % 4 == 0:
+            wa_id = f"5511{9000000000 + rng.randrange(CUSTOMERS)}"
+            message = wa.build_inbound_message(
+                wamid=f"wamid.bench-in-{i:07d}-{rng.getrandbits(32):08x}",
+                from_wa_id=wa_id,
+                message_type="text",
+                content=wa.build_text(rng.choice(["Olá!", "Quero remarcar", "Qual o endereço?"])),
+                timestamp=str(now),
+            )
+            change = wa.build_messages_change(
+                phone_number_id=PNID,
+                display_phone_number="15550000001",
+                contacts=[wa.build_contact(wa_id=wa_id, profile_name=f"Cliente {wa_id[-3:]}")],
+                messages=[message],
+            )
+        else:
+            statuses = []
+            for _ in range(rng.choice((1, 1, 2, 3))):
+                wamid = wamids[next_status % len(wamids)]
+                status = progress[(next_status // len(wamids)) % 3]
+                next_status += 1
+                pricing = wa.build_pricing(
+                    category="utility", pricing_type="regular", billable=True
+                )
+                statuses.append(
+                    wa.build_status(
+                        wamid=wamid,
+                        status=status,
+                        recipient_id="15550000001",
+                        timestamp=str(now),
+                        pricing=None if status == "read" else pricing,
+                    )
+                )
+            change = wa.build_messages_change(
+                phone_number_id=PNID, display_phone_number="15550000001", statuses=statuses
+            )
+        bodies.append(wa.encode_webhook(wa.build_webhook(WABA, [change])))
+    return bodies
+
+
+# --- Processes --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    handle = open(log, "wb")  # noqa: SIM115 (kept open for the child's lifetime)
+    return subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+def wait_http(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("the server did not start")
+
+
+# --- Client -----------------------------------------------------------------------------------
+
+
+async def post_all(port: int, path: str, bodies: list[bytes], concurrency: int):
+    """POST every body over ``concurrency`` keep-alive HTTP/1.1 connections; returns
+    (latencies in seconds of 200 answers, other statuses, wall seconds)."""
+    from integrations.whatsapp.signature import sign
+
+    requests_bytes = [
+        (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"X-Forwarded-Proto: https\r\nUser-Agent: facebookexternalua\r\n"
+            f"X-Hub-Signature-256: {sign(body, APP_SECRET)}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body
+        for body in bodies
+    ]
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for item in requests_bytes:
+        queue.put_nowait(item)
+    latencies: list[float] = []
+    failures: dict[str, int] = {}
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while not queue.empty():
+            request = queue.get_nowait()
+            started = time.perf_counter()
+            writer.write(request)
+            status_line = await reader.readline()
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            await reader.readexactly(length)
+            elapsed = time.perf_counter() - started
+            status = status_line.split(b" ", 2)[1].decode() if status_line else "closed"
+            if status == "200":
+                latencies.append(elapsed)
+            else:
+                failures[status] = failures.get(status, 0) + 1
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    return latencies, failures, time.perf_counter() - started
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+# --- Main -------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    args = parse_args()
+    env = environment()
+    logs = ROOT / "var"
+    logs.mkdir(exist_ok=True)
+    print(f"Preparing {env['DATABASE_URL']} ...", flush=True)
+    path, wamids = prepare(env)
+    bodies = build_bodies(args.requests, wamids)
+    statuses = sum(body.count(b'"status":') for body in bodies)
+    print(
+        f"{len(bodies)} bodies: {len(bodies) - len(bodies) * 3 // 4} inbound messages, "
+        f"{statuses} statuses; avg {statistics.mean(map(len, bodies)):.0f} bytes",
+        flush=True,
+    )
+
+    from integrations.models import WebhookEvent
+
+    port = free_port()
+    server = start(
+        [
+            sys.executable, "-m", "uvicorn", "config.asgi:application",
+            "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(args.web_workers), "--log-level", "warning", "--no-access-log",
+        ],
+        env,
+        logs / "bench-webhook-server.log",
+    )  # fmt: skip
+    try:
+        wait_http(port)
+        time.sleep(1.0)  # let every worker finish importing
+        warmup = build_bodies(50, wamids)
+        asyncio.run(post_all(port, path, warmup, 4))
+        first_id = WebhookEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        latencies, failures, wall = asyncio.run(post_all(port, path, bodies, args.concurrency))
+    finally:
+        stop(server)
+    accepted = len(latencies)
+    rate = accepted / wall
+
+    events = WebhookEvent.objects.filter(pk__gt=first_id)
+    total = events.count()
+    cluster_env = {**env, "Q_CLUSTER_NAME": "porfin-inbound"}
+    started = time.perf_counter()
+    worker = start(
+        [sys.executable, "manage.py", "qcluster"], cluster_env, logs / "bench-qcluster.log"
+    )
+    try:
+        deadline = time.monotonic() + max(120, total / 50)
+        while events.filter(processed_at__isnull=True).exists():
+            if time.monotonic() > deadline or worker.poll() is not None:
+                raise RuntimeError("the backlog was not drained; see var/bench-qcluster.log")
+            time.sleep(0.2)
+        drain_wall = time.perf_counter() - started
+    finally:
+        stop(worker)
+    from django.db.models import Max, Min
+
+    span = events.aggregate(first=Min("processed_at"), last=Max("processed_at"))
+    busy = (span["last"] - span["first"]).total_seconds() or drain_wall
+    errors = events.exclude(error="").count()
+
+    rows = [
+        ("webhooks posted", f"{len(bodies)}", ""),
+        ("accepted (200)", f"{accepted}", f"other: {failures or 'none'}"),
+        ("accepted webhooks/s", f"{rate:,.0f}", ">= 1,000"),
+        ("ack latency p50", f"{percentile(latencies, 0.50) * 1000:.1f} ms", "<= 250 ms (Meta)"),
+        ("ack latency p99", f"{percentile(latencies, 0.99) * 1000:.1f} ms", "< 50 ms"),
+        ("ack latency max", f"{max(latencies) * 1000:.1f} ms", "< 1% over 1 s (Meta)"),
+        ("events processed", f"{total - events.filter(processed_at__isnull=True).count()}", ""),
+        ("events with an error", f"{errors}", "0"),
+        ("drain, 1 worker cluster", f"{drain_wall:.1f} s incl. startup", ""),
+        ("drain events/s", f"{total / busy:,.0f}", ">= 500"),
+        ("drain events/s incl. startup", f"{total / drain_wall:,.0f}", ""),
+    ]
+    print()
+    print(f"Webhook ingest — {args.concurrency} connections, {args.web_workers} uvicorn workers, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'result':>22}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>22}  {target}")
+
+
+if __name__ == "__main__":
+    main()
