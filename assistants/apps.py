@@ -5,3 +5,9 @@ from django.utils.translation import gettext_lazy as _
 class AssistantsConfig(AppConfig):
     name = "assistants"
     verbose_name = _("Assistants")
+
+    def ready(self):
+        from assistants import receivers  # noqa: F401  (subscribes to the inbox's domain events)
+        from config import tasks
+
+        tasks.register_periodic("assistants.tasks.reply_sweep", 60)

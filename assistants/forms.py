@@ -1,0 +1,155 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import User
+from assistants.models import AISettings, Assistant, KnowledgeSource
+from integrations.models import WhatsAppNumber
+
+WEEKDAYS = [
+    (0, _("Monday")),
+    (1, _("Tuesday")),
+    (2, _("Wednesday")),
+    (3, _("Thursday")),
+    (4, _("Friday")),
+    (5, _("Saturday")),
+    (6, _("Sunday")),
+]
+
+
+class ListField(forms.CharField):
+    """A comma-separated list of words, stored as a JSON list."""
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return ", ".join(value)
+        return value
+
+    def to_python(self, value):
+        return [item.strip() for item in (value or "").split(",") if item.strip()][:50]
+
+
+class AssistantForm(forms.ModelForm):
+    handoff_keywords = ListField(
+        label=_("Handoff keywords"), required=False, help_text=_("Comma-separated.")
+    )
+    sensitive_topics = ListField(
+        label=_("Sensitive topics"),
+        required=False,
+        help_text=_("Comma-separated; a customer message mentioning one goes to a person."),
+    )
+    business_days = forms.TypedMultipleChoiceField(
+        label=_("Business days"),
+        choices=WEEKDAYS,
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    default_for_numbers = forms.ModelMultipleChoiceField(
+        label=_("Answers by default on"),
+        queryset=WhatsAppNumber.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = Assistant
+        fields = [
+            "name", "purpose", "instructions", "tone", "language", "model", "temperature",
+            "max_tokens", "greeting", "business_hours_enabled", "business_days", "opens_at",
+            "closes_at", "outside_hours_message", "handoff_keywords", "handoff_on_low_confidence",
+            "sensitive_topics", "max_turns_without_resolution", "handoff_message",
+            "handoff_target", "pause_on_human_reply", "default_for_numbers",
+            "enable_for_new_chats", "monthly_budget", "is_active",
+        ]  # fmt: skip
+        widgets = {
+            "instructions": forms.Textarea(attrs={"rows": 6}),
+            "greeting": forms.Textarea(attrs={"rows": 2}),
+            "outside_hours_message": forms.Textarea(attrs={"rows": 2}),
+            "handoff_message": forms.Textarea(attrs={"rows": 2}),
+            "opens_at": forms.TimeInput(attrs={"type": "time"}),
+            "closes_at": forms.TimeInput(attrs={"type": "time"}),
+        }
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["default_for_numbers"].queryset = WhatsAppNumber.objects.for_organization(
+            organization
+        )
+        self.fields["handoff_target"].queryset = User.objects.filter(
+            memberships__organization=organization
+        ).order_by("email")
+        self.fields["temperature"].widget.attrs.update(min=0, max=2, step="0.1")
+
+    def clean_temperature(self):
+        value = self.cleaned_data["temperature"]
+        if not 0 <= value <= 2:
+            raise forms.ValidationError(_("Between 0 and 2."))
+        return value
+
+
+class KnowledgeForm(forms.Form):
+    kind = forms.ChoiceField(label=_("Kind"), choices=KnowledgeSource.Kind.choices)
+    title = forms.CharField(label=_("Title"), max_length=255, required=False)
+    upload = forms.FileField(
+        label=_("File"), required=False, help_text=_("PDF, DOCX, TXT or Markdown; up to 10 MB.")
+    )
+    text = forms.CharField(
+        label=_("Text"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6}),
+        help_text=_(
+            "Pasted text or a web page's text. For questions and answers write "
+            "“Q: …” and “A: …” lines."
+        ),
+    )
+    url = forms.URLField(label=_("Web page address"), required=False, assume_scheme="https")
+
+    def clean(self):
+        data = super().clean()
+        kind = data.get("kind")
+        if kind == KnowledgeSource.Kind.FILE:
+            upload = data.get("upload")
+            if not upload:
+                self.add_error("upload", _("Choose a file."))
+            elif upload.size > 10 * 1024 * 1024:
+                self.add_error("upload", _("The file is larger than 10 MB."))
+        elif not (data.get("text") or "").strip():
+            self.add_error("text", _("Paste the text."))
+        return data
+
+
+class PlaygroundForm(forms.Form):
+    text = forms.CharField(label=_("Message"), max_length=2000)
+    history = forms.CharField(required=False, widget=forms.HiddenInput)
+
+
+class AISettingsForm(forms.ModelForm):
+    api_key = forms.CharField(
+        label=_("API key"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("Leave empty to keep the current key."),
+    )
+    clear_api_key = forms.BooleanField(label=_("Remove the saved key"), required=False)
+    base_url = forms.URLField(
+        label=_("Base URL"),
+        required=False,
+        assume_scheme="https",
+        help_text=_("Any OpenAI-compatible server, e.g. https://api.openai.com/v1"),
+    )
+
+    class Meta:
+        model = AISettings
+        fields = [
+            "api_key",
+            "base_url",
+            "embedding_model",
+            "transcription_model",
+            "timeout_seconds",
+        ]
+
+    def clean_timeout_seconds(self):
+        value = self.cleaned_data["timeout_seconds"]
+        if not 1 <= value <= 120:
+            raise forms.ValidationError(_("Between 1 and 120 seconds."))
+        return value

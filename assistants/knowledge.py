@@ -1,0 +1,242 @@
+"""Knowledge base: text extraction, chunking, indexing and retrieval.
+
+The lexical index is always there (SQLite FTS5 or PostgreSQL full-text, created in migration
+0002); embeddings are added when the organization's provider offers them, and retrieval then
+fuses both rankings.
+"""
+
+import io
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils.translation import gettext as _
+
+from assistants.models import Assistant, KnowledgeChunk, KnowledgeSource
+from integrations.ai import AIError
+from integrations.ai.client import terms
+
+logger = logging.getLogger(__name__)
+
+CHUNK_CHARS = 700
+MAX_SOURCE_CHARS = 400_000
+TEXT_EXTENSIONS = (".txt", ".md", ".markdown")
+
+
+# --- Extraction ---------------------------------------------------------------------------------
+
+
+def extract_text(name: str, data: bytes) -> str:
+    """Plain text of an uploaded PDF, DOCX, TXT or Markdown file; ``ValidationError`` if not."""
+    lowered = name.lower()
+    try:
+        if lowered.endswith(".pdf"):
+            from pypdf import PdfReader
+
+            reader = PdfReader(io.BytesIO(data))
+            text = "\n\n".join(page.extract_text() or "" for page in reader.pages)
+        elif lowered.endswith(".docx"):
+            import docx
+
+            document = docx.Document(io.BytesIO(data))
+            text = "\n\n".join(p.text for p in document.paragraphs)
+        elif lowered.endswith(TEXT_EXTENSIONS):
+            text = data.decode("utf-8", errors="replace")
+        else:
+            raise ValidationError(_("Upload a PDF, DOCX, TXT or Markdown file."))
+    except ValidationError:
+        raise
+    except Exception as error:  # a broken file: say so instead of failing later
+        raise ValidationError(
+            _("This file could not be read: %(error)s") % {"error": error}
+        ) from error
+    text = text.replace("\x00", "").strip()
+    if not text:
+        raise ValidationError(_("No text was found in this file."))
+    return text[:MAX_SOURCE_CHARS]
+
+
+def chunk_text(text: str, size: int = CHUNK_CHARS) -> list[str]:
+    """Split on paragraphs, then sentences, packing pieces up to ``size`` characters."""
+    pieces: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        paragraph = " ".join(paragraph.split())
+        if not paragraph:
+            continue
+        if len(paragraph) <= size:
+            pieces.append(paragraph)
+            continue
+        for sentence in re.split(r"(?<=[.!?])\s+", paragraph):
+            while len(sentence) > size:
+                pieces.append(sentence[:size])
+                sentence = sentence[size:]
+            pieces.append(sentence)
+    chunks: list[str] = []
+    current = ""
+    for piece in pieces:
+        if current and len(current) + 1 + len(piece) > size:
+            chunks.append(current)
+            current = piece
+        else:
+            current = f"{current}\n{piece}" if current else piece
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def source_chunks(source: KnowledgeSource) -> list[str]:
+    if source.kind == KnowledgeSource.Kind.FAQ:
+        return [f"{pair['question']}\n{pair['answer']}" for pair in source.faq]
+    # The title travels with every passage: it often names the topic the text never repeats.
+    size = max(200, CHUNK_CHARS - len(source.title) - 1)
+    return [f"{source.title}\n{chunk}" for chunk in chunk_text(source.text, size)]
+
+
+# --- Indexing -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def source_index(source: KnowledgeSource, provider=None, embedding_model: str = "") -> int:
+    """(Re)build a source's chunks; embed them when ``provider`` can."""
+    source.chunks.all().delete()
+    texts = source_chunks(source)
+    vectors: list | None = None
+    if provider is not None and not provider.offline and texts:
+        try:
+            vectors = provider.embed(model=embedding_model, texts=texts)
+        except AIError as error:
+            logger.info("Knowledge source %s indexed without embeddings: %s", source.pk, error)
+    KnowledgeChunk.objects.bulk_create(
+        [
+            KnowledgeChunk(
+                organization_id=source.organization_id,
+                source=source,
+                assistant_id=source.assistant_id,
+                position=i,
+                text=text,
+                embedding=vectors[i] if vectors else None,
+            )
+            for i, text in enumerate(texts)
+        ]
+    )
+    source.chunk_count = len(texts)
+    source.embedded = bool(vectors)
+    source.save(update_fields=["chunk_count", "embedded"])
+    return len(texts)
+
+
+# --- Retrieval ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Hit:
+    chunk: KnowledgeChunk
+    score: float
+
+    @property
+    def source_title(self) -> str:
+        return self.chunk.source.title
+
+
+def lexical_ids(assistant: Assistant, query: str, k: int) -> list[int]:
+    """Chunk ids of ``assistant`` ranked by the lexical index (best first)."""
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+
+        words = [re.sub(r"[^\w]", "", w) for w in terms(query, fold=False)]
+        words = [w for w in words if w]
+        if not words:
+            return []
+        vector = SearchVector("text", config="simple")
+        search = SearchQuery(
+            " | ".join(f"{w[:6]}:*" for w in words), search_type="raw", config="simple"
+        )
+        return list(
+            KnowledgeChunk.objects.annotate(rank=SearchRank(vector, search))
+            .filter(assistant=assistant)
+            .annotate(document=vector)
+            .filter(document=search)
+            .order_by("-rank", "id")
+            .values_list("id", flat=True)[:k]
+        )
+    words = terms(query)
+    if not words:
+        return []
+    match = " OR ".join(f'"{w[:6]}"*' for w in dict.fromkeys(words))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.id FROM assistants_chunk_fts f "
+            "JOIN assistants_knowledgechunk c ON c.id = f.rowid "
+            "WHERE assistants_chunk_fts MATCH %s AND c.assistant_id = %s "
+            "ORDER BY bm25(assistants_chunk_fts), c.id LIMIT %s",
+            [match, assistant.pk, k],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=False))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
+
+
+def embedding_ids(
+    assistant: Assistant,
+    query: str,
+    k: int,
+    provider,
+    embedding_model: str,
+    timings: dict | None = None,
+) -> list[int]:
+    """Chunk ids ranked by cosine similarity to the query's embedding (empty if unavailable)."""
+    if provider is None or provider.offline:
+        return []
+    chunks = list(
+        KnowledgeChunk.objects.filter(assistant=assistant, embedding__isnull=False).values_list(
+            "id", "embedding"
+        )
+    )
+    if not chunks:
+        return []
+    started = time.monotonic()
+    try:
+        (vector,) = provider.embed(model=embedding_model, texts=[query])
+    except AIError as error:
+        logger.info("Query embedding failed, lexical retrieval only: %s", error)
+        return []
+    finally:
+        if timings is not None:
+            timings["embed_ms"] = int((time.monotonic() - started) * 1000)
+    ranked = sorted(chunks, key=lambda item: (-_cosine(vector, item[1]), item[0]))
+    return [chunk_id for chunk_id, _ in ranked[:k]]
+
+
+def search(
+    assistant: Assistant,
+    query: str,
+    *,
+    k: int = 3,
+    mode: str = "hybrid",
+    provider=None,
+    embedding_model: str = "",
+    timings: dict | None = None,
+) -> list[Hit]:
+    """The ``k`` chunks that best answer ``query``: lexical, embeddings, or both fused (RRF).
+
+    ``timings`` (a dict) receives ``embed_ms``, the time spent embedding the query."""
+    rankings = []
+    if mode in ("lexical", "hybrid"):
+        rankings.append(lexical_ids(assistant, query, k * 2))
+    if mode in ("embedding", "hybrid"):
+        rankings.append(embedding_ids(assistant, query, k * 2, provider, embedding_model, timings))
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, chunk_id in enumerate(ranking):
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (60 + rank)
+    best = sorted(scores, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:k]
+    chunks = KnowledgeChunk.objects.select_related("source").in_bulk(best)
+    return [Hit(chunks[chunk_id], scores[chunk_id]) for chunk_id in best if chunk_id in chunks]

@@ -1,0 +1,30 @@
+"""Subscriptions to the inbox's domain events (see ``inbox.signals``): quick, they only enqueue."""
+
+from django.dispatch import receiver
+
+from assistants import services
+from config import tasks
+from inbox import signals
+from inbox.models import Chat, Message
+
+
+@receiver(signals.message_received, dispatch_uid="assistants-message-received")
+def answer_or_transcribe(sender, *, message, **kwargs):
+    if message.type == Message.Type.AUDIO:
+        tasks.enqueue("assistants.tasks.transcribe_voice_note", message.pk, queue="ai")
+        return
+    services.reply_schedule(message=message)
+
+
+@receiver(signals.message_created, dispatch_uid="assistants-message-created")
+def pause_on_human_reply(sender, *, message, **kwargs):
+    if message.author_type == Message.Author.USER and message.direction == "out":
+        tasks.enqueue("assistants.tasks.pause_for_human_reply", message.pk)
+
+
+@receiver(signals.chat_changed, dispatch_uid="assistants-chat-changed")
+def on_chat_changed(sender, *, chat, change, data=None, **kwargs):
+    if change == "created":
+        services.new_chat_enable(chat=chat)
+    elif change == "status" and (data or {}).get("status") == Chat.Status.RESOLVED:
+        tasks.enqueue("assistants.tasks.analyze_chat", chat.pk, queue="bulk")

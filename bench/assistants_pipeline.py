@@ -1,0 +1,228 @@
+"""AI auto-reply pipeline: overhead excluding model time, and 50 chats answered at once.
+
+    .venv/bin/python bench/assistants_pipeline.py [--database-url URL] [--replies N] [--chats C]
+
+Runs the real pipeline (``inbox.services.message_receive`` → ``message_received`` receiver →
+reply claim → retrieval → the official ``openai`` client against the local OpenAI stub → reply
+stored and delivered to a local WhatsApp sandbox) on a fresh PostgreSQL database (default
+``postgres://postgres@127.0.0.1:5432/porfin_bench_assistants``).
+
+1. Overhead: N replies one after another with an instant stub model and inline tasks; per reply,
+   wall time from the inbound message to the delivered answer minus the model call's own time.
+   Target: p95 < 30 ms.
+2. Concurrency: C chats receive a message at the same moment (stored by 8 threads, as inbound
+   workers would); the stub model takes 1 s per answer; tasks run on the embedded thread runner
+   (the ``ai`` queue), debounce as configured. Reports the time until every chat has its answer
+   stored and sent. Target: C = 50 all answered in < 3 s (no head-of-line blocking).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from _assistants_setup import clinic, setup_django
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/porfin_bench_assistants"
+KNOWLEDGE = (
+    "A clínica funciona de segunda a sexta, das 8h às 19h.\n\n"
+    "A limpeza custa R$ 180 e inclui flúor.\n\n"
+    "Aceitamos Amil Dental, OdontoPrev e Bradesco Dental."
+)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def make_chats(organization, number, count: int, prefix: str):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from inbox.models import Chat, Contact
+
+    chats = []
+    for i in range(count):
+        wa_id = f"55119{prefix}{i:05d}"
+        contact = Contact.objects.create(
+            organization=organization, wa_id=wa_id, phone=f"+{wa_id}", name=f"Paciente {i}"
+        )
+        chats.append(
+            Chat.objects.create(
+                organization=organization,
+                contact=contact,
+                number=number,
+                ai_enabled=True,
+                window_expires_at=timezone.now() + timedelta(hours=23),
+            )
+        )
+    return chats
+
+
+def inbound(number, wa_id: str, text: str, wamid: str):
+    from integrations.whatsapp import payloads
+
+    body = payloads.build_webhook(
+        number.waba_id,
+        [
+            payloads.build_messages_change(
+                phone_number_id=number.phone_number_id,
+                display_phone_number="551140000000",
+                contacts=[payloads.build_contact(wa_id=wa_id, profile_name="Paciente")],
+                messages=[
+                    payloads.build_inbound_message(
+                        wamid=wamid,
+                        from_wa_id=wa_id,
+                        message_type="text",
+                        content=payloads.build_text(text),
+                    )
+                ],
+            )
+        ],
+    )
+    return payloads.parse_webhook(body)[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
+    parser.add_argument("--replies", type=int, default=200)
+    parser.add_argument("--chats", type=int, default=50)
+    args = parser.parse_args()
+
+    from integrations.whatsapp.sandbox import SandboxServer
+    from tests.assistants.openai_stub import OpenAIStub
+
+    stub = OpenAIStub().start()
+    sandbox = SandboxServer().start()
+    setup_django(
+        args.database_url,
+        SANDBOX_URL=sandbox.url,
+        SANDBOX_WEBHOOK_BASE_URL="http://127.0.0.1:9",
+        TASK_RUNNER="inline",
+    )
+    import logging
+
+    from django.conf import settings
+
+    from assistants import services
+    from assistants.models import AISettings, UsageRecord
+    from config import tasks as task_runner
+    from inbox import services as inbox_services
+    from inbox.models import Chat, Message
+
+    logging.disable(logging.WARNING)
+    organization, number, assistant = clinic("pipeline")
+    AISettings.objects.create(organization=organization, api_key="sk-stub", base_url=stub.base_url)
+    services.knowledge_add(assistant=assistant, kind="text", title="Guia", text=KNOWLEDGE)
+
+    # 1. Overhead, sequential, instant model.
+    settings.ASSISTANT_DEBOUNCE_SECONDS = 0
+    stub.default = lambda body: {"content": "A limpeza custa R$ 180."}
+    chats = make_chats(organization, number, args.replies + 20, "1")
+    overheads, totals, ingest = [], [], []
+    last_usage = 0
+    for i, chat in enumerate(chats):
+        # The customer's message is stored with the AI off (the inbox's own work, timed apart),
+        # then the AI pipeline runs: schedule, claim, context, retrieval, model, send, delivery.
+        Chat.objects.filter(pk=chat.pk).update(ai_enabled=False)
+        started = time.perf_counter()
+        message = inbox_services.message_receive(
+            number=number,
+            inbound=inbound(number, chat.contact.wa_id, "Quanto custa a limpeza?", f"wamid.o{i}"),
+        )
+        stored = time.perf_counter()
+        Chat.objects.filter(pk=chat.pk).update(ai_enabled=True)
+        message.chat.ai_enabled = True
+        replied = time.perf_counter()
+        services.reply_schedule(message=message)
+        done = time.perf_counter()
+        model_ms = sum(
+            UsageRecord.objects.filter(assistant=assistant, pk__gt=last_usage).values_list(
+                "latency_ms", flat=True
+            )
+        )
+        last_usage = UsageRecord.objects.filter(assistant=assistant).latest("id").pk
+        if i >= 20:  # warm-up excluded
+            ingest.append((stored - started) * 1000)
+            totals.append((done - replied) * 1000)
+            overheads.append((done - replied) * 1000 - model_ms)
+    sent = Message.objects.filter(author_type="assistant", status="sent").count()
+    print(f"1. AI pipeline overhead excluding model time, {len(overheads)} replies ({sent} sent):")
+    print(
+        f"   p50 {statistics.median(overheads):.1f} ms  p95 {percentile(overheads, 0.95):.1f} ms"
+        f"  max {max(overheads):.1f} ms  (target p95 < 30 ms; includes the send to the local"
+        f" sandbox; with model time p95 {percentile(totals, 0.95):.1f} ms)"
+    )
+    print(
+        f"   inbound message storage before it (inbox, all receivers): p50"
+        f" {statistics.median(ingest):.1f} ms  p95 {percentile(ingest, 0.95):.1f} ms"
+    )
+
+    # 2. Concurrency, 1 s model, thread runner.
+    settings.TASK_RUNNER = "thread"
+    del settings.ASSISTANT_DEBOUNCE_SECONDS
+    stub.delay = 1.0
+    chats = make_chats(organization, number, args.chats, "2")
+    ids = [c.pk for c in chats]
+    before = Message.objects.filter(author_type="assistant").count()
+    started = time.perf_counter()
+
+    def receive(index_chat):
+        index, chat = index_chat
+        inbox_services.message_receive(
+            number=number,
+            inbound=inbound(number, chat.contact.wa_id, "Vocês aceitam Amil?", f"wamid.c{index}"),
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(receive, enumerate(chats)))
+    received = time.perf_counter() - started
+    answered_at = sent_at = None
+    deadline = time.perf_counter() + 30
+    while time.perf_counter() < deadline and sent_at is None:
+        replies = Message.objects.filter(author_type="assistant", chat_id__in=ids)
+        if answered_at is None and replies.count() >= len(ids):
+            answered_at = time.perf_counter() - started
+        if replies.filter(status="sent").count() >= len(ids):
+            sent_at = time.perf_counter() - started
+        time.sleep(0.02)
+    replies = Message.objects.filter(author_type="assistant").count() - before
+    per_chat = (
+        Message.objects.filter(author_type="assistant", chat_id__in=ids)
+        .values("chat_id")
+        .distinct()
+        .count()
+    )
+    latencies = []
+    for chat_id in ids:
+        asked = Message.objects.filter(chat_id=chat_id, direction="in").latest("id")
+        answer = Message.objects.filter(chat_id=chat_id, author_type="assistant").first()
+        if answer is not None:
+            latencies.append((answer.created_at - asked.created_at).total_seconds())
+    print(
+        f"2. {len(ids)} chats at once, stub model 1 s, debounce {services.debounce_seconds():.1f} s,"
+        f" ai queue threads {task_runner.QUEUES['ai']}:"
+    )
+    print(
+        f"   messages stored in {received:.2f} s; all answered in "
+        f"{answered_at if answered_at is None else round(answered_at, 2)} s, all sent in "
+        f"{sent_at if sent_at is None else round(sent_at, 2)} s; {replies} replies for "
+        f"{per_chat} chats (target < 3 s, one reply each)"
+    )
+    if latencies:
+        print(
+            f"   per chat, customer message stored → answer stored: p50"
+            f" {statistics.median(latencies):.2f} s  p95 {percentile(latencies, 0.95):.2f} s"
+            f"  max {max(latencies):.2f} s"
+        )
+    stub.stop()
+    sandbox.stop()
+
+
+if __name__ == "__main__":
+    main()

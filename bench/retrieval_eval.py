@@ -1,0 +1,99 @@
+"""Retrieval quality of the assistants' knowledge base: hit@3 over a sample clinic.
+
+    .venv/bin/python bench/retrieval_eval.py [--database-url URL]
+
+Indexes a small clinic knowledge base (one source per topic), asks 21 customer questions whose
+answering source is known, and reports hit@1/hit@3 for the lexical index (SQLite FTS5 by default,
+PostgreSQL full-text with ``--database-url postgres://...``) and for embeddings. Embeddings come
+from the local OpenAI stub (``tests/assistants/openai_stub.py``): deterministic hashed bags of
+word stems, so that figure checks the embedding path end to end, not semantic quality; point
+``OPENAI_BASE_URL``/``OPENAI_API_KEY`` at a real server to measure a real embedding model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from _assistants_setup import ROOT, clinic, setup_django
+
+QUESTIONS = [
+    ("Vocês abrem no sábado?", "Horários"),
+    ("Que horas a clínica fecha durante a semana?", "Horários"),
+    ("Qual o endereço de vocês?", "Endereço"),
+    ("Fica perto de qual metrô?", "Endereço"),
+    ("Tem onde estacionar o carro?", "Estacionamento"),
+    ("Aceitam plano Bradesco?", "Convênios"),
+    ("Quanto custa uma limpeza?", "Limpeza"),
+    ("A limpeza inclui flúor?", "Limpeza"),
+    ("Qual o valor do clareamento a laser?", "Clareamento"),
+    ("Vocês fazem clareamento caseiro?", "Clareamento"),
+    ("Quanto sai um implante?", "Implantes"),
+    ("A tomografia é paga?", "Implantes"),
+    ("Vocês têm alinhador invisível?", "Ortodontia"),
+    ("Quanto é a manutenção do aparelho?", "Ortodontia"),
+    ("Atendem criança pequena?", "Crianças"),
+    ("Dá para parcelar no cartão?", "Pagamento"),
+    ("Posso pagar com Pix?", "Pagamento"),
+    ("Como faço para remarcar minha consulta?", "Cancelamento"),
+    ("Quebrei um dente, vocês atendem hoje?", "Urgência"),
+    ("O que não posso fazer depois de arrancar um dente?", "Pós-extração"),
+    ("Meus dentes ficaram sensíveis depois do clareamento, é normal?", "Sensibilidade"),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--database-url", default=f"sqlite:///{ROOT / 'var' / 'bench-retrieval.sqlite3'}"
+    )
+    args = parser.parse_args()
+    from tests.assistants.openai_stub import OpenAIStub
+
+    stub = OpenAIStub().start()
+    setup_django(args.database_url)
+    from django.db import connection
+
+    from assistants import knowledge, services
+    from assistants.demo import CLINIC_KNOWLEDGE as KNOWLEDGE
+    from assistants.models import AISettings
+
+    organization, _number, assistant = clinic("retrieval")
+    AISettings.objects.create(
+        organization=organization,
+        api_key=os.environ.get("OPENAI_API_KEY") or "sk-stub",
+        base_url=os.environ.get("OPENAI_BASE_URL") or stub.base_url,
+    )
+    for title, text in KNOWLEDGE.items():
+        services.knowledge_add(assistant=assistant, kind="text", title=title, text=text)
+    provider = services.provider_for_organization(organization.pk)
+    print(f"database: {connection.vendor}; {len(KNOWLEDGE)} sources, {len(QUESTIONS)} questions")
+    for mode in ("lexical", "embedding", "hybrid"):
+        hit1 = hit3 = 0
+        misses = []
+        for question, expected in QUESTIONS:
+            hits = knowledge.search(
+                assistant,
+                question,
+                k=3,
+                mode=mode,
+                provider=provider,
+                embedding_model="text-embedding-3-small",
+            )
+            titles = [hit.source_title for hit in hits]
+            hit1 += titles[:1] == [expected]
+            hit3 += expected in titles
+            if expected not in titles:
+                misses.append(f"{question!r} → {titles}")
+        total = len(QUESTIONS)
+        print(
+            f"{mode:>9}: hit@1 {hit1 / total:.2f} ({hit1}/{total})  "
+            f"hit@3 {hit3 / total:.2f} ({hit3}/{total})"
+        )
+        for miss in misses:
+            print(f"           miss: {miss}")
+    stub.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""One small interface over chat completions, embeddings and transcription.
+
+``ChatProvider`` wraps the official ``openai`` client (any OpenAI-compatible base URL);
+``OfflineProvider`` needs no key and answers by extracting the best-matching sentences from the
+knowledge passages it is given, so the embedded demo shows the whole flow. Callers choose with
+``provider_for(api_key, base_url)``, which falls back to ``OPENAI_API_KEY``/``OPENAI_BASE_URL``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from django.conf import settings
+
+from integrations.whatsapp.errors import IntegrationError
+
+DEFAULT_TIMEOUT = 20.0
+
+
+class AIError(IntegrationError):
+    """The model could not answer (timeout, refused key, server error, malformed answer)."""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass
+class ChatResult:
+    text: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    model: str = ""
+    latency_ms: int = 0
+    offline: bool = False
+
+
+class ChatProvider:
+    """The official ``openai`` client against any OpenAI-compatible server."""
+
+    offline = False
+
+    def __init__(self, *, api_key: str, base_url: str = "", timeout: float = DEFAULT_TIMEOUT):
+        self.client = openai.OpenAI(
+            api_key=api_key, base_url=base_url or None, timeout=timeout, max_retries=0
+        )
+
+    def chat(
+        self,
+        *,
+        model: str,
+        messages: list[dict],
+        tools: list[dict] | None = None,
+        temperature: float = 0.3,
+        max_tokens: int = 500,
+        passages: list[str] | None = None,
+    ) -> ChatResult:
+        """``passages`` are already inside ``messages``; only the offline provider reads them."""
+        started = time.monotonic()
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+        }
+        if tools:
+            kwargs["tools"] = tools
+        try:
+            response = self.client.chat.completions.create(**kwargs)
+        except openai.APITimeoutError as error:
+            raise AIError(f"The model did not answer in time: {error}", permanent=False) from error
+        except openai.APIStatusError as error:
+            permanent = error.status_code in (400, 401, 403, 404, 422)
+            raise AIError(
+                f"The model server answered {error.status_code}: {error.message}",
+                permanent=permanent,
+            ) from error
+        except openai.APIError as error:
+            raise AIError(f"The model server failed: {error}", permanent=False) from error
+        if not response.choices:
+            raise AIError("The model returned no answer.", permanent=False)
+        message = response.choices[0].message
+        calls = []
+        for call in message.tool_calls or []:
+            try:
+                arguments = json.loads(call.function.arguments or "{}")
+            except ValueError:
+                arguments = {}
+            calls.append(
+                ToolCall(
+                    id=call.id,
+                    name=call.function.name,
+                    arguments=arguments if isinstance(arguments, dict) else {},
+                )
+            )
+        usage = response.usage
+        return ChatResult(
+            text=(message.content or "").strip(),
+            tool_calls=calls,
+            tokens_in=usage.prompt_tokens if usage else 0,
+            tokens_out=usage.completion_tokens if usage else 0,
+            model=response.model or model,
+            latency_ms=int((time.monotonic() - started) * 1000),
+        )
+
+    def embed(self, *, model: str, texts: list[str]) -> list[list[float]]:
+        try:
+            response = self.client.embeddings.create(model=model, input=texts)
+        except openai.APIError as error:
+            raise AIError(f"Embeddings failed: {error}", permanent=False) from error
+        return [item.embedding for item in sorted(response.data, key=lambda d: d.index)]
+
+    def transcribe(self, *, model: str, filename: str, data: bytes, mime_type: str) -> str:
+        try:
+            response = self.client.audio.transcriptions.create(
+                model=model, file=(filename, data, mime_type)
+            )
+        except openai.APIError as error:
+            raise AIError(f"Transcription failed: {error}", permanent=False) from error
+        return (getattr(response, "text", "") or "").strip()
+
+
+# --- Offline ------------------------------------------------------------------------------------
+
+_STOPWORDS = """a o e as os de da do das dos em no na nos nas um uma para por com que se ao à é ou
+    qual quais quanto quando onde como vocês voce você eu meu minha tem têm ter the an and or of
+    to in on at for is are do does what which when where how can i you your my el la los las y
+    es por para con que un una del al"""
+STOPWORDS = frozenset(_STOPWORDS.split())
+
+
+def normalize(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def terms(text: str, *, fold: bool = True) -> list[str]:
+    """Content words of ``text``: lowercased, accents removed (unless ``fold=False``),
+    stopwords and short words out."""
+    words = re.findall(r"\w+", normalize(text) if fold else text.lower())
+    return [w for w in words if len(w) > 2 and normalize(w) not in STOPWORDS]
+
+
+def _stem(word: str) -> str:
+    return word[:5]
+
+
+class OfflineProvider:
+    """No model: answers with the knowledge sentences that best match the customer's words.
+
+    When nothing matches and the ``handoff`` tool is offered, it calls it (low confidence).
+    """
+
+    offline = True
+
+    def chat(
+        self,
+        *,
+        model: str = "offline",
+        messages: list[dict],
+        tools: list[dict] | None = None,
+        temperature: float = 0.0,
+        max_tokens: int = 500,
+        passages: list[str] | None = None,
+    ) -> ChatResult:
+        started = time.monotonic()
+        question = next(
+            (m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), ""
+        )
+        wanted = {_stem(t) for t in terms(question)}
+        best: list[tuple[int, int, str]] = []
+        for p_index, passage in enumerate(passages or []):
+            for sentence in re.split(r"(?<=[.!?])\s+|\n+", passage):
+                sentence = sentence.strip(" -*#\t")
+                score = len(wanted & {_stem(t) for t in terms(sentence)})
+                if sentence and score:
+                    best.append((score, -p_index, sentence))
+        best.sort(reverse=True)
+        tool_names = {(t.get("function") or {}).get("name") for t in tools or []}
+        if not best and "handoff" in tool_names:
+            return ChatResult(
+                text="",
+                tool_calls=[ToolCall("offline-1", "handoff", {"reason": "low confidence"})],
+                model="offline",
+                latency_ms=int((time.monotonic() - started) * 1000),
+                offline=True,
+                tokens_in=sum(len(str(m.get("content") or "").split()) for m in messages),
+            )
+        text = " ".join(s for _, _, s in best[:2])[: max_tokens * 4]
+        return ChatResult(
+            text=text,
+            model="offline",
+            latency_ms=int((time.monotonic() - started) * 1000),
+            offline=True,
+            tokens_in=sum(len(str(m.get("content") or "").split()) for m in messages),
+            tokens_out=len(text.split()),
+        )
+
+    def embed(self, *, model: str, texts: list[str]) -> list[list[float]]:
+        raise AIError("Embeddings need an API key.", permanent=True)
+
+    def transcribe(self, *, model: str, filename: str, data: bytes, mime_type: str) -> str:
+        raise AIError("Transcription needs an API key.", permanent=True)
+
+
+def provider_for(
+    api_key: str = "", base_url: str = "", *, timeout: float = DEFAULT_TIMEOUT
+) -> ChatProvider | OfflineProvider:
+    """The organization's key and base URL, else the environment's, else the offline provider."""
+    key = api_key or settings.OPENAI_API_KEY
+    url = base_url or settings.OPENAI_BASE_URL
+    if not key:
+        return OfflineProvider()
+    return _cached_provider(key, url, float(timeout))
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_provider(key: str, url: str, timeout: float) -> ChatProvider:
+    """One client (and its connection pool) per server and key: building one costs ~10 ms, and
+    the ``openai`` client is safe to share between threads."""
+    return ChatProvider(api_key=key, base_url=url, timeout=timeout)
