@@ -1,3 +1,6 @@
+"""Campaigns and automations: segments, template broadcasts (now, scheduled, recurring),
+throttled crash-safe dispatch, opt-out handling, drips and event-driven rules."""
+
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
@@ -5,3 +8,9 @@ from django.utils.translation import gettext_lazy as _
 class CampaignsConfig(AppConfig):
     name = "campaigns"
     verbose_name = _("Campaigns")
+
+    def ready(self):
+        from campaigns import receivers  # noqa: F401
+        from config.tasks import register_periodic
+
+        register_periodic("campaigns.tasks.tick", 10)

@@ -1,14 +1,373 @@
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+"""Campaign and audience pages: access check, form, service, then redirect or render."""
 
-from accounts import access
+import uuid
+
+from django.contrib import messages
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts import access as accounts_access
+from campaigns import access, forms, selectors, services
+from campaigns.models import Campaign, CampaignRecipient, Segment
+from inbox.services import SendRefused
+from integrations.whatsapp.errors import WhatsAppError
+
+PAGE_SIZE = 50
+
+
+def _can_edit(request) -> bool:
+    return accounts_access.can_edit(request.membership, "campaigns")
+
+
+# --- Campaigns --------------------------------------------------------------------------------
 
 
 @require_GET
-@access.section_required("campaigns")
+@accounts_access.section_required("campaigns")
 def index(request):
+    campaigns = list(selectors.campaign_list(request.organization)[:200])
     return render(
         request,
-        "campaigns/index.html",
-        {"can_edit": access.can_edit(request.membership, "campaigns")},
+        "campaigns/campaign_list.html",
+        {"campaigns": campaigns, "can_edit": _can_edit(request)},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@accounts_access.section_required("campaigns", edit=True)
+def campaign_create(request):
+    org = request.organization
+    if request.method == "POST":
+        form = forms.CampaignForm(request.POST, organization=org)
+        if form.is_valid():
+            campaign = form.save(commit=False)
+            campaign.created_by = request.user
+            campaign.save()
+            return redirect("campaign_detail", code=campaign.code)
+    else:
+        form = forms.CampaignForm(
+            initial={"template": request.GET.get("template", ""), "rate_per_second": 20},
+            organization=org,
+        )
+    template = "campaigns/campaign_form.html"
+    if request.htmx and request.method == "GET":
+        template += "#variables"
+    return render(request, template, {"form": form})
+
+
+@require_GET
+@accounts_access.section_required("campaigns")
+def campaign_detail(request, code):
+    campaign, can_edit = access.get_campaign_for_member(request.membership, code)
+    if request.htmx and request.GET.get("part") == "stats":
+        services.campaign_counters_refresh(campaign.pk)
+        campaign.refresh_from_db()
+        return render(request, "campaigns/campaign_detail.html#stats", {"campaign": campaign})
+    status = request.GET.get("status", "")
+    page = Paginator(selectors.campaign_recipients(campaign, status), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    sample = selectors.audience_contacts(campaign).order_by("pk")[:5]
+    context = {
+        "campaign": campaign,
+        "can_edit": can_edit,
+        "page": page,
+        "status": status,
+        "statuses": CampaignRecipient.Status.choices,
+        "failures": selectors.campaign_failures(campaign),
+        "previews": services.campaign_preview(campaign=campaign, contacts=sample),
+        "audience_count": selectors.audience_contacts(campaign).count(),
+        "test_form": forms.TestSendForm(),
+    }
+    return render(request, "campaigns/campaign_detail.html", context)
+
+
+def _campaign_action(request, code, action, done_message):
+    campaign = access.get_editable_campaign_for_member(request.membership, code)
+    if action(campaign=campaign):
+        messages.success(request, done_message)
+    else:
+        messages.error(request, _("The campaign cannot do that in its current state."))
+    return redirect("campaign_detail", code=campaign.code)
+
+
+@require_POST
+@accounts_access.section_required("campaigns", edit=True)
+def campaign_launch(request, code):
+    return _campaign_action(
+        request,
+        code,
+        lambda campaign: (
+            services.campaign_launch(campaign=campaign).status == Campaign.Status.SCHEDULED
+        ),
+        _("Campaign scheduled."),
+    )
+
+
+@require_POST
+@accounts_access.section_required("campaigns", edit=True)
+def campaign_pause(request, code):
+    return _campaign_action(request, code, services.campaign_pause, _("Campaign paused."))
+
+
+@require_POST
+@accounts_access.section_required("campaigns", edit=True)
+def campaign_resume(request, code):
+    return _campaign_action(request, code, services.campaign_resume, _("Campaign resumed."))
+
+
+@require_POST
+@accounts_access.section_required("campaigns", edit=True)
+def campaign_cancel(request, code):
+    return _campaign_action(request, code, services.campaign_cancel, _("Campaign cancelled."))
+
+
+@require_POST
+@accounts_access.section_required("campaigns", edit=True)
+def campaign_test_send(request, code):
+    campaign = access.get_editable_campaign_for_member(request.membership, code)
+    form = forms.TestSendForm(request.POST)
+    if form.is_valid():
+        try:
+            services.campaign_test_send(
+                campaign=campaign, phone=form.cleaned_data["phone"], actor=request.user
+            )
+            messages.success(request, _("Test message sent."))
+        except (SendRefused, services.MissingVariable, WhatsAppError) as error:
+            messages.error(request, _("Test not sent: %(error)s") % {"error": error})
+    else:
+        messages.error(request, _("Give a phone number for the test."))
+    return redirect("campaign_detail", code=campaign.code)
+
+
+# --- Contacts ---------------------------------------------------------------------------------
+
+
+def _filtered_contacts(request):
+    form = forms.ContactFilterForm(request.GET or None)
+    filters = form.filters() if request.GET else {}
+    query = form.cleaned_data.get("q", "") if form.is_bound and form.is_valid() else ""
+    return form, filters, selectors.contact_list(request.organization, query=query, filters=filters)
+
+
+@require_GET
+@accounts_access.section_required("campaigns")
+def contact_list(request):
+    form, filters, contacts = _filtered_contacts(request)
+    page = Paginator(contacts, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "form": form,
+        "page": page,
+        "count": page.paginator.count,
+        "filters": filters,
+        "querystring": request.GET.urlencode(),
+        "can_edit": _can_edit(request),
+        "bulk_form": forms.BulkTagForm(),
+        "static_lists": Segment.objects.filter(
+            organization=request.organization, kind=Segment.Kind.STATIC
+        ),
+    }
+    return render(request, "campaigns/contact_list.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@accounts_access.section_required("campaigns")
+def contact_edit(request, code):
+    contact, can_edit = access.get_contact_for_member(request.membership, code)
+    form = forms.ContactForm(request.POST or None, instance=contact)
+    if request.method == "POST":
+        if not can_edit:
+            return HttpResponse(status=403)
+        if form.is_valid():
+            data = {**form.cleaned_data}
+            services.contact_update(contact=contact, actor=request.user, data=data)
+            messages.success(request, _("Contact saved."))
+            return redirect("campaign_contact_edit", code=contact.code)
+    history = contact.consent_events.select_related("actor")[:20]
+    return render(
+        request,
+        "campaigns/contact_form.html",
+        {"contact": contact, "form": form, "can_edit": can_edit, "history": history},
+    )
+
+
+@require_POST
+@accounts_access.section_required("campaigns", edit=True)
+def contact_bulk(request):
+    codes = [c for c in request.POST.getlist("contact") if _is_uuid(c)]
+    if not codes:
+        messages.error(request, _("Select at least one contact."))
+    elif request.POST.get("list"):
+        segment, _can = access.get_segment_for_member(request.membership, request.POST["list"])
+        added = services.segment_add_contacts(segment=segment, codes=codes)
+        messages.success(
+            request, _("%(n)s contacts added to %(list)s.") % {"n": added, "list": segment}
+        )
+    else:
+        add = [t for t in request.POST.get("add", "").split(",") if t.strip()]
+        remove = [t for t in request.POST.get("remove", "").split(",") if t.strip()]
+        count = services.contacts_tag(
+            organization=request.organization, codes=codes, add=add, remove=remove
+        )
+        messages.success(request, _("Tags updated on %(n)s contacts.") % {"n": count})
+    return redirect(request.POST.get("next") or "campaign_contact_list")
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+        return True
+    except ValueError:
+        return False
+
+
+@require_GET
+@accounts_access.section_required("campaigns")
+def contact_export(request):
+    _form, _filters, contacts = _filtered_contacts(request)
+    response = HttpResponse(services.contacts_export(contacts), content_type="text/csv")
+    response["Content-Disposition"] = 'attachment; filename="contacts.csv"'
+    return response
+
+
+def _import_path(request, token: str) -> str:
+    return f"contact-imports/{request.organization.code}/{token}.csv"
+
+
+@require_http_methods(["GET", "POST"])
+@accounts_access.section_required("campaigns", edit=True)
+def contact_import(request):
+    token = request.POST.get("token", "")
+    pending = request.session.get("contact_import")
+    if token and pending == token and default_storage.exists(_import_path(request, token)):
+        with default_storage.open(_import_path(request, token)) as handle:
+            header, rows = services.csv_read(handle.read())
+        form = forms.ImportMappingForm(request.POST, header=header)
+        if form.is_valid():
+            report = services.contacts_import(
+                organization=request.organization,
+                actor=request.user,
+                header=header,
+                rows=rows,
+                mapping=form.mapping(),
+            )
+            if report.ok:
+                default_storage.delete(_import_path(request, token))
+                request.session.pop("contact_import", None)
+            return render(
+                request,
+                "campaigns/contact_import.html",
+                {"report": report, "mapping_form": form, "token": token, "rows": len(rows)},
+            )
+        return render(
+            request, "campaigns/contact_import.html", {"mapping_form": form, "token": token}
+        )
+    upload = forms.ImportUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and upload.is_valid():
+        data = upload.cleaned_data["file"].read()
+        header, rows = services.csv_read(data)
+        if not header:
+            upload.add_error("file", _("The file is empty."))
+        else:
+            token = uuid.uuid4().hex
+            default_storage.save(_import_path(request, token), ContentFile(data))
+            request.session["contact_import"] = token
+            form = forms.ImportMappingForm(header=header)
+            preview = rows[:5]
+            return render(
+                request,
+                "campaigns/contact_import.html",
+                {
+                    "mapping_form": form,
+                    "token": token,
+                    "preview": preview,
+                    "header": header,
+                    "rows": len(rows),
+                },
+            )
+    return render(request, "campaigns/contact_import.html", {"upload_form": upload})
+
+
+# --- Segments ---------------------------------------------------------------------------------
+
+
+@require_GET
+@accounts_access.section_required("campaigns")
+def segment_list(request):
+    segments = list(selectors.segment_list(request.organization))
+    for segment in segments:
+        segment.live_count = selectors.segment_contacts(segment).count()
+    return render(
+        request,
+        "campaigns/segment_list.html",
+        {"segments": segments, "can_edit": _can_edit(request), "form": forms.SegmentForm()},
+    )
+
+
+@require_POST
+@accounts_access.section_required("campaigns", edit=True)
+def segment_create(request):
+    form = forms.SegmentForm(request.POST)
+    filter_form = forms.ContactFilterForm(request.POST)
+    if form.is_valid():
+        filters = filter_form.filters() if form.cleaned_data["kind"] == Segment.Kind.DYNAMIC else {}
+        segment = services.segment_save(
+            organization=request.organization,
+            segment=None,
+            name=form.cleaned_data["name"],
+            kind=form.cleaned_data["kind"],
+            filters=filters,
+        )
+        messages.success(request, _("Segment “%(name)s” saved.") % {"name": segment.name})
+        return redirect("segment_detail", code=segment.code)
+    messages.error(request, _("Give the segment a name."))
+    return redirect("segment_list")
+
+
+@require_GET
+@accounts_access.section_required("campaigns")
+def segment_detail(request, code):
+    segment, can_edit = access.get_segment_for_member(request.membership, code)
+    contacts = selectors.segment_contacts(segment)
+    page = Paginator(contacts.order_by("name", "phone"), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    return render(
+        request,
+        "campaigns/segment_detail.html",
+        {"segment": segment, "page": page, "count": page.paginator.count, "can_edit": can_edit},
+    )
+
+
+@require_POST
+@accounts_access.section_required("campaigns", edit=True)
+def segment_delete(request, code):
+    segment, _can = access.get_segment_for_member(request.membership, code)
+    if segment.campaigns.exists():
+        messages.error(request, _("Campaigns use this segment; it cannot be deleted."))
+        return redirect("segment_detail", code=segment.code)
+    segment.delete()
+    messages.success(request, _("Segment deleted."))
+    return redirect("segment_list")
+
+
+@require_http_methods(["GET", "POST"])
+@accounts_access.section_required("campaigns")
+def audience_settings(request):
+    prefs = services.audience_settings_for(request.organization)
+    form = forms.AudienceSettingsForm(request.POST or None, instance=prefs)
+    if request.method == "POST":
+        if not _can_edit(request):
+            return HttpResponse(status=403)
+        if form.is_valid():
+            form.save()
+            messages.success(request, _("Opt-out settings saved."))
+            return redirect("audience_settings")
+    return render(
+        request, "campaigns/audience_settings.html", {"form": form, "can_edit": _can_edit(request)}
     )

@@ -29,5 +29,4 @@ urlpatterns = [
     path("inbox/<uuid:code>/ai/", views.set_ai, name="set_ai"),
     path("inbox/<uuid:code>/tags/", views.set_tags, name="set_tags"),
     path("inbox/<uuid:code>/contact/", views.contact_update, name="contact_update"),
-    path("contacts/", views.contact_list, name="contact_list"),
 ]

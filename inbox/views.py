@@ -1,3 +1,4 @@
+from django.apps import apps
 from django.contrib import messages as flash
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
@@ -68,6 +69,8 @@ def _chat_context(request, chat):
         "past_chats": selectors.past_chats(chat),
         "contact_form": ContactForm(instance=chat.contact),
         "templates_by_name": TemplateSendForm.templates_by_name(chat),
+        # Assistants (an app above the inbox) contribute the analysis card, when installed.
+        "analysis_template": "assistants/_analysis.html" if apps.is_installed("assistants") else "",
         "template_components": {str(t.pk): t.components for t in TemplateSendForm.approved(chat)},
     }
 
@@ -380,11 +383,3 @@ def quick_reply_delete(request, reply_code):
     reply = get_object_or_404(QuickReply, organization=request.organization, code=reply_code)
     reply.delete()
     return redirect("quick_replies")
-
-
-@require_GET
-@access.section_required("chats")
-def contact_list(request):
-    query = request.GET.get("q", "").strip()
-    contacts = selectors.contact_search(request.membership, query)[:100]
-    return render(request, "inbox/contact_list.html", {"contacts": contacts, "query": query})

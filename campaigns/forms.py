@@ -1,0 +1,372 @@
+from zoneinfo import ZoneInfo
+
+from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from campaigns import services
+from campaigns.models import AudienceSettings, Campaign, Segment
+from inbox.models import Contact
+from integrations.models import MessageTemplate, WhatsAppNumber
+
+WEEKDAYS = [
+    (0, _("Monday")),
+    (1, _("Tuesday")),
+    (2, _("Wednesday")),
+    (3, _("Thursday")),
+    (4, _("Friday")),
+    (5, _("Saturday")),
+    (6, _("Sunday")),
+]
+SOURCES = [
+    ("name", _("Contact name")),
+    ("first_name", _("First name")),
+    ("phone", _("Phone")),
+    ("email", _("Email")),
+    ("attribute", _("Custom attribute")),
+    ("fixed", _("Fixed text")),
+]
+
+
+class CampaignForm(forms.ModelForm):
+    """A campaign; the variable fields follow the chosen template's placeholders."""
+
+    scheduled_at = forms.DateTimeField(
+        label=_("Send at"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text=_("In the organization's time zone."),
+    )
+    weekdays = forms.TypedMultipleChoiceField(
+        label=_("Weekdays"),
+        choices=WEEKDAYS,
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "name",
+            "number",
+            "template",
+            "header_media_link",
+            "segment",
+            "require_opt_in",
+            "schedule",
+            "scheduled_at",
+            "send_time",
+            "weekdays",
+            "time_zone_mode",
+            "pace",
+            "rate_per_second",
+            "stagger_min_seconds",
+            "stagger_max_seconds",
+            "quiet_start",
+            "quiet_end",
+            "quiet_action",
+        ]
+        widgets = {
+            "send_time": forms.TimeInput(attrs={"type": "time"}),
+            "quiet_start": forms.TimeInput(attrs={"type": "time"}),
+            "quiet_end": forms.TimeInput(attrs={"type": "time"}),
+            "template": forms.Select(attrs={"hx-trigger": "change"}),
+        }
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+        self.tz = ZoneInfo(organization.time_zone)
+        self.fields["number"].queryset = WhatsAppNumber.objects.filter(
+            organization=organization, is_active=True
+        )
+        self.fields["template"].queryset = MessageTemplate.objects.filter(
+            organization=organization, status="APPROVED"
+        ).select_related("number")
+        self.fields["segment"].queryset = Segment.objects.filter(organization=organization)
+        self.fields["segment"].empty_label = _("All opted-in contacts")
+        self.template = self._chosen_template()
+        self.slots = services.template_slots(self.template) if self.template else None
+        self.variable_rows = []
+        if self.slots:
+            for part in ("header", "body"):
+                for position, slot in enumerate(self.slots[part]):
+                    prefix = f"var_{part}_{position}"
+                    self.fields[f"{prefix}_source"] = forms.ChoiceField(
+                        label=_("{{%(slot)s}} in %(part)s") % {"slot": slot, "part": part},
+                        choices=SOURCES,
+                    )
+                    self.fields[f"{prefix}_value"] = forms.CharField(
+                        label=_("Attribute or text"), required=False, max_length=200
+                    )
+                    self.fields[f"{prefix}_fallback"] = forms.CharField(
+                        label=_("When empty"), required=False, max_length=200
+                    )
+                    self.variable_rows.append(
+                        [
+                            self[f"{prefix}_source"],
+                            self[f"{prefix}_value"],
+                            self[f"{prefix}_fallback"],
+                        ]
+                    )
+
+    def _chosen_template(self):
+        raw = self.data.get("template") if self.is_bound else self.initial.get("template")
+        if not raw and self.instance.pk:
+            return self.instance.template
+        try:
+            return self.fields["template"].queryset.filter(pk=int(raw)).first() if raw else None
+        except (TypeError, ValueError):
+            return None
+
+    def clean_scheduled_at(self):
+        value = self.cleaned_data.get("scheduled_at")
+        if value is not None:
+            value = value.replace(tzinfo=self.tz) if timezone.is_naive(value) else value
+        return value
+
+    def clean(self):
+        data = super().clean()
+        schedule = data.get("schedule")
+        number, template = data.get("number"), data.get("template")
+        if number and template and template.number_id != number.pk:
+            self.add_error("template", _("Choose a template of the selected number."))
+        if schedule == Campaign.Schedule.AT:
+            if not data.get("scheduled_at"):
+                self.add_error("scheduled_at", _("Choose when to send."))
+            elif data["scheduled_at"] <= timezone.now():
+                self.add_error("scheduled_at", _("Choose a moment in the future."))
+        if schedule in (Campaign.Schedule.DAILY, Campaign.Schedule.WEEKLY) and not data.get(
+            "send_time"
+        ):
+            self.add_error("send_time", _("Choose the time of day."))
+        if schedule == Campaign.Schedule.WEEKLY and not data.get("weekdays"):
+            self.add_error("weekdays", _("Choose at least one weekday."))
+        if (
+            number
+            and data.get("rate_per_second")
+            and data["rate_per_second"] > number.throughput_per_second
+        ):
+            self.add_error(
+                "rate_per_second",
+                _("This number allows at most %(cap)s messages per second.")
+                % {"cap": number.throughput_per_second},
+            )
+        if data.get("pace") == Campaign.Pace.STAGGER and (
+            (data.get("stagger_min_seconds") or 0) > (data.get("stagger_max_seconds") or 0)
+        ):
+            self.add_error("stagger_max_seconds", _("The maximum must not be below the minimum."))
+        if bool(data.get("quiet_start")) != bool(data.get("quiet_end")):
+            self.add_error("quiet_end", _("Give both the start and the end of quiet hours."))
+        if (
+            self.slots
+            and self.slots["header_format"] in ("IMAGE", "VIDEO", "DOCUMENT")
+            and not data.get("header_media_link")
+        ):
+            self.add_error(
+                "header_media_link", _("This template needs a media link for its header.")
+            )
+        data["variables"] = self._variables(data)
+        return data
+
+    def _variables(self, data) -> dict:
+        variables: dict = {}
+        if not self.slots:
+            return variables
+        for part in ("header", "body"):
+            mappings = []
+            for position, _slot in enumerate(self.slots[part]):
+                prefix = f"var_{part}_{position}"
+                source = data.get(f"{prefix}_source") or "name"
+                value = (data.get(f"{prefix}_value") or "").strip()
+                if source == "fixed":
+                    mapping = {"source": "fixed", "value": value}
+                    if not value:
+                        self.add_error(f"{prefix}_value", _("Write the text to use."))
+                elif source == "attribute":
+                    mapping = {"source": "field", "value": f"attribute:{value}"}
+                    if not value:
+                        self.add_error(f"{prefix}_value", _("Name the attribute."))
+                else:
+                    mapping = {"source": "field", "value": source}
+                mapping["fallback"] = (data.get(f"{prefix}_fallback") or "").strip()
+                mappings.append(mapping)
+            if mappings:
+                variables[part] = mappings
+        return variables
+
+    def save(self, commit=True):
+        self.instance.variables = self.cleaned_data["variables"]
+        self.instance.organization = self.organization
+        return super().save(commit)
+
+
+class TestSendForm(forms.Form):
+    phone = forms.CharField(label=_("Teammate's WhatsApp number"), max_length=32)
+
+
+class ContactFilterForm(forms.Form):
+    q = forms.CharField(label=_("Search"), required=False)
+    tag = forms.CharField(label=_("Tag"), required=False)
+    opt_in = forms.ChoiceField(
+        label=_("Opt-in"), required=False, choices=[("", _("Any"))] + list(Contact.OptIn.choices)
+    )
+    stage = forms.ChoiceField(
+        label=_("Stage"), required=False, choices=[("", _("Any"))] + list(Contact.Stage.choices)
+    )
+    inbound_after = forms.DateField(
+        label=_("Wrote after"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    inbound_before = forms.DateField(
+        label=_("Silent since"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    attribute = forms.CharField(label=_("Attribute (key=value)"), required=False)
+    engagement = forms.ChoiceField(
+        label=_("Campaign engagement"),
+        required=False,
+        choices=[
+            ("", _("Any")),
+            ("read_not_replied", _("Read but did not reply")),
+            ("delivered_not_read", _("Delivered but not read")),
+            ("replied", _("Replied")),
+            ("failed", _("Could not be reached")),
+        ],
+    )
+
+    def filters(self) -> dict:
+        if not self.is_valid():
+            return {}
+        data = self.cleaned_data
+        filters: dict = {}
+        if data["tag"]:
+            filters["tags"] = [data["tag"]]
+        if data["opt_in"]:
+            filters["opt_in"] = data["opt_in"]
+        if data["stage"]:
+            filters["stages"] = [data["stage"]]
+        if data["inbound_after"]:
+            filters["inbound_after"] = data["inbound_after"].isoformat()
+        if data["inbound_before"]:
+            filters["inbound_before"] = data["inbound_before"].isoformat()
+        if data["engagement"]:
+            filters["engagement"] = {"state": data["engagement"]}
+        if "=" in data["attribute"]:
+            key, value = data["attribute"].split("=", 1)
+            if key.strip().isidentifier():
+                filters["attributes"] = {key.strip(): value.strip()}
+        return filters
+
+
+class ContactForm(forms.ModelForm):
+    tags = forms.CharField(label=_("Tags"), required=False, help_text=_("Comma separated."))
+
+    class Meta:
+        model = Contact
+        fields = ["name", "email", "tags", "stage", "opt_in", "language", "time_zone", "notes"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["tags"] = ", ".join(self.instance.tags or [])
+
+    def clean_tags(self):
+        return [t.strip() for t in self.cleaned_data["tags"].split(",") if t.strip()]
+
+    def clean_time_zone(self):
+        value = self.cleaned_data["time_zone"]
+        if value:
+            try:
+                ZoneInfo(value)
+            except (KeyError, ValueError) as error:
+                raise forms.ValidationError(_("Unknown time zone.")) from error
+        return value
+
+
+class BulkTagForm(forms.Form):
+    contacts = forms.CharField(widget=forms.HiddenInput, required=False)
+    add = forms.CharField(label=_("Add tags"), required=False)
+    remove = forms.CharField(label=_("Remove tags"), required=False)
+
+
+class ImportUploadForm(forms.Form):
+    file = forms.FileField(label=_("CSV file"), help_text=_("First line: column names."))
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > 10 * 1024 * 1024:
+            raise forms.ValidationError(_("The file is larger than 10 MB."))
+        return upload
+
+
+def import_targets():
+    return [
+        ("", _("Ignore")),
+        ("phone", _("Phone")),
+        ("name", _("Name")),
+        ("email", _("Email")),
+        ("tags", _("Tags")),
+        ("language", _("Language")),
+        ("time_zone", _("Time zone")),
+        ("opt_in", _("Opt-in (yes/no)")),
+        ("stage", _("Stage")),
+        ("attribute", _("Custom attribute")),
+    ]
+
+
+GUESSES = {
+    "phone": "phone",
+    "telefone": "phone",
+    "celular": "phone",
+    "whatsapp": "phone",
+    "name": "name",
+    "nome": "name",
+    "email": "email",
+    "e-mail": "email",
+    "tags": "tags",
+    "language": "language",
+    "idioma": "language",
+    "opt_in": "opt_in",
+    "optin": "opt_in",
+    "stage": "stage",
+    "time_zone": "time_zone",
+}
+
+
+class ImportMappingForm(forms.Form):
+    """One select per CSV column: where its values go."""
+
+    def __init__(self, *args, header: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.header = header
+        for index, name in enumerate(header):
+            self.fields[f"col_{index}"] = forms.ChoiceField(
+                label=name or _("Column %(n)s") % {"n": index + 1},
+                choices=import_targets(),
+                required=False,
+                initial=GUESSES.get(name.strip().lower(), "attribute"),
+            )
+
+    def mapping(self) -> dict[str, str]:
+        mapping = {}
+        for index, name in enumerate(self.header):
+            target = self.cleaned_data.get(f"col_{index}") or ""
+            if target == "attribute":
+                key = (
+                    "".join(c if c.isalnum() else "_" for c in name.strip().lower())
+                    or f"col{index}"
+                )
+                target = f"attribute:{key}"
+            mapping[name] = target
+        return mapping
+
+
+class SegmentForm(forms.ModelForm):
+    class Meta:
+        model = Segment
+        fields = ["name", "kind"]
+
+
+class AudienceSettingsForm(forms.ModelForm):
+    class Meta:
+        model = AudienceSettings
+        fields = ["opt_out_keywords", "opt_in_keywords", "opt_out_reply", "opt_in_reply"]

@@ -1,0 +1,759 @@
+"""Changes to audiences and campaigns: consent (opt-out/opt-in), segments, contacts import,
+campaign lifecycle (create, launch, pause, resume, cancel), audience expansion and progress.
+
+The send loop itself lives in ``campaigns.dispatch``.
+"""
+
+import csv
+import io
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import phonenumbers
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from campaigns import scheduling
+from campaigns.models import AudienceSettings, Campaign, CampaignRecipient, ConsentEvent, Segment
+from config import realtime, tasks
+from inbox import services as inbox_services
+from inbox import signals as inbox_signals
+from inbox.consumers import organization_group
+from inbox.models import Chat, Contact, Message
+
+logger = logging.getLogger(__name__)
+
+CONTACT_FIELDS = ("name", "first_name", "profile_name", "phone", "email", "language")
+R = CampaignRecipient.Status
+PENDING_STATUSES = (R.QUEUED, R.SENDING, R.UNKNOWN)
+REPLY_ATTRIBUTION = timedelta(days=7)
+
+
+# --- Consent (LGPD) ---------------------------------------------------------------------------
+
+
+def audience_settings_for(organization) -> AudienceSettings:
+    found = AudienceSettings.objects.filter(organization=organization).first()
+    if found is not None:
+        return found
+    try:
+        with transaction.atomic():
+            return AudienceSettings.objects.create(organization=organization)
+    except IntegrityError:
+        return AudienceSettings.objects.get(organization=organization)
+
+
+def normalize_keyword(text: str) -> str:
+    """Case- and accent-insensitive, ignoring surrounding spaces and punctuation."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.sub(r"^[\W_]+|[\W_]+$", "", plain.casefold().strip())
+
+
+def keyword_set(value: str) -> set[str]:
+    return {normalize_keyword(w) for w in value.split(",") if normalize_keyword(w)}
+
+
+@transaction.atomic
+def contact_set_consent(
+    *, contact: Contact, opted_in: bool, source: str, detail: str = "", actor=None
+) -> bool:
+    """Record an opt-in or opt-out; returns False when the contact was already in that state.
+
+    An opt-out also skips the contact's queued campaign sends at once (the dispatcher checks
+    again before every batch).
+    """
+    state = Contact.OptIn.OPTED_IN if opted_in else Contact.OptIn.OPTED_OUT
+    now = timezone.now()
+    changed = (
+        Contact.objects.filter(pk=contact.pk)
+        .exclude(opt_in=state)
+        .update(opt_in=state, opt_in_at=now, opt_in_source=source)
+    )
+    if not changed:
+        return False
+    contact.opt_in, contact.opt_in_at, contact.opt_in_source = state, now, source
+    ConsentEvent.objects.create(
+        organization_id=contact.organization_id,
+        contact=contact,
+        opted_in=opted_in,
+        source=source,
+        detail=detail[:255],
+        actor=actor,
+    )
+    if not opted_in:
+        CampaignRecipient.objects.filter(contact=contact, status=R.QUEUED).update(
+            status=R.SKIPPED, reason=CampaignRecipient.Reason.OPTED_OUT
+        )
+    inbox_signals.send_on_commit(
+        inbox_signals.contact_changed,
+        contact=contact,
+        change="opted_in" if opted_in else "opted_out",
+        data={"source": source},
+    )
+    return True
+
+
+def inbound_consent_apply(*, message: Message) -> str | None:
+    """STOP/PARAR/... (whole message) opts out; START/VOLTAR re-subscribes. Confirms once.
+
+    Returns "opted_out", "opted_in" or None.
+    """
+    if message.direction != Message.Direction.INBOUND or not message.text:
+        return None
+    chat = Chat.objects.select_related("contact", "organization", "number").get(pk=message.chat_id)
+    prefs = audience_settings_for(chat.organization)
+    word = normalize_keyword(message.text)
+    if word in keyword_set(prefs.opt_out_keywords):
+        opted_in = False
+    elif word in keyword_set(prefs.opt_in_keywords):
+        opted_in = True
+    else:
+        return None
+    changed = contact_set_consent(
+        contact=chat.contact,
+        opted_in=opted_in,
+        source=ConsentEvent.Source.CONVERSATION,
+        detail=message.text[:100],
+    )
+    if not changed:
+        return None
+    with translation.override(chat.organization.language):
+        if opted_in:
+            body = prefs.opt_in_reply or _(
+                "You are subscribed again. Reply STOP at any time to stop receiving our messages."
+            )
+        else:
+            body = prefs.opt_out_reply or _(
+                "Done: you will not receive our campaign messages anymore. "
+                "Reply START to subscribe again."
+            )
+    try:
+        inbox_services.message_send(
+            chat=chat,
+            message_type="text",
+            content={"body": body, "preview_url": False},
+            author_type=Message.Author.AUTOMATION,
+            author_ref="opt-in" if opted_in else "opt-out",
+        )
+    except inbox_services.SendRefused:
+        logger.warning("Consent confirmation for chat %s refused", chat.pk)
+    return "opted_in" if opted_in else "opted_out"
+
+
+def reply_attribute(*, message: Message) -> CampaignRecipient | None:
+    """A customer's message after a campaign send marks the recipient replied and moves the
+    contact forward (lead/contacted → replied)."""
+    if message.direction != Message.Direction.INBOUND:
+        return None
+    contact_id = Chat.objects.filter(pk=message.chat_id).values_list("contact_id", flat=True).get()
+    since = timezone.now() - REPLY_ATTRIBUTION
+    recipient = (
+        CampaignRecipient.objects.filter(
+            contact_id=contact_id,
+            status__in=(R.SENT, R.DELIVERED, R.READ),
+            sent_at__gte=since,
+            campaign__number_id=message.number_id,
+        )
+        .order_by("-sent_at")
+        .first()
+    )
+    Contact.objects.filter(
+        pk=contact_id, stage__in=(Contact.Stage.LEAD, Contact.Stage.CONTACTED)
+    ).update(stage=Contact.Stage.REPLIED)
+    if recipient is None:
+        return None
+    moved = CampaignRecipient.objects.filter(
+        pk=recipient.pk, status__in=(R.SENT, R.DELIVERED, R.READ)
+    ).update(status=R.REPLIED, replied_at=message.timestamp, reply=message)
+    if moved:
+        progress_publish(recipient.campaign_id)
+    return recipient
+
+
+STATUS_ORDER = {R.SENT: 1, R.DELIVERED: 2, R.READ: 3, R.REPLIED: 4}
+
+
+def recipient_status_apply(*, message: Message, status: str) -> None:
+    """Follow the campaign message's delivery status (forward only)."""
+    if message.author_type != Message.Author.CAMPAIGN or not message.wamid:
+        return
+    if status == "failed":
+        updated = CampaignRecipient.objects.filter(
+            wamid=message.wamid, status__in=(R.SENT, R.DELIVERED)
+        ).update(
+            status=R.FAILED,
+            reason=CampaignRecipient.Reason.DELIVERY_FAILED,
+            failed_at=timezone.now(),
+            error_code=message.error_code,
+            error_detail=(message.error_title or message.error_details)[:500],
+        )
+    elif status in (R.DELIVERED, R.READ):
+        earlier = [s for s, rank in STATUS_ORDER.items() if rank < STATUS_ORDER[status]]
+        stamp = {"delivered": "delivered_at", "read": "read_at"}[status]
+        when = getattr(message, stamp) or timezone.now()
+        updated = CampaignRecipient.objects.filter(wamid=message.wamid, status__in=earlier).update(
+            status=status, **{stamp: when}
+        )
+        if status == R.READ:
+            CampaignRecipient.objects.filter(wamid=message.wamid, delivered_at__isnull=True).update(
+                delivered_at=when
+            )
+    else:
+        return
+    if updated:
+        campaign_id = (
+            CampaignRecipient.objects.filter(wamid=message.wamid)
+            .values_list("campaign_id", flat=True)
+            .first()
+        )
+        if campaign_id:
+            progress_publish(campaign_id)
+
+
+# --- Contacts ---------------------------------------------------------------------------------
+
+
+def default_region(organization) -> str:
+    language = (organization.language or "").lower()
+    if language.startswith("pt"):
+        return "BR"
+    if language.startswith("es"):
+        return "ES"
+    return "US"
+
+
+def phone_normalize(raw: str, region: str) -> str | None:
+    """E.164 for a valid phone number (national numbers read in ``region``), else None."""
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    try:
+        parsed = phonenumbers.parse(raw, None if raw.startswith("+") else region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def clean_tags(tags) -> list[str]:
+    seen: list[str] = []
+    for tag in tags:
+        tag = str(tag).strip()[:40]
+        if tag and tag not in seen:
+            seen.append(tag)
+    return seen
+
+
+@transaction.atomic
+def contact_update(*, contact: Contact, actor, data: dict) -> Contact:
+    """Staff edits: name, email, tags, stage, language, time zone, notes, attributes, consent.
+
+    Consent changes only through ``contact_set_consent`` (so they are recorded).
+    """
+    stored = Contact.objects.filter(pk=contact.pk).values("opt_in", "opt_in_at", "opt_in_source")
+    for name, value in stored.get().items():
+        setattr(contact, name, value)
+    for name in ("name", "email", "language", "time_zone", "notes", "stage"):
+        if name in data:
+            setattr(contact, name, data[name])
+    if "tags" in data:
+        contact.tags = clean_tags(data["tags"])
+    if "attributes" in data:
+        contact.attributes = data["attributes"]
+    contact.save()
+    if data.get("opt_in") in (Contact.OptIn.OPTED_IN, Contact.OptIn.OPTED_OUT):
+        contact_set_consent(
+            contact=contact,
+            opted_in=data["opt_in"] == Contact.OptIn.OPTED_IN,
+            source=ConsentEvent.Source.STAFF,
+            actor=actor,
+        )
+    return contact
+
+
+@transaction.atomic
+def contacts_tag(*, organization, codes: list, add: list[str], remove: list[str]) -> int:
+    count = 0
+    add, remove = clean_tags(add), set(clean_tags(remove))
+    for contact in Contact.objects.select_for_update().filter(
+        organization=organization, code__in=codes
+    ):
+        tags = [t for t in contact.tags if t not in remove]
+        tags = clean_tags([*tags, *add])
+        if tags != contact.tags:
+            contact.tags = tags
+            contact.save(update_fields=["tags", "updated_at"])
+        count += 1
+    return count
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    merged: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+IMPORT_TARGETS = ("phone", "name", "email", "tags", "language", "time_zone", "opt_in", "stage")
+
+
+def csv_read(data: bytes) -> tuple[list[str], list[list[str]]]:
+    text = data.decode("utf-8-sig", errors="replace")
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    rows = list(csv.reader(io.StringIO(text), dialect))
+    if not rows:
+        return [], []
+    return [h.strip() for h in rows[0]], rows[1:]
+
+
+def contacts_import(
+    *, organization, actor, header: list[str], rows: list[list[str]], mapping: dict[str, str]
+) -> ImportReport:
+    """Import rows with ``mapping`` (CSV column → target: a contact field or
+    ``attribute:<key>``). All or nothing: any bad row → nothing is written and every error is
+    reported with its row number. Rows with the same phone (in the file or already stored) are
+    merged into one contact; opt-ins are recorded with source "import"."""
+    region = default_region(organization)
+    report = ImportReport()
+    merged: dict[str, dict] = {}
+    columns = {i: mapping.get(name, "") for i, name in enumerate(header)}
+    if "phone" not in columns.values():
+        report.errors.append((0, _("Map one column to the phone number.")))
+        return report
+    for line, row in enumerate(rows, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        values: dict = {"attributes": {}, "tags": []}
+        for index, cell in enumerate(row):
+            target, cell = columns.get(index, ""), cell.strip()
+            if not target or not cell:
+                continue
+            if target.startswith("attribute:"):
+                values["attributes"][target.split(":", 1)[1]] = cell
+            elif target == "tags":
+                values["tags"] += [t for t in re.split(r"[,;|]", cell) if t.strip()]
+            else:
+                values[target] = cell
+        phone = phone_normalize(values.get("phone", ""), region)
+        if phone is None:
+            report.errors.append(
+                (
+                    line,
+                    _("“%(phone)s” is not a valid phone number.")
+                    % {"phone": values.get("phone", "")},
+                )
+            )
+            continue
+        if values.get("email") and "@" not in values["email"]:
+            report.errors.append((line, _("“%(email)s” is not an email address.") % values))
+            continue
+        if values.get("stage") and values["stage"] not in Contact.Stage.values:
+            report.errors.append((line, _("Unknown stage “%(stage)s”.") % values))
+            continue
+        opt = (values.get("opt_in") or "").strip().lower()
+        if opt:
+            if opt in ("1", "yes", "y", "sim", "s", "true", "opted_in", "x"):
+                values["opt_in"] = True
+            elif opt in ("0", "no", "n", "não", "nao", "false", "opted_out"):
+                values["opt_in"] = False
+            else:
+                report.errors.append(
+                    (line, _("Opt-in must be yes or no, not “%(value)s”.") % {"value": opt})
+                )
+                continue
+        if phone in merged:
+            report.merged += 1
+            previous = merged[phone]
+            previous["tags"] += values.pop("tags")
+            previous["attributes"].update(values.pop("attributes"))
+            previous.update(values)
+        else:
+            merged[phone] = values
+    if report.errors:
+        return report
+    with transaction.atomic():
+        for phone, values in merged.items():
+            _import_one(organization, actor, phone, values, report)
+    return report
+
+
+def _import_one(organization, actor, phone: str, values: dict, report: ImportReport) -> None:
+    wa_id = phone.lstrip("+")
+    contact = (
+        Contact.objects.select_for_update()
+        .filter(organization=organization)
+        .filter(Q(wa_id=wa_id) | Q(phone=phone))
+        .first()
+    )
+    if contact is None:
+        contact = Contact(organization=organization, wa_id=wa_id, phone=phone)
+        report.created += 1
+    else:
+        report.updated += 1
+    for name in ("name", "email", "language", "time_zone", "stage"):
+        if values.get(name):
+            setattr(contact, name, values[name][:255])
+    contact.tags = clean_tags([*contact.tags, *values["tags"]])
+    contact.attributes = {**contact.attributes, **values["attributes"]}
+    contact.save()
+    if "opt_in" in values:
+        contact_set_consent(
+            contact=contact,
+            opted_in=values["opt_in"],
+            source=ConsentEvent.Source.IMPORT,
+            actor=actor,
+        )
+
+
+def contacts_export(contacts) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        [
+            "phone",
+            "name",
+            "email",
+            "tags",
+            "stage",
+            "opt_in",
+            "opt_in_source",
+            "language",
+            "time_zone",
+            "last_inbound_at",
+            "attributes",
+        ]
+    )
+    for c in contacts.iterator(chunk_size=2000):
+        writer.writerow(
+            [
+                c.phone,
+                c.name or c.profile_name,
+                c.email,
+                ", ".join(c.tags),
+                c.stage,
+                c.opt_in,
+                c.opt_in_source,
+                c.language,
+                c.time_zone,
+                c.last_inbound_at.isoformat() if c.last_inbound_at else "",
+                "; ".join(f"{k}={v}" for k, v in (c.attributes or {}).items()),
+            ]
+        )
+    return out.getvalue()
+
+
+# --- Segments ---------------------------------------------------------------------------------
+
+
+def segment_save(
+    *, organization, segment: Segment | None, name: str, kind: str, filters: dict
+) -> Segment:
+    segment = segment or Segment(organization=organization)
+    segment.name, segment.kind, segment.filters = name, kind, filters
+    segment.save()
+    return segment
+
+
+def segment_add_contacts(*, segment: Segment, codes: list) -> int:
+    contacts = list(Contact.objects.filter(organization_id=segment.organization_id, code__in=codes))
+    segment.contacts.add(*contacts)
+    return len(contacts)
+
+
+# --- Template variables -----------------------------------------------------------------------
+
+PLACEHOLDER = re.compile(r"{{\s*([\w]+)\s*}}")
+
+
+def template_slots(template) -> dict:
+    """The variables of a template: header format and placeholders of header and body."""
+    slots = {"header_format": "", "header": [], "body": []}
+    for component in template.components or []:
+        kind = str(component.get("type", "")).upper()
+        if kind == "HEADER":
+            slots["header_format"] = str(component.get("format", "TEXT")).upper()
+            if slots["header_format"] == "TEXT":
+                slots["header"] = PLACEHOLDER.findall(component.get("text", ""))
+        elif kind == "BODY":
+            slots["body"] = PLACEHOLDER.findall(component.get("text", ""))
+    return slots
+
+
+def template_text(template) -> str:
+    for component in template.components or []:
+        if str(component.get("type", "")).upper() == "BODY":
+            return component.get("text", "")
+    return ""
+
+
+def contact_value(values: dict, source: str) -> str:
+    if source.startswith("attribute:"):
+        return str((values.get("attributes") or {}).get(source.split(":", 1)[1], "") or "")
+    name = values.get("name") or values.get("profile_name") or ""
+    if source == "name":
+        return name
+    if source == "first_name":
+        return name.split()[0] if name.split() else ""
+    return str(values.get(source) or "")
+
+
+class MissingVariable(ValueError):
+    pass
+
+
+def render_components(*, slots: dict, variables: dict, values: dict, media_link: str) -> list[dict]:
+    """The template components for one contact (``values``: the contact's fields)."""
+    named = any(not s.isdigit() for s in slots["body"] + slots["header"])
+    components = []
+    for part in ("header", "body"):
+        parameters = []
+        for position, slot in enumerate(slots[part]):
+            mapping = variables.get(part) or [{}] * len(slots[part])
+            mapping = mapping[position] if position < len(mapping) else {}
+            if mapping.get("source") == "fixed":
+                text = mapping.get("value", "")
+            else:
+                text = contact_value(values, mapping.get("value") or "name")
+            text = (text or mapping.get("fallback") or "").strip()
+            if not text:
+                raise MissingVariable(slot)
+            parameter = {"type": "text", "text": text}
+            if named:
+                parameter["parameter_name"] = slot
+            parameters.append(parameter)
+        if part == "header" and slots["header_format"] in ("IMAGE", "VIDEO", "DOCUMENT"):
+            kind = slots["header_format"].lower()
+            parameters = [{"type": kind, kind: {"link": media_link}}]
+        if parameters:
+            components.append({"type": part, "parameters": parameters})
+    return components
+
+
+def preview_text(template, components: list[dict]) -> str:
+    text = template_text(template)
+    for component in components:
+        if component["type"] != "body":
+            continue
+        for position, parameter in enumerate(component["parameters"], start=1):
+            key = parameter.get("parameter_name") or str(position)
+            pattern = r"{{\s*" + re.escape(key) + r"\s*}}"
+            text = re.sub(pattern, lambda _match, value=parameter["text"]: value, text)
+    return text
+
+
+def contact_values(contact: Contact) -> dict:
+    return {
+        "name": contact.name,
+        "profile_name": contact.profile_name,
+        "phone": contact.phone,
+        "email": contact.email,
+        "language": contact.language,
+        "attributes": contact.attributes,
+    }
+
+
+def campaign_preview(*, campaign: Campaign, contacts) -> list[dict]:
+    slots = template_slots(campaign.template)
+    previews = []
+    for contact in contacts:
+        try:
+            components = render_components(
+                slots=slots,
+                variables=campaign.variables,
+                values=contact_values(contact),
+                media_link=campaign.header_media_link,
+            )
+            previews.append(
+                {"contact": contact, "text": preview_text(campaign.template, components)}
+            )
+        except MissingVariable as missing:
+            previews.append({"contact": contact, "error": _("No value for {{%s}}") % missing})
+    return previews
+
+
+# --- Campaign lifecycle -------------------------------------------------------------------------
+
+
+def campaign_first_run(campaign: Campaign, now: datetime) -> datetime:
+    org_tz = scheduling.zone(campaign.organization.time_zone)
+    if campaign.schedule == Campaign.Schedule.NOW:
+        return now
+    if campaign.schedule == Campaign.Schedule.AT:
+        return campaign.scheduled_at
+    start, _day = _next_recurrence(campaign, now - timedelta(microseconds=1), org_tz)
+    return start
+
+
+def _next_recurrence(campaign: Campaign, after: datetime, org_tz):
+    weekdays = campaign.weekdays if campaign.schedule == Campaign.Schedule.WEEKLY else None
+    return scheduling.next_occurrence(
+        after=after,
+        send_time=campaign.send_time,
+        weekdays=weekdays,
+        org_tz=org_tz,
+        per_contact=campaign.time_zone_mode == Campaign.TimeZoneMode.CONTACT,
+    )
+
+
+@transaction.atomic
+def campaign_launch(*, campaign: Campaign) -> Campaign:
+    """Draft → scheduled; a "send now" campaign starts on commit."""
+    now = timezone.now()
+    campaign.next_run_at = campaign_first_run(campaign, now)
+    updated = Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.DRAFT).update(
+        status=Campaign.Status.SCHEDULED, next_run_at=campaign.next_run_at
+    )
+    if updated:
+        campaign.status = Campaign.Status.SCHEDULED
+        if campaign.next_run_at <= now:
+            tasks.enqueue("campaigns.tasks.start_campaign", campaign.pk, queue="bulk")
+        progress_publish(campaign.pk)
+    return campaign
+
+
+def campaign_pause(*, campaign: Campaign) -> bool:
+    updated = Campaign.objects.filter(
+        pk=campaign.pk, status__in=(Campaign.Status.RUNNING, Campaign.Status.SCHEDULED)
+    ).update(status=Campaign.Status.PAUSED, dispatcher_token="")
+    progress_publish(campaign.pk)
+    return bool(updated)
+
+
+def campaign_resume(*, campaign: Campaign) -> bool:
+    """Paused → running when the current run still has recipients, else → scheduled."""
+    pending = campaign.run > 0 and (
+        campaign.expanded_run < campaign.run
+        or campaign.recipients.filter(run=campaign.run, status__in=PENDING_STATUSES).exists()
+    )
+    target = Campaign.Status.RUNNING if pending else Campaign.Status.SCHEDULED
+    with transaction.atomic():
+        updated = Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.PAUSED).update(
+            status=target
+        )
+        if updated and target == Campaign.Status.RUNNING:
+            tasks.enqueue("campaigns.tasks.dispatch_campaign", campaign.pk, queue="bulk")
+        elif updated and campaign.next_run_at and campaign.next_run_at <= timezone.now():
+            tasks.enqueue("campaigns.tasks.start_campaign", campaign.pk, queue="bulk")
+    progress_publish(campaign.pk)
+    return bool(updated)
+
+
+@transaction.atomic
+def campaign_cancel(*, campaign: Campaign) -> bool:
+    updated = Campaign.objects.filter(
+        pk=campaign.pk,
+        status__in=(
+            Campaign.Status.DRAFT,
+            Campaign.Status.SCHEDULED,
+            Campaign.Status.RUNNING,
+            Campaign.Status.PAUSED,
+        ),
+    ).update(status=Campaign.Status.CANCELLED, completed_at=timezone.now(), next_run_at=None)
+    if updated:
+        CampaignRecipient.objects.filter(campaign=campaign, status=R.QUEUED).update(
+            status=R.SKIPPED, reason=CampaignRecipient.Reason.CANCELLED
+        )
+    progress_publish(campaign.pk)
+    return bool(updated)
+
+
+def campaign_test_send(*, campaign: Campaign, phone: str, actor) -> Message:
+    """Send the campaign's template to a teammate's phone, through the inbox like any message."""
+    region = default_region(campaign.organization)
+    e164 = phone_normalize(phone, region)
+    if e164 is None:
+        raise inbox_services.SendRefused(_("That is not a valid phone number."))
+    contact, _created = Contact.objects.get_or_create(
+        organization_id=campaign.organization_id,
+        wa_id=e164.lstrip("+"),
+        defaults={"phone": e164, "name": actor.display_name},
+    )
+    chat = inbox_services.chat_for_contact(number=campaign.number, contact=contact)
+    components = render_components(
+        slots=template_slots(campaign.template),
+        variables=campaign.variables,
+        values=contact_values(contact),
+        media_link=campaign.header_media_link,
+    )
+    content = {"name": campaign.template.name, "language": {"code": campaign.template.language}}
+    if components:
+        content["components"] = components
+    return inbox_services.message_send(
+        chat=chat,
+        message_type="template",
+        content=content,
+        author_type=Message.Author.CAMPAIGN,
+        author_user=actor,
+        author_ref=str(campaign.code),
+    )
+
+
+# --- Progress -----------------------------------------------------------------------------------
+
+_last_publish: dict[int, float] = {}
+PUBLISH_INTERVAL = 0.4
+
+
+def campaign_counters_refresh(campaign_id: int) -> dict:
+    counts = dict(
+        CampaignRecipient.objects.filter(campaign_id=campaign_id)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    replied = counts.get(R.REPLIED, 0)
+    read = counts.get(R.READ, 0) + replied
+    delivered = counts.get(R.DELIVERED, 0) + read
+    counters = {
+        "total": sum(counts.values()),
+        "sent": counts.get(R.SENT, 0) + delivered,
+        "delivered": delivered,
+        "read": read,
+        "replied": replied,
+        "failed": counts.get(R.FAILED, 0),
+        "skipped": counts.get(R.SKIPPED, 0),
+    }
+    Campaign.objects.filter(pk=campaign_id).update(**counters)
+    return counters
+
+
+def progress_publish(campaign_id: int, *, force: bool = True) -> None:
+    """Refresh the counters and tell the organization's pages (at most a few times a second
+    per campaign unless ``force``)."""
+    import time
+
+    now = time.monotonic()
+    if not force and now - _last_publish.get(campaign_id, 0) < PUBLISH_INTERVAL:
+        return
+    _last_publish[campaign_id] = now
+    counters = campaign_counters_refresh(campaign_id)
+    campaign = Campaign.objects.select_related("organization").filter(pk=campaign_id).first()
+    if campaign is None:
+        return
+    done = counters["sent"] + counters["failed"] + counters["skipped"]
+    data = {
+        "type": "campaign.progress",
+        "campaign": str(campaign.code),
+        "status": campaign.status,
+        "status_label": str(campaign.get_status_display()),
+        "percent": int(100 * done / counters["total"]) if counters["total"] else 0,
+        **counters,
+    }
+    realtime.publish_on_commit(
+        organization_group(campaign.organization), {"type": "live.event", "data": data}
+    )
