@@ -2,7 +2,16 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Invitation, Membership, Organization, Role, TenantModel, User
+from accounts.models import (
+    ApiIdempotencyKey,
+    ApiKey,
+    Invitation,
+    Membership,
+    Organization,
+    Role,
+    TenantModel,
+    User,
+)
 
 
 def admin_organizations(user):
@@ -168,3 +177,20 @@ class UserAdmin(DjangoUserAdmin):
 
     def has_module_permission(self, request):
         return request.user.is_superuser
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(ReadOnlyTenantAdmin):
+    """Keys are created and revoked in Settings › API keys (the secret is shown only there)."""
+
+    list_display = ["name", "prefix", "organization", "created_by", "last_used_at", "revoked_at"]
+    list_filter = ["organization"]
+    search_fields = ["name", "prefix"]
+    exclude = ["key_hash"]
+
+
+@admin.register(ApiIdempotencyKey)
+class ApiIdempotencyKeyAdmin(ReadOnlyTenantAdmin):
+    list_display = ["key", "organization", "completed", "response_status", "created_at"]
+    list_filter = ["organization", "completed"]
+    search_fields = ["key"]

@@ -102,3 +102,30 @@ class MembershipRoleForm(forms.ModelForm):
 
 class LanguageForm(forms.Form):
     language = forms.ChoiceField(choices=settings.LANGUAGES)
+
+
+class ApiKeyForm(forms.Form):
+    """A new integrator API key: a name and, per resource, read or write access."""
+
+    name = forms.CharField(
+        label=_("Name"), max_length=80, help_text=_("e.g. the system that uses it")
+    )
+
+    def __init__(self, *args, **kwargs):
+        from accounts.models import API_RESOURCES
+
+        super().__init__(*args, **kwargs)
+        choices = [("", _("No access")), ("read", _("Read")), ("write", _("Read and write"))]
+        for resource in API_RESOURCES:
+            self.fields[f"scope_{resource}"] = forms.ChoiceField(
+                label=resource.capitalize(), choices=choices, required=False, initial="read"
+            )
+
+    def scopes(self) -> list[str]:
+        from accounts.models import API_RESOURCES
+
+        return [
+            f"{resource}:{self.cleaned_data[f'scope_{resource}']}"
+            for resource in API_RESOURCES
+            if self.cleaned_data.get(f"scope_{resource}")
+        ]

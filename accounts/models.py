@@ -183,3 +183,67 @@ class TenantModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+# --- Integrator API ---------------------------------------------------------------------------
+
+API_RESOURCES = ("numbers", "templates", "contacts", "chats", "messages", "media", "webhooks")
+API_KEY_PREFIX = "pfk_"
+
+
+class ApiKey(TenantModel):
+    """A secret for the integrator API, shown once: only its SHA-256 is stored, with a visible
+    prefix so admins can tell keys apart. ``scopes`` lists ``"<resource>:read"`` /
+    ``"<resource>:write"`` (write implies read)."""
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    name = models.CharField(_("name"), max_length=80)
+    prefix = models.CharField(max_length=16, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    scopes = models.JSONField(_("scopes"), default=list, blank=True)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def allows(self, resource: str, action: str) -> bool:
+        if action == "read":
+            return f"{resource}:read" in self.scopes or f"{resource}:write" in self.scopes
+        return f"{resource}:{action}" in self.scopes
+
+
+class ApiIdempotencyKey(TenantModel):
+    """One ``Idempotency-Key`` of a POST: claimed before the work, completed with the response
+    in the same transaction as the work, so a retry replays the stored answer."""
+
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    completed = models.BooleanField(default=False)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    locked_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "key"], name="unique_idempotency_key")
+        ]
+        verbose_name = _("idempotency key")
+        verbose_name_plural = _("idempotency keys")
+
+    def __str__(self):
+        return self.key

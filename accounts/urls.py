@@ -20,4 +20,7 @@ urlpatterns = [
     ),
     path("settings/billing/", views.billing, name="billing"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation_accept"),
+    path("settings/api-keys/", views.api_key_list, name="api_key_list"),
+    path("settings/api-keys/new/", views.api_key_create, name="api_key_create"),
+    path("settings/api-keys/<uuid:code>/revoke/", views.api_key_revoke, name="api_key_revoke"),
 ]

@@ -188,3 +188,57 @@ def billing(request):
         "accounts/billing.html",
         {"can_edit": access.can_edit(request.membership, "billing")},
     )
+
+
+# --- Integrator API keys -----------------------------------------------------------------------
+
+
+def _api_keys_page(request, form, secret="", status=200):
+    from accounts.api_auth import api_keys_of
+
+    context = {
+        "keys": api_keys_of(request.organization),
+        "form": form,
+        "secret": secret,
+        "can_edit": access.can_edit(request.membership, "settings"),
+    }
+    return render(request, "accounts/api_keys.html", context, status=status)
+
+
+@require_GET
+@access.section_required("settings")
+def api_key_list(request):
+    from accounts.forms import ApiKeyForm
+
+    return _api_keys_page(request, ApiKeyForm())
+
+
+@require_POST
+@access.section_required("settings", edit=True)
+def api_key_create(request):
+    """Create a key and show its secret this once (rendered, never stored or redirected)."""
+    from accounts.api_auth import api_key_create as create
+    from accounts.forms import ApiKeyForm
+
+    form = ApiKeyForm(request.POST)
+    if not form.is_valid():
+        return _api_keys_page(request, form, status=400)
+    _key, secret = create(
+        organization=request.organization,
+        name=form.cleaned_data["name"],
+        scopes=form.scopes(),
+        created_by=request.user,
+    )
+    return _api_keys_page(request, ApiKeyForm(), secret=secret)
+
+
+@require_POST
+@access.section_required("settings", edit=True)
+def api_key_revoke(request, code):
+    from accounts.api_auth import api_key_revoke as revoke
+    from accounts.api_auth import api_keys_of
+
+    key = get_object_or_404(api_keys_of(request.organization), code=code)
+    revoke(key=key)
+    messages.success(request, _("The key %(name)s was revoked.") % {"name": key.name})
+    return redirect("api_key_list")

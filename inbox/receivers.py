@@ -14,3 +14,6 @@ def store_inbound_message(sender, *, number, message, **kwargs):
 @receiver(signals.status_received, dispatch_uid="inbox-status-received")
 def apply_status(sender, *, number, status, **kwargs):
     services.message_status_apply(number=number, update=status)
+
+
+from inbox import outgoing_events  # noqa: F401,E402

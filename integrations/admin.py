@@ -3,7 +3,13 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from accounts.admin import ReadOnlyTenantAdmin, TenantAdmin
-from integrations.models import MessageTemplate, WebhookEvent, WhatsAppNumber
+from integrations.models import (
+    MessageTemplate,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+    WhatsAppNumber,
+)
 
 
 class WhatsAppNumberForm(forms.ModelForm):
@@ -96,3 +102,25 @@ class MessageTemplateAdmin(TenantAdmin):
     list_filter = ["status", "category", "language", "organization"]
     search_fields = ["name"]
     readonly_fields = ["code", "meta_id", "updated_at"]
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(TenantAdmin):
+    list_display = ["url", "organization", "is_active", "failure_streak", "created_at"]
+    list_filter = ["organization", "is_active"]
+    search_fields = ["url", "description"]
+    exclude = ["secret"]
+    readonly_fields = ["code", "last_sequence", "created_at"]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyTenantAdmin):
+    list_display = [
+        "event_type",
+        "subscription",
+        "status",
+        "attempts",
+        "response_status",
+        "created_at",
+    ]
+    list_filter = ["organization", "status", "event_type"]

@@ -117,3 +117,89 @@ class MessageTemplate(TenantModel):
 
     def __str__(self):
         return f"{self.name} ({self.language})"
+
+
+# --- Outgoing webhooks ------------------------------------------------------------------------
+
+
+def _webhook_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+class WebhookSubscription(TenantModel):
+    """An integrator's URL that receives signed event notifications (see ``outgoing.py``)."""
+
+    class Event(models.TextChoices):
+        MESSAGE_RECEIVED = "message.received", "message.received"
+        MESSAGE_SENT = "message.sent", "message.sent"
+        MESSAGE_STATUS = "message.status", "message.status"
+        CHAT_CREATED = "chat.created", "chat.created"
+        CHAT_ASSIGNED = "chat.assigned", "chat.assigned"
+        CHAT_RESOLVED = "chat.resolved", "chat.resolved"
+        CONTACT_CREATED = "contact.created", "contact.created"
+        CONTACT_OPTED_OUT = "contact.opted_out", "contact.opted_out"
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    url = models.URLField(_("URL"), max_length=500)
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    events = models.JSONField(_("events"), default=list)
+    secret = EncryptedTextField(_("signing secret"), default=_webhook_secret)
+    is_active = models.BooleanField(_("active"), default=True)
+    last_sequence = models.PositiveBigIntegerField(default=0)
+    failure_streak = models.PositiveIntegerField(default=0)
+    disabled_reason = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("webhook subscription")
+        verbose_name_plural = _("webhook subscriptions")
+
+    def __str__(self):
+        return self.url
+
+
+class WebhookDelivery(TenantModel):
+    """One event sent (or being sent) to one subscription, with the last attempt's record."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENDING = "sending", _("Sending")
+        RETRYING = "retrying", _("Retrying")
+        SUCCEEDED = "succeeded", _("Delivered")
+        FAILED = "failed", _("Failed")
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    subscription = models.ForeignKey(
+        WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event_id = models.UUIDField(default=uuid.uuid4)
+    event_type = models.CharField(max_length=40)
+    sequence = models.PositiveBigIntegerField(default=0)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    request_headers = models.JSONField(default=dict, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="webhookdelivery_due"),
+            models.Index(fields=["subscription", "-created_at"], name="webhookdelivery_recent"),
+        ]
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+
+    def __str__(self):
+        return f"{self.event_type} → {self.subscription_id} ({self.status})"

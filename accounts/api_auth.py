@@ -1,0 +1,552 @@
+"""Shared plumbing of the integrator API (``/api/v1/``): API keys, scopes, throttles, the one
+error body, cursor pagination, request size limits and ``Idempotency-Key`` replays.
+
+Every endpoint subclasses :class:`ApiView`. A request is authenticated either by an API key
+(``Authorization: Bearer pfk_…``, scoped per resource) or by the browser session (the browsable
+API; the member's role decides, as in the HTML pages). Either way it is bound to exactly one
+organization: ``self.organization`` and ``self.membership``, and every object is looked up
+through queries scoped to it (another organization's objects answer 404).
+"""
+
+import base64
+import binascii
+import hashlib
+import json
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import exceptions, serializers, status
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+from rest_framework.permissions import BasePermission
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from accounts import access
+from accounts.models import (
+    API_KEY_PREFIX,
+    API_RESOURCES,
+    ApiIdempotencyKey,
+    ApiKey,
+    Membership,
+    Role,
+)
+
+# --- Keys -------------------------------------------------------------------------------------
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # at most one write per key per minute
+
+
+def _hash(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def api_key_create(*, organization, name: str, scopes: list[str], created_by) -> tuple[ApiKey, str]:
+    """A new key; returns it and its secret, which is never shown again."""
+    valid = {f"{r}:{a}" for r in API_RESOURCES for a in ("read", "write")}
+    plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(
+        organization=organization,
+        name=name,
+        prefix=plaintext[:12],
+        key_hash=_hash(plaintext),
+        scopes=sorted(s for s in set(scopes) if s in valid),
+        created_by=created_by,
+    )
+    return key, plaintext
+
+
+def api_key_revoke(*, key: ApiKey) -> None:
+    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def api_keys_of(organization) -> QuerySet[ApiKey]:
+    return ApiKey.objects.filter(organization=organization).select_related("created_by")
+
+
+# --- Errors -----------------------------------------------------------------------------------
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+    default_detail = "The request conflicts with the current state of the resource."
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+    default_detail = "The request body is too large."
+
+
+class Unprocessable(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_code = "unprocessable"
+    default_detail = "The request is well formed but cannot be carried out."
+
+    def __init__(self, detail=None, code=None, details=None):
+        super().__init__(detail, code)
+        self.extra_details = details or {}
+
+
+def _flatten(detail):
+    """DRF error details → plain JSON (strings, lists, dicts)."""
+    if isinstance(detail, dict):
+        return {str(k): _flatten(v) for k, v in detail.items()}
+    if isinstance(detail, list):
+        return [_flatten(v) for v in detail]
+    return str(detail) if isinstance(detail, str) else detail
+
+
+def api_exception_handler(exc, context):
+    """Every error answers ``{"error": {"code", "message", "details"}}`` with its status."""
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+    elif isinstance(exc, DjangoValidationError):  # a service refused: well formed, not doable
+        message = " ".join(exc.messages)
+        code = "send_refused" if type(exc).__name__ == "SendRefused" else "unprocessable"
+        exc = Unprocessable(detail=message, code=code)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        code, message, details = (
+            "invalid",
+            _("The request has invalid fields."),
+            _flatten(exc.detail),
+        )
+    else:
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else exc.default_code
+        if isinstance(exc.detail, dict | list):
+            message, details = str(exc.default_detail), _flatten(exc.detail)
+        else:
+            message, details = str(exc.detail), getattr(exc, "extra_details", {})
+        if isinstance(exc, exceptions.Throttled):
+            details = {"retry_after": exc.wait and int(exc.wait + 0.999)}
+            message = _("Too many requests. Retry after %(seconds)s seconds.") % {
+                "seconds": details["retry_after"]
+            }
+    response.data = {"error": {"code": code, "message": message, "details": details}}
+    return response
+
+
+class ErrorBody(serializers.Serializer):
+    class Error(serializers.Serializer):
+        code = serializers.CharField()
+        message = serializers.CharField()
+        details = serializers.JSONField()
+
+    error = Error()
+
+
+# --- Authentication ---------------------------------------------------------------------------
+
+
+def _client_ip(request) -> str:
+    return request.META.get("REMOTE_ADDR", "")
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """``Authorization: Bearer pfk_…``. Failed attempts count per client address: past the
+    ``auth`` rate its bad keys answer 429 with ``Retry-After`` instead of 401. Valid keys are
+    never held back (clients behind one NAT share an address; 256-bit keys cannot be guessed)."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header.startswith(self.keyword + " "):
+            return None
+        plaintext = header[len(self.keyword) + 1 :].strip()
+        key = (
+            ApiKey.objects.select_related("organization")
+            .filter(key_hash=_hash(plaintext), revoked_at__isnull=True)
+            .first()
+            if plaintext.startswith(API_KEY_PREFIX)
+            else None
+        )
+        if key is None:
+            self._failed(request)
+            raise exceptions.AuthenticationFailed(_("Invalid or revoked API key."))
+        cutoff = timezone.now() - LAST_USED_RESOLUTION
+        ApiKey.objects.filter(pk=key.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff)
+        ).update(last_used_at=timezone.now())
+        return AnonymousUser(), key
+
+    @staticmethod
+    def _failed(request) -> None:
+        failures_key = f"api:auth-failures:{_client_ip(request)}"
+        limit, period = parse_rate(throttle_rates()["auth"])
+        now = timezone.now().timestamp()
+        failures = [t for t in cache.get(failures_key, []) if t > now - period]
+        if len(failures) >= limit:
+            raise exceptions.Throttled(wait=failures[0] + period - now)
+        cache.set(failures_key, [*failures, now], timeout=period)
+
+    def authenticate_header(self, request):
+        return f'{self.keyword} realm="api"'
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.api_auth.ApiKeyAuthentication"
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key from Settings › API keys.",
+        }
+
+
+# Resource → role-matrix section, for requests made with a browser session.
+SESSION_SECTIONS = {
+    "numbers": "settings",
+    "templates": "chats",
+    "contacts": "chats",
+    "chats": "chats",
+    "messages": "chats",
+    "media": "chats",
+    "webhooks": "settings",
+}
+
+
+class ScopePermission(BasePermission):
+    """API keys need ``<resource>:<action>``; session members need the role's section level."""
+
+    def has_permission(self, request, view):
+        action = view.get_action(request)
+        if isinstance(request.auth, ApiKey):
+            if not request.auth.allows(view.resource, action):
+                raise exceptions.PermissionDenied(
+                    _("This API key lacks the %(scope)s scope.")
+                    % {"scope": f"{view.resource}:{action}"}
+                )
+            return True
+        if not request.user.is_authenticated:
+            raise exceptions.NotAuthenticated()
+        membership = getattr(request._request, "membership", None)
+        if membership is None:
+            return False
+        section = SESSION_SECTIONS[view.resource]
+        allowed = access.can_edit if action == "write" else access.can_view
+        return allowed(membership, section)
+
+
+# --- Throttles --------------------------------------------------------------------------------
+
+DEFAULT_THROTTLE_RATES = {
+    "read": "600/min",
+    "write": "300/min",
+    "send": "100/min",
+    "sync": "10/min",
+    "auth": "10/min",
+}
+
+
+def throttle_rates() -> dict[str, str]:
+    return {**DEFAULT_THROTTLE_RATES, **getattr(settings, "API_THROTTLE_RATES", {})}
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    number, period = rate.split("/")
+    return int(number), {"s": 1, "m": 60, "h": 3600, "d": 86400}[period[0]]
+
+
+class ApiRateThrottle(SimpleRateThrottle):
+    """Per key (or per signed-in user) and per endpoint class: read, write, send, sync."""
+
+    def __init__(self):  # rates are read per request so tests may override them
+        pass
+
+    def allow_request(self, request, view):
+        self.scope = view.get_throttle_scope(request)
+        self.rate = throttle_rates()[self.scope]
+        self.num_requests, self.duration = parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request, view):
+        if isinstance(request.auth, ApiKey):
+            ident = f"key-{request.auth.pk}"
+        elif request.user.is_authenticated:
+            ident = f"user-{request.user.pk}"
+        else:
+            ident = f"ip-{_client_ip(request)}"
+        return f"api:throttle:{self.scope}:{ident}"
+
+
+# --- The base view ----------------------------------------------------------------------------
+
+MAX_JSON_BYTES = 1024 * 1024
+
+
+class ApiView(APIView):
+    """Base of every ``/api/v1/`` endpoint (HackSoft style: one view per operation)."""
+
+    authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
+    permission_classes = [ScopePermission]
+    throttle_classes = [ApiRateThrottle]
+    resource = ""  # one of API_RESOURCES
+    action = ""  # "read" / "write"; default: by HTTP method
+    throttle_scope = ""  # default: read for safe methods, write otherwise
+    max_body_bytes = MAX_JSON_BYTES
+
+    def get_exception_handler(self):
+        return api_exception_handler
+
+    def dispatch(self, request, *args, **kwargs):
+        started = time.perf_counter()
+        response = super().dispatch(request, *args, **kwargs)
+        response["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+        return response
+
+    def get_action(self, request) -> str:
+        return self.action or ("read" if request.method in ("GET", "HEAD", "OPTIONS") else "write")
+
+    def get_throttle_scope(self, request) -> str:
+        return self.throttle_scope or self.get_action(request)
+
+    def initial(self, request, *args, **kwargs):
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > self.max_body_bytes:
+            raise PayloadTooLarge(
+                _("The request body is larger than %(limit)d bytes.")
+                % {"limit": self.max_body_bytes}
+            )
+        timezone.activate(UTC)  # the API speaks ISO-8601 in UTC, whatever the organization's zone
+        super().initial(request, *args, **kwargs)
+        if isinstance(request.auth, ApiKey):
+            self.organization = request.auth.organization
+            # Keys act organization-wide, like an admin (never saved).
+            self.membership = Membership(organization=self.organization, role=Role.ADMIN)
+            self.actor = None
+        else:
+            self.membership = request._request.membership
+            self.organization = self.membership.organization
+            self.actor = request.user
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        timezone.deactivate()
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    def message_author(self) -> dict:
+        """Keyword arguments for ``message_send``: who wrote a message sent through the API."""
+        from inbox.models import Message
+
+        if isinstance(self.request.auth, ApiKey):
+            return {
+                "author_type": Message.Author.AUTOMATION,
+                "author_ref": f"api:{self.request.auth.prefix}",
+            }
+        return {"author_type": Message.Author.USER, "author_user": self.actor}
+
+
+# --- Cursor pagination ------------------------------------------------------------------------
+
+PAGE_SIZE_DEFAULT = 50
+PAGE_SIZE_MAX = 200
+
+CURSOR_PARAMETERS = [
+    OpenApiParameter("cursor", str, description="Opaque cursor from a previous page's `next`."),
+    OpenApiParameter(
+        "limit", int, description=f"Page size, 1–{PAGE_SIZE_MAX} (default {PAGE_SIZE_DEFAULT})."
+    ),
+]
+
+
+def _encode_cursor(value, pk: int) -> str:
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    raw = json.dumps([value, pk], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, is_datetime: bool):
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if is_datetime and value is not None:
+            value = parse_datetime(value)
+            if value is None:
+                raise ValueError
+        if not isinstance(pk, int):
+            raise ValueError
+        return value, pk
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as error:
+        raise exceptions.ValidationError({"cursor": [_("Invalid cursor.")]}) from error
+
+
+def _after(field: str, value, pk: int, descending: bool) -> Q:
+    """Rows after (``value``, ``pk``) in the order (``field``, id), nulls first when
+    descending and last when ascending (so a descending order can use a ``-field`` index)."""
+    op = "lt" if descending else "gt"
+    if value is None:
+        following = Q(**{f"{field}__isnull": True, f"id__{op}": pk})
+        return following | Q(**{f"{field}__isnull": False}) if descending else following
+    following = Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"id__{op}": pk})
+    return following if descending else following | Q(**{f"{field}__isnull": True})
+
+
+def keyset_page(
+    request, queryset: QuerySet, field: str, *, descending: bool, is_datetime: bool = True
+):
+    """One page of ``queryset`` ordered by (``field``, id); returns the rows and the URL of
+    the next page (or None). Stable under inserts, unlike offsets."""
+    try:
+        limit = int(request.query_params.get("limit", PAGE_SIZE_DEFAULT))
+    except ValueError:
+        raise exceptions.ValidationError({"limit": [_("A whole number is required.")]}) from None
+    if not 1 <= limit <= PAGE_SIZE_MAX:
+        raise exceptions.ValidationError({"limit": [_("Between 1 and %d.") % PAGE_SIZE_MAX]})
+    cursor = request.query_params.get("cursor")
+    if cursor:
+        value, pk = _decode_cursor(cursor, is_datetime)
+        queryset = queryset.filter(_after(field, value, pk, descending))
+    if descending:
+        order = (F(field).desc(nulls_first=True), F("id").desc())
+    else:
+        order = (F(field).asc(nulls_last=True), F("id").asc())
+    rows = list(queryset.order_by(*order)[: limit + 1])
+    next_url = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        query = request.query_params.copy()
+        query["cursor"] = _encode_cursor(getattr(last, field), last.pk)
+        next_url = request.build_absolute_uri(request.path) + "?" + query.urlencode()
+    return rows, next_url
+
+
+_paginated_cache: dict[type, type] = {}
+
+
+def paginated(item_serializer: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    """The schema of a page of ``item_serializer`` rows."""
+    if item_serializer not in _paginated_cache:
+        name = item_serializer.__qualname__.replace(".", "") + "Page"
+        _paginated_cache[item_serializer] = type(
+            name,
+            (serializers.Serializer,),
+            {
+                "results": item_serializer(many=True),
+                "next": serializers.URLField(allow_null=True),
+            },
+        )
+    return _paginated_cache[item_serializer]
+
+
+def page_response(request, rows, next_url, serializer_class) -> Response:
+    return Response(
+        {
+            "results": serializer_class(rows, many=True, context={"request": request}).data,
+            "next": next_url,
+        }
+    )
+
+
+# --- Idempotency ------------------------------------------------------------------------------
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    location=OpenApiParameter.HEADER,
+    description=(
+        "Any unique string (e.g. a UUID) per intended operation. A retry with the same key and "
+        "body replays the first response instead of sending again; a retry while the first is "
+        "still running answers 409; the same key with a different body answers 422. Keys are "
+        "kept for 24 hours."
+    ),
+)
+IDEMPOTENCY_TTL = timedelta(hours=24)
+IDEMPOTENCY_STALE = timedelta(minutes=5)
+
+
+def _json_ready(data):
+    return json.loads(JSONRenderer().render(data))
+
+
+def idempotent(request, organization, work) -> Response:
+    """Run ``work()`` (which returns a Response) at most once per ``Idempotency-Key``.
+
+    The key is claimed in its own committed row first, so a concurrent retry sees it at once
+    (409); the work and the stored response commit together, so a crash leaves no half state
+    and the claim may be taken over after ``IDEMPOTENCY_STALE``.
+    """
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        with transaction.atomic():
+            return work()
+    if len(key) > 255:
+        raise exceptions.ValidationError({"Idempotency-Key": [_("At most 255 characters.")]})
+    body = json.dumps(_json_ready(request.data), sort_keys=True)
+    digest = hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+    try:
+        with transaction.atomic():
+            row = ApiIdempotencyKey.objects.create(
+                organization=organization, key=key, request_hash=digest
+            )
+    except IntegrityError:
+        row = ApiIdempotencyKey.objects.get(organization=organization, key=key)
+        if row.request_hash != digest:
+            raise Unprocessable(
+                _("This Idempotency-Key was already used with a different request."),
+                code="idempotency_key_reused",
+            ) from None
+        if row.completed:
+            return Response(
+                row.response_body,
+                status=row.response_status,
+                headers={"Idempotent-Replayed": "true"},
+            )
+        now = timezone.now()
+        taken = ApiIdempotencyKey.objects.filter(
+            pk=row.pk, completed=False, locked_at__lt=now - IDEMPOTENCY_STALE
+        ).update(locked_at=now)
+        if not taken:
+            raise Conflict(
+                _("A request with this Idempotency-Key is still being processed; retry shortly."),
+                code="idempotency_key_in_progress",
+            ) from None
+    try:
+        with transaction.atomic():
+            response = work()
+            ApiIdempotencyKey.objects.filter(pk=row.pk).update(
+                completed=True,
+                response_status=response.status_code,
+                response_body=_json_ready(response.data),
+            )
+    except BaseException:
+        ApiIdempotencyKey.objects.filter(pk=row.pk, completed=False).delete()
+        raise
+    return response
+
+
+def idempotency_keys_purge() -> int:
+    """Periodic: forget keys older than 24 hours."""
+    deleted, _rows = ApiIdempotencyKey.objects.filter(
+        created_at__lt=timezone.now() - IDEMPOTENCY_TTL
+    ).delete()
+    return deleted

@@ -1,0 +1,649 @@
+"""Integrator API for chats, messages and media (``/api/v1/``; see ``accounts.api_auth``).
+
+One view per operation, each reusing the inbox's selectors, access functions and services:
+what an API call can do is exactly what a member can do in the inbox.
+"""
+
+import hashlib
+
+import phonenumbers
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import (
+    OpenApiExample,
+    extend_schema,
+    extend_schema_field,
+)
+from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+
+from accounts.api_auth import (
+    CURSOR_PARAMETERS,
+    IDEMPOTENCY_HEADER,
+    ApiView,
+    ErrorBody,
+    idempotent,
+    keyset_page,
+    page_response,
+    paginated,
+)
+from accounts.models import User
+from inbox import access, selectors, services
+from inbox.models import Chat, Contact, Media, Message
+from integrations.models import WhatsAppNumber
+from integrations.services import client_for
+from integrations.whatsapp import validation
+from integrations.whatsapp.errors import WhatsAppError
+
+ERRORS = {400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody}
+SEND_TYPES = (
+    "text",
+    "image",
+    "video",
+    "audio",
+    "document",
+    "sticker",
+    "location",
+    "contacts",
+    "interactive",
+    "template",
+)
+MEDIA_MAX_BYTES = 16 * 1024 * 1024
+
+
+# --- Shared output shapes ---------------------------------------------------------------------
+
+
+class ContactRefOut(serializers.Serializer):
+    id = serializers.UUIDField(source="code")
+    phone = serializers.CharField(help_text="E.164")
+    name = serializers.CharField(source="display_name")
+
+
+class NumberRefOut(serializers.Serializer):
+    id = serializers.UUIDField(source="code")
+    display_phone_number = serializers.CharField()
+
+
+class UserRefOut(serializers.Serializer):
+    email = serializers.EmailField()
+    name = serializers.CharField(source="display_name")
+
+
+class ChatOut(serializers.Serializer):
+    id = serializers.UUIDField(source="code")
+    status = serializers.ChoiceField(choices=Chat.Status.choices)
+    contact = ContactRefOut()
+    number = NumberRefOut()
+    assignee = UserRefOut(allow_null=True)
+    tags = serializers.ListField(child=serializers.CharField())
+    ai_enabled = serializers.BooleanField()
+    unread_count = serializers.IntegerField()
+    last_message_at = serializers.DateTimeField(allow_null=True)
+    last_message_preview = serializers.CharField()
+    window_expires_at = serializers.DateTimeField(
+        allow_null=True, help_text="After this, only approved templates may be sent."
+    )
+    sequence = serializers.IntegerField(
+        source="seq", help_text="Last live-event number of the chat."
+    )
+    created_at = serializers.DateTimeField()
+
+
+class MediaOut(serializers.Serializer):
+    id = serializers.CharField(
+        source="meta_media_id", help_text='WhatsApp media id: send it as {"id": "…"}.'
+    )
+    mime_type = serializers.CharField()
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    filename = serializers.CharField()
+
+
+class MessageErrorOut(serializers.Serializer):
+    code = serializers.IntegerField(source="error_code", allow_null=True)
+    title = serializers.CharField(source="error_title")
+    details = serializers.CharField(source="error_details")
+
+
+class MessageOut(serializers.Serializer):
+    id = serializers.UUIDField(source="code")
+    chat = serializers.UUIDField(source="chat.code")
+    direction = serializers.ChoiceField(choices=Message.Direction.choices)
+    type = serializers.CharField(help_text="text, image, template, interactive, note, activity…")
+    text = serializers.CharField()
+    content = serializers.JSONField(help_text="The WhatsApp Cloud API object of the message.")
+    status = serializers.ChoiceField(choices=Message.Status.choices)
+    wamid = serializers.CharField(allow_null=True)
+    author_type = serializers.ChoiceField(choices=Message.Author.choices)
+    timestamp = serializers.DateTimeField()
+    sent_at = serializers.DateTimeField(allow_null=True)
+    delivered_at = serializers.DateTimeField(allow_null=True)
+    read_at = serializers.DateTimeField(allow_null=True)
+    failed_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.SerializerMethodField()
+    media = MediaOut(many=True)
+
+    @extend_schema_field(MessageErrorOut(allow_null=True))
+    def get_error(self, message):
+        if message.status != Message.Status.FAILED:
+            return None
+        return MessageErrorOut(message).data
+
+
+def phone_e164(value: str) -> str | None:
+    """``value`` as E.164 if it is a valid international number (``+`` and country code)."""
+    value = (value or "").strip()
+    if not value.startswith("+"):
+        return None
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _number_for(organization, code) -> WhatsAppNumber:
+    """The organization's number ``code``, or its only active number when none is named."""
+    numbers = WhatsAppNumber.objects.filter(organization=organization)
+    if code:
+        number = numbers.filter(code=code).first()
+        if number is None:
+            raise exceptions.ValidationError({"number": [_("Unknown number.")]})
+        return number
+    active = list(numbers.filter(is_active=True)[:2])
+    if len(active) != 1:
+        raise exceptions.ValidationError(
+            {"number": [_("This organization has several numbers (or none): name one.")]}
+        )
+    return active[0]
+
+
+def _chat_queryset(membership):
+    return selectors.chats_visible_to(membership).select_related("contact", "number", "assignee")
+
+
+def _chat_out(membership, chat: Chat) -> dict:
+    """A chat as the API shows it, read back after a change (so every field is current)."""
+    return ChatOut(get_object_or_404(_chat_queryset(membership), pk=chat.pk)).data
+
+
+# --- Chats ------------------------------------------------------------------------------------
+
+
+class ChatListApi(ApiView):
+    resource = "chats"
+
+    class ChatFilterIn(serializers.Serializer):
+        status = serializers.ChoiceField(choices=Chat.Status.values, required=False)
+        assignee = serializers.CharField(
+            required=False,
+            max_length=254,
+            help_text="A teammate's email, or `none` for unassigned.",
+        )
+        number = serializers.UUIDField(required=False, help_text="A number's id.")
+        tag = serializers.CharField(required=False, max_length=40)
+        ai = serializers.ChoiceField(choices=["true", "false"], required=False)
+        q = serializers.CharField(
+            required=False, max_length=100, help_text="Contact name or phone, or message text."
+        )
+        ordering = serializers.ChoiceField(
+            choices=["-last_message_at", "last_message_at", "-created_at", "created_at"],
+            default="-last_message_at",
+            help_text="Chats without messages yet come first in `-last_message_at`.",
+        )
+
+    @extend_schema(
+        operation_id="chats_list",
+        summary="List chats",
+        parameters=[ChatFilterIn, *CURSOR_PARAMETERS],
+        responses={200: paginated(ChatOut), **ERRORS},
+    )
+    def get(self, request):
+        params = self.ChatFilterIn(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        filters = selectors.ChatFilters(
+            view="all",
+            status=data.get("status", "any"),
+            number=str(data.get("number") or ""),
+            tag=data.get("tag", "").strip().lower(),
+            ai={"true": "on", "false": "off"}.get(data.get("ai", ""), ""),
+            q=data.get("q", "").strip(),
+        )
+        chats = selectors._apply_filters(_chat_queryset(self.membership), filters, self.membership)
+        assignee = data.get("assignee", "").strip()
+        if assignee.lower() == "none":
+            chats = chats.filter(assignee__isnull=True)
+        elif assignee:
+            chats = chats.filter(assignee__email__iexact=assignee)
+        ordering = data["ordering"]
+        rows, next_url = keyset_page(
+            request, chats, ordering.lstrip("-"), descending=ordering.startswith("-")
+        )
+        return page_response(request, rows, next_url, ChatOut)
+
+
+class ChatDetailApi(ApiView):
+    resource = "chats"
+
+    @extend_schema(
+        operation_id="chats_retrieve", summary="Get a chat", responses={200: ChatOut, **ERRORS}
+    )
+    def get(self, request, code):
+        chat = access.get_chat_for_member(self.membership, code)
+        return Response(_chat_out(self.membership, chat))
+
+
+class ChatAssignApi(ApiView):
+    resource = "chats"
+
+    class ChatAssignIn(serializers.Serializer):
+        assignee = serializers.EmailField(
+            allow_null=True, help_text="A teammate's email; null unassigns."
+        )
+
+    @extend_schema(
+        operation_id="chats_assign",
+        summary="Assign or unassign a chat",
+        request=ChatAssignIn,
+        responses={200: ChatOut, **ERRORS},
+        examples=[
+            OpenApiExample("Assign", value={"assignee": "ana@clinic.example"}, request_only=True)
+        ],
+    )
+    def post(self, request, code):
+        chat = access.get_chat_for_member(self.membership, code)
+        data = self.ChatAssignIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        email = data.validated_data["assignee"]
+        assignee = None
+        if email:
+            assignee = User.objects.filter(
+                memberships__organization=self.organization, email__iexact=email
+            ).first()
+            if assignee is None:
+                raise exceptions.ValidationError({"assignee": [_("No teammate has this email.")]})
+        services.chat_assign(chat=chat, assignee=assignee, actor=self.actor)
+        return Response(_chat_out(self.membership, chat))
+
+
+class ChatStatusApi(ApiView):
+    resource = "chats"
+
+    class ChatStatusIn(serializers.Serializer):
+        status = serializers.ChoiceField(choices=Chat.Status.values)
+
+    @extend_schema(
+        operation_id="chats_set_status",
+        summary="Open, hold or resolve a chat",
+        request=ChatStatusIn,
+        responses={200: ChatOut, **ERRORS},
+        examples=[OpenApiExample("Resolve", value={"status": "resolved"}, request_only=True)],
+    )
+    def post(self, request, code):
+        chat = access.get_chat_for_member(self.membership, code)
+        data = self.ChatStatusIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.chat_set_status(chat=chat, status=data.validated_data["status"], actor=self.actor)
+        return Response(_chat_out(self.membership, chat))
+
+
+class ChatAiApi(ApiView):
+    resource = "chats"
+
+    class ChatAiIn(serializers.Serializer):
+        enabled = serializers.BooleanField()
+        reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+    @extend_schema(
+        operation_id="chats_set_ai",
+        summary="Turn the AI assistant on or off for a chat",
+        request=ChatAiIn,
+        responses={200: ChatOut, **ERRORS},
+        examples=[
+            OpenApiExample("Hand over to a human", value={"enabled": False}, request_only=True)
+        ],
+    )
+    def post(self, request, code):
+        chat = access.get_chat_for_member(self.membership, code)
+        data = self.ChatAiIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.chat_set_ai(
+            chat=chat,
+            enabled=data.validated_data["enabled"],
+            actor=self.actor,
+            reason=data.validated_data.get("reason", ""),
+        )
+        return Response(_chat_out(self.membership, chat))
+
+
+class ChatTagsApi(ApiView):
+    resource = "chats"
+
+    class ChatTagsIn(serializers.Serializer):
+        tags = serializers.ListField(
+            child=serializers.CharField(max_length=40),
+            max_length=30,
+            help_text="Replaces the tags.",
+        )
+
+    @extend_schema(
+        operation_id="chats_set_tags",
+        summary="Set a chat's tags",
+        request=ChatTagsIn,
+        responses={200: ChatOut, **ERRORS},
+        examples=[OpenApiExample("Tags", value={"tags": ["billing", "vip"]}, request_only=True)],
+    )
+    def post(self, request, code):
+        chat = access.get_chat_for_member(self.membership, code)
+        data = self.ChatTagsIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.chat_set_tags(chat=chat, tags=data.validated_data["tags"], actor=self.actor)
+        return Response(_chat_out(self.membership, chat))
+
+
+# --- Messages ---------------------------------------------------------------------------------
+
+
+def _messages_of(chat: Chat, *, include_internal: bool):
+    messages = (
+        Message.objects.filter(chat=chat)
+        .select_related("chat")
+        .prefetch_related(Prefetch("media", queryset=Media.objects.order_by("id")))
+    )
+    if not include_internal:
+        messages = messages.exclude(direction=Message.Direction.INTERNAL)
+    return messages
+
+
+class MessageSendIn(serializers.Serializer):
+    """The WhatsApp Cloud API message shape: ``type`` and the object named after it."""
+
+    type = serializers.ChoiceField(choices=SEND_TYPES)
+    text = serializers.JSONField(required=False, help_text='{"body": "…", "preview_url": false}')
+    image = serializers.JSONField(
+        required=False,
+        help_text='{"link": "https://…"} or {"id": "<media id from POST /media/>"}, plus "caption".',
+    )
+    video = serializers.JSONField(required=False)
+    audio = serializers.JSONField(required=False)
+    document = serializers.JSONField(required=False, help_text='Media object plus "filename".')
+    sticker = serializers.JSONField(required=False)
+    location = serializers.JSONField(required=False)
+    contacts = serializers.JSONField(required=False)
+    interactive = serializers.JSONField(required=False)
+    template = serializers.JSONField(
+        required=False, help_text='{"name": "…", "language": {"code": "pt_BR"}, "components": […]}'
+    )
+    reply_to = serializers.UUIDField(required=False, help_text="Id of the message answered.")
+
+    def validate(self, data):
+        kind = data["type"]
+        if kind not in data:
+            raise exceptions.ValidationError(
+                {kind: [_("Give the %(type)s object.") % {"type": kind}]}
+            )
+        expected = list if kind == "contacts" else dict
+        if not isinstance(data[kind], expected):
+            raise exceptions.ValidationError({kind: [_("Must be a JSON object.")]})
+        return data
+
+
+SEND_EXAMPLES = [
+    OpenApiExample(
+        "Text",
+        value={"type": "text", "text": {"body": "Your appointment is confirmed."}},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Template",
+        value={
+            "type": "template",
+            "template": {
+                "name": "appointment_reminder",
+                "language": {"code": "pt_BR"},
+                "components": [{"type": "body", "parameters": [{"type": "text", "text": "Ana"}]}],
+            },
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Image by link",
+        value={
+            "type": "image",
+            "image": {"link": "https://example.com/map.png", "caption": "Our address"},
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Reply buttons",
+        value={
+            "type": "interactive",
+            "interactive": {
+                "type": "button",
+                "body": {"text": "Confirm your visit tomorrow at 10:00?"},
+                "action": {
+                    "buttons": [{"type": "reply", "reply": {"id": "yes", "title": "Confirm"}}]
+                },
+            },
+        },
+        request_only=True,
+    ),
+]
+SEND_RESPONSES = {201: MessageOut, 409: ErrorBody, 422: ErrorBody, 429: ErrorBody, **ERRORS}
+
+
+def _send(view: ApiView, chat: Chat, data: dict) -> Response:
+    """Store and queue the message (the caller runs this inside ``idempotent``)."""
+    kind = data["type"]
+    content = dict(data[kind]) if kind != "contacts" else data[kind]
+    reply_to = None
+    if data.get("reply_to"):
+        reply_to = Message.objects.filter(chat=chat, code=data["reply_to"]).first()
+        if reply_to is None:
+            raise exceptions.ValidationError({"reply_to": [_("No such message in this chat.")]})
+    message = services.message_send(
+        chat=chat, message_type=kind, content=content, reply_to=reply_to, **view.message_author()
+    )
+    if kind in services.MEDIA_TYPES and content.get("id"):
+        # Our copy of a file uploaded through the API shows in the chat.
+        Media.objects.filter(
+            organization=view.organization, meta_media_id=str(content["id"]), message__isnull=True
+        ).update(message=message)
+    message = _messages_of(chat, include_internal=False).get(pk=message.pk)
+    return Response(MessageOut(message).data, status=status.HTTP_201_CREATED)
+
+
+class ChatMessagesApi(ApiView):
+    """List a chat's messages (GET) or send one to it (POST)."""
+
+    resource = "messages"
+
+    def get_throttle_scope(self, request):
+        return "send" if request.method == "POST" else "read"
+
+    class MessageFilterIn(serializers.Serializer):
+        ordering = serializers.ChoiceField(
+            choices=["-timestamp", "timestamp"], default="-timestamp"
+        )
+        include_internal = serializers.ChoiceField(
+            choices=["true", "false"],
+            default="false",
+            help_text="Include private notes and activity.",
+        )
+
+    @extend_schema(
+        operation_id="chats_messages_list",
+        summary="List a chat's messages",
+        parameters=[MessageFilterIn, *CURSOR_PARAMETERS],
+        responses={200: paginated(MessageOut), **ERRORS},
+    )
+    def get(self, request, code):
+        chat = access.get_chat_for_member(self.membership, code)
+        params = self.MessageFilterIn(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        ordering = params.validated_data["ordering"]
+        messages = _messages_of(
+            chat, include_internal=params.validated_data["include_internal"] == "true"
+        )
+        rows, next_url = keyset_page(
+            request, messages, "timestamp", descending=ordering.startswith("-")
+        )
+        return page_response(request, rows, next_url, MessageOut)
+
+    @extend_schema(
+        operation_id="chats_messages_send",
+        summary="Send a message in a chat",
+        description="Outside the 24-hour service window only approved templates are accepted (422).",
+        request=MessageSendIn,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses=SEND_RESPONSES,
+        examples=SEND_EXAMPLES,
+    )
+    def post(self, request, code):
+        chat = access.get_chat_for_member(self.membership, code)
+        data = MessageSendIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        return idempotent(
+            request, self.organization, lambda: _send(self, chat, data.validated_data)
+        )
+
+
+class MessageSendApi(ApiView):
+    """Send to a phone number or contact: the chat is found or started on the chosen number."""
+
+    resource = "messages"
+    throttle_scope = "send"
+
+    class MessageSendToIn(MessageSendIn):
+        to = serializers.CharField(
+            required=False, max_length=20, help_text="E.164 phone, e.g. +5511999990000."
+        )
+        contact = serializers.UUIDField(
+            required=False, help_text="A contact's id (instead of `to`)."
+        )
+        number = serializers.UUIDField(
+            required=False, help_text="Which of your numbers sends; optional when you have one."
+        )
+
+        def validate(self, data):
+            data = super().validate(data)
+            if bool(data.get("to")) == bool(data.get("contact")):
+                raise exceptions.ValidationError({"to": [_("Give either to or contact.")]})
+            if data.get("to"):
+                data["to"] = phone_e164(data["to"])
+                if data["to"] is None:
+                    raise exceptions.ValidationError(
+                        {"to": [_("An E.164 phone number is required.")]}
+                    )
+            return data
+
+    @extend_schema(
+        operation_id="messages_send",
+        summary="Send a message to a phone number or contact",
+        request=MessageSendToIn,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses=SEND_RESPONSES,
+        examples=[
+            OpenApiExample(
+                "Template to a phone",
+                value={
+                    "to": "+5511999990000",
+                    "type": "template",
+                    "template": {"name": "hello_world", "language": {"code": "en_US"}},
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request):
+        data = self.MessageSendToIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        number = _number_for(self.organization, values.get("number"))
+
+        def work():
+            chat = self._chat_for(number, values)
+            return _send(self, chat, values)
+
+        return idempotent(request, self.organization, work)
+
+    def _chat_for(self, number, values) -> Chat:
+        contacts = Contact.objects.filter(organization=self.organization)
+        if values.get("contact"):
+            contact = contacts.filter(code=values["contact"]).first()
+            if contact is None:
+                raise exceptions.ValidationError({"contact": [_("Unknown contact.")]})
+        else:
+            wa_id = values["to"].lstrip("+")
+            contact = contacts.filter(wa_id=wa_id).first() or services.contact_for_inbound(
+                number=number, wa_id=wa_id, profile_name=""
+            )
+        chat = services.chat_for_contact(number=number, contact=contact)
+        # Agents (session) may only write in chats they can see.
+        return access.get_chat_for_member(self.membership, chat.code)
+
+
+# --- Media ------------------------------------------------------------------------------------
+
+
+class MediaUploadApi(ApiView):
+    """Upload a file to WhatsApp once and send it in messages as ``{"id": "<id>"}``."""
+
+    resource = "media"
+    parser_classes = [MultiPartParser, FormParser]
+    max_body_bytes = MEDIA_MAX_BYTES + 64 * 1024
+
+    class MediaUploadIn(serializers.Serializer):
+        file = serializers.FileField()
+        number = serializers.UUIDField(
+            required=False, help_text="Optional when you have one number."
+        )
+
+    @extend_schema(
+        operation_id="media_upload",
+        summary="Upload media",
+        request={"multipart/form-data": MediaUploadIn},
+        responses={201: MediaOut, 413: ErrorBody, 422: ErrorBody, **ERRORS},
+    )
+    def post(self, request):
+        data = self.MediaUploadIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        number = _number_for(self.organization, data.validated_data.get("number"))
+        mime_type = upload.content_type or "application/octet-stream"
+        problem = validation.check_upload(mime_type, upload.size)
+        if problem is not None:
+            raise exceptions.ValidationError({"file": [str(problem.details)]})
+        content = upload.read()
+        try:
+            meta_media_id = client_for(number).upload_media(content, mime_type, upload.name)
+        except WhatsAppError as error:
+            raise exceptions.ValidationError({"file": [error.message]}) from error
+        media = _media_store(self.organization, meta_media_id, mime_type, upload.name, content)
+        return Response(MediaOut(media).data, status=status.HTTP_201_CREATED)
+
+
+def _media_store(
+    organization, meta_media_id: str, mime_type: str, name: str, content: bytes
+) -> Media:
+    """Keep our copy of an uploaded file (the chat shows it once a message uses it)."""
+    with transaction.atomic():
+        media = Media(
+            organization=organization,
+            meta_media_id=meta_media_id,
+            mime_type=mime_type,
+            size=len(content),
+            sha256=hashlib.sha256(content).hexdigest(),
+            filename=name[:255],
+        )
+        media.file.save(name, ContentFile(content), save=False)
+        media.save()
+    return media

@@ -1,0 +1,108 @@
+"""A retried send never sends twice, even when the retries race each other."""
+
+import json
+import threading
+from datetime import timedelta
+
+from django.db import connection
+from django.test import Client, TransactionTestCase, override_settings
+from django.urls import reverse
+from django.utils import timezone
+
+from inbox.models import Chat, Message
+from integrations import services as channel
+from integrations.whatsapp.sandbox import SandboxServer
+from tests.api.helpers import key_for
+from tests.base import make_chat, make_org
+
+RETRIES = 8
+
+
+class IdempotentSendTests(TransactionTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.sandbox = SandboxServer().start()
+        cls._settings = override_settings(
+            SANDBOX_URL=cls.sandbox.url, SANDBOX_WEBHOOK_BASE_URL="http://127.0.0.1:9"
+        )
+        cls._settings.enable()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._settings.disable()
+        cls.sandbox.stop()
+        super().tearDownClass()
+
+    def setUp(self):
+        self.sandbox.app.reset()
+        channel._registered_with_sandbox.clear()
+        self.org, self.number = make_org("Clínica Idem", "clinica-idem", "333")
+        self.chat = make_chat(self.org, self.number, "5511900000009", "Retry Customer")
+        Chat.objects.filter(pk=self.chat.pk).update(
+            window_expires_at=timezone.now() + timedelta(hours=3)
+        )
+        self.secret = key_for(self.org)
+        self.url = reverse("api_chat_messages", args=[self.chat.code])
+
+    def post(self, body, key="order-42-confirmation"):
+        return Client().post(
+            self.url,
+            json.dumps(body),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {self.secret}",
+            HTTP_IDEMPOTENCY_KEY=key,
+        )
+
+    def test_concurrent_retries_send_once(self):
+        body = {"type": "text", "text": {"body": "Sua consulta está confirmada"}}
+        barrier = threading.Barrier(RETRIES)
+        responses = []
+
+        def retry():
+            try:
+                barrier.wait()
+                responses.append(self.post(body))
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=retry) for _ in range(RETRIES)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        outbound = Message.objects.filter(chat=self.chat, direction="out")
+        self.assertEqual(outbound.count(), 1)
+        statuses = sorted(r.status_code for r in responses)
+        self.assertIn(201, statuses)
+        self.assertTrue(set(statuses) <= {201, 409}, statuses)
+        sent = outbound.get()
+        for response in responses:
+            if response.status_code == 201:
+                self.assertEqual(response.json()["id"], str(sent.code))
+            else:
+                self.assertEqual(response.json()["error"]["code"], "idempotency_key_in_progress")
+        self.assertEqual(len(self.sandbox.app.messages("333", direction="outbound")), 1)
+
+        # A later retry replays the stored answer.
+        replay = self.post(body)
+        self.assertEqual(replay.status_code, 201)
+        self.assertEqual(replay["Idempotent-Replayed"], "true")
+        self.assertEqual(replay.json()["id"], str(sent.code))
+        self.assertEqual(outbound.count(), 1)
+
+    def test_the_same_key_with_another_body_is_refused(self):
+        self.assertEqual(self.post({"type": "text", "text": {"body": "A"}}).status_code, 201)
+        response = self.post({"type": "text", "text": {"body": "B"}})
+        self.assertEqual(response.status_code, 422)
+        self.assertEqual(response.json()["error"]["code"], "idempotency_key_reused")
+
+    def test_a_refused_send_can_be_retried_with_the_same_key(self):
+        Chat.objects.filter(pk=self.chat.pk).update(window_expires_at=None)
+        body = {"type": "text", "text": {"body": "Oi"}}
+        self.assertEqual(self.post(body).status_code, 422)
+        Chat.objects.filter(pk=self.chat.pk).update(
+            window_expires_at=timezone.now() + timedelta(hours=1)
+        )
+        self.assertEqual(self.post(body).status_code, 201)

@@ -1,0 +1,149 @@
+from django.test import override_settings
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.api_auth import api_key_revoke
+from accounts.models import ApiKey
+from tests.api.helpers import ApiTestCase, key_for
+
+
+class ApiKeyTests(ApiTestCase):
+    def test_it_requires_a_key(self):
+        response = self.client.get(reverse("api_chats"))
+        self.assertEqual(response.status_code, 401)
+        self.assertEqual(response.json()["error"]["code"], "not_authenticated")
+        self.assertIn("Bearer", response["WWW-Authenticate"])
+
+    def test_it_refuses_an_unknown_key(self):
+        response = self.api("get", reverse("api_chats"), secret="pfk_not-a-real-key")
+        self.assertEqual(response.status_code, 401)
+        self.assertEqual(response.json()["error"]["code"], "authentication_failed")
+
+    def test_it_refuses_a_revoked_key_at_once(self):
+        secret = key_for(self.org, name="Temporary")
+        self.assertEqual(self.api("get", reverse("api_chats"), secret=secret).status_code, 200)
+        api_key_revoke(key=ApiKey.objects.get(name="Temporary"))
+        self.assertEqual(self.api("get", reverse("api_chats"), secret=secret).status_code, 401)
+
+    def test_it_records_when_a_key_was_last_used(self):
+        self.api("get", reverse("api_chats"))
+        key = ApiKey.objects.get(organization=self.org, name="Integration")
+        self.assertAlmostEqual(key.last_used_at.timestamp(), timezone.now().timestamp(), delta=5)
+
+    def test_it_enforces_scopes_per_resource_and_action(self):
+        secret = key_for(self.org, scopes=["chats:read"], name="Reader")
+        self.assertEqual(self.api("get", reverse("api_chats"), secret=secret).status_code, 200)
+        response = self.api(
+            "post",
+            reverse("api_chat_status", args=[self.other_chat.code]),
+            {"status": "resolved"},
+            secret=secret,
+        )
+        self.assertEqual(response.status_code, 403)
+        self.assertIn("chats:write", response.json()["error"]["message"])
+        self.assertEqual(self.api("get", reverse("api_contacts"), secret=secret).status_code, 403)
+        self.other_chat.refresh_from_db()
+        self.assertEqual(self.other_chat.status, "open")
+
+    def test_write_scope_implies_read(self):
+        secret = key_for(self.org, scopes=["contacts:write"], name="Writer")
+        self.assertEqual(self.api("get", reverse("api_contacts"), secret=secret).status_code, 200)
+
+    def test_the_secret_is_stored_only_as_a_hash(self):
+        key = ApiKey.objects.get(organization=self.org, name="Integration")
+        self.assertNotIn(self.secret, (key.key_hash, key.prefix))
+        self.assertTrue(self.secret.startswith(key.prefix))
+
+    def test_session_members_use_their_role(self):
+        self.login(self.agent)
+        chats = self.client.get(reverse("api_chats")).json()["results"]
+        self.assertEqual([c["id"] for c in chats], [str(self.agent_chat.code)])
+        self.assertEqual(self.client.get(reverse("api_numbers")).status_code, 403)
+        self.assertEqual(
+            self.client.get(reverse("api_chat", args=[self.other_chat.code])).status_code, 404
+        )
+
+
+class ThrottleTests(ApiTestCase):
+    @override_settings(API_THROTTLE_RATES={"send": "2/min"})
+    def test_it_limits_sends_per_key_with_retry_after(self):
+        url = reverse("api_chat_messages", args=[self.other_chat.code])
+        for _ in range(2):
+            self.assertEqual(
+                self.api("post", url, {"type": "text", "text": {"body": "x"}}).status_code, 422
+            )
+        response = self.api("post", url, {"type": "text", "text": {"body": "x"}})
+        self.assertEqual(response.status_code, 429)
+        self.assertEqual(response.json()["error"]["code"], "throttled")
+        self.assertGreater(int(response["Retry-After"]), 0)
+        # Reads are another class; another key has its own budget.
+        self.assertEqual(self.api("get", reverse("api_chats")).status_code, 200)
+        other = key_for(self.org, name="Other")
+        self.assertEqual(
+            self.api(
+                "post", url, {"type": "text", "text": {"body": "x"}}, secret=other
+            ).status_code,
+            422,
+        )
+
+    def test_it_slows_down_an_address_after_ten_bad_keys(self):
+        for _ in range(10):
+            self.assertEqual(
+                self.api("get", reverse("api_chats"), secret="pfk_guess").status_code, 401
+            )
+        response = self.api("get", reverse("api_chats"), secret="pfk_guess")
+        self.assertEqual(response.status_code, 429)
+        self.assertGreater(int(response["Retry-After"]), 0)
+        # A valid key from the same address (e.g. behind the same NAT) still works.
+        self.assertEqual(self.api("get", reverse("api_chats")).status_code, 200)
+
+
+class ErrorShapeTests(ApiTestCase):
+    def assertError(self, response, status, code):
+        self.assertEqual(response.status_code, status, response.content)
+        error = response.json()["error"]
+        self.assertEqual(error["code"], code)
+        self.assertTrue(error["message"])
+        self.assertIn("details", error)
+
+    def test_unknown_objects_are_404(self):
+        self.assertError(
+            self.api("get", reverse("api_chat", args=[self.secret_chat.code])), 404, "not_found"
+        )
+
+    def test_invalid_fields_are_400_with_details(self):
+        response = self.api(
+            "post", reverse("api_chat_status", args=[self.other_chat.code]), {"status": "gone"}
+        )
+        self.assertError(response, 400, "invalid")
+        self.assertIn("status", response.json()["error"]["details"])
+
+    def test_a_bad_cursor_is_400(self):
+        self.assertError(self.api("get", reverse("api_chats"), {"cursor": "%%%"}), 400, "invalid")
+
+    def test_wrong_method_is_405(self):
+        self.assertError(self.api("get", reverse("api_messages_send")), 405, "method_not_allowed")
+
+    def test_a_body_over_the_limit_is_413(self):
+        response = self.client.post(
+            reverse("api_contacts"),
+            data="x" * (1024 * 1024 + 1),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {self.secret}",
+        )
+        self.assertError(response, 413, "payload_too_large")
+
+    def test_times_are_iso_8601_utc(self):
+        chat = self.api("get", reverse("api_chat", args=[self.other_chat.code])).json()
+        self.assertTrue(chat["created_at"].endswith("Z"), chat["created_at"])
+
+
+class DocsTests(ApiTestCase):
+    def test_the_schema_and_docs_are_served_without_a_cdn(self):
+        schema = self.client.get(reverse("api_schema"), {"format": "json"})
+        self.assertEqual(schema.status_code, 200)
+        self.assertIn("/api/v1/chats/{code}/messages/", schema.json()["paths"])
+        page = self.client.get(reverse("api_docs")).content.decode()
+        self.assertNotIn("cdn", page.lower())
+        asset = self.client.get(reverse("api_docs_asset", args=["swagger-ui-bundle.js"]))
+        self.assertEqual(asset.status_code, 200)
