@@ -1,0 +1,26 @@
+"""Periodic work: keep today's and yesterday's statistics fresh, apply retention policies."""
+
+from datetime import timedelta
+
+from accounts.models import Organization
+from reports import stats
+from reports.models import RetentionPolicy
+from reports.privacy import retention_purge
+from reports.services import api_key_revocations_reconcile
+
+
+def stats_refresh() -> None:
+    for organization in Organization.objects.all():
+        today = stats.local_today(organization)
+        stats.stats_rebuild(organization, first=today - timedelta(days=1), last=today)
+
+
+def retention_apply() -> None:
+    for policy in RetentionPolicy.objects.filter(message_days__isnull=False).select_related(
+        "organization"
+    ):
+        retention_purge(policy)
+
+
+def audit_reconcile() -> None:
+    api_key_revocations_reconcile()

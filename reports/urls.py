@@ -1,0 +1,13 @@
+from django.urls import path
+
+from reports import views
+
+urlpatterns = [
+    path("", views.dashboard, name="reports_dashboard"),
+    path("export/", views.report_export, name="report_export"),
+    path("audit/", views.audit_log, name="audit_log"),
+    path("privacy/", views.privacy_settings, name="privacy_settings"),
+    path("privacy/contacts/<uuid:code>/", views.contact_privacy, name="contact_privacy"),
+    path("privacy/contacts/<uuid:code>/export/", views.contact_export, name="contact_export"),
+    path("privacy/contacts/<uuid:code>/erase/", views.contact_erase, name="contact_erase"),
+]
