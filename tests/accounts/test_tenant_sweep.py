@@ -8,6 +8,7 @@ fails and says which one is missing.
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts.models import Invitation, Membership, Role
+from inbox.models import QuickReply
 from tests.base import BaseTestCase
 
 SKIPPED_PREFIXES = ("admin", "accounts", "media", "static", "api/schema", "api/docs")
@@ -28,6 +29,27 @@ def our_urls():
             yield route, pattern
 
 
+def _foreign_campaign(organization, number):
+    from campaigns.models import Campaign, Segment
+    from integrations.models import MessageTemplate
+
+    template = MessageTemplate.objects.create(
+        organization=organization,
+        number=number,
+        name="segredo",
+        language="pt_BR",
+        status="APPROVED",
+    )
+    campaign = Campaign.objects.create(
+        organization=organization,
+        name="Clínica Bob Secreta promo",
+        number=number,
+        template=template,
+    )
+    segment = Segment.objects.create(organization=organization, name="segredo-do-bob")
+    return campaign, segment
+
+
 class TenantSweepTests(BaseTestCase):
     @classmethod
     def setUpTestData(cls):
@@ -36,15 +58,76 @@ class TenantSweepTests(BaseTestCase):
             organization=cls.other_org, email="x@bob.test", role=Role.AGENT
         )
         cls.foreign_membership = Membership.objects.get(user=cls.outsider)
+        cls.foreign_campaign, cls.foreign_segment = _foreign_campaign(
+            cls.other_org, cls.other_number
+        )
+        cls.secret_message = cls.secret_chat.messages.get()
+        cls.foreign_quick_reply = QuickReply.objects.create(
+            organization=cls.other_org, shortcut="segredo", text="segredo-do-bob"
+        )
+        from assistants.models import Assistant, KnowledgeSource
+
+        cls.foreign_assistant = Assistant.objects.create(organization=cls.other_org, name="Bob")
+        cls.foreign_source = KnowledgeSource.objects.create(
+            organization=cls.other_org, assistant=cls.foreign_assistant, kind="text", title="B"
+        )
 
     def foreign_kwargs(self):
         """URL name → kwargs that point at organization B's object."""
         return {
             "chat_detail": {"code": self.secret_chat.code},
+            "chat_item": {"code": self.secret_chat.code},
+            "thread_older": {"code": self.secret_chat.code},
+            "thread_after": {"code": self.secret_chat.code},
+            "message_entry": {
+                "code": self.secret_chat.code,
+                "message_code": self.secret_message.code,
+            },
+            "send_message": {"code": self.secret_chat.code},
+            "send_template": {"code": self.secret_chat.code},
+            "react": {"code": self.secret_chat.code},
+            "add_note": {"code": self.secret_chat.code},
+            "assign": {"code": self.secret_chat.code},
+            "set_status": {"code": self.secret_chat.code},
+            "set_ai": {"code": self.secret_chat.code},
+            "set_tags": {"code": self.secret_chat.code},
+            "contact_update": {"code": self.secret_chat.code},
+            "quick_reply_delete": {"reply_code": self.foreign_quick_reply.code},
             "organization_switch": {"code": self.other_org.code},
             "member_role": {"membership_id": self.foreign_membership.pk},
             "member_remove": {"membership_id": self.foreign_membership.pk},
             "invitation_revoke": {"code": self.foreign_invitation.code},
+            "number_templates_sync": {"code": self.other_number.code},
+            "assistant_detail": {"code": self.foreign_assistant.code},
+            "assistant_update": {"code": self.foreign_assistant.code},
+            "assistant_playground": {"code": self.foreign_assistant.code},
+            "knowledge_add": {"code": self.foreign_assistant.code},
+            "knowledge_delete": {
+                "code": self.foreign_assistant.code,
+                "source_code": self.foreign_source.code,
+            },
+            "chat_analysis": {"code": self.secret_chat.code},
+            "chat_analyze": {"code": self.secret_chat.code},
+            "transcript_summary": {"code": self.secret_chat.messages.first().code},
+            **{
+                name: {"code": self.foreign_campaign.code}
+                for name in (
+                    "campaign_detail",
+                    "campaign_launch",
+                    "campaign_pause",
+                    "campaign_resume",
+                    "campaign_cancel",
+                    "campaign_test_send",
+                )
+            },
+            "campaign_contact_edit": {"code": self.secret_chat.contact.code},
+            "segment_detail": {"code": self.foreign_segment.code},
+            "segment_delete": {"code": self.foreign_segment.code},
+            **self.api_foreign_kwargs(),
+            **{
+                name: {"code": self.secret_chat.contact.code}
+                for name in ("contact_privacy", "contact_export", "contact_erase")
+            },
             # Public by design: the token is the secret; covered in test_signup.
             "invitation_accept": None,
             # Authenticated by the number's own key and signature, not by a session.
@@ -86,6 +169,50 @@ class TenantSweepTests(BaseTestCase):
             response = self.client.get(url)
             with self.subTest(url=url):
                 self.assertNotEqual(response.status_code, 500)
-                body = response.content.decode(errors="replace")
+                raw = (
+                    b"".join(response.streaming_content) if response.streaming else response.content
+                )
+                body = raw.decode(errors="replace")
                 for secret in ("Clínica Bob Secreta", "Zelda Secretcustomer", "segredo-do-bob"):
                     self.assertNotIn(secret, body)
+
+    def api_foreign_kwargs(self):
+        """The integrator API, API keys and outgoing webhooks (issue 7)."""
+        from accounts.api_auth import api_key_create
+        from integrations.models import WebhookDelivery, WebhookSubscription
+
+        key, _secret = api_key_create(
+            organization=self.other_org, name="segredo", scopes=[], created_by=None
+        )
+        subscription = WebhookSubscription.objects.create(
+            organization=self.other_org, url="https://bob.example/hook", events=["chat.created"]
+        )
+        delivery = WebhookDelivery.objects.create(
+            organization=self.other_org, subscription=subscription, event_type="chat.created"
+        )
+        chat = {"code": self.secret_chat.code}
+        contact = {"code": self.secret_chat.contact.code}
+        return {
+            "api_key_revoke": {"code": key.code},
+            "webhook_detail": {"code": subscription.code},
+            "webhook_toggle": {"code": subscription.code},
+            "webhook_delete": {"code": subscription.code},
+            "webhook_delivery_resend": {"code": delivery.code},
+            "api_webhook": {"code": subscription.code},
+            "api_number_health": {"code": self.other_number.code},
+            "api_templates_sync": {"code": self.other_number.code},
+            "api_contact": contact,
+            "api_contact_opt_in": contact,
+            "api_contact_opt_out": contact,
+            **dict.fromkeys(
+                (
+                    "api_chat",
+                    "api_chat_assign",
+                    "api_chat_status",
+                    "api_chat_ai",
+                    "api_chat_tags",
+                    "api_chat_messages",
+                ),
+                chat,
+            ),
+        }

@@ -42,6 +42,7 @@ def test_sign_up_sign_in_switch_language(live_asgi_server, browser):
 
     # Phone width: the navigation collapses behind the menu button.
     page.set_viewport_size({"width": 320, "height": 640})
+    page.wait_for_timeout(400)  # the sidebar slides away (0.2 s transition)
     assert (
         not page.locator("nav.sidebar").is_visible()
         or page.locator("nav.sidebar").bounding_box()["x"] < 0
