@@ -31,6 +31,14 @@ class BareDjangoHandler(ASGIHandler):
         handler = self._get_response_async if is_async else self._get_response
         self._middleware_chain = convert_exception_to_response(handler)
 
+    async def get_response_async(self, request):
+        response = await super().get_response_async(request)
+        if not response.streaming and not response.has_header("Content-Length"):
+            response.headers["Content-Length"] = str(
+                len(response.content)
+            )  # CommonMiddleware's job
+        return response
+
 
 def route_webhooks(webhooks, app):
     async def dispatch(scope, receive, send):

@@ -8,6 +8,7 @@ Production: ``DATABASE_URL`` (PostgreSQL), ``REDIS_URL`` (channels-redis, django
 ``FIELD_ENCRYPTION_KEY``. Every value may also come from ``NAME_FILE`` (a path holding the secret).
 """
 
+import sys
 from pathlib import Path
 
 import environ
@@ -117,13 +118,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     # Under ASGI every request runs on a thread of its own, so persistent per-thread connections
-    # would pile up: use psycopg's pool per process instead (Django >= 5.1).
+    # would pile up: web processes use psycopg's pool instead (Django >= 5.1). `qcluster` forks
+    # its workers after start-up, and a pool must never be shared across a fork, so it doesn't.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": env.int("DB_POOL_MIN", default=2),
-        "max_size": env.int("DB_POOL_MAX", default=16),
-        "timeout": 10,
-    }
+    if env.bool("DB_POOL", default="qcluster" not in sys.argv):
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env.int("DB_POOL_MIN", default=2),
+            "max_size": env.int("DB_POOL_MAX", default=16),
+            "timeout": 10,
+        }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
