@@ -5,6 +5,7 @@ from allauth.core import context as allauth_context
 from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts import services
 from accounts.models import Membership, Organization, Role
@@ -115,7 +116,11 @@ class ApiKeyForm(forms.Form):
         from accounts.models import API_RESOURCES
 
         super().__init__(*args, **kwargs)
-        choices = [("", _("No access")), ("read", _("Read")), ("write", _("Read and write"))]
+        choices = [
+            ("", _("No access")),
+            ("read", pgettext_lazy("API access level", "Read")),
+            ("write", _("Read and write")),
+        ]
         for resource in API_RESOURCES:
             self.fields[f"scope_{resource}"] = forms.ChoiceField(
                 label=resource.capitalize(), choices=choices, required=False, initial="read"

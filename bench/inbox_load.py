@@ -128,6 +128,24 @@ def seed(chats, messages):
     return org, user, number
 
 
+def existing():
+    os.environ["DATABASE_URL"] = f"{PG}/{DB_NAME}"
+    os.environ["REDIS_URL"] = ""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from accounts.models import Organization, User
+    from integrations.models import WhatsAppNumber
+
+    org = Organization.objects.get(slug="bench-clinic")
+    return (
+        org,
+        User.objects.get(email="bench@inbox.test"),
+        WhatsAppNumber.objects.get(organization=org),
+    )
+
+
 def server_time(user, org):
     from django.test import Client
 
@@ -294,10 +312,14 @@ def main():
     parser.add_argument("--sockets", type=int, default=200)
     parser.add_argument("--rate", type=int, default=100)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--reuse", action="store_true", help="keep the data of the previous run")
     args = parser.parse_args()
     random.seed(1)
-    recreate_database()
-    org, user, number = seed(args.chats, args.messages)
+    if args.reuse:
+        org, user, number = existing()
+    else:
+        recreate_database()
+        org, user, number = seed(args.chats, args.messages)
     client, _ = server_time(user, org)
     end_to_end(client, org, number, args.sockets, args.rate, args.seconds)
 

@@ -367,7 +367,7 @@ def contacts_import(
             continue
         opt = (values.get("opt_in") or "").strip().lower()
         if opt:
-            if opt in ("1", "yes", "y", "sim", "s", "true", "opted_in", "x"):
+            if opt in ("1", "yes", "y", "sim", "s", "sí", "si", "true", "opted_in", "x"):
                 values["opt_in"] = True
             elif opt in ("0", "no", "n", "não", "nao", "false", "opted_out"):
                 values["opt_in"] = False

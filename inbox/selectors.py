@@ -1,7 +1,7 @@
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from accounts.access import Level, level_for
 from accounts.models import Membership
@@ -77,7 +77,7 @@ def _apply_filters(
     if filters.ai:
         chats = chats.filter(ai_enabled=filters.ai == "on")
     if filters.q:
-        chats = chats.filter(_search(filters.q))
+        chats = chats.filter(_search(filters.q, membership.organization))
     return chats
 
 
@@ -91,21 +91,32 @@ def _is_uuid(value: str) -> bool:
         return False
 
 
-def _search(q: str) -> Q:
-    """Contact name or phone, or any message text: PostgreSQL full-text, or LIKE on SQLite."""
+SEARCH_MESSAGE_HITS = 500
+
+
+def _search(q: str, organization) -> Q:
+    """Contact name or phone, or message text (PostgreSQL full-text, LIKE on SQLite).
+
+    Message hits are at most ``SEARCH_MESSAGE_HITS`` matching messages: a bounded id list
+    keeps the plan cheap for common words (a bare IN over millions of rows would not be).
+    """
     digits = "".join(ch for ch in q if ch.isdigit())
     match = Q(contact__name__icontains=q) | Q(contact__profile_name__icontains=q)
     if len(digits) >= 4:
         match |= Q(contact__phone__contains=digits)
+    messages = Message.objects.filter(organization=organization).exclude(
+        direction=Message.Direction.INTERNAL
+    )
     if settings.IS_POSTGRES:
         from django.contrib.postgres.search import SearchQuery, SearchVector
 
-        text_hits = Message.objects.annotate(document=SearchVector("text", config="simple")).filter(
-            chat=OuterRef("pk"), document=SearchQuery(q, config="simple", search_type="websearch")
+        # Uncorrelated, so PostgreSQL answers it from the GIN index (message_text_fts).
+        hits = messages.annotate(document=SearchVector("text", config="simple")).filter(
+            document=SearchQuery(q, config="simple", search_type="websearch")
         )
     else:
-        text_hits = Message.objects.filter(chat=OuterRef("pk"), text__icontains=q)
-    return match | Q(Exists(text_hits.exclude(direction=Message.Direction.INTERNAL)))
+        hits = messages.filter(text__icontains=q)
+    return match | Q(pk__in=hits.order_by().values("chat_id")[:SEARCH_MESSAGE_HITS])
 
 
 def chat_page(

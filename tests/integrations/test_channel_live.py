@@ -152,7 +152,10 @@ def test_every_send_type_comes_back_read_through_the_real_webhook(sandbox, serve
     def all_read():
         # Statuses may arrive out of order (read before delivered): wait for every one of them.
         done = Message.objects.filter(
-            pk__in=ids, status=Message.Status.READ, delivered_at__isnull=False, sent_at__isnull=False
+            pk__in=ids,
+            status=Message.Status.READ,
+            delivered_at__isnull=False,
+            sent_at__isnull=False,
         )
         return done.count() == len(ids)
 
