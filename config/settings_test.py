@@ -23,3 +23,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 # pytest-django runs with DEBUG off; serve static files from the source folders anyway.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# Tests read messages in English unless they choose a language (the product default stays pt-BR).
+LANGUAGE_CODE = "en"
