@@ -114,7 +114,10 @@ def test_a_teammate_sees_the_assignment_change_live(live_asgi_server, browser):
 
     first.select_option("#assignee", str(agent.pk))
     second.wait_for_selector("#thread .msg-event:has-text('Ana Agent')", timeout=10000)
-    assert second.locator("#assignee").input_value() == str(agent.pk)
+    # The header is re-rendered from the server right after the event.
+    second.wait_for_function(
+        "pk => document.querySelector('#assignee')?.value === pk", arg=str(agent.pk), timeout=10000
+    )
     second.wait_for_selector(f"#chat-{chat.code} .avatar.sm[title='Ana Agent']", timeout=5000)
 
 
