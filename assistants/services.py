@@ -105,6 +105,15 @@ def ai_settings(organization_id: int) -> AISettings | None:
     return AISettings.objects.filter(organization_id=organization_id).first()
 
 
+def release_database_connection() -> None:
+    """Give this thread's database connection back (to the pool) before waiting on a model:
+    dozens of replies may wait at once, and none needs the database meanwhile."""
+    from django.db import connection, transaction
+
+    if not transaction.get_connection().in_atomic_block:
+        connection.close()
+
+
 def provider_for_organization(organization_id: int, config: AISettings | None = None):
     config = config or ai_settings(organization_id)
     if config is None:
@@ -384,6 +393,7 @@ def generate_turn(
         *history,
     ]
     for _round in range(TOOL_ROUNDS):
+        release_database_connection()
         result = provider.chat(
             model=assistant.model,
             messages=messages,
