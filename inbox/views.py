@@ -279,6 +279,9 @@ def add_note(request, code):
 
 
 def _header_response(request, chat):
+    """After a conversation action: the re-rendered header (htmx) or back to the chat page."""
+    if not request.htmx:
+        return redirect("chat_detail", chat.code)
     chat = get_chat_for_member(request.membership, chat.code)
     response = render(request, "inbox/inbox.html#chat-header", _chat_context(request, chat))
     return trigger_client_event(response, "chat-changed", {"chat": str(chat.code)})
@@ -292,9 +295,10 @@ def assign(request, code):
     if not form.is_valid():
         raise PermissionDenied(" ".join(e for errors in form.errors.values() for e in errors))
     services.chat_assign(chat=chat, assignee=form.cleaned_data["assignee"], actor=request.user)
-    if not request.htmx:
-        return redirect("chat_detail", chat.code)
-    if not selectors.chats_visible_to(request.membership).filter(pk=chat.pk).exists():
+    if (
+        request.htmx
+        and not selectors.chats_visible_to(request.membership).filter(pk=chat.pk).exists()
+    ):
         return HttpResponse(status=204, headers={"HX-Redirect": "/inbox/"})
     return _header_response(request, chat)
 
@@ -307,8 +311,6 @@ def set_status(request, code):
     if not form.is_valid():
         return _error(request, _("Unknown status."))
     services.chat_set_status(chat=chat, status=form.cleaned_data["status"], actor=request.user)
-    if not request.htmx:
-        return redirect("chat_detail", chat.code)
     return _header_response(request, chat)
 
 
@@ -318,8 +320,6 @@ def set_ai(request, code):
     chat = get_chat_for_member(request.membership, code)
     enabled = request.POST.get("enabled") == "on"
     services.chat_set_ai(chat=chat, enabled=enabled, actor=request.user)
-    if not request.htmx:
-        return redirect("chat_detail", chat.code)
     return _header_response(request, chat)
 
 
@@ -331,8 +331,6 @@ def set_tags(request, code):
     if not form.is_valid():
         return _error(request, _("Tags are words separated by commas."))
     services.chat_set_tags(chat=chat, tags=form.cleaned_data["tags"], actor=request.user)
-    if not request.htmx:
-        return redirect("chat_detail", chat.code)
     return _header_response(request, chat)
 
 
