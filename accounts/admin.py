@@ -53,11 +53,14 @@ class TenantAdmin(admin.ModelAdmin):
         ]
 
     def _is_org_admin(self, request) -> bool:
-        return (
-            request.user.is_active
-            and request.user.is_staff
-            and admin_organizations(request.user).exists()
-        )
+        # Asked for every model on every admin page: look it up once per request.
+        if not hasattr(request, "_porfin_is_org_admin"):
+            request._porfin_is_org_admin = (
+                request.user.is_active
+                and request.user.is_staff
+                and admin_organizations(request.user).exists()
+            )
+        return request._porfin_is_org_admin
 
     def _owns(self, request, obj) -> bool:
         return obj is None or self.get_queryset(request).filter(pk=obj.pk).exists()
