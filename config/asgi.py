@@ -64,7 +64,12 @@ class ServerLoopApplication:
         return await self.app(scope, receive, send)
 
 
-http_app = route_webhooks(BareDjangoHandler(), django_http)
+webhooks = BareDjangoHandler()
+if settings.IS_POSTGRES:
+    from integrations.ingest import WebhookReceiver
+
+    webhooks = WebhookReceiver(fallback=webhooks)  # signed POSTs with group commit
+http_app = route_webhooks(webhooks, django_http)
 if settings.SANDBOX_ENABLED:
     # The local Cloud API emulator, served by this same process at /sandbox/graph (embedded default).
     from integrations.whatsapp.sandbox import SandboxApp, mount

@@ -11,9 +11,9 @@ def store_inbound_message(sender, *, number, message, **kwargs):
     services.message_receive(number=number, inbound=message)
 
 
-@receiver(signals.status_received, dispatch_uid="inbox-status-received")
-def apply_status(sender, *, number, status, **kwargs):
-    services.message_status_apply(number=number, update=status)
+@receiver(signals.statuses_received, dispatch_uid="inbox-statuses-received")
+def apply_statuses(sender, *, number, statuses, **kwargs):
+    services.message_statuses_apply(number=number, updates=statuses)
 
 
 from inbox import outgoing_events  # noqa: F401,E402

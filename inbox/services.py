@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
@@ -61,8 +61,12 @@ def e164(wa_id: str) -> str:
 def publish_chat_event(chat: Chat, event_type: str, **data) -> None:
     """Number the event in the chat's sequence and send it, after commit, to everyone who may
     see the chat: the organization's group and the assignee (agents see only their own)."""
-    Chat.objects.filter(pk=chat.pk).update(seq=F("seq") + 1)
-    seq = Chat.objects.filter(pk=chat.pk).values_list("seq", flat=True).get()
+    with connection.cursor() as cursor:  # one statement: the ORM would need two
+        cursor.execute(
+            f"UPDATE {Chat._meta.db_table} SET seq = seq + 1 WHERE id = %s RETURNING seq",  # noqa: S608
+            [chat.pk],
+        )
+        seq = chat.seq = cursor.fetchone()[0]
     payload = {"type": event_type, "chat": str(chat.code), "seq": seq, **data}
     event = {"type": "live.event", "data": payload}
     realtime.publish_on_commit(organization_group(chat.organization), event)
@@ -188,6 +192,17 @@ def message_receive(*, number: WhatsAppNumber, inbound: InboundMessage) -> Messa
     return message
 
 
+def message_handled_mark(*, message: Message, by: str) -> None:
+    """Record that a customer's message was an answer to an automation (a survey tap, STOP, an
+    answer to a daily question), so the AI assistant does not answer it as well."""
+    message.content = {**(message.content or {}), "handled_by": by}
+    Message.objects.filter(pk=message.pk).update(content=message.content)
+
+
+def message_is_handled(message: Message) -> bool:
+    return bool((message.content or {}).get("handled_by"))
+
+
 def _apply_change_to_target(chat: Chat, number: WhatsAppNumber, inbound: InboundMessage):
     target_wamid = inbound.reaction_wamid or inbound.original_wamid
     target = Message.objects.select_for_update().filter(number=number, wamid=target_wamid).first()
@@ -227,35 +242,55 @@ def _preview(message: Message) -> str:
 
 
 @transaction.atomic(savepoint=False)  # no savepoint when nested: hot path
-def message_status_apply(*, number: WhatsAppNumber, update: StatusUpdate) -> Message | None:
-    """Move an outbound message's status forward; keep a status for an unknown wamid to apply
-    when the message appears (the webhook can beat the send call's response)."""
-    message = (
-        Message.objects.select_for_update(of=("self",))
-        .select_related("chat")
-        .filter(number=number, wamid=update.wamid)
-        .first()
+def message_statuses_apply(*, number: WhatsAppNumber, updates: list[StatusUpdate]) -> None:
+    """Move outbound messages' statuses forward, in the order the updates came; keep a status
+    for an unknown wamid to apply when the message appears (the webhook can beat the send
+    call's response).
+
+    One query finds every message the updates name (a webhook batch carries dozens), so that a
+    repeated or stale status costs nothing more; rows are locked in id order, the same order
+    every worker uses, so two workers never deadlock on them.
+    """
+    wamids = {update.wamid for update in updates}
+    messages = {
+        message.wamid: message
+        for message in Message.objects.select_for_update(of=("self",))
+        .select_related("chat", "chat__organization")
+        .filter(number=number, wamid__in=wamids)
+        .order_by("pk")
+    }
+    for update in updates:
+        message = messages.get(update.wamid)
+        if message is None:
+            _orphan_status_keep(number, update)
+        else:
+            _apply_status(
+                message,
+                update.status,
+                update.timestamp,
+                update.error.__dict__ if update.error else {},
+            )
+
+
+def message_status_apply(*, number: WhatsAppNumber, update: StatusUpdate) -> None:
+    message_statuses_apply(number=number, updates=[update])
+
+
+def _orphan_status_keep(number: WhatsAppNumber, update: StatusUpdate) -> None:
+    OrphanStatus.objects.get_or_create(
+        number=number,
+        wamid=update.wamid,
+        status=update.status,
+        defaults={
+            "organization_id": number.organization_id,
+            "timestamp": update.timestamp,
+            "error": update.error.__dict__ if update.error else {},
+        },
     )
-    if message is None:
-        OrphanStatus.objects.get_or_create(
-            number=number,
-            wamid=update.wamid,
-            status=update.status,
-            defaults={
-                "organization_id": number.organization_id,
-                "timestamp": update.timestamp,
-                "error": update.error.__dict__ if update.error else {},
-            },
-        )
-        # The send may be recording this wamid right now, in a transaction we cannot see yet.
-        # Each side writes, commits, then looks for the other: whichever looks last finds it.
-        number_id, wamid = number.pk, update.wamid
-        transaction.on_commit(lambda: message_orphans_apply(number_id=number_id, wamid=wamid))
-        return None
-    _apply_status(
-        message, update.status, update.timestamp, update.error.__dict__ if update.error else {}
-    )
-    return message
+    # The send may be recording this wamid right now, in a transaction we cannot see yet.
+    # Each side writes, commits, then looks for the other: whichever looks last finds it.
+    number_id, wamid = number.pk, update.wamid
+    transaction.on_commit(lambda: message_orphans_apply(number_id=number_id, wamid=wamid))
 
 
 def _apply_status(message: Message, status: str, when, error: dict) -> None:

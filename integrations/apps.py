@@ -7,4 +7,4 @@ class IntegrationsConfig(AppConfig):
     verbose_name = _("Integrations")
 
     def ready(self):
-        from integrations import tasks  # noqa: F401  (registers the periodic sweep)
+        from integrations import outgoing, tasks  # noqa: F401  (signal receivers, periodic sweep)

@@ -30,6 +30,7 @@ AUDIT_HEADERS = (
     "x-forwarded-for",
 )
 MAX_PROCESSING_ATTEMPTS = 8
+SWEEP_BATCH = 50
 
 
 # --- Clients ------------------------------------------------------------------------------------
@@ -145,92 +146,160 @@ def webhook_number(key: str, *, fresh: bool = False) -> WhatsAppNumber | None:
     return number
 
 
-def webhook_event_store(*, number: WhatsAppNumber, body: bytes, headers: dict) -> WebhookEvent:
-    """Write one signed delivery to the durable log and queue its processing.
-
-    The hot path of the webhook: one INSERT (autocommit) and one enqueue. Once the row exists the
-    delivery is safe: if the queue loses the task (or is down), the sweep finds the row later.
-    A body that is not JSON is stored already marked processed, with the reason.
-    """
-    audit = {name: headers[name] for name in AUDIT_HEADERS if name in headers}
+def webhook_event_fields(*, number: WhatsAppNumber, body: bytes, headers: dict) -> dict:
+    """The ``WebhookEvent`` row for one signed delivery: the body as received, the headers kept
+    for audit, and, for a body that is not JSON, already marked processed with the reason (the
+    signature proves Meta sent these bytes, so there is nothing to retry)."""
+    fields = {
+        "number_id": number.pk,
+        "organization_id": number.organization_id,
+        "body": body,
+        "headers": {name: headers[name] for name in AUDIT_HEADERS if name in headers},
+        "processed_at": None,
+        "error": "",
+    }
     try:
         json.loads(body)
     except ValueError as error:  # UnicodeDecodeError is a ValueError too
         logger.warning("Webhook for number %s is not JSON: %s", number.pk, error)
-        return WebhookEvent.objects.create(
-            number=number,
-            organization_id=number.organization_id,
-            body=body,
-            headers=audit,
-            processed_at=timezone.now(),
-            error=f"Malformed JSON: {error}"[:2000],
-        )
+        fields["processed_at"] = timezone.now()
+        fields["error"] = f"Malformed JSON: {error}"[:2000]
+    return fields
+
+
+def webhook_event_store(*, number: WhatsAppNumber, body: bytes, headers: dict) -> WebhookEvent:
+    """Write one signed delivery to the durable log and queue its processing.
+
+    One INSERT (autocommit) and one enqueue. Once the row exists the delivery is safe: if the
+    queue loses the task (or is down), the sweep finds the row later. On PostgreSQL the web
+    tier's POSTs take the faster path in ``integrations.ingest`` (same row, same answers).
+    """
     event = WebhookEvent.objects.create(
-        number=number, organization_id=number.organization_id, body=body, headers=audit
+        **webhook_event_fields(number=number, body=body, headers=headers)
     )
-    try:
-        tasks.enqueue("integrations.tasks.process_webhook_event", event.pk, queue="inbound")
-    except Exception:  # the broker is down: the row is stored, the sweep will queue it
-        logger.exception(
-            "Webhook event %s stored but not queued; the sweep will pick it up", event.pk
-        )
+    if event.processed_at is None:
+        webhook_events_queue([event.pk])
     return event
 
 
+def webhook_events_queue(event_ids: list[int]) -> None:
+    """Hand stored deliveries to the inbound queue, one task per batch."""
+    try:
+        tasks.dispatch("integrations.tasks.process_webhook_events", event_ids, queue="inbound")
+    except Exception:  # the broker is down: the rows are stored, the sweep will queue them
+        logger.exception(
+            "Webhook events %s stored but not queued; the sweep will pick them up", event_ids
+        )
+
+
 def webhook_event_process(event_id: int) -> None:
-    """Parse a stored delivery and publish its domain events, exactly once in effect.
+    webhook_events_process([event_id])
+
+
+def webhook_events_process(event_ids: list[int]) -> None:
+    """Parse stored deliveries and publish their domain events, exactly once in effect.
 
     Correctness comes from the database, not from the queue (django-q2 may run a task twice, or
-    lose it when a worker dies): the work happens in one transaction that locks the event row and
-    marks it processed, so a second worker given the same event skips it, and a worker killed
-    midway leaves nothing behind but the unprocessed row, which the sweep queues again. On top of
-    that, receivers dedupe by wamid and move statuses only forward, so a duplicate delivery from
-    Meta (a different row with the same content) has no second effect either.
+    lose it when a worker dies): the work happens in one transaction that locks the event rows
+    and marks them processed, so a second worker given the same events skips them, and a worker
+    killed midway leaves nothing behind but unprocessed rows, which the sweep queues again. On
+    top of that, receivers dedupe by wamid and move statuses only forward, so a duplicate
+    delivery from Meta (a different row with the same content) has no second effect either.
 
-    A payload we cannot parse is recorded with the reason and not retried (the same bytes would
-    fail the same way); a receiver failure is recorded and retried by the sweep.
+    A batch shares one transaction (one commit instead of two per event: the drain's main
+    cost); one failing event is recorded and retried without undoing the others (see
+    ``_events_dispatch``). A payload we cannot parse is recorded with the reason and not
+    retried (the same bytes would fail the same way).
     """
     with transaction.atomic():
         _relaxed_commit()
-        attempted = WebhookEvent.objects.filter(pk=event_id, processed_at__isnull=True).update(
+        # Counted in a transaction of its own, before the work: an event that kills its worker
+        # every time still reaches MAX_PROCESSING_ATTEMPTS and stops being swept.
+        attempted = WebhookEvent.objects.filter(pk__in=event_ids, processed_at__isnull=True).update(
             attempts=F("attempts") + 1
         )
     if not attempted:
         return
-    try:
-        with transaction.atomic():
-            _relaxed_commit()
-            # Lock the row: a second worker given the same event skips it (PostgreSQL) or waits
-            # for it (SQLite serialises writers) and then finds it processed.
-            claim = (
-                WebhookEvent.objects.filter(pk=event_id, processed_at__isnull=True)
-                .select_related("number")
-                .defer("number__access_token")
-            )
-            if connection.features.has_select_for_update_skip_locked:
-                claim = claim.select_for_update(skip_locked=True, of=("self",))
-            event = claim.first()
-            if event is None:
-                return  # another worker holds it (or just finished it)
-            if event.number is None:
-                event.processed_at, event.error = timezone.now(), "The number was removed."
-                event.save(update_fields=["processed_at", "error"])
-                return
-            try:
-                parsed = payloads.parse_webhook_bytes(bytes(event.body))
-            except payloads.PayloadError as error:
-                logger.warning("Webhook event %s has an unknown shape: %s", event_id, error)
-                event.processed_at, event.error = timezone.now(), f"Unrecognised payload: {error}"
-                event.save(update_fields=["processed_at", "error"])
-                return
-            for item in parsed:
-                _dispatch(event.number, item)
-            WebhookEvent.objects.filter(pk=event_id).update(processed_at=timezone.now(), error="")
-    except Exception as error:
-        logger.exception("Webhook event %s failed; it will be retried", event_id)
-        WebhookEvent.objects.filter(pk=event_id).update(
-            error=f"{type(error).__name__}: {error}"[:2000]
+    with transaction.atomic():
+        _relaxed_commit()
+        # Lock the rows: a second worker given the same events skips them (PostgreSQL) or waits
+        # (SQLite serialises writers) and then finds them processed.
+        claim = (
+            WebhookEvent.objects.filter(pk__in=event_ids, processed_at__isnull=True)
+            .select_related("number")
+            .defer("number__access_token")
+            .order_by("pk")
         )
+        if connection.features.has_select_for_update_skip_locked:
+            claim = claim.select_for_update(skip_locked=True, of=("self",))
+        done, failures = _events_dispatch(list(claim))
+        if done:
+            WebhookEvent.objects.filter(pk__in=done).update(processed_at=timezone.now(), error="")
+    for event_id, error in failures.items():
+        WebhookEvent.objects.filter(pk=event_id).update(error=error)
+
+
+def _events_dispatch(events: list[WebhookEvent]) -> tuple[list[int], dict[int, str]]:
+    """Publish the items of claimed deliveries; returns (ids done, {id: error} to retry).
+
+    Messages and other items are dispatched per delivery, in a savepoint so that a failure
+    undoes only that delivery; statuses, the bulk of the traffic, are gathered and handed to
+    the receivers once per number, so that a batch looks up its messages in one query.
+    Deliveries that cannot be processed are recorded as such here and are in neither result.
+    """
+    done: list[int] = []
+    failures: dict[int, str] = {}
+    statuses: dict[int, list[tuple[int, payloads.StatusUpdate]]] = {}  # by number
+    numbers: dict[int, WhatsAppNumber] = {}
+    for event in events:
+        numbers[event.number_id] = event.number
+        try:
+            items, error = _event_items(event)
+            if error:
+                WebhookEvent.objects.filter(pk=event.pk).update(
+                    processed_at=timezone.now(), error=error
+                )
+                continue
+            others = []
+            for item in items:
+                if isinstance(item, payloads.StatusUpdate):
+                    statuses.setdefault(event.number_id, []).append((event.pk, item))
+                else:
+                    others.append(item)
+            if others:  # a savepoint only where there is work to undo
+                with transaction.atomic():
+                    for item in others:
+                        _dispatch(event.number, item)
+        except Exception as exc:
+            logger.exception("Webhook event %s failed; it will be retried", event.pk)
+            failures[event.pk] = f"{type(exc).__name__}: {exc}"[:2000]
+            continue
+        done.append(event.pk)
+    for number_id, items in statuses.items():
+        try:
+            with transaction.atomic():
+                signals.statuses_received.send(
+                    sender=WhatsAppNumber,
+                    number=numbers[number_id],
+                    statuses=[status for _event_id, status in items],
+                )
+        except Exception as exc:
+            logger.exception("Statuses of webhook events failed; they will be retried")
+            for event_id, _status in items:
+                failures[event_id] = f"{type(exc).__name__}: {exc}"[:2000]
+    return [event_id for event_id in done if event_id not in failures], failures
+
+
+def _event_items(event: WebhookEvent) -> tuple[list, str]:
+    """The items of one stored delivery meant for its number, or why it cannot be processed."""
+    if event.number is None:
+        return [], "The number was removed."
+    try:
+        parsed = payloads.parse_webhook_bytes(bytes(event.body))
+    except payloads.PayloadError as error:
+        logger.warning("Webhook event %s has an unknown shape: %s", event.pk, error)
+        return [], f"Unrecognised payload: {error}"
+    return [item for item in parsed if not _names_another_number(event.number, item)], ""
 
 
 def _relaxed_commit() -> None:
@@ -246,7 +315,7 @@ def _relaxed_commit() -> None:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
-def _dispatch(number: WhatsAppNumber, item) -> None:
+def _names_another_number(number: WhatsAppNumber, item) -> bool:
     item_pnid = getattr(item, "phone_number_id", None)
     if item_pnid is not None and item_pnid != number.phone_number_id:
         # Signed with this number's secret but naming another number: never let it reach
@@ -254,11 +323,13 @@ def _dispatch(number: WhatsAppNumber, item) -> None:
         logger.warning(
             "Webhook for number %s names phone_number_id %s; ignored", number.pk, item_pnid
         )
-        return
+        return True
+    return False
+
+
+def _dispatch(number: WhatsAppNumber, item) -> None:
     if isinstance(item, payloads.InboundMessage):
         signals.message_received.send(sender=WhatsAppNumber, number=number, message=item)
-    elif isinstance(item, payloads.StatusUpdate):
-        signals.status_received.send(sender=WhatsAppNumber, number=number, status=item)
     elif isinstance(item, payloads.TemplateStatusUpdate):
         template_status_apply(number=number, update=item)
     elif isinstance(item, payloads.PhoneNumberQualityUpdate):
@@ -278,15 +349,23 @@ def _dispatch(number: WhatsAppNumber, item) -> None:
 
 def webhook_events_sweep(*, older_than_seconds: int = 60) -> int:
     """Queue again the deliveries stored but never processed (a worker died, the queue lost the
-    task, a receiver failed). Reprocessing is harmless. Returns how many were queued."""
+    task, a receiver failed). Reprocessing is harmless. Returns how many were queued.
+
+    First attempts go in batches; an event that already failed goes alone, so that one event
+    that kills its worker cannot hold back the others of its batch.
+    """
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     pending = WebhookEvent.objects.filter(
         processed_at__isnull=True, received_at__lt=cutoff, attempts__lt=MAX_PROCESSING_ATTEMPTS
     ).order_by("received_at")
-    ids = list(pending.values_list("pk", flat=True)[:500])
-    for event_id in ids:
-        tasks.dispatch("integrations.tasks.process_webhook_event", event_id, queue="inbound")
-    return len(ids)
+    rows = list(pending.values_list("pk", "attempts")[:500])
+    fresh = [pk for pk, attempts in rows if attempts < 1]
+    for start in range(0, len(fresh), SWEEP_BATCH):
+        webhook_events_queue(fresh[start : start + SWEEP_BATCH])
+    for pk, attempts in rows:
+        if attempts >= 1:
+            webhook_events_queue([pk])
+    return len(rows)
 
 
 # --- Templates and number health ------------------------------------------------------------

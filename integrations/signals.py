@@ -10,5 +10,6 @@ from django.dispatch import Signal
 
 # sender=WhatsAppNumber, number=..., message=payloads.InboundMessage
 message_received = Signal()
-# sender=WhatsAppNumber, number=..., status=payloads.StatusUpdate
-status_received = Signal()
+# sender=WhatsAppNumber, number=..., statuses=[payloads.StatusUpdate, ...] in the order received
+# (a whole batch of deliveries at once: statuses are the bulk of the traffic)
+statuses_received = Signal()

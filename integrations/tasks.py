@@ -4,8 +4,13 @@ from config.tasks import register_periodic
 from integrations import services
 
 
+def process_webhook_events(event_ids: list[int]) -> None:
+    services.webhook_events_process(event_ids)
+
+
 def process_webhook_event(event_id: int) -> None:
-    services.webhook_event_process(event_id)
+    """Tasks queued before batches existed."""
+    services.webhook_events_process([event_id])
 
 
 def sweep_webhook_events() -> int:

@@ -238,10 +238,12 @@ class ReconcileTests(DispatchTestCase):
         self.assertEqual(self.sent_to(self.number), [])
         # The status webhook echoes our callback data: the send did happen.
         with self.captureOnCommitCallbacks(execute=True):
-            channel_signals.status_received.send(
+            channel_signals.statuses_received.send(
                 sender=WhatsAppNumber,
                 number=self.number,
-                status=status_update(self.number, "wamid.lost", "sent", callback=f"cr:{row.code}"),
+                statuses=[
+                    status_update(self.number, "wamid.lost", "sent", callback=f"cr:{row.code}")
+                ],
             )
         row.refresh_from_db()
         self.assertEqual((row.status, row.wamid), ("sent", "wamid.lost"))
@@ -266,10 +268,10 @@ class ReconcileTests(DispatchTestCase):
         row = campaign.recipients.get()
         for status in ("read", "delivered"):  # out of order: never backwards
             with self.captureOnCommitCallbacks(execute=True):
-                channel_signals.status_received.send(
+                channel_signals.statuses_received.send(
                     sender=WhatsAppNumber,
                     number=self.number,
-                    status=status_update(self.number, row.wamid, status),
+                    statuses=[status_update(self.number, row.wamid, status)],
                 )
         row.refresh_from_db()
         self.assertEqual(row.status, "read")
