@@ -20,7 +20,17 @@ from integrations import services as integration_services
 from integrations.admin import WebhookEventAdmin
 from integrations.models import WebhookEvent
 from reports import privacy
-from reports.models import AuditEvent, DailyStat, ErasedContact, RetentionPolicy
+from reports.models import (
+    AssistantDailyStat,
+    AuditEvent,
+    CsatResponse,
+    CsatSurvey,
+    DailyStat,
+    ErasedContact,
+    ReportSettings,
+    RetentionPolicy,
+    WeeklyReportDelivery,
+)
 
 
 @admin.register(AuditEvent)
@@ -64,6 +74,56 @@ class DailyStatAdmin(ReadOnlyTenantAdmin):
     list_filter = ["organization"]
     date_hierarchy = "day"
     exclude = ["first_response_seconds", "resolution_seconds", "hourly"]
+
+
+@admin.register(AssistantDailyStat)
+class AssistantDailyStatAdmin(ReadOnlyTenantAdmin):
+    list_display = [
+        "day", "organization", "assistant", "conversations", "resolved_by_ai", "handoffs",
+        "csat_responses", "ai_cost",
+    ]  # fmt: skip
+    list_filter = ["organization"]
+    date_hierarchy = "day"
+    exclude = ["first_response_seconds"]
+
+
+@admin.register(ReportSettings)
+class ReportSettingsAdmin(TenantAdmin):
+    """CSAT survey and weekly email options (also on the Reports › Report settings page)."""
+
+    list_display = [
+        "organization",
+        "csat_enabled",
+        "weekly_enabled",
+        "weekly_weekday",
+        "weekly_hour",
+    ]
+    list_filter = ["csat_enabled", "weekly_enabled"]
+    filter_horizontal = ["weekly_recipients"]
+    readonly_fields = ["updated_at"]
+
+
+@admin.register(CsatSurvey)
+class CsatSurveyAdmin(ReadOnlyTenantAdmin):
+    list_display = ["sent_at", "organization", "contact", "agent", "assistant"]
+    list_filter = ["organization"]
+    date_hierarchy = "sent_at"
+    raw_id_fields = ["chat", "contact", "resolution", "message"]
+
+
+@admin.register(CsatResponse)
+class CsatResponseAdmin(ReadOnlyTenantAdmin):
+    list_display = ["responded_at", "organization", "contact", "score", "agent", "assistant"]
+    list_filter = ["score", "organization"]
+    date_hierarchy = "responded_at"
+    raw_id_fields = ["survey", "chat", "contact", "message"]
+
+
+@admin.register(WeeklyReportDelivery)
+class WeeklyReportDeliveryAdmin(ReadOnlyTenantAdmin):
+    list_display = ["scheduled_for", "organization", "status", "sent_at"]
+    list_filter = ["status", "organization"]
+    date_hierarchy = "scheduled_for"
 
 
 admin.site.unregister(Contact)

@@ -3,6 +3,7 @@ geometry (templates only print the numbers computed here; no JavaScript library)
 
 from django.utils import formats
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 CHART_WIDTH, CHART_HEIGHT, PAD = 720, 180, 28
 
@@ -32,7 +33,25 @@ def _delta(now, before, lower_is_better=False):
             "good": good if change else None}  # fmt: skip
 
 
-def cards(current, previous, *, has_assistants: bool, has_campaigns: bool) -> list[dict]:
+def number(value, decimals=None) -> str:
+    return formats.number_format(value, decimals, force_grouping=True)
+
+
+def csat(average) -> str:
+    """A CSAT average on the survey's 1–3 scale (3 = great)."""
+    return "—" if average is None else f"{number(average, 2)} / 3"
+
+
+def csat_cell(figures) -> str:
+    """Average and number of answers, for the team and assistant tables."""
+    if not figures.csat_responses:
+        return "—"
+    return f"{csat(figures.csat_average)} ({figures.csat_responses})"
+
+
+def cards(
+    current, previous, *, has_assistants: bool, has_campaigns: bool, show_csat: bool = False
+) -> list[dict]:
     def card(label, attr, fmt=str, lower_is_better=False):
         now, before = getattr(current, attr), getattr(previous, attr)
         return {
@@ -41,9 +60,6 @@ def cards(current, previous, *, has_assistants: bool, has_campaigns: bool) -> li
             "previous": fmt(before),
             "delta": _delta(now, before, lower_is_better),
         }
-
-    def number(value, decimals=None):
-        return formats.number_format(value, decimals, force_grouping=True)
 
     result = [
         card(_("Conversations"), "conversations", number),
@@ -64,7 +80,43 @@ def cards(current, previous, *, has_assistants: bool, has_campaigns: bool) -> li
         ]
     if has_campaigns:
         result.append(card(_("Campaign reply rate"), "campaign_conversion", percent))
+    if show_csat:
+        satisfaction = card(_("Customer satisfaction (CSAT)"), "csat_average", csat)
+        satisfaction["note"] = ngettext(
+            "%(count)s answer", "%(count)s answers", current.csat_responses
+        ) % {"count": number(current.csat_responses)}
+        result.append(satisfaction)
     return result
+
+
+def funnel_chart(steps) -> dict:
+    """Centred bars that narrow from leads to converted, each with its share of the leads."""
+    bar_h, gap, label_w, numbers_w, width = 26, 8, 110, 120, 900
+    top = max((count for _label, count in steps), default=0) or 1
+    inner = width - label_w - numbers_w
+    bars = []
+    for index, (label, count) in enumerate(steps):
+        w = max(round(inner * count / top, 1), 2)
+        y = index * (bar_h + gap)
+        share = percent(count / steps[0][1]) if steps[0][1] else "—"
+        bars.append(
+            {
+                "label": label,
+                "count": count,
+                "share": share,
+                "x": round(label_w + (inner - w) / 2, 1),
+                "w": w,
+                "y": y,
+                "text_y": y + bar_h * 0.62,
+            }
+        )
+    return {
+        "bars": bars,
+        "bar_h": bar_h,
+        "width": width,
+        "numbers_x": width,
+        "height": len(steps) * (bar_h + gap),
+    }
 
 
 def _scale(values, height):

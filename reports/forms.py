@@ -3,7 +3,7 @@ from datetime import timedelta
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from reports.models import AuditEvent, RetentionPolicy
+from reports.models import AuditEvent, ReportSettings, RetentionPolicy
 from reports.selectors import Period
 
 MAX_DAYS = 366
@@ -77,3 +77,44 @@ class RetentionForm(forms.ModelForm):
 
 class ConfirmForm(forms.Form):
     confirm = forms.BooleanField(label=_("I understand this cannot be undone."), required=True)
+
+
+class ReportSettingsForm(forms.ModelForm):
+    """The CSAT survey and the weekly email; recipients can only be the organization's members."""
+
+    class Meta:
+        model = ReportSettings
+        fields = [
+            "csat_enabled",
+            "csat_question",
+            "weekly_enabled",
+            "weekly_weekday",
+            "weekly_hour",
+            "weekly_recipients",
+        ]
+        widgets = {
+            "csat_question": forms.TextInput(),
+            "weekly_recipients": forms.CheckboxSelectMultiple,
+        }
+
+    CSAT_FIELDS = ("csat_enabled", "csat_question")
+    WEEKLY_FIELDS = ("weekly_enabled", "weekly_weekday", "weekly_hour", "weekly_recipients")
+
+    def __init__(self, *args, members, question_placeholder: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        recipients = self.fields["weekly_recipients"]
+        recipients.queryset = members
+        recipients.label_from_instance = lambda user: f"{user.display_name} <{user.email}>"
+        self.fields["csat_question"].widget.attrs["placeholder"] = question_placeholder
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("weekly_enabled") and not cleaned.get("weekly_recipients"):
+            self.add_error("weekly_recipients", _("Choose at least one teammate."))
+        return cleaned
+
+    def csat_fields(self):
+        return [self[name] for name in self.CSAT_FIELDS]
+
+    def weekly_fields(self):
+        return [self[name] for name in self.WEEKLY_FIELDS]

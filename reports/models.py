@@ -1,6 +1,8 @@
+import uuid
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -131,6 +133,8 @@ class DailyStat(TenantModel):
     ai_cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     campaign_sent = models.PositiveIntegerField(default=0)
     campaign_replied = models.PositiveIntegerField(default=0)
+    csat_responses = models.PositiveIntegerField(default=0)
+    csat_score_total = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -171,3 +175,206 @@ class ErasedContact(TenantModel):
 
     def __str__(self):
         return self.token
+
+
+class ReportSettings(models.Model):
+    """Per-organization report options: the CSAT survey and the weekly report email."""
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0, _("Monday")
+        TUESDAY = 1, _("Tuesday")
+        WEDNESDAY = 2, _("Wednesday")
+        THURSDAY = 3, _("Thursday")
+        FRIDAY = 4, _("Friday")
+        SATURDAY = 5, _("Saturday")
+        SUNDAY = 6, _("Sunday")
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, related_name="report_settings"
+    )
+    csat_enabled = models.BooleanField(
+        _("ask customers to rate the service"),
+        default=False,
+        help_text=_(
+            "After a chat is resolved, the customer gets one question with three buttons "
+            "(only while the 24-hour window is open)."
+        ),
+    )
+    csat_question = models.CharField(
+        _("question"),
+        max_length=500,
+        blank=True,
+        help_text=_("Empty: “How would you rate our service?” in the organization's language."),
+    )
+    weekly_enabled = models.BooleanField(_("send a weekly report email"), default=False)
+    weekly_weekday = models.PositiveSmallIntegerField(
+        _("weekday"), choices=Weekday.choices, default=Weekday.MONDAY
+    )
+    weekly_hour = models.PositiveSmallIntegerField(
+        _("hour"),
+        default=8,
+        choices=[(hour, f"{hour:02d}:00") for hour in range(24)],
+        help_text=_("In the organization's time zone."),
+    )
+    weekly_recipients = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="+", verbose_name=_("recipients")
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("report settings")
+        verbose_name_plural = _("report settings")
+
+    def __str__(self):
+        return str(self.organization)
+
+
+class CsatSurvey(TenantModel):
+    """The satisfaction question sent after one resolution (at most one per resolution)."""
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    chat = models.ForeignKey("inbox.Chat", on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey("inbox.Contact", on_delete=models.CASCADE, related_name="+")
+    resolution = models.OneToOneField(
+        "inbox.Message",
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="The chat's “resolved” timeline entry this survey follows.",
+    )
+    message = models.ForeignKey(
+        "inbox.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("resolved by"),
+    )
+    assistant = models.ForeignKey(
+        "assistants.Assistant",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("AI assistant"),
+        help_text=_("Set when the AI resolved the conversation alone."),
+    )
+    sent_at = models.DateTimeField(_("sent at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["-sent_at"]
+        indexes = [models.Index(fields=["chat", "-sent_at"], name="csat_survey_chat_recent")]
+        verbose_name = _("CSAT survey")
+        verbose_name_plural = _("CSAT surveys")
+
+    def __str__(self):
+        return f"{self.contact_id} {self.sent_at:%Y-%m-%d %H:%M}"
+
+
+class CsatResponse(TenantModel):
+    """A customer's answer to a survey (the first one only)."""
+
+    SCORES = {3: _("Great"), 2: _("OK"), 1: _("Bad")}
+
+    survey = models.OneToOneField(CsatSurvey, on_delete=models.CASCADE, related_name="response")
+    chat = models.ForeignKey("inbox.Chat", on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey("inbox.Contact", on_delete=models.CASCADE, related_name="+")
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("resolved by"),
+    )
+    assistant = models.ForeignKey(
+        "assistants.Assistant",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("AI assistant"),
+    )
+    score = models.PositiveSmallIntegerField(
+        _("score"), validators=[MinValueValidator(1), MaxValueValidator(3)]
+    )
+    message = models.ForeignKey(
+        "inbox.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    responded_at = models.DateTimeField(_("answered at"))
+
+    class Meta:
+        ordering = ["-responded_at"]
+        indexes = [
+            models.Index(fields=["organization", "responded_at"], name="csat_response_org_time")
+        ]
+        verbose_name = _("CSAT response")
+        verbose_name_plural = _("CSAT responses")
+
+    def __str__(self):
+        return f"{self.score} · {self.responded_at:%Y-%m-%d %H:%M}"
+
+
+class AssistantDailyStat(TenantModel):
+    """Pre-aggregated figures of one AI assistant on one local day (see ``reports.stats``)."""
+
+    day = models.DateField()
+    assistant = models.ForeignKey(
+        "assistants.Assistant", on_delete=models.CASCADE, related_name="+"
+    )
+    conversations = models.PositiveIntegerField(default=0)
+    first_response_seconds = models.JSONField(default=list)
+    resolved_by_ai = models.PositiveIntegerField(default=0)
+    handoffs = models.PositiveIntegerField(default=0)
+    ai_cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    csat_responses = models.PositiveIntegerField(default=0)
+    csat_score_total = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "day", "assistant"], name="unique_assistant_daily_stat"
+            )
+        ]
+        verbose_name = _("assistant daily statistic")
+        verbose_name_plural = _("assistant daily statistics")
+
+    def __str__(self):
+        return f"{self.organization_id} {self.day} {self.assistant_id}"
+
+
+class WeeklyReportDelivery(TenantModel):
+    """One week's report email of an organization. The unique key on (organization,
+    scheduled_for) is the claim: of two workers due at once, only the one whose row insert
+    succeeds sends."""
+
+    class Status(models.TextChoices):
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+
+    scheduled_for = models.DateField(_("scheduled for"))
+    period_first = models.DateField()
+    period_last = models.DateField()
+    status = models.CharField(
+        _("status"), max_length=8, choices=Status.choices, default=Status.SENDING
+    )
+    recipients = models.JSONField(_("recipients"), default=list, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-scheduled_for"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "scheduled_for"], name="unique_weekly_report_delivery"
+            )
+        ]
+        verbose_name = _("weekly report email")
+        verbose_name_plural = _("weekly report emails")
+
+    def __str__(self):
+        return f"{self.organization_id} {self.scheduled_for}"

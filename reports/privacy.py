@@ -13,7 +13,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from inbox.models import Contact, Media, Message
-from reports.models import AuditEvent, ErasedContact, RetentionPolicy
+from reports.models import AuditEvent, CsatResponse, ErasedContact, RetentionPolicy
 from reports.services import audit_record
 
 CONTACT_FIELDS = (
@@ -110,6 +110,11 @@ def contact_export_data(contact: Contact) -> tuple[dict, list[tuple[str, Media]]
                 "created_at",
             )  # fmt: skip
         )
+    data["satisfaction_answers"] = list(
+        CsatResponse.objects.filter(contact=contact)
+        .order_by("responded_at")
+        .values("chat__code", "score", "responded_at")
+    )
     return data, files
 
 

@@ -1,6 +1,8 @@
 """Audit-log receivers: sign-ins, two-factor changes, memberships, organization settings, number
 credentials and API keys. Each compares the row before and after saving and records only what
-changed; secrets are never written to the log (only the names of the changed fields)."""
+changed; secrets are never written to the log (only the names of the changed fields).
+
+Also the CSAT survey's subscriptions to the inbox's domain events (quick: they only enqueue)."""
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
@@ -9,7 +11,12 @@ from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from accounts.models import Membership, Organization
+from config import tasks
+from inbox import services as inbox_services
+from inbox import signals as inbox_signals
+from inbox.models import Chat
 from integrations.models import WhatsAppNumber
+from reports import csat
 from reports.models import AuditEvent
 from reports.services import audit_record
 
@@ -211,3 +218,23 @@ def _connect_api_keys():
 
 
 _connect_api_keys()
+
+
+# --- CSAT (see reports.csat) -----------------------------------------------------------------
+
+
+@receiver(inbox_signals.chat_changed, dispatch_uid="reports_csat_on_resolve")
+def csat_on_resolve(sender, *, chat, change, data=None, **kwargs):
+    data = data or {}
+    if change != "status" or data.get("status") != Chat.Status.RESOLVED:
+        return
+    if data.get("reason") in csat.SKIPPED_REASONS:
+        return
+    tasks.enqueue("reports.tasks.csat_send", chat.pk)
+
+
+@receiver(inbox_signals.message_received, dispatch_uid="reports_csat_on_reply")
+def csat_on_reply(sender, *, message, **kwargs):
+    if csat.reply_choice(message) is not None:
+        inbox_services.message_handled_mark(message=message, by="csat")
+        tasks.enqueue("reports.tasks.csat_answer", message.pk, queue="inbound")

@@ -1,4 +1,5 @@
-"""Dashboard reads: everything comes from ``DailyStat`` rows, never from messages."""
+"""Dashboard reads: figures come from ``DailyStat`` and ``AssistantDailyStat`` rows, never from
+messages; only the journey funnel counts contacts (their current stage, see ``funnel``)."""
 
 from collections import defaultdict
 from dataclasses import dataclass
@@ -6,10 +7,12 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils.translation import gettext_lazy as _
 
-from reports.models import AuditEvent, DailyStat
+from inbox.models import Contact
+from reports.models import AssistantDailyStat, AuditEvent, DailyStat
+from reports.stats import day_bounds
 
 HISTOGRAM_BUCKETS = (
     (5, _("0–5 s")),
@@ -22,12 +25,26 @@ HISTOGRAM_BUCKETS = (
 FIELDS = (
     "day", "agent_id", "conversations", "messages_in", "messages_out", "new_contacts",
     "first_response_seconds", "resolution_seconds", "resolved", "resolved_by_ai", "handoffs",
-    "opt_outs", "hourly", "ai_cost", "campaign_sent", "campaign_replied",
+    "opt_outs", "hourly", "ai_cost", "campaign_sent", "campaign_replied", "csat_responses",
+    "csat_score_total",
 )  # fmt: skip
 COUNTERS = (
     "conversations", "messages_in", "messages_out", "new_contacts", "resolved",
     "resolved_by_ai", "handoffs", "opt_outs", "campaign_sent", "campaign_replied",
+    "csat_responses", "csat_score_total",
 )  # fmt: skip
+ASSISTANT_FIELDS = (
+    "day", "assistant_id", "conversations", "first_response_seconds", "resolved_by_ai",
+    "handoffs", "ai_cost", "csat_responses", "csat_score_total",
+)  # fmt: skip
+ASSISTANT_COUNTERS = (
+    "conversations", "resolved_by_ai", "handoffs", "csat_responses", "csat_score_total",
+)  # fmt: skip
+FUNNEL_STEPS = (
+    (_("Leads"), None),
+    (_("Engaged"), (Contact.Stage.REPLIED, Contact.Stage.CUSTOMER)),
+    (_("Converted"), (Contact.Stage.CUSTOMER,)),
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,8 @@ class Figures:
     opt_outs: int = 0
     campaign_sent: int = 0
     campaign_replied: int = 0
+    csat_responses: int = 0
+    csat_score_total: int = 0
     ai_cost: Decimal = Decimal(0)
     first_response: list | None = None
     resolution: list | None = None
@@ -108,6 +127,35 @@ class Figures:
     @property
     def campaign_conversion(self):
         return self.campaign_replied / self.campaign_sent if self.campaign_sent else None
+
+    @property
+    def csat_average(self):
+        return self.csat_score_total / self.csat_responses if self.csat_responses else None
+
+
+@dataclass
+class AssistantFigures:
+    conversations: int = 0
+    resolved_by_ai: int = 0
+    handoffs: int = 0
+    csat_responses: int = 0
+    csat_score_total: int = 0
+    ai_cost: Decimal = Decimal(0)
+    first_response: list | None = None
+
+    def add(self, row: dict) -> None:
+        for name in ASSISTANT_COUNTERS:
+            setattr(self, name, getattr(self, name) + row[name])
+        self.ai_cost += row["ai_cost"] or 0
+        self.first_response.extend(row["first_response_seconds"])
+
+    @property
+    def frt_median(self):
+        return percentile(sorted(self.first_response), 0.5)
+
+    @property
+    def csat_average(self):
+        return self.csat_score_total / self.csat_responses if self.csat_responses else None
 
 
 def _new_figures() -> Figures:
@@ -155,9 +203,50 @@ def report(organization, period: Period) -> dict:
         "previous": previous,
         "days": days,
         "agents": agents,
+        "assistants": assistant_report(organization, period),
+        "funnel": funnel(organization, period),
         "heat": heat,
         "histogram": histogram(current.first_response),
     }
+
+
+def assistant_report(organization, period: Period) -> list[tuple[str, AssistantFigures]]:
+    """Each AI assistant's figures over ``period``, busiest first."""
+    per_assistant = defaultdict(lambda: AssistantFigures(first_response=[]))
+    rows = AssistantDailyStat.objects.filter(
+        organization=organization, day__gte=period.first, day__lte=period.last
+    ).values(*ASSISTANT_FIELDS)
+    for row in rows:
+        per_assistant[row["assistant_id"]].add(row)
+    if not per_assistant:
+        return []
+    from assistants.models import Assistant
+
+    names = dict(Assistant.objects.filter(pk__in=per_assistant).values_list("pk", "name"))
+    return sorted(
+        ((names.get(pk, "?"), figures) for pk, figures in per_assistant.items()),
+        key=lambda item: (-item[1].conversations, item[0]),
+    )
+
+
+def funnel(organization, period: Period) -> list[tuple[str, int]]:
+    """The customer journey of the contacts created in ``period``: leads → engaged → converted.
+
+    Porfin keeps no history of stage changes, so this counts the contacts *created* in the
+    period by their *current* stage (``Contact.stage``): every new contact is a lead, engaged
+    means it has replied (stage replied or customer), converted means it is a customer. Each
+    step therefore contains the next one; contacts now "lost" count as leads only.
+    """
+    start, end = day_bounds(organization, period.first)[0], day_bounds(organization, period.last)[1]
+    counts = Contact.objects.filter(
+        organization=organization, created_at__gte=start, created_at__lt=end
+    ).aggregate(
+        **{
+            f"step{index}": Count("pk", filter=Q(stage__in=stages) if stages else None)
+            for index, (_label, stages) in enumerate(FUNNEL_STEPS)
+        }
+    )
+    return [(label, counts[f"step{index}"]) for index, (label, _s) in enumerate(FUNNEL_STEPS)]
 
 
 def histogram(seconds: list[int]) -> list[tuple[str, int]]:

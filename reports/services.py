@@ -7,7 +7,7 @@ from django.db import transaction
 
 from accounts.models import Organization
 from reports.middleware import current_request
-from reports.models import AuditEvent, RetentionPolicy
+from reports.models import AuditEvent, ReportSettings, RetentionPolicy
 
 
 def client_ip(request) -> str | None:
@@ -97,3 +97,29 @@ def api_key_revocations_reconcile() -> int:
         )
         count += 1
     return count
+
+
+@transaction.atomic
+def report_settings_update(*, config: ReportSettings, data: dict, actor) -> ReportSettings:
+    """Save the CSAT and weekly email options (``data``: a ``ReportSettingsForm``'s cleaned
+    data) and log what changed."""
+    recipients = data.pop("weekly_recipients", None)
+    changed = [name for name, value in data.items() if getattr(config, name) != value]
+    for name, value in data.items():
+        setattr(config, name, value)
+    config.save()
+    if recipients is not None:
+        before = set(config.weekly_recipients.values_list("pk", flat=True))
+        if before != {user.pk for user in recipients}:
+            changed.append("weekly_recipients")
+            config.weekly_recipients.set(recipients)
+    if changed:
+        audit_record(
+            action=AuditEvent.Action.SETTINGS_CHANGED,
+            organization=config.organization,
+            actor=actor,
+            target=config,
+            target_label=config.organization.name,
+            data={"report_settings": sorted(changed)},
+        )
+    return config

@@ -1,9 +1,10 @@
-"""Periodic work: keep today's and yesterday's statistics fresh, apply retention policies."""
+"""Background work: keep today's and yesterday's statistics fresh, apply retention policies,
+send CSAT surveys and record their answers, send the weekly report emails."""
 
 from datetime import timedelta
 
 from accounts.models import Organization
-from reports import stats
+from reports import csat, stats, weekly
 from reports.models import RetentionPolicy
 from reports.privacy import retention_purge
 from reports.services import api_key_revocations_reconcile
@@ -24,3 +25,15 @@ def retention_apply() -> None:
 
 def audit_reconcile() -> None:
     api_key_revocations_reconcile()
+
+
+def csat_send(chat_id: int) -> None:
+    csat.csat_send(chat_id=chat_id)
+
+
+def csat_answer(message_id: int) -> None:
+    csat.csat_answer(message_id=message_id)
+
+
+def weekly_reports_send() -> None:
+    weekly.weekly_reports_send()

@@ -5,6 +5,8 @@ from reports import views
 urlpatterns = [
     path("", views.dashboard, name="reports_dashboard"),
     path("export/", views.report_export, name="report_export"),
+    path("settings/", views.report_settings, name="report_settings"),
+    path("settings/send-now/", views.report_send_now, name="report_send_now"),
     path("audit/", views.audit_log, name="audit_log"),
     path("privacy/", views.privacy_settings, name="privacy_settings"),
     path("privacy/contacts/<uuid:code>/", views.contact_privacy, name="contact_privacy"),

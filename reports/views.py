@@ -7,13 +7,20 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import can_edit, section_required
 from accounts.models import User
-from reports import charts, exports, privacy, selectors, services, stats
+from reports import charts, csat, exports, privacy, selectors, services, stats, weekly
 from reports.access import get_contact_for_admin
-from reports.forms import AuditFilterForm, ConfirmForm, PeriodForm, RetentionForm
+from reports.forms import (
+    AuditFilterForm,
+    ConfirmForm,
+    PeriodForm,
+    ReportSettingsForm,
+    RetentionForm,
+)
+from reports.models import WeeklyReportDelivery
 
 
 def _period(request):
@@ -27,15 +34,20 @@ def dashboard(request):
     form, period = _period(request)
     data = selectors.report(request.organization, period)
     has_assistants, has_campaigns = apps.is_installed("assistants"), apps.is_installed("campaigns")
+    show_csat = csat.csat_enabled(request.organization) or bool(
+        data["current"].csat_responses or data["previous"].csat_responses
+    )
     context = {
         "form": form,
         "period": period,
         "previous": period.previous,
+        "show_csat": show_csat,
         "cards": charts.cards(
             data["current"],
             data["previous"],
             has_assistants=has_assistants,
             has_campaigns=has_campaigns,
+            show_csat=show_csat,
         ),
         "daily": charts.daily_chart(data["days"]),
         "histogram": charts.histogram_chart(data["histogram"]),
@@ -48,9 +60,24 @@ def dashboard(request):
                 "frt_p90": charts.duration(f.frt_p90),
                 "resolved": f.resolved,
                 "resolution": charts.duration(f.resolution_median),
+                "csat": charts.csat_cell(f),
             }
             for name, f in data["agents"]
         ],
+        "assistants": [
+            {
+                "name": name,
+                "conversations": f.conversations,
+                "resolved_by_ai": f.resolved_by_ai,
+                "handoffs": f.handoffs,
+                "frt_median": charts.duration(f.frt_median),
+                "csat": charts.csat_cell(f),
+                "cost": f"$ {charts.number(f.ai_cost, 2)}",
+            }
+            for name, f in data["assistants"]
+        ],
+        "has_assistants": has_assistants,
+        "funnel": charts.funnel_chart(data["funnel"]),
         "query": request.GET.urlencode(),
     }
     template = "reports/dashboard.html#report" if request.htmx else "reports/dashboard.html"
@@ -158,3 +185,53 @@ def contact_erase(request, code):
         messages.success(request, _("The contact's personal data was erased."))
         return redirect("contact_privacy", code=contact.code)
     return render(request, "reports/contact_erase.html", {"contact": contact, "form": form})
+
+
+@require_http_methods(["GET", "POST"])
+@section_required("dashboard")
+def report_settings(request):
+    """CSAT survey and weekly email options: admins and managers edit, others read."""
+    organization = request.organization
+    config = csat.report_settings_for(organization)
+    editable = can_edit(request.membership, "dashboard")
+    members = User.objects.filter(memberships__organization=organization).order_by("name", "email")
+    form = ReportSettingsForm(
+        request.POST or None,
+        instance=config,
+        members=members,
+        question_placeholder=csat.default_question(organization.language),
+    )
+    if request.method == "POST":
+        if not editable:
+            return HttpResponse(_("Only admins and managers change report settings."), status=403)
+        if form.is_valid():
+            services.report_settings_update(
+                config=config, data=dict(form.cleaned_data), actor=request.user
+            )
+            messages.success(request, _("Report settings saved."))
+            return redirect("report_settings")
+    context = {
+        "form": form,
+        "config": config,
+        "editable": editable,
+        "question": csat.question_for(config),
+        "recipients": list(weekly.recipients(config)),
+        "deliveries": WeeklyReportDelivery.objects.filter(organization=organization)[:5],
+    }
+    return render(request, "reports/report_settings.html", context)
+
+
+@require_POST
+@section_required("dashboard")
+def report_send_now(request):
+    try:
+        period = weekly.weekly_report_send_to(organization=request.organization, user=request.user)
+    except OSError as error:  # SMTP refused or unreachable: say so, keep the page
+        messages.error(request, _("The email could not be sent: %(e)s") % {"e": error})
+    else:
+        messages.success(
+            request,
+            _("The report of %(first)s – %(last)s was sent to %(email)s.")
+            % {"first": period.first, "last": period.last, "email": request.user.email},
+        )
+    return redirect("report_settings")
