@@ -1,7 +1,20 @@
 from django.contrib import admin
 
 from accounts.admin import ReadOnlyTenantAdmin, TenantAdmin
-from campaigns.models import AudienceSettings, Campaign, CampaignRecipient, ConsentEvent, Segment
+from campaigns.models import (
+    AudienceSettings,
+    Automation,
+    AutomationRun,
+    Campaign,
+    CampaignRecipient,
+    ConsentEvent,
+    DripDelivery,
+    DripEnrolment,
+    DripProgram,
+    DripQuestion,
+    DripStep,
+    Segment,
+)
 
 
 @admin.register(Campaign)
@@ -32,3 +45,49 @@ class CampaignRecipientAdmin(ReadOnlyTenantAdmin):
 @admin.register(ConsentEvent)
 class ConsentEventAdmin(ReadOnlyTenantAdmin):
     list_display = ("contact", "opted_in", "source", "created_at")
+
+
+@admin.register(Automation)
+class AutomationAdmin(TenantAdmin):
+    list_display = ("name", "organization", "trigger", "is_active")
+    list_filter = ("trigger", "is_active")
+    search_fields = ("name", "keywords")
+    readonly_fields = ("code",)
+
+
+@admin.register(AutomationRun)
+class AutomationRunAdmin(ReadOnlyTenantAdmin):
+    list_display = ("automation", "contact", "outcome", "created_at")
+    list_filter = ("outcome",)
+
+
+@admin.register(DripProgram)
+class DripProgramAdmin(TenantAdmin):
+    list_display = ("name", "organization", "kind", "is_active", "form_enabled")
+    list_filter = ("kind", "is_active")
+    search_fields = ("name",)
+    readonly_fields = ("code", "form_slug")
+
+
+@admin.register(DripStep)
+class DripStepAdmin(TenantAdmin):
+    list_display = ("program", "position", "delay_days", "delay_hours", "send_time")
+
+
+@admin.register(DripQuestion)
+class DripQuestionAdmin(TenantAdmin):
+    list_display = ("text", "program", "topic", "language")
+    list_filter = ("language",)
+    search_fields = ("text", "topic")
+
+
+@admin.register(DripEnrolment)
+class DripEnrolmentAdmin(TenantAdmin):
+    list_display = ("contact", "program", "status", "steps_sent", "next_due_at")
+    list_filter = ("status",)
+    raw_id_fields = ("contact",)
+
+
+@admin.register(DripDelivery)
+class DripDeliveryAdmin(ReadOnlyTenantAdmin):
+    list_display = ("enrolment", "question", "score", "sent_at", "answered_at")

@@ -14,3 +14,4 @@ class CampaignsConfig(AppConfig):
         from config.tasks import register_periodic
 
         register_periodic("campaigns.tasks.tick", 10)
+        register_periodic("campaigns.tasks.automations_tick", 60)

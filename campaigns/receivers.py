@@ -4,15 +4,30 @@ from the inbox's status changes, and send reconciliation from the status webhook
 
 from django.dispatch import receiver
 
-from campaigns import dispatch, services
+from campaigns import automations, dispatch, drips, services
 from inbox import signals as inbox_signals
 from integrations import signals as channel_signals
 
 
 @receiver(inbox_signals.message_received, dispatch_uid="campaigns-message-received")
 def on_message_received(sender, *, message, **kwargs):
-    services.inbound_consent_apply(message=message)
+    consent = services.inbound_consent_apply(message=message)
     services.reply_attribute(message=message)
+    if consent is None:  # STOP is not an answer to the question of the day
+        drips.answer_receive(message=message)
+    automations.on_message_received(message=message)
+
+
+@receiver(inbox_signals.contact_changed, dispatch_uid="campaigns-contact-changed")
+def on_contact_changed(sender, *, contact, change, **kwargs):
+    if change == "opted_out":
+        drips.enrolments_stop(contact=contact, reason="opted_out")
+    automations.on_contact_changed(contact=contact, change=change)
+
+
+@receiver(inbox_signals.chat_changed, dispatch_uid="campaigns-chat-changed")
+def on_chat_changed(sender, *, chat, change, actor=None, data=None, **kwargs):
+    automations.on_chat_changed(chat=chat, change=change, actor=actor, data=data or {})
 
 
 @receiver(inbox_signals.message_status_changed, dispatch_uid="campaigns-status-changed")
@@ -20,11 +35,30 @@ def on_message_status_changed(sender, *, message, status, **kwargs):
     services.recipient_status_apply(message=message, status=status)
 
 
-@receiver(channel_signals.status_received, dispatch_uid="campaigns-status-callback")
-def on_status_received(sender, *, number, status, **kwargs):
-    # Runs inside the webhook's processing transaction, after the inbox stored the status (as an
-    # orphan when the send's own record has not landed yet).
-    if status.biz_opaque_callback_data.startswith(dispatch.CALLBACK_PREFIX):
-        dispatch.reconcile_callback(
-            callback_data=status.biz_opaque_callback_data, wamid=status.wamid
-        )
+@receiver(channel_signals.statuses_received, dispatch_uid="campaigns-status-callback")
+def on_statuses_received(sender, *, number, statuses, **kwargs):
+    # Runs inside the webhook's processing transaction, after the inbox stored the statuses (as
+    # orphans when the send's own record has not landed yet).
+    for status in statuses:
+        if status.biz_opaque_callback_data.startswith(dispatch.CALLBACK_PREFIX):
+            dispatch.reconcile_callback(
+                callback_data=status.biz_opaque_callback_data, wamid=status.wamid
+            )
+
+
+@receiver(inbox_signals.chat_changed, dispatch_uid="campaigns-chat-tags-conversion")
+def on_chat_tags(sender, *, chat, change, data=None, **kwargs):
+    # A tag added in the inbox (by a teammate or an assistant) may be a campaign's conversion.
+    if change == "tags":
+        for tag in (data or {}).get("added") or []:
+            services.conversion_apply(contact_id=chat.contact_id, kind="tag", value=tag)
+
+
+@receiver(inbox_signals.contact_changed, dispatch_uid="campaigns-analysis-conversion")
+def on_contact_analysed(sender, *, contact, change, data=None, **kwargs):
+    # A conversation analysis's intent may be a campaign's conversion.
+    if change == "analysis" and (data or {}).get("intent"):
+        services.conversion_apply(contact_id=contact.pk, kind="intent", value=data["intent"])
+
+
+from campaigns import outgoing_events  # noqa: F401,E402  (webhook events for integrators)

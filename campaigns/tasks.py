@@ -2,7 +2,7 @@
 
 from django.conf import settings
 
-from campaigns import dispatch
+from campaigns import automations, dispatch, drips, services
 from config import tasks
 
 
@@ -23,3 +23,27 @@ def dispatch_campaign(campaign_id: int):
     if outcome == "slice" and settings.TASK_RUNNER != "inline":
         tasks.dispatch("campaigns.tasks.dispatch_campaign", campaign_id, queue="bulk")
     return outcome
+
+
+# --- Automations and drips --------------------------------------------------------------------
+
+
+def automations_tick():
+    return {**automations.automations_tick(), "drips": drips.drips_tick()}
+
+
+def automations_for_message(message_id: int):
+    return len(automations.message_rules_run(message_id))
+
+
+def automations_for_event(trigger: str, contact_id: int, chat_id, tags):
+    return len(automations.event_rules_run(trigger, contact_id, chat_id, tags))
+
+
+def grade_drip_answer(delivery_id: int):
+    return bool(drips.answer_grade(delivery_id))
+
+
+def ai_samples_write(campaign_id: int, contact_code: str = ""):
+    """The assistant-written previews of a campaign's audience sample."""
+    return services.ai_samples_write(campaign_id=campaign_id, contact_code=contact_code)
