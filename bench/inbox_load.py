@@ -53,9 +53,10 @@ def recreate_database():
 
 SEED_SQL = """
 INSERT INTO inbox_contact (organization_id, code, wa_id, phone, profile_name, name, email, tags, attributes,
-    language, time_zone, opt_in, opt_in_source, stage, notes, created_at, updated_at)
+    language, time_zone, opt_in, opt_in_source, stage, notes, conversion_source,
+    created_at, updated_at)
 SELECT %(org)s, gen_random_uuid(), (5511900000000 + g)::text, '+' || (5511900000000 + g)::text, 'Cliente ' || g,
-    'Cliente ' || g, '', '[]', '{}', '', '', 'unknown', '', 'lead', '', now(), now()
+    'Cliente ' || g, '', '[]', '{}', '', '', 'unknown', '', 'lead', '', '', now(), now()
 FROM generate_series(1, %(chats)s) g;
 
 INSERT INTO inbox_chat (organization_id, code, contact_id, number_id, status, assignee_id, last_message_at,

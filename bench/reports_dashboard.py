@@ -29,9 +29,10 @@ PG = "postgres://postgres@127.0.0.1:5432"
 
 SEED_SQL = """
 INSERT INTO inbox_contact (organization_id, code, wa_id, phone, profile_name, name, email, tags,
-    attributes, language, time_zone, opt_in, opt_in_source, stage, notes, created_at, updated_at)
+    attributes, language, time_zone, opt_in, opt_in_source, stage, notes, conversion_source,
+    created_at, updated_at)
 SELECT %(org)s, gen_random_uuid(), (5511900000000 + g)::text, '+' || (5511900000000 + g)::text,
-    'Cliente ' || g, 'Cliente ' || g, '', '[]', '{}', '', '', 'unknown', '', 'lead', '',
+    'Cliente ' || g, 'Cliente ' || g, '', '[]', '{}', '', '', 'unknown', '', 'lead', '', '',
     now() - ((g %% 90) || ' days')::interval, now()
 FROM generate_series(1, %(chats)s) g;
 

@@ -31,7 +31,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from campaigns import scheduling, selectors, services
+from campaigns import scheduling, selectors, services, signals
 from campaigns.models import Campaign, CampaignRecipient
 from inbox import services as inbox_services
 from inbox.models import Chat, Contact, Message, OrphanStatus
@@ -188,6 +188,9 @@ def audience_expand(campaign_id: int, *, chunk: int = 2000) -> int:
         .order_by("pk")
         .values(
             "pk",
+            "code",
+            "tags",
+            "stage",
             "wa_id",
             "phone",
             "name",
@@ -201,6 +204,7 @@ def audience_expand(campaign_id: int, *, chunk: int = 2000) -> int:
     )
     inserted = 0
     batch: list[CampaignRecipient] = []
+    to_render: list[tuple[CampaignRecipient, dict]] = []
     for values in contacts.iterator(chunk_size=chunk):
         row = CampaignRecipient(
             organization_id=campaign.organization_id,
@@ -222,33 +226,58 @@ def audience_expand(campaign_id: int, *, chunk: int = 2000) -> int:
         else:
             seen_phones.add(phone)
             row.to = phone.lstrip("+")
-            try:
-                row.components = services.render_components(
-                    slots=slots,
-                    variables=campaign.variables,
-                    values=values,
-                    media_link=campaign.header_media_link,
-                )
-            except services.MissingVariable as missing:
-                _skip(row, Reason.MISSING_VARIABLE)
-                row.error_detail = str(missing)
-            if per_contact and row.status == R.QUEUED:
-                tz = scheduling.zone(values["time_zone"], campaign.organization.time_zone)
-                row.next_attempt_at = scheduling.recipient_due(
-                    campaign.run_date, campaign.send_time, tz
-                )
-            elif campaign.is_recurring and row.status == R.QUEUED:
-                row.next_attempt_at = campaign.started_at or now
+            to_render.append((row, values))
         batch.append(row)
         if len(batch) >= chunk:
+            _snapshot(campaign, slots, to_render, per_contact=per_contact, now=now)
             inserted += _insert(batch)
-            batch = []
+            batch, to_render = [], []
+    _snapshot(campaign, slots, to_render, per_contact=per_contact, now=now)
     inserted += _insert(batch)
     Campaign.objects.filter(pk=campaign.pk, expanded_run__lt=campaign.run).update(
         expanded_run=campaign.run
     )
     services.progress_publish(campaign.pk)
     return inserted
+
+
+def _snapshot(campaign, slots, rows: list[tuple], *, per_contact: bool, now) -> None:
+    """Render each row's template components (its variables, assistant-written ones included)
+    and its due time. Rows already stored for this run (an expansion resumed after a crash, or
+    run twice) are left out: their insert is a no-op, and their texts are not written again."""
+    if not rows:
+        return
+    written: list[dict] = [{"texts": {}, "errors": {}}] * len(rows)
+    if services.ai_slots(campaign.variables):
+        stored = set(
+            CampaignRecipient.objects.filter(
+                campaign_id=campaign.pk,
+                run=campaign.run,
+                contact_id__in=[r.contact_id for r, _v in rows],
+            ).values_list("contact_id", flat=True)
+        )
+        rows = [(row, values) for row, values in rows if row.contact_id not in stored]
+        written = services.recipient_texts(campaign=campaign, contacts=[v for _r, v in rows])
+    for (row, values), texts in zip(rows, written, strict=True):
+        try:
+            row.components = services.render_components(
+                slots=slots,
+                variables=campaign.variables,
+                values=values,
+                media_link=campaign.header_media_link,
+                written=texts["texts"],
+            )
+        except services.MissingVariable as missing:
+            _skip(row, Reason.MISSING_VARIABLE)
+            reason = texts["errors"].get(missing.key, "")
+            row.error_detail = (f"{{{{{missing}}}}}: {reason}" if reason else str(missing))[:500]
+        if per_contact and row.status == R.QUEUED:
+            tz = scheduling.zone(values["time_zone"], campaign.organization.time_zone)
+            row.next_attempt_at = scheduling.recipient_due(
+                campaign.run_date, campaign.send_time, tz
+            )
+        elif campaign.is_recurring and row.status == R.QUEUED:
+            row.next_attempt_at = campaign.started_at or now
 
 
 def _skip(row: CampaignRecipient, reason: str) -> None:
@@ -587,6 +616,7 @@ class Dispatcher:
                     continue
                 if not batch:
                     if self.finish_if_done(campaign):
+                        signals.send_on_commit(signals.campaign_completed, campaign_id=campaign.pk)
                         return "done"
                     time.sleep(self.options.idle_sleep)
         finally:

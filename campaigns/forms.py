@@ -4,6 +4,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from assistants.models import Assistant
 from campaigns import services
 from campaigns.models import AudienceSettings, Campaign, Segment
 from inbox.models import Contact
@@ -25,6 +26,13 @@ SOURCES = [
     ("email", _("Email")),
     ("attribute", _("Custom attribute")),
     ("fixed", _("Fixed text")),
+    ("assistant", _("Written by an assistant")),
+]
+CONVERSIONS = [
+    ("none", _("Nothing (not counted)")),
+    ("reply", _("The contact replies")),
+    ("tag", _("A tag is added to the contact")),
+    ("intent", _("A conversation analysis finds an intent")),
 ]
 
 
@@ -43,6 +51,19 @@ class CampaignForm(forms.ModelForm):
         coerce=int,
         required=False,
         widget=forms.CheckboxSelectMultiple,
+    )
+    conversion = forms.ChoiceField(
+        label=_("Counts as a conversion"),
+        choices=CONVERSIONS,
+        initial="reply",
+        required=False,
+        help_text=_("Within 7 days of the send; the contact becomes a customer."),
+    )
+    conversion_value = forms.CharField(
+        label=_("Tag or intent"),
+        required=False,
+        max_length=60,
+        help_text=_("The tag, or a word of the intent (e.g. “agendar”)."),
     )
 
     class Meta:
@@ -89,6 +110,10 @@ class CampaignForm(forms.ModelForm):
         self.template = self._chosen_template()
         self.slots = services.template_slots(self.template) if self.template else None
         self.variable_rows = []
+        assistants = [("", "---------")] + [
+            (str(a.code), a.name)
+            for a in Assistant.objects.filter(organization=organization, is_active=True)
+        ]
         if self.slots:
             for part in ("header", "body"):
                 for position, slot in enumerate(self.slots[part]):
@@ -98,7 +123,16 @@ class CampaignForm(forms.ModelForm):
                         choices=SOURCES,
                     )
                     self.fields[f"{prefix}_value"] = forms.CharField(
-                        label=_("Attribute or text"), required=False, max_length=200
+                        label=_("Attribute, text or instruction"),
+                        required=False,
+                        max_length=500,
+                        help_text=_(
+                            "For an assistant: what to write, e.g. “one friendly sentence for "
+                            "this contact from their facts”."
+                        ),
+                    )
+                    self.fields[f"{prefix}_assistant"] = forms.ChoiceField(
+                        label=_("Assistant"), choices=assistants, required=False
                     )
                     self.fields[f"{prefix}_fallback"] = forms.CharField(
                         label=_("When empty"), required=False, max_length=200
@@ -107,6 +141,7 @@ class CampaignForm(forms.ModelForm):
                         [
                             self[f"{prefix}_source"],
                             self[f"{prefix}_value"],
+                            self[f"{prefix}_assistant"],
                             self[f"{prefix}_fallback"],
                         ]
                     )
@@ -168,6 +203,14 @@ class CampaignForm(forms.ModelForm):
                 "header_media_link", _("This template needs a media link for its header.")
             )
         data["variables"] = self._variables(data)
+        conversion = data.get("conversion") or "none"
+        value = (data.get("conversion_value") or "").strip()
+        if conversion in ("tag", "intent") and not value:
+            self.add_error("conversion_value", _("Name the tag or the intent."))
+        data["variables"]["conversion"] = {
+            "kind": conversion,
+            "value": value if conversion in ("tag", "intent") else "",
+        }
         return data
 
     def _variables(self, data) -> dict:
@@ -188,6 +231,13 @@ class CampaignForm(forms.ModelForm):
                     mapping = {"source": "field", "value": f"attribute:{value}"}
                     if not value:
                         self.add_error(f"{prefix}_value", _("Name the attribute."))
+                elif source == "assistant":
+                    assistant = data.get(f"{prefix}_assistant") or ""
+                    mapping = {"source": "assistant", "assistant": assistant, "value": value}
+                    if not value:
+                        self.add_error(f"{prefix}_value", _("Tell the assistant what to write."))
+                    if not assistant:
+                        self.add_error(f"{prefix}_assistant", _("Choose the assistant."))
                 else:
                     mapping = {"source": "field", "value": source}
                 mapping["fallback"] = (data.get(f"{prefix}_fallback") or "").strip()
@@ -207,6 +257,8 @@ class TestSendForm(forms.Form):
 
 
 class ContactFilterForm(forms.Form):
+    """The contacts page's filters; saved as a segment's ``filters``."""
+
     q = forms.CharField(label=_("Search"), required=False)
     tag = forms.CharField(label=_("Tag"), required=False)
     opt_in = forms.ChoiceField(
@@ -230,9 +282,36 @@ class ContactFilterForm(forms.Form):
             ("read_not_replied", _("Read but did not reply")),
             ("delivered_not_read", _("Delivered but not read")),
             ("replied", _("Replied")),
+            ("not_delivered", _("Not delivered")),
             ("failed", _("Could not be reached")),
         ],
     )
+    engagement_campaign = forms.ChoiceField(
+        label=_("In campaign"), required=False, choices=[("", _("Any campaign"))]
+    )
+    lead_score_min = forms.IntegerField(
+        label=_("Lead score from"), required=False, min_value=1, max_value=10
+    )
+    lead_score_max = forms.IntegerField(
+        label=_("Lead score up to"), required=False, min_value=1, max_value=10
+    )
+
+    def __init__(self, *args, organization=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if organization is not None:
+            self.fields["engagement_campaign"].choices = [("", _("Any campaign"))] + [
+                (str(code), name)
+                for code, name in Campaign.objects.filter(organization=organization)
+                .exclude(status=Campaign.Status.DRAFT)
+                .values_list("code", "name")[:200]
+            ]
+
+    def clean(self):
+        data = super().clean()
+        low, high = data.get("lead_score_min"), data.get("lead_score_max")
+        if low is not None and high is not None and low > high:
+            self.add_error("lead_score_max", _("The maximum must not be below the minimum."))
+        return data
 
     def filters(self) -> dict:
         if not self.is_valid():
@@ -251,6 +330,11 @@ class ContactFilterForm(forms.Form):
             filters["inbound_before"] = data["inbound_before"].isoformat()
         if data["engagement"]:
             filters["engagement"] = {"state": data["engagement"]}
+            if data["engagement_campaign"]:
+                filters["engagement"]["campaign"] = data["engagement_campaign"]
+        for bound in ("lead_score_min", "lead_score_max"):
+            if data[bound] is not None:
+                filters[bound] = data[bound]
         if "=" in data["attribute"]:
             key, value = data["attribute"].split("=", 1)
             if key.strip().isidentifier():
@@ -289,12 +373,31 @@ class BulkTagForm(forms.Form):
 
 
 class ImportUploadForm(forms.Form):
-    file = forms.FileField(label=_("CSV file"), help_text=_("First line: column names."))
+    """A CSV or XLSX file, read into ``header`` and ``rows`` here so a bad file is a form
+    error."""
+
+    file = forms.FileField(
+        label=_("CSV or Excel (.xlsx) file"),
+        help_text=_("First line: column names. Excel: the first sheet is read."),
+        widget=forms.ClearableFileInput(
+            attrs={
+                "accept": ".csv,.txt,.xlsx,text/csv,"
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            }
+        ),
+    )
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
         if upload.size > 10 * 1024 * 1024:
             raise forms.ValidationError(_("The file is larger than 10 MB."))
+        self.data_bytes = upload.read()
+        try:
+            self.header, self.rows = services.import_file_read(self.data_bytes)
+        except services.ImportFileError as error:
+            raise forms.ValidationError(str(error)) from error
+        if not self.header:
+            raise forms.ValidationError(_("The file is empty."))
         return upload
 
 
@@ -358,6 +461,31 @@ class ImportMappingForm(forms.Form):
                 target = f"attribute:{key}"
             mapping[name] = target
         return mapping
+
+
+class AISampleForm(forms.Form):
+    """Staff's wording of the assistant-written variables for one previewed contact."""
+
+    def __init__(self, *args, campaign, texts: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        slots = services.template_slots(campaign.template)
+        self.keys = []
+        for part, position, _mapping in services.ai_slots(campaign.variables):
+            key = services.slot_key(part, position)
+            slot = slots[part][position] if position < len(slots[part]) else str(position + 1)
+            self.keys.append(key)
+            self.fields[f"text_{part}_{position}"] = forms.CharField(
+                label=_("{{%(slot)s}} in %(part)s") % {"slot": slot, "part": part},
+                max_length=services.AI_TEXT_LIMITS[part],
+                initial=texts.get(key, ""),
+                widget=forms.Textarea(attrs={"rows": 2}),
+            )
+
+    def texts(self) -> dict[str, str]:
+        return {
+            key: " ".join(self.cleaned_data[f"text_{key.replace(':', '_')}"].split())
+            for key in self.keys
+        }
 
 
 class SegmentForm(forms.ModelForm):

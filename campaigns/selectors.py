@@ -12,6 +12,11 @@ ENGAGEMENT = {
     "read_not_replied": Q(status=CampaignRecipient.Status.READ),
     "delivered_not_read": Q(status=CampaignRecipient.Status.DELIVERED),
     "replied": Q(status=CampaignRecipient.Status.REPLIED),
+    # Sent but no delivery receipt yet, or the delivery failed: the message never reached them.
+    "not_delivered": Q(
+        status__in=(CampaignRecipient.Status.SENT, CampaignRecipient.Status.FAILED),
+        delivered_at__isnull=True,
+    ),
     "failed": Q(status=CampaignRecipient.Status.FAILED),
 }
 
@@ -42,6 +47,10 @@ def contacts_filter(organization, filters: dict) -> QuerySet[Contact]:
         contacts = contacts.filter(opt_in=filters["opt_in"])
     if filters.get("stages"):
         contacts = contacts.filter(stage__in=filters["stages"])
+    if filters.get("lead_score_min") is not None:
+        contacts = contacts.filter(lead_score__gte=filters["lead_score_min"])
+    if filters.get("lead_score_max") is not None:
+        contacts = contacts.filter(lead_score__lte=filters["lead_score_max"])
     after = _day_start(filters.get("inbound_after"))
     if after:
         contacts = contacts.filter(last_inbound_at__gte=after)

@@ -9,8 +9,10 @@ import io
 import logging
 import re
 import unicodedata
+import uuid
+import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import phonenumbers
 from django.db import IntegrityError, transaction
@@ -18,6 +20,8 @@ from django.db.models import Count, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from assistants.models import Assistant
+from assistants.services import campaign_texts_write
 from campaigns import scheduling
 from campaigns.models import AudienceSettings, Campaign, CampaignRecipient, ConsentEvent, Segment
 from config import realtime, tasks
@@ -25,6 +29,7 @@ from inbox import services as inbox_services
 from inbox import signals as inbox_signals
 from inbox.consumers import organization_group
 from inbox.models import Chat, Contact, Message
+from integrations.ai import AIError
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +111,10 @@ def inbound_consent_apply(*, message: Message) -> str | None:
     """
     if message.direction != Message.Direction.INBOUND or not message.text:
         return None
-    chat = Chat.objects.select_related("contact", "organization", "number").get(pk=message.chat_id)
-    prefs = audience_settings_for(chat.organization)
+    # Every inbound message asks; almost none is a keyword: one small query decides.
+    prefs = AudienceSettings.objects.filter(
+        organization_id=message.organization_id
+    ).first() or AudienceSettings(organization_id=message.organization_id)
     word = normalize_keyword(message.text)
     if word in keyword_set(prefs.opt_out_keywords):
         opted_in = False
@@ -115,6 +122,8 @@ def inbound_consent_apply(*, message: Message) -> str | None:
         opted_in = True
     else:
         return None
+    inbox_services.message_handled_mark(message=message, by="consent")
+    chat = Chat.objects.select_related("contact", "organization", "number").get(pk=message.chat_id)
     changed = contact_set_consent(
         contact=chat.contact,
         opted_in=opted_in,
@@ -151,7 +160,7 @@ def reply_attribute(*, message: Message) -> CampaignRecipient | None:
     contact forward (lead/contacted → replied)."""
     if message.direction != Message.Direction.INBOUND:
         return None
-    contact_id = Chat.objects.filter(pk=message.chat_id).values_list("contact_id", flat=True).get()
+    contact_id = message.chat.contact_id  # the chat came with the message when just received
     since = timezone.now() - REPLY_ATTRIBUTION
     recipient = (
         CampaignRecipient.objects.filter(
@@ -166,14 +175,99 @@ def reply_attribute(*, message: Message) -> CampaignRecipient | None:
     Contact.objects.filter(
         pk=contact_id, stage__in=(Contact.Stage.LEAD, Contact.Stage.CONTACTED)
     ).update(stage=Contact.Stage.REPLIED)
-    if recipient is None:
-        return None
-    moved = CampaignRecipient.objects.filter(
-        pk=recipient.pk, status__in=(R.SENT, R.DELIVERED, R.READ)
-    ).update(status=R.REPLIED, replied_at=message.timestamp, reply=message)
-    if moved:
-        progress_publish(recipient.campaign_id)
+    if recipient is not None:
+        moved = CampaignRecipient.objects.filter(
+            pk=recipient.pk, status__in=(R.SENT, R.DELIVERED, R.READ)
+        ).update(status=R.REPLIED, replied_at=message.timestamp, reply=message)
+        if moved:
+            progress_publish(recipient.campaign_id)
+    if not _is_consent_keyword(message):
+        # Any later message counts too (the first reply may have been a question).
+        conversion_apply(contact_id=contact_id, kind="reply")
     return recipient
+
+
+def _is_consent_keyword(message: Message) -> bool:
+    """STOP or START is an answer about consent, never a conversion."""
+    prefs = audience_settings_for(message.organization)
+    word = normalize_keyword(message.text)
+    return bool(word) and word in (
+        keyword_set(prefs.opt_out_keywords) | keyword_set(prefs.opt_in_keywords)
+    )
+
+
+# --- Lifecycle and conversions ----------------------------------------------------------------
+
+CONVERSION_KINDS = ("reply", "tag", "intent")
+
+
+def campaign_conversion(campaign: Campaign) -> dict:
+    """What counts as this campaign's conversion: ``{"kind": "reply"|"tag"|"intent"|"none",
+    "value"}``, kept in ``Campaign.variables["conversion"]`` (none when never chosen)."""
+    chosen = (campaign.variables or {}).get("conversion") or {}
+    kind = chosen.get("kind") if chosen.get("kind") in CONVERSION_KINDS else "none"
+    return {"kind": kind, "value": str(chosen.get("value") or "")}
+
+
+def _counts_as_conversion(campaign: Campaign, kind: str, value: str) -> bool:
+    chosen = campaign_conversion(campaign)
+    if chosen["kind"] != kind:
+        return False
+    if kind == "reply":
+        return True
+    wanted, given = normalize_keyword(chosen["value"]), normalize_keyword(value)
+    if not wanted or not given:
+        return False
+    return wanted == given if kind == "tag" else wanted in given
+
+
+def contact_convert(*, contact_id: int, source: str) -> bool:
+    """The contact becomes a customer (once: an earlier conversion or a customer set by hand
+    stays as it was, so nothing moves backwards)."""
+    return bool(
+        Contact.objects.filter(pk=contact_id, converted_at__isnull=True)
+        .exclude(stage=Contact.Stage.CUSTOMER)
+        .update(stage=Contact.Stage.CUSTOMER, converted_at=timezone.now(), conversion_source=source)
+    )
+
+
+def conversion_source(campaign: Campaign) -> str:
+    return f"campaign:{campaign.code}"
+
+
+def conversion_apply(*, contact_id: int, kind: str, value: str = "") -> CampaignRecipient | None:
+    """A reply, an added tag or an analysis intent converts the contact when a campaign that
+    reached them within the attribution window counts it as its conversion (the latest such
+    campaign gets the credit)."""
+    since = timezone.now() - REPLY_ATTRIBUTION
+    recent = (
+        CampaignRecipient.objects.filter(
+            contact_id=contact_id,
+            sent_at__gte=since,
+            status__in=(R.SENT, R.DELIVERED, R.READ, R.REPLIED),
+        )
+        .select_related("campaign")
+        .order_by("-sent_at")[:10]
+    )
+    for recipient in recent:
+        if _counts_as_conversion(recipient.campaign, kind, value):
+            if contact_convert(contact_id=contact_id, source=conversion_source(recipient.campaign)):
+                progress_publish(recipient.campaign_id)
+                return recipient
+            return None
+    return None
+
+
+def campaign_converted(campaign: Campaign) -> int:
+    """Recipients of this campaign whose conversion it caused."""
+    return (
+        CampaignRecipient.objects.filter(
+            campaign_id=campaign.pk, contact__conversion_source=conversion_source(campaign)
+        )
+        .values("contact_id")
+        .distinct()
+        .count()
+    )
 
 
 STATUS_ORDER = {R.SENT: 1, R.DELIVERED: 2, R.READ: 3, R.REPLIED: 4}
@@ -233,13 +327,18 @@ def phone_normalize(raw: str, region: str) -> str | None:
     raw = (raw or "").strip()
     if not raw:
         return None
-    try:
-        parsed = phonenumbers.parse(raw, None if raw.startswith("+") else region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    candidates = [raw]
+    if not raw.startswith("+") and raw.isdigit() and len(raw) > 10:
+        # Spreadsheets drop the "+" of numbers typed as numbers: 5511988887777.
+        candidates.append("+" + raw)
+    for candidate in candidates:
+        try:
+            parsed = phonenumbers.parse(candidate, None if candidate.startswith("+") else region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(parsed):
+            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return None
 
 
 def clean_tags(tags) -> list[str]:
@@ -257,9 +356,12 @@ def contact_update(*, contact: Contact, actor, data: dict) -> Contact:
 
     Consent changes only through ``contact_set_consent`` (so they are recorded).
     """
-    stored = Contact.objects.filter(pk=contact.pk).values("opt_in", "opt_in_at", "opt_in_source")
+    stored = Contact.objects.filter(pk=contact.pk).values(
+        "opt_in", "opt_in_at", "opt_in_source", "tags", "converted_at", "conversion_source"
+    )
     for name, value in stored.get().items():
         setattr(contact, name, value)
+    tags_before = list(contact.tags)
     for name in ("name", "email", "language", "time_zone", "notes", "stage"):
         if name in data:
             setattr(contact, name, data[name])
@@ -267,7 +369,12 @@ def contact_update(*, contact: Contact, actor, data: dict) -> Contact:
         contact.tags = clean_tags(data["tags"])
     if "attributes" in data:
         contact.attributes = data["attributes"]
+    if contact.stage == Contact.Stage.CUSTOMER and contact.converted_at is None:
+        contact.converted_at, contact.conversion_source = timezone.now(), "staff"
     contact.save()
+    for tag in contact.tags:
+        if tag not in tags_before:
+            conversion_apply(contact_id=contact.pk, kind="tag", value=tag)
     if data.get("opt_in") in (Contact.OptIn.OPTED_IN, Contact.OptIn.OPTED_OUT):
         contact_set_consent(
             contact=contact,
@@ -287,9 +394,12 @@ def contacts_tag(*, organization, codes: list, add: list[str], remove: list[str]
     ):
         tags = [t for t in contact.tags if t not in remove]
         tags = clean_tags([*tags, *add])
+        added = [t for t in tags if t not in contact.tags]
         if tags != contact.tags:
             contact.tags = tags
             contact.save(update_fields=["tags", "updated_at"])
+        for tag in added:
+            conversion_apply(contact_id=contact.pk, kind="tag", value=tag)
         count += 1
     return count
 
@@ -307,6 +417,92 @@ class ImportReport:
 
 
 IMPORT_TARGETS = ("phone", "name", "email", "tags", "language", "time_zone", "opt_in", "stage")
+
+
+MAX_IMPORT_ROWS = 50_000
+# An XLSX is a zip: a small upload may inflate to gigabytes (a "zip bomb"); refuse before parsing.
+MAX_XLSX_UNCOMPRESSED = 200 * 1024 * 1024
+
+
+class ImportFileError(ValueError):
+    """The uploaded file cannot be imported (its message says why, for the form)."""
+
+
+def import_file_read(data: bytes) -> tuple[list[str], list[list[str]]]:
+    """Header and rows (text cells) of an uploaded CSV or XLSX file, told apart by content.
+    Raises ``ImportFileError`` for other files, unreadable workbooks and too many rows."""
+    if data.startswith(b"PK\x03\x04"):
+        header, rows = xlsx_read(data)
+    elif data.startswith(b"\xd0\xcf\x11\xe0"):
+        raise ImportFileError(_("This is an old Excel file (.xls): save it as .xlsx or CSV."))
+    elif b"\x00" in data[:4096]:
+        raise ImportFileError(_("This is not a CSV or Excel (.xlsx) file."))
+    else:
+        header, rows = csv_read(data)
+    if len(rows) > MAX_IMPORT_ROWS:
+        raise ImportFileError(
+            _("The file has more than %(max)s rows; split it into smaller files.")
+            % {"max": f"{MAX_IMPORT_ROWS:,}"}
+        )
+    return header, rows
+
+
+def _cell_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # phones typed as numbers: 5511988887777.0
+    if isinstance(value, datetime):
+        return (
+            value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat()
+        )
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def xlsx_read(data: bytes) -> tuple[list[str], list[list[str]]]:
+    """The first sheet of a workbook as ``csv_read`` returns a CSV: row 1 is the header."""
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    unreadable = _("The file could not be read as an Excel (.xlsx) workbook.")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = archive.namelist()
+            inflated = sum(item.file_size for item in archive.infolist())
+    except zipfile.BadZipFile as error:
+        raise ImportFileError(unreadable) from error
+    if "xl/workbook.xml" not in names:
+        raise ImportFileError(unreadable)
+    if inflated > MAX_XLSX_UNCOMPRESSED:
+        raise ImportFileError(_("The workbook is too large once unpacked; export it as CSV."))
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as error:
+        raise ImportFileError(unreadable) from error
+    rows: list[list[str]] = []
+    try:
+        if not workbook.worksheets:
+            return [], []
+        for values in workbook.worksheets[0].iter_rows(values_only=True):
+            if len(rows) > MAX_IMPORT_ROWS + 1:
+                break  # import_file_read reports it
+            rows.append([_cell_text(value).strip() for value in values])
+    except (KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise ImportFileError(unreadable) from error
+    finally:
+        workbook.close()
+    while rows and not any(rows[-1]):
+        rows.pop()
+    if not rows:
+        return [], []
+    header = rows[0]
+    while header and not header[-1]:
+        header.pop()
+    return header, rows[1:]
 
 
 def csv_read(data: bytes) -> tuple[list[str], list[list[str]]]:
@@ -410,6 +606,8 @@ def _import_one(organization, actor, phone: str, values: dict, report: ImportRep
             setattr(contact, name, values[name][:255])
     contact.tags = clean_tags([*contact.tags, *values["tags"]])
     contact.attributes = {**contact.attributes, **values["attributes"]}
+    if contact.stage == Contact.Stage.CUSTOMER and contact.converted_at is None:
+        contact.converted_at, contact.conversion_source = timezone.now(), "import"
     contact.save()
     if "opt_in" in values:
         contact_set_consent(
@@ -436,6 +634,8 @@ def contacts_export(contacts) -> str:
             "time_zone",
             "last_inbound_at",
             "attributes",
+            "lead_score",
+            "customer_since",
         ]
     )
     for c in contacts.iterator(chunk_size=2000):
@@ -452,6 +652,8 @@ def contacts_export(contacts) -> str:
                 c.time_zone,
                 c.last_inbound_at.isoformat() if c.last_inbound_at else "",
                 "; ".join(f"{k}={v}" for k, v in (c.attributes or {}).items()),
+                "" if c.lead_score is None else c.lead_score,
+                c.converted_at.isoformat() if c.converted_at else "",
             ]
         )
     return out.getvalue()
@@ -513,11 +715,23 @@ def contact_value(values: dict, source: str) -> str:
 
 
 class MissingVariable(ValueError):
-    pass
+    """No text for a template variable; ``key`` is its "part:position"."""
+
+    def __init__(self, slot: str, key: str = ""):
+        super().__init__(slot)
+        self.key = key
 
 
-def render_components(*, slots: dict, variables: dict, values: dict, media_link: str) -> list[dict]:
-    """The template components for one contact (``values``: the contact's fields)."""
+def render_components(
+    *,
+    slots: dict,
+    variables: dict,
+    values: dict,
+    media_link: str,
+    written: dict | None = None,
+) -> list[dict]:
+    """The template components for one contact (``values``: the contact's fields; ``written``:
+    the assistant-written texts by "part:position")."""
     named = any(not s.isdigit() for s in slots["body"] + slots["header"])
     components = []
     for part in ("header", "body"):
@@ -527,11 +741,13 @@ def render_components(*, slots: dict, variables: dict, values: dict, media_link:
             mapping = mapping[position] if position < len(mapping) else {}
             if mapping.get("source") == "fixed":
                 text = mapping.get("value", "")
+            elif mapping.get("source") == "assistant":
+                text = (written or {}).get(slot_key(part, position), "")
             else:
                 text = contact_value(values, mapping.get("value") or "name")
             text = (text or mapping.get("fallback") or "").strip()
             if not text:
-                raise MissingVariable(slot)
+                raise MissingVariable(slot, slot_key(part, position))
             parameter = {"type": "text", "text": text}
             if named:
                 parameter["parameter_name"] = slot
@@ -558,25 +774,33 @@ def preview_text(template, components: list[dict]) -> str:
 
 def contact_values(contact: Contact) -> dict:
     return {
+        "code": contact.code,
         "name": contact.name,
         "profile_name": contact.profile_name,
         "phone": contact.phone,
         "email": contact.email,
         "language": contact.language,
         "attributes": contact.attributes,
+        "tags": contact.tags,
+        "stage": contact.stage,
     }
 
 
 def campaign_preview(*, campaign: Campaign, contacts) -> list[dict]:
     slots = template_slots(campaign.template)
+    samples = ai_samples(campaign)
+    placeholder = "⟨" + _("written by the assistant") + "⟩"
+    pending = {slot_key(part, pos): placeholder for part, pos, _m in ai_slots(campaign.variables)}
     previews = []
     for contact in contacts:
+        written = {**pending, **samples.get(str(contact.code), {}).get("texts", {})}
         try:
             components = render_components(
                 slots=slots,
                 variables=campaign.variables,
                 values=contact_values(contact),
                 media_link=campaign.header_media_link,
+                written=written,
             )
             previews.append(
                 {"contact": contact, "text": preview_text(campaign.template, components)}
@@ -584,6 +808,186 @@ def campaign_preview(*, campaign: Campaign, contacts) -> list[dict]:
         except MissingVariable as missing:
             previews.append({"contact": contact, "error": _("No value for {{%s}}") % missing})
     return previews
+
+
+# --- Assistant-written variables ----------------------------------------------------------------
+
+# Longest text an assistant may put in one template variable (WhatsApp allows 60 characters in a
+# header and 1,024 in the whole body; one variable stays well under that).
+AI_TEXT_LIMITS = {"header": 60, "body": 200}
+AI_SAMPLE_SIZE = 5
+
+
+def slot_key(part: str, position: int) -> str:
+    return f"{part}:{position}"
+
+
+def ai_slots(variables: dict) -> list[tuple[str, int, dict]]:
+    """The template variables an assistant writes: (part, position, mapping)."""
+    return [
+        (part, position, mapping)
+        for part in ("header", "body")
+        for position, mapping in enumerate((variables or {}).get(part) or [])
+        if mapping.get("source") == "assistant"
+    ]
+
+
+def ai_samples(campaign: Campaign) -> dict:
+    """Previewed texts by contact code: ``{"texts": {key: text}, "errors": {...},
+    "edited": [key, ...]}``; sending uses them as they are (edits included)."""
+    return ((campaign.variables or {}).get("ai") or {}).get("samples") or {}
+
+
+def fit_text(text: str, limit: int) -> str | None:
+    """``text`` on one line within ``limit`` characters: cut after its last whole sentence that
+    fits, or None when not even the first sentence fits (a sentence cut in half is never sent)."""
+    text = re.sub(r"\s+", " ", text or "").strip()
+    if len(text) <= limit:
+        return text
+    ends = [m.end() for m in re.finditer(r"[.!?…](?=\s|$)", text[: limit + 1])]
+    return text[: ends[-1]].strip() if ends else None
+
+
+def contact_facts(values: dict) -> dict:
+    """What an assistant may know of a contact to write for them (no phone, no email)."""
+    name = values.get("name") or values.get("profile_name") or ""
+    return {
+        "name": name,
+        "first_name": name.split()[0] if name.split() else "",
+        "language": values.get("language") or "",
+        "tags": values.get("tags") or [],
+        "attributes": values.get("attributes") or {},
+        "stage": values.get("stage") or "",
+    }
+
+
+def texts_write(*, campaign: Campaign, contacts: list[dict]) -> list[dict]:
+    """Ask the chosen assistants for every assistant-written variable of each contact (``values``
+    dicts). Returns, per contact, ``{"texts": {key: text}, "errors": {key: reason}}``; texts are
+    length-checked (``fit_text``)."""
+    results = [{"texts": {}, "errors": {}} for _contact in contacts]
+    if not contacts:
+        return results
+    facts = [contact_facts(values) for values in contacts]
+    for part, position, mapping in ai_slots(campaign.variables):
+        key, limit = slot_key(part, position), AI_TEXT_LIMITS[part]
+        assistant = Assistant.objects.filter(
+            organization_id=campaign.organization_id, code=_uuid_or_none(mapping.get("assistant"))
+        ).first()
+        try:
+            if assistant is None:
+                raise AIError(_("The assistant chosen for this variable no longer exists."))
+            written = campaign_texts_write(
+                assistant=assistant,
+                instruction=mapping.get("value", ""),
+                facts=facts,
+                max_chars=limit,
+            )
+        except AIError as error:
+            for result in results:
+                result["errors"][key] = str(error)[:300]
+            continue
+        for result, one in zip(results, written, strict=True):
+            fitted = fit_text(one.text, limit) if one.text else None
+            if fitted:
+                result["texts"][key] = fitted
+            elif one.error:
+                result["errors"][key] = one.error
+            else:
+                result["errors"][key] = _(
+                    "The assistant's text is too long (%(n)s characters; at most %(max)s)."
+                ) % {"n": len(one.text), "max": limit}
+    return results
+
+
+def recipient_texts(*, campaign: Campaign, contacts: list[dict]) -> list[dict]:
+    """``texts_write`` for sending: a contact previewed on the campaign page keeps the texts
+    staff saw (and perhaps edited); only the others are written now."""
+    keys = [slot_key(part, position) for part, position, _m in ai_slots(campaign.variables)]
+    samples = ai_samples(campaign)
+    results: list[dict | None] = []
+    todo = []
+    for values in contacts:
+        sample = samples.get(str(values.get("code")))
+        if sample and all(sample.get("texts", {}).get(key) for key in keys):
+            results.append({"texts": dict(sample["texts"]), "errors": {}})
+        else:
+            results.append(None)
+            todo.append(values)
+    fresh = iter(texts_write(campaign=campaign, contacts=todo))
+    return [result if result is not None else next(fresh) for result in results]
+
+
+def _uuid_or_none(value):
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def ai_sample_contacts(campaign: Campaign) -> list[Contact]:
+    from campaigns import selectors
+
+    return list(selectors.audience_contacts(campaign).order_by("pk")[:AI_SAMPLE_SIZE])
+
+
+def _ai_state_save(campaign_id: int, change) -> Campaign:
+    """Apply ``change(ai_dict)`` to the campaign's AI state under a row lock."""
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign_id)
+        variables = dict(locked.variables or {})
+        ai = dict(variables.get("ai") or {})
+        ai["samples"] = dict(ai.get("samples") or {})
+        change(ai)
+        variables["ai"] = ai
+        Campaign.objects.filter(pk=campaign_id).update(variables=variables)
+        locked.variables = variables
+    return locked
+
+
+def ai_samples_request(*, campaign: Campaign, contact_code: str = "") -> bool:
+    """Write the preview texts (all, or one contact's) in the background; False when the
+    campaign has no assistant-written variable."""
+    if not ai_slots(campaign.variables):
+        return False
+
+    def mark(ai):
+        ai["state"] = "pending"
+
+    with transaction.atomic():
+        campaign.variables = _ai_state_save(campaign.pk, mark).variables
+        tasks.enqueue("campaigns.tasks.ai_samples_write", campaign.pk, contact_code, queue="bulk")
+    return True
+
+
+def ai_samples_write(*, campaign_id: int, contact_code: str = "") -> int:
+    """Generate the preview texts for the audience sample; returns how many contacts."""
+    campaign = Campaign.objects.select_related("segment").get(pk=campaign_id)
+    contacts = [
+        c for c in ai_sample_contacts(campaign) if not contact_code or str(c.code) == contact_code
+    ]
+    results = texts_write(campaign=campaign, contacts=[contact_values(c) for c in contacts])
+
+    def store(ai):
+        for contact, result in zip(contacts, results, strict=True):
+            ai["samples"][str(contact.code)] = {**result, "edited": []}
+        ai["state"] = "ready"
+
+    _ai_state_save(campaign_id, store)
+    return len(contacts)
+
+
+def ai_sample_edit(*, campaign: Campaign, contact_code: str, texts: dict[str, str]) -> None:
+    """Staff's own wording for a previewed contact; sending uses it as is."""
+
+    def edit(ai):
+        sample = dict(ai["samples"].get(contact_code) or {"texts": {}, "errors": {}})
+        sample["texts"] = {**sample.get("texts", {}), **texts}
+        sample["errors"] = {k: v for k, v in sample.get("errors", {}).items() if k not in texts}
+        sample["edited"] = sorted(set(sample.get("edited", [])) | set(texts))
+        ai["samples"][contact_code] = sample
+
+    campaign.variables = _ai_state_save(campaign.pk, edit).variables
 
 
 # --- Campaign lifecycle -------------------------------------------------------------------------
@@ -684,11 +1088,15 @@ def campaign_test_send(*, campaign: Campaign, phone: str, actor) -> Message:
         defaults={"phone": e164, "name": actor.display_name},
     )
     chat = inbox_services.chat_for_contact(number=campaign.number, contact=contact)
+    # Assistant-written variables: the first previewed text (the teammate has no facts of a
+    # contact to write from; generating happens in the background, never in this request).
+    previewed = next(iter(ai_samples(campaign).values()), {})
     components = render_components(
         slots=template_slots(campaign.template),
         variables=campaign.variables,
         values=contact_values(contact),
         media_link=campaign.header_media_link,
+        written=previewed.get("texts"),
     )
     content = {"name": campaign.template.name, "language": {"code": campaign.template.language}}
     if components:
@@ -729,6 +1137,8 @@ def campaign_counters_refresh(campaign_id: int) -> dict:
         "skipped": counts.get(R.SKIPPED, 0),
     }
     Campaign.objects.filter(pk=campaign_id).update(**counters)
+    code = Campaign.objects.filter(pk=campaign_id).values_list("code", flat=True).first()
+    counters["converted"] = campaign_converted(Campaign(pk=campaign_id, code=code)) if code else 0
     return counters
 
 

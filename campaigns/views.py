@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -48,6 +48,7 @@ def campaign_create(request):
             campaign = form.save(commit=False)
             campaign.created_by = request.user
             campaign.save()
+            services.ai_samples_request(campaign=campaign)
             return redirect("campaign_detail", code=campaign.code)
     else:
         form = forms.CampaignForm(
@@ -65,9 +66,17 @@ def campaign_create(request):
 def campaign_detail(request, code):
     campaign, can_edit = access.get_campaign_for_member(request.membership, code)
     if request.htmx and request.GET.get("part") == "stats":
-        services.campaign_counters_refresh(campaign.pk)
+        converted = services.campaign_counters_refresh(campaign.pk)["converted"]
         campaign.refresh_from_db()
-        return render(request, "campaigns/campaign_detail.html#stats", {"campaign": campaign})
+        return render(
+            request,
+            "campaigns/campaign_detail.html#stats",
+            {"campaign": campaign, "converted": converted},
+        )
+    if request.htmx and request.GET.get("part") == "ai":
+        return render(
+            request, "campaigns/campaign_detail.html#ai-samples", _ai_context(campaign, can_edit)
+        )
     status = request.GET.get("status", "")
     page = Paginator(selectors.campaign_recipients(campaign, status), PAGE_SIZE).get_page(
         request.GET.get("page")
@@ -83,8 +92,64 @@ def campaign_detail(request, code):
         "previews": services.campaign_preview(campaign=campaign, contacts=sample),
         "audience_count": selectors.audience_contacts(campaign).count(),
         "test_form": forms.TestSendForm(),
+        "converted": services.campaign_converted(campaign),
+        "conversion": services.campaign_conversion(campaign),
+        **_ai_context(campaign, can_edit),
     }
     return render(request, "campaigns/campaign_detail.html", context)
+
+
+AI_EDITABLE = (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED)
+
+
+def _ai_context(campaign, can_edit: bool) -> dict:
+    """The assistant-written previews: one row per sampled contact, with its edit form."""
+    if not services.ai_slots(campaign.variables):
+        return {"ai_samples": None}
+    samples = services.ai_samples(campaign)
+    rows = []
+    for contact in services.ai_sample_contacts(campaign):
+        sample = samples.get(str(contact.code)) or {}
+        form = forms.AISampleForm(campaign=campaign, texts=sample.get("texts") or {})
+        rows.append({"contact": contact, "sample": sample, "form": form})
+    return {
+        "ai_samples": rows,
+        "ai_pending": (campaign.variables.get("ai") or {}).get("state") == "pending",
+        "ai_editable": can_edit and campaign.status in AI_EDITABLE,
+    }
+
+
+@require_POST
+@accounts_access.section_required("campaigns", edit=True)
+def campaign_ai_regenerate(request, code):
+    campaign = access.get_editable_campaign_for_member(request.membership, code)
+    if campaign.status not in AI_EDITABLE:
+        messages.error(request, _("The texts are already written for this run."))
+    elif services.ai_samples_request(
+        campaign=campaign, contact_code=request.POST.get("contact", "")
+    ):
+        messages.success(request, _("The assistant is writing the previews."))
+    return redirect("campaign_detail", code=campaign.code)
+
+
+@require_POST
+@accounts_access.section_required("campaigns", edit=True)
+def campaign_ai_edit(request, code, contact):
+    campaign = access.get_editable_campaign_for_member(request.membership, code)
+    if campaign.status not in AI_EDITABLE:
+        messages.error(request, _("The texts are already written for this run."))
+        return redirect("campaign_detail", code=campaign.code)
+    sampled = {str(c.code) for c in services.ai_sample_contacts(campaign)}
+    if str(contact) not in sampled:
+        raise Http404
+    form = forms.AISampleForm(request.POST, campaign=campaign, texts={})
+    if form.is_valid():
+        services.ai_sample_edit(campaign=campaign, contact_code=str(contact), texts=form.texts())
+        messages.success(request, _("Text saved: this contact receives it as written."))
+    else:
+        errors = "; ".join(e for field in form.errors.values() for e in field)
+        messages.error(request, _("Text not saved: %(error)s") % {"error": errors})
+    return redirect("campaign_detail", code=campaign.code)
 
 
 def _campaign_action(request, code, action, done_message):
@@ -149,7 +214,7 @@ def campaign_test_send(request, code):
 
 
 def _filtered_contacts(request):
-    form = forms.ContactFilterForm(request.GET or None)
+    form = forms.ContactFilterForm(request.GET or None, organization=request.organization)
     filters = form.filters() if request.GET else {}
     query = form.cleaned_data.get("q", "") if form.is_bound and form.is_valid() else ""
     return form, filters, selectors.contact_list(request.organization, query=query, filters=filters)
@@ -159,6 +224,10 @@ def _filtered_contacts(request):
 @accounts_access.section_required("campaigns")
 def contact_list(request):
     form, filters, contacts = _filtered_contacts(request)
+    if request.htmx and request.GET.get("part") == "count":
+        return render(
+            request, "campaigns/contact_list.html#count", {"count": contacts.count(), "form": form}
+        )
     page = Paginator(contacts, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "form": form,
@@ -236,7 +305,8 @@ def contact_export(request):
 
 
 def _import_path(request, token: str) -> str:
-    return f"contact-imports/{request.organization.code}/{token}.csv"
+    """The uploaded file (CSV or XLSX, told apart by its content) until it is imported."""
+    return f"contact-imports/{request.organization.code}/{token}.upload"
 
 
 @require_http_methods(["GET", "POST"])
@@ -246,7 +316,7 @@ def contact_import(request):
     pending = request.session.get("contact_import")
     if token and pending == token and default_storage.exists(_import_path(request, token)):
         with default_storage.open(_import_path(request, token)) as handle:
-            header, rows = services.csv_read(handle.read())
+            header, rows = services.import_file_read(handle.read())
         form = forms.ImportMappingForm(request.POST, header=header)
         if form.is_valid():
             report = services.contacts_import(
@@ -269,27 +339,20 @@ def contact_import(request):
         )
     upload = forms.ImportUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and upload.is_valid():
-        data = upload.cleaned_data["file"].read()
-        header, rows = services.csv_read(data)
-        if not header:
-            upload.add_error("file", _("The file is empty."))
-        else:
-            token = uuid.uuid4().hex
-            default_storage.save(_import_path(request, token), ContentFile(data))
-            request.session["contact_import"] = token
-            form = forms.ImportMappingForm(header=header)
-            preview = rows[:5]
-            return render(
-                request,
-                "campaigns/contact_import.html",
-                {
-                    "mapping_form": form,
-                    "token": token,
-                    "preview": preview,
-                    "header": header,
-                    "rows": len(rows),
-                },
-            )
+        token = uuid.uuid4().hex
+        default_storage.save(_import_path(request, token), ContentFile(upload.data_bytes))
+        request.session["contact_import"] = token
+        return render(
+            request,
+            "campaigns/contact_import.html",
+            {
+                "mapping_form": forms.ImportMappingForm(header=upload.header),
+                "token": token,
+                "preview": upload.rows[:5],
+                "header": upload.header,
+                "rows": len(upload.rows),
+            },
+        )
     return render(request, "campaigns/contact_import.html", {"upload_form": upload})
 
 
@@ -313,7 +376,7 @@ def segment_list(request):
 @accounts_access.section_required("campaigns", edit=True)
 def segment_create(request):
     form = forms.SegmentForm(request.POST)
-    filter_form = forms.ContactFilterForm(request.POST)
+    filter_form = forms.ContactFilterForm(request.POST, organization=request.organization)
     if form.is_valid():
         filters = filter_form.filters() if form.cleaned_data["kind"] == Segment.Kind.DYNAMIC else {}
         segment = services.segment_save(

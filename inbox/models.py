@@ -42,6 +42,13 @@ class Contact(TenantModel):
     opt_in_at = models.DateTimeField(_("opt-in changed at"), null=True, blank=True)
     opt_in_source = models.CharField(_("opt-in source"), max_length=32, blank=True)
     stage = models.CharField(_("stage"), max_length=12, choices=Stage.choices, default=Stage.LEAD)
+    # Set once, when the contact first becomes a customer; ``conversion_source`` says what did it
+    # ("campaign:<code>", "staff", "import"), so a campaign counts the conversions it caused.
+    converted_at = models.DateTimeField(_("customer since"), null=True, blank=True)
+    conversion_source = models.CharField(_("conversion source"), max_length=64, blank=True)
+    # The latest conversation analysis's lead score (1–10), kept here so segments can filter on it.
+    lead_score = models.PositiveSmallIntegerField(_("lead score"), null=True, blank=True)
+    lead_score_at = models.DateTimeField(_("lead score updated at"), null=True, blank=True)
     notes = models.TextField(_("notes"), blank=True)
     last_inbound_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
