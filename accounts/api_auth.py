@@ -231,6 +231,11 @@ SESSION_SECTIONS = {
     "messages": "chats",
     "media": "chats",
     "webhooks": "settings",
+    "assistants": "assistants",
+    "campaigns": "campaigns",
+    "segments": "campaigns",
+    "reports": "dashboard",
+    "privacy": "settings",
 }
 
 
@@ -252,7 +257,8 @@ class ScopePermission(BasePermission):
         if membership is None:
             return False
         section = SESSION_SECTIONS[view.resource]
-        allowed = access.can_edit if action == "write" else access.can_view
+        edit = action == "write" or view.session_requires_edit
+        allowed = access.can_edit if edit else access.can_view
         return allowed(membership, section)
 
 
@@ -263,6 +269,7 @@ DEFAULT_THROTTLE_RATES = {
     "write": "300/min",
     "send": "100/min",
     "sync": "10/min",
+    "ask": "60/min",
     "auth": "10/min",
 }
 
@@ -277,7 +284,7 @@ def parse_rate(rate: str) -> tuple[int, int]:
 
 
 class ApiRateThrottle(SimpleRateThrottle):
-    """Per key (or per signed-in user) and per endpoint class: read, write, send, sync."""
+    """Per key (or per signed-in user) and per endpoint class: read, write, send, sync, ask."""
 
     def __init__(self):  # rates are read per request so tests may override them
         pass
@@ -312,6 +319,7 @@ class ApiView(APIView):
     resource = ""  # one of API_RESOURCES
     action = ""  # "read" / "write"; default: by HTTP method
     throttle_scope = ""  # default: read for safe methods, write otherwise
+    session_requires_edit = False  # e.g. LGPD exports: admins only, as on the contact page
     max_body_bytes = MAX_JSON_BYTES
 
     def get_exception_handler(self):

@@ -105,6 +105,9 @@ class LanguageForm(forms.Form):
     language = forms.ChoiceField(choices=settings.LANGUAGES)
 
 
+SENSITIVE_API_RESOURCES = {"privacy"}
+
+
 class ApiKeyForm(forms.Form):
     """A new integrator API key: a name and, per resource, read or write access."""
 
@@ -122,8 +125,10 @@ class ApiKeyForm(forms.Form):
             ("write", _("Read and write")),
         ]
         for resource in API_RESOURCES:
+            # Personal data in bulk (LGPD exports, erasure) only when asked for explicitly.
+            initial = "" if resource in SENSITIVE_API_RESOURCES else "read"
             self.fields[f"scope_{resource}"] = forms.ChoiceField(
-                label=resource.capitalize(), choices=choices, required=False, initial="read"
+                label=resource.capitalize(), choices=choices, required=False, initial=initial
             )
 
     def scopes(self) -> list[str]:

@@ -187,7 +187,10 @@ class TenantModel(models.Model):
 
 # --- Integrator API ---------------------------------------------------------------------------
 
-API_RESOURCES = ("numbers", "templates", "contacts", "chats", "messages", "media", "webhooks")
+API_RESOURCES = (
+    "numbers", "templates", "contacts", "chats", "messages", "media", "webhooks",
+    "assistants", "campaigns", "segments", "reports", "privacy",
+)  # fmt: skip
 API_KEY_PREFIX = "pfk_"
 
 

@@ -10,7 +10,10 @@ from django.views.decorators.http import require_GET
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config import api_assistants as assistants
+from config import api_campaigns as campaigns
 from config import api_contacts as contacts
+from config import api_reports as reports
 from inbox import api as inbox
 from integrations import api as integrations
 
@@ -41,6 +44,14 @@ v1 = [
         contacts.ContactOptOutApi.as_view(),
         name="api_contact_opt_out",
     ),
+    path(
+        "contacts/<uuid:code>/export/",
+        reports.ContactExportApi.as_view(),
+        name="api_contact_export",
+    ),
+    path(
+        "contacts/<uuid:code>/erase/", reports.ContactEraseApi.as_view(), name="api_contact_erase"
+    ),
     path("chats/", inbox.ChatListApi.as_view(), name="api_chats"),
     path("chats/<uuid:code>/", inbox.ChatDetailApi.as_view(), name="api_chat"),
     path("chats/<uuid:code>/assign/", inbox.ChatAssignApi.as_view(), name="api_chat_assign"),
@@ -52,6 +63,58 @@ v1 = [
     path("media/", inbox.MediaUploadApi.as_view(), name="api_media_upload"),
     path("webhooks/", integrations.WebhookListApi.as_view(), name="api_webhooks"),
     path("webhooks/<uuid:code>/", integrations.WebhookDetailApi.as_view(), name="api_webhook"),
+    path("assistants/", assistants.AssistantListApi.as_view(), name="api_assistants"),
+    path("assistants/<uuid:code>/", assistants.AssistantDetailApi.as_view(), name="api_assistant"),
+    path(
+        "assistants/<uuid:code>/sources/",
+        assistants.AssistantSourceListApi.as_view(),
+        name="api_assistant_sources",
+    ),
+    path(
+        "assistants/<uuid:code>/sources/<uuid:source_code>/",
+        assistants.AssistantSourceDetailApi.as_view(),
+        name="api_assistant_source",
+    ),
+    path(
+        "assistants/<uuid:code>/ask/",
+        assistants.AssistantAskApi.as_view(),
+        name="api_assistant_ask",
+    ),
+    path("campaigns/", campaigns.CampaignListApi.as_view(), name="api_campaigns"),
+    path("campaigns/<uuid:code>/", campaigns.CampaignDetailApi.as_view(), name="api_campaign"),
+    path(
+        "campaigns/<uuid:code>/schedule/",
+        campaigns.CampaignScheduleApi.as_view(),
+        name="api_campaign_schedule",
+    ),
+    path(
+        "campaigns/<uuid:code>/pause/",
+        campaigns.CampaignPauseApi.as_view(),
+        name="api_campaign_pause",
+    ),
+    path(
+        "campaigns/<uuid:code>/resume/",
+        campaigns.CampaignResumeApi.as_view(),
+        name="api_campaign_resume",
+    ),
+    path(
+        "campaigns/<uuid:code>/cancel/",
+        campaigns.CampaignCancelApi.as_view(),
+        name="api_campaign_cancel",
+    ),
+    path(
+        "campaigns/<uuid:code>/stats/",
+        campaigns.CampaignStatsApi.as_view(),
+        name="api_campaign_stats",
+    ),
+    path(
+        "campaigns/<uuid:code>/recipients/",
+        campaigns.CampaignRecipientsApi.as_view(),
+        name="api_campaign_recipients",
+    ),
+    path("segments/", campaigns.SegmentListApi.as_view(), name="api_segments"),
+    path("segments/<uuid:code>/", campaigns.SegmentDetailApi.as_view(), name="api_segment"),
+    path("reports/summary/", reports.ReportSummaryApi.as_view(), name="api_reports_summary"),
 ]
 
 DESCRIPTION = """
@@ -71,8 +134,13 @@ other organizations' objects), 409 conflict, 413 body too large (1 MB JSON, 16 M
 422 not possible now (e.g. free text outside WhatsApp's 24-hour window: send a template),
 429 too many requests (wait `Retry-After` seconds).
 
+**Scopes.** `numbers`, `templates`, `contacts`, `chats`, `messages`, `media`, `webhooks`,
+`assistants`, `campaigns`, `segments`, `reports` and `privacy` (a contact's LGPD export needs
+`privacy:read`, its erasure `privacy:write`; both are recorded in the audit log).
+
 **Rate limits** per key: 600 reads, 300 writes and 100 message sends per minute, 10 template
-syncs per minute; 10 failed authentications per minute per address.
+syncs and 60 questions to assistants per minute; 10 failed authentications per minute per
+address.
 
 **Retries.** Send an `Idempotency-Key` header with message sends: a retry with the same key
 replays the first answer (header `Idempotent-Replayed: true`) and never sends twice.
@@ -81,6 +149,51 @@ replays the first answer (header `Idempotent-Replayed: true`) and never sends tw
 POST carries `X-Porfin-Timestamp` and `X-Porfin-Signature: v1=<hex HMAC-SHA256(secret,
 "<timestamp>.<raw body>")>`; events carry an `id`, a growing `sequence` and, for chats, the
 chat's own `sequence`. Non-2xx answers are retried with backoff for about eight hours.
+
+**Events** (`type`, and what `data` holds; `chat` is the chat as in `GET /chats/{id}/`, with
+its `sequence`):
+
+| type | data |
+|---|---|
+| `message.received`, `message.sent`, `message.status` | `message`, `chat` (and `previous_status` for statuses) |
+| `chat.created`, `chat.assigned`, `chat.resolved` | `chat`, `actor` (`{email, name}` or null) |
+| `contact.created`, `contact.opted_out` | `contact` |
+| `campaign.completed` | `campaign`, `stats` |
+| `assistant.handoff` | `assistant`, `reason`, `chat` |
+| `analysis.completed` | `analysis`, `assistant`, `chat` |
+
+`campaign.completed` is sent when a run has finished sending (every recipient sent, failed or
+skipped); a recurring campaign sends it after every run, with `status` `scheduled` and its
+`next_run_at`:
+
+```json
+{"campaign": {"id": "…", "name": "Check-up reminder", "status": "completed", "run": 1,
+  "recurring": false, "started_at": "2026-02-01T12:00:00Z", "completed_at": "2026-02-01T12:04:10Z",
+  "next_run_at": null, "number": {"id": "…", "display_phone_number": "+55 11 4000-0000"},
+  "template": {"name": "checkup_reminder", "language": "pt_BR"},
+  "segment": {"id": "…", "name": "Implant leads"}},
+ "stats": {"total": 500, "sent": 480, "delivered": 470, "read": 300, "replied": 61,
+  "failed": 8, "skipped": 12}}
+```
+
+`assistant.handoff` is sent when an assistant hands a chat over to the team (the customer
+asked for a person, a sensitive topic, low confidence, too many turns…):
+
+```json
+{"assistant": {"id": "…", "name": "Sofia"}, "reason": "the customer asked for a person",
+ "chat": {"id": "…", "status": "open", "sequence": 12, "ai_enabled": false, "…": "…"}}
+```
+
+`analysis.completed` is sent when a conversation analysis is stored (after a chat is resolved,
+or on request in the inbox):
+
+```json
+{"analysis": {"id": "…", "summary": "Wants to book a cleaning next week.",
+  "intent": "agendar", "sentiment": "positive", "lead_score": 8,
+  "lead_score_reason": "asked for prices and dates", "next_step": "call to confirm",
+  "follow_up_on": "2026-02-03", "offline": false, "created_at": "2026-02-01T12:00:00Z"},
+ "assistant": {"id": "…", "name": "Sofia"}, "chat": {"id": "…", "sequence": 15, "…": "…"}}
+```
 """
 
 

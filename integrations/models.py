@@ -138,6 +138,9 @@ class WebhookSubscription(TenantModel):
         CHAT_RESOLVED = "chat.resolved", "chat.resolved"
         CONTACT_CREATED = "contact.created", "contact.created"
         CONTACT_OPTED_OUT = "contact.opted_out", "contact.opted_out"
+        CAMPAIGN_COMPLETED = "campaign.completed", "campaign.completed"
+        ASSISTANT_HANDOFF = "assistant.handoff", "assistant.handoff"
+        ANALYSIS_COMPLETED = "analysis.completed", "analysis.completed"
 
     code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     url = models.URLField(_("URL"), max_length=500)

@@ -31,9 +31,12 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F, Q
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -109,12 +112,39 @@ def subscription_enable(*, subscription: WebhookSubscription) -> None:
     WebhookSubscription.objects.filter(pk=subscription.pk).update(
         is_active=True, failure_streak=0, disabled_reason=""
     )
+    subscriptions_changed(subscription.organization_id)
 
 
 def subscription_disable(*, subscription: WebhookSubscription, reason: str = "") -> None:
     WebhookSubscription.objects.filter(pk=subscription.pk).update(
         is_active=False, disabled_reason=reason[:255]
     )
+    subscriptions_changed(subscription.organization_id)
+
+
+def _subscriptions_key(organization_id: int) -> str:
+    return f"outgoing-subscriptions:{organization_id}"
+
+
+def subscriptions_changed(organization_id: int) -> None:
+    """Forget the cached list of the organization's active subscriptions (after commit, so that
+    no process caches the old rows again in between). Saves and deletes call it by signal."""
+    transaction.on_commit(lambda: cache.delete(_subscriptions_key(organization_id)))
+
+
+def _active_subscriptions(organization_id: int) -> list[tuple[int, list[str]]]:
+    """(id, events) of the organization's active subscriptions, cached: every message and status
+    asks, and almost always the answer is the same (often "none")."""
+    key = _subscriptions_key(organization_id)
+    found = cache.get(key)
+    if found is None:
+        found = list(
+            WebhookSubscription.objects.filter(
+                organization_id=organization_id, is_active=True
+            ).values_list("pk", "events")
+        )
+        cache.set(key, found, 300)
+    return found
 
 
 # --- Events ----------------------------------------------------------------------------------
@@ -125,13 +155,14 @@ def event_publish(*, organization_id: int, event_type: str, data: dict | Callabl
 
     ``data`` may be a function, called only when someone subscribes. Call after the change
     commits (inbox domain events already are)."""
-    subscriptions = [
-        s
-        for s in WebhookSubscription.objects.filter(organization_id=organization_id, is_active=True)
-        if event_type in s.events
+    subscription_ids = [
+        pk for pk, events in _active_subscriptions(organization_id) if event_type in events
     ]
-    if not subscriptions:
+    if not subscription_ids:
         return 0
+    subscriptions = list(
+        WebhookSubscription.objects.filter(pk__in=subscription_ids, is_active=True)
+    )
     if callable(data):
         data = data()
     now = timezone.now()
@@ -283,6 +314,7 @@ def _disable_if_failing(subscription_id: int) -> None:
         subscription = WebhookSubscription.objects.select_related("organization").get(
             pk=subscription_id
         )
+        subscriptions_changed(subscription.organization_id)
         WebhookDelivery.objects.filter(
             subscription=subscription, status=WebhookDelivery.Status.RETRYING
         ).update(status=WebhookDelivery.Status.FAILED, next_attempt_at=None)
@@ -353,3 +385,8 @@ def deliveries_retry_due() -> int:
 tasks.register_periodic("integrations.outgoing.deliveries_retry_due", 60)
 # The API's idempotency keys expire after a day (see accounts.api_auth).
 tasks.register_periodic("accounts.api_auth.idempotency_keys_purge", 3600)
+
+
+@receiver([post_save, post_delete], sender=WebhookSubscription, dispatch_uid="outgoing-subs-cache")
+def _forget_cached_subscriptions(sender, instance, **kwargs):
+    subscriptions_changed(instance.organization_id)

@@ -7,10 +7,14 @@ import json
 
 from django.urls import URLPattern, URLResolver, reverse
 
+from assistants import services as assistant_services
+from assistants.models import Assistant, KnowledgeSource
+from campaigns.models import Campaign, Segment
 from config import api
 from inbox.models import Chat, Contact
 from integrations.models import WebhookSubscription
 from tests.api.helpers import ApiTestCase
+from tests.campaigns.helpers import make_campaign, make_template
 
 METHODS = ("get", "post", "put", "patch", "delete")
 SECRETS = (
@@ -37,11 +41,34 @@ class ApiTenantSweepTests(ApiTestCase):
         cls.foreign_subscription = WebhookSubscription.objects.create(
             organization=cls.other_org, url="https://bob.example/hook", events=["chat.created"]
         )
+        cls.foreign_assistant = Assistant(
+            organization=cls.other_org, name="segredo-do-bob bot", instructions="segredo-do-bob"
+        )
+        assistant_services.assistant_save(assistant=cls.foreign_assistant)
+        cls.foreign_source = KnowledgeSource.objects.create(
+            organization=cls.other_org,
+            assistant=cls.foreign_assistant,
+            kind="text",
+            title="segredo-do-bob",
+            text="segredo-do-bob",
+        )
+        cls.foreign_segment = Segment.objects.create(
+            organization=cls.other_org, name="segredo-do-bob segment"
+        )
+        cls.foreign_campaign = make_campaign(
+            cls.other_org,
+            cls.other_number,
+            make_template(cls.other_number),
+            name="segredo-do-bob campaign",
+            segment=cls.foreign_segment,
+        )
 
     def foreign_kwargs(self):
         chat = {"code": self.secret_chat.code}
         number = {"code": self.other_number.code}
         contact = {"code": self.secret_chat.contact.code}
+        assistant = {"code": self.foreign_assistant.code}
+        campaign = {"code": self.foreign_campaign.code}
         return {
             "api_number_health": number,
             "api_templates_sync": number,
@@ -55,6 +82,20 @@ class ApiTenantSweepTests(ApiTestCase):
             "api_chat_tags": chat,
             "api_chat_messages": chat,
             "api_webhook": {"code": self.foreign_subscription.code},
+            "api_contact_export": contact,
+            "api_contact_erase": contact,
+            "api_assistant": assistant,
+            "api_assistant_sources": assistant,
+            "api_assistant_source": {**assistant, "source_code": self.foreign_source.code},
+            "api_assistant_ask": assistant,
+            "api_campaign": campaign,
+            "api_campaign_schedule": campaign,
+            "api_campaign_pause": campaign,
+            "api_campaign_resume": campaign,
+            "api_campaign_cancel": campaign,
+            "api_campaign_stats": campaign,
+            "api_campaign_recipients": campaign,
+            "api_segment": {"code": self.foreign_segment.code},
         }
 
     def test_every_object_endpoint_answers_404_for_another_organization(self):
@@ -66,7 +107,17 @@ class ApiTenantSweepTests(ApiTestCase):
             self.assertIn(pattern.name, mapping, f"Add {pattern.name} to the API tenant sweep")
             url = reverse(pattern.name, kwargs=mapping[pattern.name])
             for method in METHODS:
-                body = {"status": "resolved", "type": "text", "text": {"body": "x"}}
+                body = {
+                    "status": "resolved",
+                    "type": "text",
+                    "text": {"body": "x"},
+                    "confirm": True,
+                    "question": "segredo?",
+                    "name": "Hijacked",
+                    "instructions": "Hijacked",
+                    "kind": "faq",
+                    "faq": [{"question": "q", "answer": "a"}],
+                }
                 response = getattr(self.client, method)(
                     url,
                     *([] if method == "get" else [json.dumps(body)]),
@@ -77,13 +128,25 @@ class ApiTenantSweepTests(ApiTestCase):
                     self.assertIn(response.status_code, (404, 405), response.content)
                     self.assertIn("error", response.json())
             checked += 1
-        self.assertGreaterEqual(checked, 10)
+        self.assertGreaterEqual(checked, 25)
         self.secret_chat.refresh_from_db()
         self.assertEqual(self.secret_chat.status, "open")
         self.assertTrue(Contact.objects.filter(pk=self.secret_chat.contact_id).exists())
         self.assertEqual(self.secret_chat.messages.count(), 1)
         self.assertTrue(
             WebhookSubscription.objects.filter(pk=self.foreign_subscription.pk).exists()
+        )
+        contact = Contact.objects.get(pk=self.secret_chat.contact_id)
+        self.assertEqual(contact.name, "Zelda Secretcustomer")  # not erased
+        assistant = Assistant.objects.get(pk=self.foreign_assistant.pk)
+        self.assertEqual(
+            (assistant.name, assistant.instructions), ("segredo-do-bob bot", "segredo-do-bob")
+        )
+        self.assertEqual(KnowledgeSource.objects.filter(assistant=assistant).count(), 1)
+        campaign = Campaign.objects.get(pk=self.foreign_campaign.pk)
+        self.assertEqual(campaign.status, Campaign.Status.DRAFT)
+        self.assertEqual(
+            Segment.objects.get(pk=self.foreign_segment.pk).name, "segredo-do-bob segment"
         )
 
     def test_no_list_shows_another_organizations_data(self):

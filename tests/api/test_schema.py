@@ -11,11 +11,15 @@ from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
+from assistants import services as assistant_services
+from assistants.models import Assistant
+from campaigns.models import Segment
 from integrations import services as channel
 from integrations.models import WebhookSubscription
 from integrations.whatsapp.sandbox import SandboxServer
 from tests.api.helpers import key_for
 from tests.base import make_chat, make_org
+from tests.campaigns.helpers import make_campaign, make_template
 
 EXAMPLES = 4
 CHECKS = [
@@ -55,16 +59,27 @@ def sandbox():
 def test_the_api_conforms_to_its_schema(sandbox, wsgi_app):
     organization, number = make_org("Clínica Schema", "clinica-schema", "444")
     chat = make_chat(organization, number, "5511900000044", "Schema Customer")
+    privacy_chat = make_chat(organization, number, "5511900000045", "Schema Privacy")
     secret = key_for(organization)
     subscription = WebhookSubscription.objects.create(
         organization=organization, url="https://hooks.example/porfin", events=["chat.created"]
     )
+    assistant = Assistant(organization=organization, name="Schema Bot")
+    assistant_services.assistant_save(assistant=assistant, numbers=[number])
+    source = assistant_services.knowledge_add(
+        assistant=assistant, kind="text", title="Hours", text="Open from 8 to 18."
+    )
+    segment = Segment.objects.create(organization=organization, name="Nobody", kind="static")
+    campaign = make_campaign(organization, number, make_template(number), segment=segment)
     schema = schemathesis.openapi.from_wsgi("/api/schema/", wsgi_app)
     real_codes = {
         "/api/v1/chats/": str(chat.code),
         "/api/v1/contacts/": str(chat.contact.code),
         "/api/v1/numbers/": str(number.code),
         "/api/v1/webhooks/": str(subscription.code),
+        "/api/v1/assistants/": str(assistant.code),
+        "/api/v1/campaigns/": str(campaign.code),
+        "/api/v1/segments/": str(segment.code),
     }
     tested = 0
     for result in schema.get_all_operations():
@@ -73,6 +88,10 @@ def test_the_api_conforms_to_its_schema(sandbox, wsgi_app):
         if "{code}" in operation.path:
             prefix = next(p for p in real_codes if operation.path.startswith(p))
             path_parameters = {"code": real_codes[prefix]}
+        if operation.path.endswith(("/export/", "/erase/")):  # not the contact deleted above
+            path_parameters["code"] = str(privacy_chat.contact.code)
+        if "{source_code}" in operation.path:
+            path_parameters["source_code"] = str(source.code)
 
         @settings(
             max_examples=EXAMPLES,
@@ -87,4 +106,4 @@ def test_the_api_conforms_to_its_schema(sandbox, wsgi_app):
 
         run()
         tested += 1
-    assert tested >= 20
+    assert tested >= 45
