@@ -7,13 +7,16 @@ fuses both rankings.
 
 import io
 import logging
-import math
 import re
+import threading
 import time
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
+import numpy as np
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Count, Max
 from django.utils.translation import gettext as _
 
 from assistants.models import Assistant, KnowledgeChunk, KnowledgeSource
@@ -178,10 +181,77 @@ def lexical_ids(assistant: Assistant, query: str, k: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _cosine(a: list[float], b: list[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=False))
-    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
-    return dot / norm if norm else 0.0
+# Embedded chunks per assistant as one matrix of unit vectors, cached per process: an answer
+# then costs one aggregate query and a matrix product instead of loading and parsing every
+# chunk's vector. At most this many assistants' matrices are kept (least recently used out).
+VECTOR_CACHE_ASSISTANTS = 32
+_vector_cache: OrderedDict = OrderedDict()
+_vector_cache_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class VectorIndex:
+    key: tuple[int, int]  # (how many embedded chunks, highest chunk id)
+    ids: np.ndarray
+    vectors: np.ndarray  # float32, one unit-length row per chunk
+
+    def top(self, query: list[float], k: int) -> list[int]:
+        """Ids of the ``k`` chunks most similar (cosine) to ``query``, best first."""
+        vector = np.asarray(query, dtype=np.float32)
+        if vector.shape != (self.vectors.shape[1],):
+            logger.info(
+                "Query embedding has %s dimensions, chunks %s", vector.shape, self.vectors.shape
+            )
+            return []
+        norm = np.linalg.norm(vector)
+        scores = self.vectors @ (vector / norm if norm else vector)
+        order = np.lexsort((self.ids, -scores))[:k]  # ties: lower id first
+        return self.ids[order].tolist()
+
+
+def _unit_rows(vectors: list[list[float]]) -> np.ndarray:
+    matrix = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1, norms)
+
+
+def vector_index(assistant: Assistant) -> VectorIndex | None:
+    """The assistant's embedded chunks, from this process's cache when its knowledge is unchanged.
+
+    The key (count and highest id of the embedded chunks) moves with any change: indexing a
+    source replaces its chunks with new, higher ids, and deleting one lowers the count."""
+    chunks = KnowledgeChunk.objects.filter(assistant=assistant, embedding__isnull=False)
+    key = tuple(chunks.aggregate(n=Count("id"), last=Max("id")).values())
+    if not key[0]:
+        return None
+    with _vector_cache_lock:
+        index = _vector_cache.get(assistant.pk)
+        if index is not None and index.key == key:
+            _vector_cache.move_to_end(assistant.pk)
+            return index
+    rows = list(chunks.order_by("id").values_list("id", "embedding"))
+    if not rows:
+        return None
+    # A change of embedding model leaves vectors of two sizes until re-indexed: keep the most
+    # common size.
+    size = Counter(len(vector) for _id, vector in rows).most_common(1)[0][0]
+    rows_of_size = [(chunk_id, vector) for chunk_id, vector in rows if len(vector) == size]
+    index = VectorIndex(
+        key=(len(rows), rows[-1][0]),
+        ids=np.array([chunk_id for chunk_id, _vector in rows_of_size], dtype=np.int64),
+        vectors=_unit_rows([vector for _id, vector in rows_of_size]),
+    )
+    with _vector_cache_lock:
+        _vector_cache[assistant.pk] = index
+        _vector_cache.move_to_end(assistant.pk)
+        while len(_vector_cache) > VECTOR_CACHE_ASSISTANTS:
+            _vector_cache.popitem(last=False)
+    return index
+
+
+def vector_cache_clear() -> None:
+    with _vector_cache_lock:
+        _vector_cache.clear()
 
 
 def embedding_ids(
@@ -195,12 +265,8 @@ def embedding_ids(
     """Chunk ids ranked by cosine similarity to the query's embedding (empty if unavailable)."""
     if provider is None or provider.offline:
         return []
-    chunks = list(
-        KnowledgeChunk.objects.filter(assistant=assistant, embedding__isnull=False).values_list(
-            "id", "embedding"
-        )
-    )
-    if not chunks:
+    index = vector_index(assistant)
+    if index is None:
         return []
     started = time.monotonic()
     try:
@@ -211,8 +277,7 @@ def embedding_ids(
     finally:
         if timings is not None:
             timings["embed_ms"] = int((time.monotonic() - started) * 1000)
-    ranked = sorted(chunks, key=lambda item: (-_cosine(vector, item[1]), item[0]))
-    return [chunk_id for chunk_id, _ in ranked[:k]]
+    return index.top(vector, k)
 
 
 def search(
@@ -238,5 +303,9 @@ def search(
         for rank, chunk_id in enumerate(ranking):
             scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (60 + rank)
     best = sorted(scores, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:k]
-    chunks = KnowledgeChunk.objects.select_related("source").in_bulk(best)
+    chunks = (
+        KnowledgeChunk.objects.select_related("source")
+        .defer("embedding", "source__text", "source__faq")  # big, and not needed to answer
+        .in_bulk(best)
+    )
     return [Hit(chunks[chunk_id], scores[chunk_id]) for chunk_id in best if chunk_id in chunks]

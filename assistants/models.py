@@ -202,6 +202,7 @@ class UsageRecord(TenantModel):
         PLAYGROUND = "playground", _("Playground")
         ANALYSIS = "analysis", _("Analysis")
         GRADING = "grading", _("Grading")
+        CAMPAIGN = "campaign", _("Campaign text")
         EMBEDDING = "embedding", _("Embeddings")
         TRANSCRIPTION = "transcription", _("Transcription")
 

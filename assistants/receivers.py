@@ -3,6 +3,7 @@
 from django.dispatch import receiver
 
 from assistants import services
+from assistants import signals as assistant_signals
 from config import tasks
 from inbox import signals
 from inbox.models import Chat, Message
@@ -28,3 +29,11 @@ def on_chat_changed(sender, *, chat, change, data=None, **kwargs):
         services.new_chat_enable(chat=chat)
     elif change == "status" and (data or {}).get("status") == Chat.Status.RESOLVED:
         tasks.enqueue("assistants.tasks.analyze_chat", chat.pk, queue="bulk")
+
+
+from assistants import outgoing_events  # noqa: F401,E402  (webhook events for integrators)
+
+
+@receiver(assistant_signals.analysis_completed, dispatch_uid="assistants-analysis-lead-score")
+def keep_lead_score(sender, *, analysis, **kwargs):
+    services.contact_lead_score_update(analysis=analysis)

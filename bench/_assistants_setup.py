@@ -30,10 +30,18 @@ def fresh_database(url: str) -> None:
 
 
 def setup_django(database_url: str, **env: str) -> None:
+    """Django as in production (``DEBUG`` off, so no per-query logging), unless ``DEBUG=1`` is
+    set in the environment."""
     os.environ["DATABASE_URL"] = database_url
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     os.environ.pop("REDIS_URL", None)
     os.environ.setdefault("OPENAI_API_KEY", "")
+    os.environ.setdefault("DEBUG", "0")
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-" + "x" * 40)
+    if "FIELD_ENCRYPTION_KEY" not in os.environ:
+        from cryptography.fernet import Fernet
+
+        os.environ["FIELD_ENCRYPTION_KEY"] = Fernet.generate_key().decode()
     os.environ.update(env)
     fresh_database(database_url)
     import django

@@ -87,6 +87,24 @@ def inbound(number, wa_id: str, text: str, wamid: str):
     return payloads.parse_webhook(body)[0]
 
 
+def count_queries(services, inbox_services, Chat, number, chat) -> int:
+    """Queries of one more reply (schedule → claim → context → model → store → send)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    Chat.objects.filter(pk=chat.pk).update(ai_enabled=False)  # stored first, as timed above
+    message = inbox_services.message_receive(
+        number=number,
+        inbound=inbound(number, chat.contact.wa_id, "Quanto custa a limpeza?", "wamid.q"),
+    )
+    Chat.objects.filter(pk=chat.pk).update(ai_enabled=True)
+    message.chat.ai_enabled = True
+    connection.queries_log.clear()  # a full log (DEBUG=1) would make the count 0
+    with CaptureQueriesContext(connection) as queries:
+        services.reply_schedule(message=message)
+    return len(queries)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
@@ -124,7 +142,7 @@ def main() -> None:
     settings.ASSISTANT_DEBOUNCE_SECONDS = 0
     stub.default = lambda body: {"content": "A limpeza custa R$ 180."}
     chats = make_chats(organization, number, args.replies + 20, "1")
-    overheads, totals, ingest = [], [], []
+    overheads, totals, ingest, cpu = [], [], [], []
     last_usage = 0
     for i, chat in enumerate(chats):
         # The customer's message is stored with the AI off (the inbox's own work, timed apart),
@@ -138,9 +156,9 @@ def main() -> None:
         stored = time.perf_counter()
         Chat.objects.filter(pk=chat.pk).update(ai_enabled=True)
         message.chat.ai_enabled = True
-        replied = time.perf_counter()
+        replied, cpu_started = time.perf_counter(), time.process_time()
         services.reply_schedule(message=message)
-        done = time.perf_counter()
+        done, cpu_done = time.perf_counter(), time.process_time()
         model_ms = sum(
             UsageRecord.objects.filter(assistant=assistant, pk__gt=last_usage).values_list(
                 "latency_ms", flat=True
@@ -151,12 +169,20 @@ def main() -> None:
             ingest.append((stored - started) * 1000)
             totals.append((done - replied) * 1000)
             overheads.append((done - replied) * 1000 - model_ms)
+            cpu.append((cpu_done - cpu_started) * 1000)
+    queries = count_queries(
+        services, inbox_services, Chat, number, make_chats(organization, number, 1, "3")[0]
+    )
     sent = Message.objects.filter(author_type="assistant", status="sent").count()
     print(f"1. AI pipeline overhead excluding model time, {len(overheads)} replies ({sent} sent):")
     print(
         f"   p50 {statistics.median(overheads):.1f} ms  p95 {percentile(overheads, 0.95):.1f} ms"
         f"  max {max(overheads):.1f} ms  (target p95 < 30 ms; includes the send to the local"
         f" sandbox; with model time p95 {percentile(totals, 0.95):.1f} ms)"
+    )
+    print(
+        f"   per reply: {queries} queries; process CPU p50 {statistics.median(cpu):.1f} ms"
+        f" (load-independent-ish: includes the in-process stub and sandbox servers)"
     )
     print(
         f"   inbound message storage before it (inbox, all receivers): p50"

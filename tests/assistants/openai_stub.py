@@ -68,6 +68,9 @@ class OpenAIStub:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: without this, Nagle's algorithm holds the
+            # body until the client's delayed ACK (~40 ms per answer), which no real server adds.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass

@@ -248,3 +248,30 @@ class AutoReplyTests(AssistantTestCase):
         self.assertFalse(chat.messages.filter(text__contains="SECRET-PROMPT-7731").exists())
         chat.refresh_from_db()
         self.assertFalse(chat.ai_enabled)
+
+
+class AnswersToAutomationsTests(AssistantTestCase):
+    """A customer's message that answers one of our automations (STOP, a survey tap, a daily
+    question's answer) is theirs to handle: the assistant does not answer it too."""
+
+    def replies(self, chat):
+        return Message.objects.filter(chat=chat, author_type=Message.Author.ASSISTANT)
+
+    def test_stop_gets_the_opt_out_confirmation_and_no_ai_answer(self):
+        chat = self.ai_chat()
+        self.stub.script({"content": "Posso ajudar?"})
+        message = self.receive("STOP")
+        message.refresh_from_db()
+        self.assertEqual(message.content["handled_by"], "consent")
+        self.assertFalse(self.replies(chat).exists())
+        self.assertEqual(self.stub.chat_requests(), [])
+        confirmation = Message.objects.filter(chat=chat, author_type=Message.Author.AUTOMATION)
+        self.assertEqual(confirmation.count(), 1)
+
+    def test_a_handled_message_followed_by_a_question_is_answered(self):
+        chat = self.ai_chat()
+        message = self.receive("STOP")
+        self.assertEqual(Message.objects.get(pk=message.pk).content["handled_by"], "consent")
+        self.stub.script({"content": "Abrimos às 8h."})
+        self.receive("Que horas vocês abrem?")
+        self.assertEqual([m.text for m in self.replies(chat)], ["Abrimos às 8h."])
