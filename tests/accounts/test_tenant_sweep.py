@@ -118,12 +118,18 @@ class TenantSweepTests(BaseTestCase):
                     "campaign_resume",
                     "campaign_cancel",
                     "campaign_test_send",
+                    "campaign_ai_regenerate",
                 )
+            },
+            "campaign_ai_edit": {
+                "code": self.foreign_campaign.code,
+                "contact": self.secret_chat.contact.code,
             },
             "campaign_contact_edit": {"code": self.secret_chat.contact.code},
             "segment_detail": {"code": self.foreign_segment.code},
             "segment_delete": {"code": self.foreign_segment.code},
             **self.api_foreign_kwargs(),
+            **self.automation_foreign_kwargs(),
             **{
                 name: {"code": self.secret_chat.contact.code}
                 for name in ("contact_privacy", "contact_export", "contact_erase")
@@ -176,6 +182,44 @@ class TenantSweepTests(BaseTestCase):
                 for secret in ("Clínica Bob Secreta", "Zelda Secretcustomer", "segredo-do-bob"):
                     self.assertNotIn(secret, body)
 
+    def automation_foreign_kwargs(self):
+        """Automations and drip programs (issue 6)."""
+        from campaigns.models import (
+            Automation,
+            DripEnrolment,
+            DripProgram,
+            DripQuestion,
+            DripStep,
+        )
+
+        org = self.other_org
+        rule = Automation.objects.create(organization=org, name="segredo-do-bob", trigger="keyword")
+        program = DripProgram.objects.create(
+            organization=org, name="segredo-do-bob", number=self.other_number
+        )
+        step = DripStep.objects.create(organization=org, program=program, text="segredo-do-bob")
+        question = DripQuestion.objects.create(
+            organization=org, program=program, text="segredo-do-bob", rubric="x"
+        )
+        enrolment = DripEnrolment.objects.create(
+            organization=org, program=program, contact=self.secret_chat.contact
+        )
+        program_kwargs = {"code": program.code}
+        return {
+            **dict.fromkeys(
+                ("automation_runs", "automation_edit", "automation_delete"), {"code": rule.code}
+            ),
+            **dict.fromkeys(
+                ("drip_detail", "drip_step_add", "drip_questions", "drip_enrolments"),
+                program_kwargs,
+            ),
+            "drip_step_delete": {**program_kwargs, "step_code": step.code},
+            "drip_question_delete": {**program_kwargs, "question_code": question.code},
+            "drip_enrolment_stop": {**program_kwargs, "enrolment_code": enrolment.code},
+            # Public by design: the unguessable slug is the secret; covered in test_optin_form.
+            "drip_optin": None,
+        }
+
     def api_foreign_kwargs(self):
         """The integrator API, API keys and outgoing webhooks (issue 7)."""
         from accounts.api_auth import api_key_create
@@ -215,4 +259,27 @@ class TenantSweepTests(BaseTestCase):
                 ),
                 chat,
             ),
+            "api_contact_export": contact,
+            "api_contact_erase": contact,
+            **dict.fromkeys(
+                ("api_assistant", "api_assistant_sources", "api_assistant_ask"),
+                {"code": self.foreign_assistant.code},
+            ),
+            "api_assistant_source": {
+                "code": self.foreign_assistant.code,
+                "source_code": self.foreign_source.code,
+            },
+            **dict.fromkeys(
+                (
+                    "api_campaign",
+                    "api_campaign_schedule",
+                    "api_campaign_pause",
+                    "api_campaign_resume",
+                    "api_campaign_cancel",
+                    "api_campaign_stats",
+                    "api_campaign_recipients",
+                ),
+                {"code": self.foreign_campaign.code},
+            ),
+            "api_segment": {"code": self.foreign_segment.code},
         }
