@@ -23,6 +23,8 @@
       let data;
       try { data = JSON.parse(message.data); } catch (error) { return; }
       window.PorfinLive.received += 1;
+      window.PorfinLive.recent.push(data);
+      if (window.PorfinLive.recent.length > 200) window.PorfinLive.recent.shift();
       document.dispatchEvent(new CustomEvent("live:" + data.type, { detail: data }));
     });
     socket.addEventListener("close", function (event) {
@@ -36,6 +38,7 @@
 
   window.PorfinLive = {
     received: 0, // events received by this tab (observability, used by browser tests)
+    recent: [], // the last 200 of them
     send: (data) => socket && socket.readyState === WebSocket.OPEN && socket.send(JSON.stringify(data)),
   };
   if (document.body.dataset.live === "on") connect();
