@@ -32,6 +32,12 @@ DB_NAME = "porfin_bench_inbox"
 PG = "postgres://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379/13"
 SECRET = "bench-inbox-secret"
+# Production settings (DEBUG off) need their own keys; fixed so that --reuse can read the
+# credentials stored by an earlier run. Bench-only values.
+ENVIRONMENT = {
+    "SECRET_KEY": "bench-inbox-secret-key-not-for-production-0123456789",
+    "FIELD_ENCRYPTION_KEY": "YmVuY2gtaW5ib3gtZmVybmV0LWtleS0wMTIzNDU2Nzg=",
+}
 
 
 def percentile(values, p):
@@ -191,7 +197,11 @@ def end_to_end(client, org, number, sockets, rate, seconds):
         "REDIS_URL": REDIS,
         "TASK_RUNNER": "django_q",
         "SANDBOX_ENABLED": "0",
-        "DEBUG": "1",
+        "DEBUG": "0",  # as in production (DEBUG keeps every query in memory)
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",  # plain HTTP on the loopback
+        "LOG_LEVEL": "WARNING",
+        **ENVIRONMENT,
     }
     servers = [ServerProcess(env=env).start(), ServerProcess(env=env).start()]
     worker = subprocess.Popen(
@@ -316,6 +326,7 @@ def main():
     parser.add_argument("--reuse", action="store_true", help="keep the data of the previous run")
     args = parser.parse_args()
     random.seed(1)
+    os.environ.update(ENVIRONMENT)
     if args.reuse:
         org, user, number = existing()
     else:

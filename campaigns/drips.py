@@ -290,7 +290,7 @@ def answer_receive(*, message: Message) -> DripDelivery | None:
     """A customer's message after a daily question is its answer: stored, then graded."""
     if message.direction != Message.Direction.INBOUND or not message.text.strip():
         return None
-    contact_id = Chat.objects.filter(pk=message.chat_id).values_list("contact_id", flat=True).get()
+    contact_id = message.chat.contact_id
     delivery = (
         DripDelivery.objects.filter(
             enrolment__contact_id=contact_id,

@@ -5,17 +5,17 @@ from the inbox's status changes, and send reconciliation from the status webhook
 from django.dispatch import receiver
 
 from campaigns import automations, dispatch, drips, services
+from config import tasks
 from inbox import signals as inbox_signals
 from integrations import signals as channel_signals
 
 
 @receiver(inbox_signals.message_received, dispatch_uid="campaigns-message-received")
 def on_message_received(sender, *, message, **kwargs):
-    consent = services.inbound_consent_apply(message=message)
-    services.reply_attribute(message=message)
-    if consent is None:  # STOP is not an answer to the question of the day
-        drips.answer_receive(message=message)
-    automations.on_message_received(message=message)
+    # Consent at once: STOP must hold before anything else is sent, and it tells the AI
+    # assistant to stay quiet. The rest is bookkeeping, kept off the inbound queue.
+    services.inbound_consent_apply(message=message)
+    tasks.enqueue("campaigns.tasks.inbound_followups", message.pk)
 
 
 @receiver(inbox_signals.contact_changed, dispatch_uid="campaigns-contact-changed")

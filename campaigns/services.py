@@ -157,42 +157,49 @@ def inbound_consent_apply(*, message: Message) -> str | None:
 
 def reply_attribute(*, message: Message) -> CampaignRecipient | None:
     """A customer's message after a campaign send marks the recipient replied and moves the
-    contact forward (lead/contacted → replied)."""
+    contact forward (lead/contacted → replied); it may also be a campaign's conversion.
+
+    It runs for every inbound message, so one query finds the contact's recent campaign
+    messages for both purposes (almost always none)."""
     if message.direction != Message.Direction.INBOUND:
         return None
-    contact_id = message.chat.contact_id  # the chat came with the message when just received
-    since = timezone.now() - REPLY_ATTRIBUTION
-    recipient = (
-        CampaignRecipient.objects.filter(
-            contact_id=contact_id,
-            status__in=(R.SENT, R.DELIVERED, R.READ),
-            sent_at__gte=since,
-            campaign__number_id=message.number_id,
-        )
-        .order_by("-sent_at")
-        .first()
+    chat = message.chat  # came with the message when just received
+    contact_id = chat.contact_id
+    recent = _recent_recipients(contact_id)
+    replied = (R.SENT, R.DELIVERED, R.READ)
+    recipient = next(
+        (r for r in recent if r.status in replied and r.campaign.number_id == message.number_id),
+        None,
     )
-    Contact.objects.filter(
-        pk=contact_id, stage__in=(Contact.Stage.LEAD, Contact.Stage.CONTACTED)
-    ).update(stage=Contact.Stage.REPLIED)
+    stage = chat.contact.stage if Chat.contact.is_cached(chat) else None
+    if stage in (None, Contact.Stage.LEAD, Contact.Stage.CONTACTED):
+        Contact.objects.filter(
+            pk=contact_id, stage__in=(Contact.Stage.LEAD, Contact.Stage.CONTACTED)
+        ).update(stage=Contact.Stage.REPLIED)
     if recipient is not None:
-        moved = CampaignRecipient.objects.filter(
-            pk=recipient.pk, status__in=(R.SENT, R.DELIVERED, R.READ)
-        ).update(status=R.REPLIED, replied_at=message.timestamp, reply=message)
+        moved = CampaignRecipient.objects.filter(pk=recipient.pk, status__in=replied).update(
+            status=R.REPLIED, replied_at=message.timestamp, reply=message
+        )
         if moved:
             progress_publish(recipient.campaign_id)
-    if not _is_consent_keyword(message):
-        # Any later message counts too (the first reply may have been a question).
-        conversion_apply(contact_id=contact_id, kind="reply")
+    # STOP or START is an answer about consent (marked by ``inbound_consent_apply``), never a
+    # conversion; any other later message counts (the first reply may have been a question).
+    if recent and (message.content or {}).get("handled_by") != "consent":
+        conversion_apply(contact_id=contact_id, kind="reply", recent=recent)
     return recipient
 
 
-def _is_consent_keyword(message: Message) -> bool:
-    """STOP or START is an answer about consent, never a conversion."""
-    prefs = audience_settings_for(message.organization)
-    word = normalize_keyword(message.text)
-    return bool(word) and word in (
-        keyword_set(prefs.opt_out_keywords) | keyword_set(prefs.opt_in_keywords)
+def _recent_recipients(contact_id: int) -> list[CampaignRecipient]:
+    """The contact's campaign messages within the attribution window, newest first."""
+    since = timezone.now() - REPLY_ATTRIBUTION
+    return list(
+        CampaignRecipient.objects.filter(
+            contact_id=contact_id,
+            sent_at__gte=since,
+            status__in=(R.SENT, R.DELIVERED, R.READ, R.REPLIED),
+        )
+        .select_related("campaign")
+        .order_by("-sent_at")[:10]
     )
 
 
@@ -235,20 +242,14 @@ def conversion_source(campaign: Campaign) -> str:
     return f"campaign:{campaign.code}"
 
 
-def conversion_apply(*, contact_id: int, kind: str, value: str = "") -> CampaignRecipient | None:
+def conversion_apply(
+    *, contact_id: int, kind: str, value: str = "", recent: list | None = None
+) -> CampaignRecipient | None:
     """A reply, an added tag or an analysis intent converts the contact when a campaign that
     reached them within the attribution window counts it as its conversion (the latest such
-    campaign gets the credit)."""
-    since = timezone.now() - REPLY_ATTRIBUTION
-    recent = (
-        CampaignRecipient.objects.filter(
-            contact_id=contact_id,
-            sent_at__gte=since,
-            status__in=(R.SENT, R.DELIVERED, R.READ, R.REPLIED),
-        )
-        .select_related("campaign")
-        .order_by("-sent_at")[:10]
-    )
+    campaign gets the credit). ``recent``: the contact's ``_recent_recipients``, if known."""
+    if recent is None:
+        recent = _recent_recipients(contact_id)
     for recipient in recent:
         if _counts_as_conversion(recipient.campaign, kind, value):
             if contact_convert(contact_id=contact_id, source=conversion_source(recipient.campaign)):

@@ -4,6 +4,8 @@ from django.conf import settings
 
 from campaigns import automations, dispatch, drips, services
 from config import tasks
+from inbox import services as inbox_services
+from inbox.models import Message
 
 
 def tick():
@@ -47,3 +49,15 @@ def grade_drip_answer(delivery_id: int):
 def ai_samples_write(campaign_id: int, contact_code: str = ""):
     """The assistant-written previews of a campaign's audience sample."""
     return services.ai_samples_write(campaign_id=campaign_id, contact_code=contact_code)
+
+
+def inbound_followups(message_id: int):
+    """A customer's message, after consent: campaign reply attribution and conversions, the
+    answer to a daily question (unless it was STOP/START), automation rules."""
+    message = Message.objects.select_related("chat__contact").filter(pk=message_id).first()
+    if message is None:
+        return
+    services.reply_attribute(message=message)
+    if not inbox_services.message_is_handled(message):
+        drips.answer_receive(message=message)
+    automations.on_message_received(message=message)
