@@ -194,6 +194,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         ApiKey.objects.filter(pk=key.pk).filter(
             Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff)
         ).update(last_used_at=timezone.now())
+        request._request.api_key = key  # so that the audit log can name the key
         return AnonymousUser(), key
 
     @staticmethod

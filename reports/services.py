@@ -34,10 +34,14 @@ def audit_record(
             actor = user
     if organization is None and request is not None:
         organization = getattr(request, "organization", None)
+    label = actor.email if actor is not None else ""
+    api_key = getattr(request, "api_key", None)
+    if not label and api_key is not None:
+        label = f"API key “{api_key.name}” ({api_key.prefix}…)"
     return AuditEvent.objects.create(
         organization=organization,
         actor=actor,
-        actor_label=(actor.email if actor is not None else "")[:255],
+        actor_label=label[:255],
         ip=client_ip(request),
         action=action,
         target_type=target._meta.label_lower if target is not None else "",

@@ -144,6 +144,7 @@ class ContactPrivacyApiTests(ApiTestCase):
         event = AuditEvent.objects.get(action=AuditEvent.Action.CONTACT_EXPORTED)
         self.assertEqual((event.organization, event.ip), (self.org, "203.0.113.7"))
         self.assertEqual(event.target_id, str(self.contact.code))
+        self.assertEqual(event.actor_label, f"API key “Integration” ({self.secret[:12]}…)")
 
     def test_errors_stay_json_when_the_client_accepts_only_zip(self):
         zipped = self.api(
