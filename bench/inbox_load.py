@@ -212,7 +212,24 @@ def end_to_end(client, org, number, sockets, rate, seconds):
         stderr=subprocess.DEVNULL,
     )
     cookie = f"sessionid={client.cookies['sessionid'].value}"
-    chats = list(Chat.objects.filter(organization=org).select_related("contact")[: rate * seconds])
+    measured = rate * seconds
+    chats = list(Chat.objects.filter(organization=org).select_related("contact")[: measured + 20])
+    chats, warmup = chats[:measured], chats[measured:]
+
+    def wait_processed(timeout):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from integrations.models import WebhookEvent
+
+        deadline = time.monotonic() + timeout
+        recent = timezone.now() - timedelta(minutes=2)
+        while WebhookEvent.objects.filter(processed_at=None, received_at__gte=recent).exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the inbound worker did not process the warm-up")
+            time.sleep(0.2)
+
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
     try:
@@ -255,10 +272,9 @@ def end_to_end(client, org, number, sockets, rate, seconds):
             await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
             session = requests.Session()
             url = f"{servers[0].url}/webhooks/whatsapp/{number.webhook_key}/"
-            started = time.monotonic()
-            for index, chat in enumerate(chats):
-                due = started + index / rate
-                await asyncio.sleep(max(0, due - time.monotonic()))
+            run = int(time.time())  # new wamids each run: --reuse must not post duplicates
+
+            def post(chat, wamid):
                 body = payloads.encode_webhook(
                     payloads.build_webhook(
                         number.waba_id,
@@ -273,27 +289,32 @@ def end_to_end(client, org, number, sockets, rate, seconds):
                                 ],
                                 messages=[
                                     payloads.build_inbound_message(
-                                        wamid=f"wamid.e2e.{index}",
+                                        wamid=wamid,
                                         from_wa_id=chat.contact.wa_id,
                                         message_type="text",
-                                        content=payloads.build_text(f"e2e {index}"),
+                                        content=payloads.build_text(wamid),
                                     )
                                 ],
                             )
                         ],
                     )
                 )
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-Hub-Signature-256": signature.sign(body, SECRET),
+                }
+                return session.post(url, data=body, timeout=10, headers=headers)
+
+            # Warm up: the worker is running and every connection is open before timing starts.
+            for index, chat in enumerate(warmup):
+                await asyncio.to_thread(post, chat, f"wamid.warmup.{run}.{index}")
+            await asyncio.to_thread(wait_processed, 30)
+            started = time.monotonic()
+            for index, chat in enumerate(chats):
+                due = started + index / rate
+                await asyncio.sleep(max(0, due - time.monotonic()))
                 sent_at[str(chat.code)] = time.monotonic()
-                await asyncio.to_thread(
-                    session.post,
-                    url,
-                    data=body,
-                    timeout=10,
-                    headers={
-                        "Content-Type": "application/json",
-                        "X-Hub-Signature-256": signature.sign(body, SECRET),
-                    },
-                )
+                await asyncio.to_thread(post, chat, f"wamid.e2e.{run}.{index}")
             await asyncio.sleep(5)
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)

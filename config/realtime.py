@@ -6,6 +6,7 @@ daemon thread per process owns a loop that keeps the Redis connections warm.
 """
 
 import asyncio
+import json
 import logging
 import threading
 
@@ -40,10 +41,15 @@ def _log_failure(future) -> None:
 
 
 def publish(group: str, event: dict) -> None:
-    """Send ``event`` (a dict with a ``type`` naming the consumer handler) to ``group``."""
+    """Send ``event`` (a dict with a ``type`` naming the consumer handler) to ``group``.
+
+    A ``live.event``'s data is serialized here, once, as ``text``: every socket of the group
+    then sends the same string instead of encoding the same JSON again."""
     layer = get_channel_layer()
     if layer is None:
         return
+    if "data" in event and "text" not in event:
+        event = {**event, "text": json.dumps(event["data"], separators=(",", ":"))}
     loop = _publisher_loop()
     try:
         running = asyncio.get_running_loop()

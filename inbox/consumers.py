@@ -72,5 +72,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         return groups
 
     async def live_event(self, event):
-        """Forward a published event (``{"type": "live.event", "data": {...}}``) to the browser."""
-        await self.send_json(event["data"])
+        """Forward a published event (``{"type": "live.event", "data": {...}}``) to the browser,
+        as the JSON text ``realtime.publish`` encoded once for all sockets."""
+        if "text" in event:
+            await self.send(text_data=event["text"])
+        else:
+            await self.send_json(event["data"])
