@@ -272,10 +272,6 @@ def message_statuses_apply(*, number: WhatsAppNumber, updates: list[StatusUpdate
             )
 
 
-def message_status_apply(*, number: WhatsAppNumber, update: StatusUpdate) -> None:
-    message_statuses_apply(number=number, updates=[update])
-
-
 def _orphan_status_keep(number: WhatsAppNumber, update: StatusUpdate) -> None:
     OrphanStatus.objects.get_or_create(
         number=number,
@@ -523,7 +519,7 @@ def message_deliver(message_id: int) -> None:
         signals.send_on_commit(
             signals.message_status_changed, message=message, status="sent", previous="pending"
         )
-    # Statuses that arrived before we knew the wamid (see message_status_apply).
+    # Statuses that arrived before we knew the wamid (see message_statuses_apply).
     message_orphans_apply(number_id=message.number_id, wamid=wamid)
 
 
