@@ -3,7 +3,8 @@
     .venv/bin/python bench/webhook_ingest.py [--requests N] [--concurrency C] [--web-workers W]
 
 1. Creates/migrates the PostgreSQL database (``DATABASE_URL``, default
-   ``postgres://postgres@127.0.0.1:5432/porfin_bench``) and one number with outbound messages.
+   ``postgres://postgres@127.0.0.1:5432/porfin_bench``) and one number with 3,000 outbound
+   campaign messages spread over the chats of the 500 customers who also write in.
 2. Starts ``uvicorn config.asgi:application`` (W workers, production settings) with
    ``TASK_RUNNER=django_q`` and ``REDIS_URL``, so a webhook only stores its row and queues a task.
 3. Posts N signed, realistic bodies (1 in 4 an inbound message, the rest status batches of 1-3
@@ -121,16 +122,23 @@ def prepare(env: dict[str, str]) -> tuple[str, list[str]]:
         access_token="bench-token",
         app_secret=APP_SECRET,
     )
-    contact, _ = Contact.objects.get_or_create(
-        organization=organization, wa_id="15550000001", defaults={"phone": "+15550000001"}
+    # Outbound messages as a campaign leaves them: one or a few per customer, spread over the
+    # same customers who write in (statuses for one chat would all queue on that chat's row).
+    contacts = [
+        Contact.objects.get_or_create(
+            organization=organization, wa_id=wa_id, defaults={"phone": f"+{wa_id}"}
+        )[0]
+        for wa_id in map(customer_wa_id, range(CUSTOMERS))
+    ]
+    chats = Chat.objects.bulk_create(
+        Chat(organization=organization, contact=contact, number=number) for contact in contacts
     )
-    chat = Chat.objects.create(organization=organization, contact=contact, number=number)
     now = timezone.now()
     wamids = [f"wamid.bench-out-{i:06d}" for i in range(OUTBOUND)]
     Message.objects.bulk_create(
         Message(
             organization=organization,
-            chat=chat,
+            chat=chats[i % len(chats)],
             number=number,
             direction=Message.Direction.OUTBOUND,
             type=Message.Type.TEXT,
@@ -140,9 +148,13 @@ def prepare(env: dict[str, str]) -> tuple[str, list[str]]:
             sent_at=now,
             author_type=Message.Author.CAMPAIGN,
         )
-        for wamid in wamids
+        for i, wamid in enumerate(wamids)
     )
     return f"/webhooks/whatsapp/{number.webhook_key}/", wamids
+
+
+def customer_wa_id(index: int) -> str:
+    return f"5511{9000000000 + index}"
 
 
 def build_bodies(count: int, wamids: list[str]) -> list[bytes]:
@@ -154,7 +166,7 @@ def build_bodies(count: int, wamids: list[str]) -> list[bytes]:
     progress = ["sent", "delivered", "read"]
     for i in range(count):
         if i % 4 == 0:
-            wa_id = f"5511{9000000000 + rng.randrange(CUSTOMERS)}"
+            wa_id = customer_wa_id(rng.randrange(CUSTOMERS))
             message = wa.build_inbound_message(
                 wamid=f"wamid.bench-in-{i:07d}-{rng.getrandbits(32):08x}",
                 from_wa_id=wa_id,
@@ -172,6 +184,7 @@ def build_bodies(count: int, wamids: list[str]) -> list[bytes]:
             statuses = []
             for _ in range(rng.choice((1, 1, 2, 3))):
                 wamid = wamids[next_status % len(wamids)]
+                recipient = customer_wa_id(next_status % len(wamids) % CUSTOMERS)
                 status = progress[(next_status // len(wamids)) % 3]
                 next_status += 1
                 pricing = wa.build_pricing(
@@ -181,7 +194,7 @@ def build_bodies(count: int, wamids: list[str]) -> list[bytes]:
                     wa.build_status(
                         wamid=wamid,
                         status=status,
-                        recipient_id="15550000001",
+                        recipient_id=recipient,
                         timestamp=str(now),
                         pricing=None if status == "read" else pricing,
                     )
