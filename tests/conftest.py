@@ -23,13 +23,17 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Rate limits and heartbeats live in the cache; every test starts without them."""
+    """Rate limits and heartbeats live in the cache, outgoing-webhook subscriptions in a
+    per-process memo; every test starts without them (ids come back after a rollback)."""
     from django.conf import settings
 
     if settings.configured:
         from django.core.cache import cache
 
+        from integrations import outgoing
+
         cache.clear()
+        outgoing._subscriptions_memo.clear()
     yield
 
 
