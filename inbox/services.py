@@ -241,6 +241,20 @@ def _preview(message: Message) -> str:
     return f"[{message.get_type_display()}]"
 
 
+def chats_lock_for_batch(*, number: WhatsAppNumber, wa_ids: set, wamids: set) -> None:
+    """Lock, in id order, the chats a batch of webhook deliveries will update: those of the
+    customers writing in and those of the messages whose status changes. Without this, two
+    workers whose batches share chats lock them in delivery order and can deadlock."""
+    if not connection.features.has_select_for_update or not (wa_ids or wamids):
+        return
+    chats = Q(number=number, contact__wa_id__in=wa_ids) if wa_ids else Q(pk__in=[])
+    if wamids:
+        chats |= Q(pk__in=Message.objects.filter(number=number, wamid__in=wamids).values("chat_id"))
+    list(
+        Chat.objects.select_for_update(of=("self",)).filter(chats).order_by("pk").values_list("pk")
+    )
+
+
 @transaction.atomic(savepoint=False)  # no savepoint when nested: hot path
 def message_statuses_apply(*, number: WhatsAppNumber, updates: list[StatusUpdate]) -> None:
     """Move outbound messages' statuses forward, in the order the updates came; keep a status

@@ -31,6 +31,7 @@ AUDIT_HEADERS = (
 )
 MAX_PROCESSING_ATTEMPTS = 8
 SWEEP_BATCH = 50
+PROCESS_BATCH = 10
 
 
 # --- Clients ------------------------------------------------------------------------------------
@@ -197,6 +198,14 @@ def webhook_event_process(event_id: int) -> None:
 
 
 def webhook_events_process(event_ids: list[int]) -> None:
+    """Process stored deliveries in transactions of at most ``PROCESS_BATCH`` events: large
+    enough to share commits and lookups, small enough that a batch holds its chats' locks
+    only briefly (another worker may be waiting for them)."""
+    for start in range(0, len(event_ids), PROCESS_BATCH):
+        _events_process(event_ids[start : start + PROCESS_BATCH])
+
+
+def _events_process(event_ids: list[int]) -> None:
     """Parse stored deliveries and publish their domain events, exactly once in effect.
 
     Correctness comes from the database, not from the queue (django-q2 may run a task twice, or
@@ -237,6 +246,12 @@ def webhook_events_process(event_ids: list[int]) -> None:
             WebhookEvent.objects.filter(pk__in=done).update(processed_at=timezone.now(), error="")
     for event_id, error in failures.items():
         WebhookEvent.objects.filter(pk=event_id).update(error=error)
+    if len(event_ids) > 1:
+        # A failure inside a batch may be the batch's doing (a lock wait that PostgreSQL ended
+        # as a deadlock with another worker's batch): each failed event gets one more try at
+        # once, alone, rather than waiting for the sweep.
+        for event_id in failures:
+            _events_process([event_id])
 
 
 def _events_dispatch(events: list[WebhookEvent]) -> tuple[list[int], dict[int, str]]:
@@ -251,10 +266,11 @@ def _events_dispatch(events: list[WebhookEvent]) -> tuple[list[int], dict[int, s
     failures: dict[int, str] = {}
     statuses: dict[int, list[tuple[int, payloads.StatusUpdate]]] = {}  # by number
     numbers: dict[int, WhatsAppNumber] = {}
-    for event in events:
+    parsed = [(event, *_event_items(event)) for event in events]
+    _batch_announce(parsed)
+    for event, items, error in parsed:
         numbers[event.number_id] = event.number
         try:
-            items, error = _event_items(event)
             if error:
                 WebhookEvent.objects.filter(pk=event.pk).update(
                     processed_at=timezone.now(), error=error
@@ -288,6 +304,26 @@ def _events_dispatch(events: list[WebhookEvent]) -> tuple[list[int], dict[int, s
             for event_id, _status in items:
                 failures[event_id] = f"{type(exc).__name__}: {exc}"[:2000]
     return [event_id for event_id in done if event_id not in failures], failures
+
+
+def _batch_announce(parsed: list[tuple[WebhookEvent, list, str]]) -> None:
+    """Tell the receivers which customers and messages the batch will touch, before it touches
+    any: they lock those rows in one fixed order (by id), so two workers processing batches
+    that share chats wait for each other instead of deadlocking."""
+    touched: dict[int, tuple[WhatsAppNumber, set, set]] = {}
+    for event, items, _error in parsed:
+        for item in items:
+            _number, wa_ids, wamids = touched.setdefault(
+                event.number_id, (event.number, set(), set())
+            )
+            if isinstance(item, payloads.StatusUpdate):
+                wamids.add(item.wamid)
+            elif isinstance(item, payloads.InboundMessage):
+                wa_ids.add(item.wa_id or item.user_id)
+    for number, wa_ids, wamids in touched.values():
+        signals.batch_starting.send(
+            sender=WhatsAppNumber, number=number, wa_ids=wa_ids, wamids=wamids
+        )
 
 
 def _event_items(event: WebhookEvent) -> tuple[list, str]:

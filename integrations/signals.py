@@ -13,3 +13,7 @@ message_received = Signal()
 # sender=WhatsAppNumber, number=..., statuses=[payloads.StatusUpdate, ...] in the order received
 # (a whole batch of deliveries at once: statuses are the bulk of the traffic)
 statuses_received = Signal()
+# sender=WhatsAppNumber, number=..., wa_ids=set of customers writing in, wamids=set of messages
+# whose status changes: sent once per number before a batch of deliveries is processed, inside
+# its transaction, so receivers can lock what the batch will touch in a fixed order.
+batch_starting = Signal()
