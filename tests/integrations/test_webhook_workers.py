@@ -15,7 +15,7 @@ from inbox.models import Message
 from integrations import services
 from integrations.models import WebhookEvent, WhatsAppNumber
 from tests import servers
-from tests.integrations.conftest import inbound_body
+from tests.integrations.conftest import inbound_body, status_body
 from tests.servers import ROOT
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.django_db(transaction=True)]
@@ -143,3 +143,83 @@ def test_workers_racing_on_one_event_and_its_duplicate_store_one_message(number)
     assert Message.objects.get(wamid="wamid.race").chat.unread_count == 1
     assert WebhookEvent.objects.filter(processed_at__isnull=True).count() == 0
     assert set(WebhookEvent.objects.values_list("error", flat=True)) == {""}
+
+
+def test_batches_sharing_chats_wait_for_each_other_instead_of_deadlocking(number):
+    """Two workers' batches touch the same two chats in opposite orders (a customer writes in
+    one, a status arrives for the other). Each pauses after its messages, before its statuses,
+    so that without a fixed lock order they would hold one chat each and deadlock."""
+    import contextlib
+    import threading
+
+    from django.db import connection
+
+    from inbox.models import Chat, Contact
+    from integrations import signals
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL only")
+    chats = {}
+    for wa_id in ("5511900000001", "5511900000002"):
+        contact = Contact.objects.create(
+            organization=number.organization, wa_id=wa_id, phone=f"+{wa_id}"
+        )
+        chat = Chat.objects.create(organization=number.organization, contact=contact, number=number)
+        Message.objects.create(
+            organization=number.organization,
+            chat=chat,
+            number=number,
+            direction=Message.Direction.OUTBOUND,
+            type=Message.Type.TEXT,
+            text="Lembrete",
+            wamid=f"wamid.out.{wa_id}",
+            status=Message.Status.SENT,
+        )
+        chats[wa_id] = chat
+    now = int(time.time())
+
+    def event(body):
+        return WebhookEvent.objects.create(
+            number=number, organization_id=number.organization_id, body=body, headers={}
+        ).pk
+
+    a, b = chats
+    batches = [
+        [
+            event(inbound_body(number, wamid="wamid.in.a", wa_id=a)),
+            event(status_body(number, (f"wamid.out.{b}", "delivered", now))),
+        ],
+        [
+            event(inbound_body(number, wamid="wamid.in.b", wa_id=b)),
+            event(status_body(number, (f"wamid.out.{a}", "delivered", now))),
+        ],
+    ]
+    barrier = threading.Barrier(2, timeout=3)
+
+    def pause(sender, **kwargs):
+        # Broken (timed out) when the other batch is waiting for our locks: go on.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait()
+
+    def run(ids):
+        try:
+            services.webhook_events_process(ids)
+        finally:
+            connection.close()
+
+    signals.statuses_received.connect(pause, weak=False, dispatch_uid="test-pause")
+    try:
+        threads = [threading.Thread(target=run, args=(ids,)) for ids in batches]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        signals.statuses_received.disconnect(dispatch_uid="test-pause")
+    events = WebhookEvent.objects.filter(pk__in=[pk for ids in batches for pk in ids])
+    assert [(e.attempts, e.error) for e in events] == [(1, "")] * 4  # no retry was needed
+    assert all(e.processed_at for e in events)
+    assert set(
+        Message.objects.filter(wamid__startswith="wamid.out.").values_list("status", flat=True)
+    ) == {"delivered"}
+    assert Message.objects.filter(wamid__in=["wamid.in.a", "wamid.in.b"]).count() == 2
