@@ -1,5 +1,7 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts.admin import ReadOnlyTenantAdmin, TenantAdmin
 from assistants.models import (
@@ -12,6 +14,7 @@ from assistants.models import (
     ReplyJob,
     UsageRecord,
 )
+from config import tasks
 
 
 @admin.register(AISettings)
@@ -60,3 +63,27 @@ class ReplyJobAdmin(ReadOnlyTenantAdmin):
 @admin.register(ConversationAnalysis)
 class ConversationAnalysisAdmin(ReadOnlyTenantAdmin):
     list_display = ["chat", "lead_score", "sentiment", "intent", "created_at"]
+    list_filter = ["sentiment"]
+    actions = ["rerun"]
+
+    def has_change_permission(self, request, obj=None):
+        # Read-only form, but the re-run action needs "change" on the listed rows.
+        return obj is None and TenantAdmin.has_change_permission(self, request, obj)
+
+    @admin.action(
+        description=_("Re-run the analysis of these conversations"), permissions=["change"]
+    )
+    def rerun(self, request, queryset):
+        chat_ids = set(queryset.values_list("chat_id", flat=True))
+        for chat_id in chat_ids:
+            tasks.enqueue("assistants.tasks.analyze_chat", chat_id, queue="bulk")
+        self.message_user(
+            request,
+            ngettext(
+                "The analysis of %(n)d conversation was queued.",
+                "The analysis of %(n)d conversations was queued.",
+                len(chat_ids),
+            )
+            % {"n": len(chat_ids)},
+            messages.SUCCESS,
+        )

@@ -1,6 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts.admin import ReadOnlyTenantAdmin, TenantAdmin
+from campaigns import services
 from campaigns.models import (
     AudienceSettings,
     Automation,
@@ -20,8 +23,31 @@ from campaigns.models import (
 @admin.register(Campaign)
 class CampaignAdmin(TenantAdmin):
     list_display = ("name", "organization", "status", "schedule", "total", "sent", "failed")
+    list_filter = ("status",)
     search_fields = ("name",)
     readonly_fields = ("code", "run", "expanded_run", "dispatcher_token", "dispatcher_lease_until")
+    actions = ["pause", "resume"]
+
+    @admin.action(description=_("Pause the selected campaigns"), permissions=["change"])
+    def pause(self, request, queryset):
+        self._apply(request, queryset, services.campaign_pause)
+
+    @admin.action(description=_("Resume the selected campaigns"), permissions=["change"])
+    def resume(self, request, queryset):
+        self._apply(request, queryset, services.campaign_resume)
+
+    def _apply(self, request, queryset, change):
+        """The campaign page's own services: a campaign in a state that does not allow the
+        change (e.g. finished) is left as it is and counted."""
+        changed = sum(1 for campaign in queryset if change(campaign=campaign))
+        skipped = queryset.count() - changed
+        self.message_user(
+            request,
+            ngettext("%(n)d campaign changed.", "%(n)d campaigns changed.", changed)
+            % {"n": changed}
+            + (" " + _("%(n)d left as they were.") % {"n": skipped} if skipped else ""),
+            messages.WARNING if skipped else messages.SUCCESS,
+        )
 
 
 @admin.register(Segment)
