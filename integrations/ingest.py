@@ -1,11 +1,16 @@
-"""Meta's webhook POSTs at full speed on PostgreSQL: a plain ASGI receiver with group commit.
+"""Meta's webhook deliveries: the checks every path shares, and on PostgreSQL a plain ASGI
+receiver with group commit.
 
-A number at 80 msg/s brings about 320 webhooks/s (three statuses per message, plus inbound),
-and Meta wants each one acknowledged fast. Django's request cycle costs more than the work here
-(request signals hop to threads; one INSERT and one durable COMMIT per delivery makes the disk
-flush the ceiling). So signed POSTs to ``/webhooks/whatsapp/<key>/`` are answered here, with
-the same checks and answers as ``integrations.views.whatsapp_webhook``, which still serves GET
-verification, SQLite, and anything else. Deliveries arriving together are written by one
+``delivery_check`` is the one place that decides whether a POST to ``/webhooks/whatsapp/<key>/``
+is accepted (number lookup, size limits, signature, a re-read after a secret rotation) and what
+a refusal answers. Two paths call it and differ only in how they read the body and write the row:
+``integrations.views.whatsapp_webhook`` (GET verification, SQLite, anything else) and, on
+PostgreSQL, ``WebhookReceiver`` below.
+
+The receiver exists because a number at 80 msg/s brings about 320 webhooks/s (three statuses per
+message, plus inbound), and Meta wants each one acknowledged fast. Django's request cycle costs
+more than the work here (request signals hop to threads; one INSERT and one durable COMMIT per
+delivery makes the disk flush the ceiling). Deliveries arriving together are written by one
 multi-row INSERT whose durable commit comes before any of their 200s ("store first"), then
 queued as one processing task per batch.
 """
@@ -14,9 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import NamedTuple
 
 import psycopg
 from asgiref.sync import sync_to_async
@@ -26,7 +34,7 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from integrations import services
-from integrations.models import WebhookEvent
+from integrations.models import WebhookEvent, WhatsAppNumber
 from integrations.whatsapp import signature
 
 logger = logging.getLogger(__name__)
@@ -34,6 +42,103 @@ logger = logging.getLogger(__name__)
 PATH = re.compile(r"^/webhooks/whatsapp/([A-Za-z0-9_-]{1,64})/$")
 MAX_BATCH = 500
 FIELDS = ("number_id", "organization_id", "body", "headers", "processed_at", "error")
+
+
+# --- The checks both paths share ----------------------------------------------------------------
+
+
+class Refusal(NamedTuple):
+    """A webhook request turned away: the status and the plain-text reason to answer with."""
+
+    status: int
+    reason: str
+
+
+class Delivery(NamedTuple):
+    """A POST that passed every check: the body as received, signed with ``number``'s secret."""
+
+    number: WhatsAppNumber
+    body: bytes
+
+
+UNAVAILABLE = Refusal(503, "Try again later")  # Meta keeps the delivery and retries it
+UNKNOWN = Refusal(404, "Unknown webhook")
+BAD_LENGTH = Refusal(400, "Bad Content-Length")
+TOO_LARGE = Refusal(413, "Payload too large")
+UNSIGNED = Refusal(401, "Missing X-Hub-Signature-256")
+FORGED = Refusal(403, "Invalid signature")
+
+
+async def webhook_number(key: str) -> WhatsAppNumber | Refusal:
+    """The number ``key`` belongs to, from this process's cache when it can (no thread hop)."""
+    try:
+        number = services.webhook_number_cached(key) or await database(services.webhook_number, key)
+    except DatabaseError:
+        logger.exception("Webhook %s: the database is unavailable", key[:6])
+        return UNAVAILABLE
+    return UNKNOWN if number is None else number
+
+
+async def delivery_check(
+    key: str, headers: Mapping[str, str], read_body: Callable[[int], Awaitable[bytes | None]]
+) -> Delivery | Refusal:
+    """Whether a POST for ``key`` may be stored, and if not, what to answer.
+
+    ``headers`` has lowercase names. ``read_body(limit)`` returns the body, or None as soon as
+    it is over ``limit`` bytes; it is only called once the declared length fits (413 otherwise,
+    before reading anything). The signature is ``X-Hub-Signature-256`` over the exact bytes with
+    the number's app secret (missing 401, wrong 403); on a mismatch the number is read again,
+    bypassing the cache, in case its secret was just rotated.
+    """
+    number = await webhook_number(key)
+    if isinstance(number, Refusal):
+        return number
+    try:
+        declared = int(headers.get("content-length") or 0)
+    except ValueError:
+        return BAD_LENGTH
+    limit = settings.WEBHOOK_MAX_BODY_BYTES
+    if declared > limit:
+        return TOO_LARGE
+    body = await read_body(limit)
+    if body is None or len(body) > limit:
+        return TOO_LARGE
+    header = headers.get("x-hub-signature-256")
+    if not header:
+        return UNSIGNED
+    if signature.verify(body, header, number.app_secret):
+        return Delivery(number, body)
+    try:
+        number = await database(services.webhook_number, key, fresh=True)
+    except DatabaseError:
+        return UNAVAILABLE
+    if number is None or not signature.verify(body, header, number.app_secret):
+        logger.warning("Webhook for number %s: bad signature", number and number.pk)
+        return FORGED
+    return Delivery(number, body)
+
+
+def database(func, *args, **kwargs):
+    """Run ORM work (the number lookup, rare thanks to its cache; the view's INSERT) from async
+    webhook code, on the event loop's executor threads rather than a thread per request.
+
+    No request signals run here, so the connection is given back (to the pool on PostgreSQL)
+    right after. Under the inline task runner (tests, inside the test case's transaction) it
+    stays on the caller's connection instead.
+    """
+    if settings.TASK_RUNNER == "inline":
+        return sync_to_async(func, thread_sensitive=True)(*args, **kwargs)
+
+    def call():
+        try:
+            return func(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(call, thread_sensitive=False)()
+
+
+# --- PostgreSQL: the group-commit receiver ------------------------------------------------------
 
 
 class WebhookReceiver:
@@ -61,46 +166,20 @@ class WebhookReceiver:
         await send({"type": "http.response.body", "body": body})
 
     async def receive_delivery(self, key: str, scope, receive) -> tuple[int, bytes]:
-        try:
-            number = services.webhook_number_cached(key) or await _database(
-                services.webhook_number, key
-            )
-        except DatabaseError:
-            logger.exception("Webhook %s: the database is unavailable", key[:6])
-            return 503, b"Try again later"
-        if number is None:
-            return 404, b"Unknown webhook"
         headers = {
             name.decode("latin-1").lower(): value.decode("latin-1")
             for name, value in scope["headers"]
         }
-        try:
-            declared = int(headers.get("content-length") or 0)
-        except ValueError:
-            return 400, b"Bad Content-Length"
-        limit = settings.WEBHOOK_MAX_BODY_BYTES
-        if declared > limit:
-            return 413, b"Payload too large"
-        body = await _read_body(receive, limit)
-        if body is None:
-            return 413, b"Payload too large"
-        header = headers.get("x-hub-signature-256")
-        if not header:
-            return 401, b"Missing X-Hub-Signature-256"
-        if not signature.verify(body, header, number.app_secret):
-            try:  # the secret may have just been rotated: check against the stored one
-                number = await _database(services.webhook_number, key, fresh=True)
-            except DatabaseError:
-                return 503, b"Try again later"
-            if number is None or not signature.verify(body, header, number.app_secret):
-                logger.warning("Webhook for number %s: bad signature", number and number.pk)
-                return 403, b"Invalid signature"
-        fields = services.webhook_event_fields(number=number, body=body, headers=headers)
+        checked = await delivery_check(key, headers, functools.partial(_read_body, receive))
+        if isinstance(checked, Refusal):
+            return checked.status, checked.reason.encode()
+        number = checked.number
+        fields = services.webhook_event_fields(number=number, body=checked.body, headers=headers)
         try:
             event_id = await self.writer().write(fields)
         except (psycopg.Error, OSError):
             logger.exception("Webhook for number %s could not be stored", number.pk)
-            return 503, b"Try again later"
+            return UNAVAILABLE.status, UNAVAILABLE.reason.encode()
         return 200, json.dumps({"received": event_id}).encode()
 
     def writer(self) -> BatchWriter:
@@ -124,18 +203,6 @@ async def _read_body(receive, limit: int) -> bytes | None:
         chunks.append(chunk)
         more = message.get("more_body", False)
     return b"".join(chunks)
-
-
-def _database(func, *args, **kwargs):
-    """Run ORM work (the number lookup, rare thanks to its cache) on an executor thread."""
-
-    def call():
-        try:
-            return func(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return sync_to_async(call, thread_sensitive=False)()
 
 
 class BatchWriter:

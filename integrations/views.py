@@ -1,12 +1,12 @@
+import functools
 import hmac
 import logging
 
 import requests
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError
 from django.http import Http404, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -15,10 +15,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import access
-from integrations import selectors, services
+from integrations import ingest, selectors, services
 from integrations.forms import SandboxMessageForm
 from integrations.models import WhatsAppNumber
-from integrations.whatsapp import signature
 from integrations.whatsapp.errors import WhatsAppError
 
 logger = logging.getLogger(__name__)
@@ -63,32 +62,14 @@ def number_templates_sync(request, code):
     return redirect("number_list")
 
 
-def _database(func, *args, **kwargs):
-    """Run ``func`` (database work) from the async webhook view.
-
-    Django runs each ASGI request's sync code on a thread of its own, so thread-local database
-    connections would be opened and dropped per request; the webhook's one INSERT would pay a
-    connection each time. Here it runs on the event loop's long-lived executor threads, which
-    keep their connections (``CONN_MAX_AGE``). Under the inline task runner (tests, inside the
-    test case's transaction) it stays on the caller's connection.
-    """
-    shared = settings.TASK_RUNNER != "inline"
-
-    def call():
-        if shared:
-            close_old_connections()
-        return func(*args, **kwargs)
-
-    return sync_to_async(call, thread_sensitive=not shared)()
-
-
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 async def whatsapp_webhook(request, key):
     """Meta's callback for one number: verification (GET) and signed deliveries (POST).
 
-    A POST is checked against this number's app secret before anything is stored (missing
-    signature 401, wrong one 403), then written to the durable log and acknowledged at once;
+    A POST passes ``ingest.delivery_check`` (the checks and answers it shares with the
+    PostgreSQL receiver: missing signature 401, wrong one 403, too large 413, unknown key 404)
+    before anything is stored, then is written to the durable log and acknowledged at once;
     parsing happens in a task.
 
     Answers, given that Meta re-delivers anything that is not a 200 for up to 7 days:
@@ -96,53 +77,39 @@ async def whatsapp_webhook(request, key):
       answered **200**, not 400. The signature proves Meta sent these exact bytes, so a retry
       would only repeat them for a week (and a run of failures gets the webhook flagged); the
       stored row keeps them for inspection and reprocessing once the parser learns the shape.
-    - Too large (over ``WEBHOOK_MAX_BODY_BYTES``): 413 before reading it; nothing stored.
     - The database unreachable: 503, so that Meta keeps the delivery and retries it.
     Never a 500 for anything the sender controls.
     """
-    try:
-        number = services.webhook_number_cached(key) or await _database(
-            services.webhook_number, key
-        )
-    except DatabaseError:
-        logger.exception("Webhook %s: the database is unavailable", key[:6])
-        return HttpResponse("Try again later", status=503, content_type="text/plain")
-    if number is None:
-        return HttpResponse("Unknown webhook", status=404, content_type="text/plain")
     if request.method == "GET":
+        number = await ingest.webhook_number(key)
+        if isinstance(number, ingest.Refusal):
+            return _refusal(number)
         return _verify(request, number)
-    try:
-        declared = int(request.headers.get("content-length") or 0)
-    except ValueError:
-        return HttpResponse("Bad Content-Length", status=400, content_type="text/plain")
-    if declared > settings.WEBHOOK_MAX_BODY_BYTES:
-        return HttpResponse("Payload too large", status=413, content_type="text/plain")
-    try:
-        body = request.body
-    except RequestDataTooBig:  # over DATA_UPLOAD_MAX_MEMORY_SIZE
-        return HttpResponse("Payload too large", status=413, content_type="text/plain")
-    if len(body) > settings.WEBHOOK_MAX_BODY_BYTES:
-        return HttpResponse("Payload too large", status=413, content_type="text/plain")
-    header = request.headers.get("x-hub-signature-256")
-    if not header:
-        return HttpResponse("Missing X-Hub-Signature-256", status=401, content_type="text/plain")
-    if not signature.verify(body, header, number.app_secret):
-        try:  # the secret may have just been rotated: check against the stored one
-            number = await _database(services.webhook_number, key, fresh=True)
-        except DatabaseError:
-            return HttpResponse("Try again later", status=503, content_type="text/plain")
-        if number is None or not signature.verify(body, header, number.app_secret):
-            logger.warning("Webhook for number %s: bad signature", number and number.pk)
-            return HttpResponseForbidden("Invalid signature", content_type="text/plain")
     headers = {name.lower(): value for name, value in request.headers.items()}
+    checked = await ingest.delivery_check(key, headers, functools.partial(_body, request))
+    if isinstance(checked, ingest.Refusal):
+        return _refusal(checked)
     try:
-        event = await _database(
-            services.webhook_event_store, number=number, body=body, headers=headers
+        event = await ingest.database(
+            services.webhook_event_store, number=checked.number, body=checked.body, headers=headers
         )
     except DatabaseError:
-        logger.exception("Webhook for number %s could not be stored", number.pk)
-        return HttpResponse("Try again later", status=503, content_type="text/plain")
+        logger.exception("Webhook for number %s could not be stored", checked.number.pk)
+        return _refusal(ingest.UNAVAILABLE)
     return JsonResponse({"received": event.pk})
+
+
+async def _body(request, limit: int) -> bytes | None:
+    """The body Django has already spooled; None when it is over ``DATA_UPLOAD_MAX_MEMORY_SIZE``
+    (``delivery_check`` applies ``limit`` itself)."""
+    try:
+        return request.body
+    except RequestDataTooBig:
+        return None
+
+
+def _refusal(refusal: ingest.Refusal) -> HttpResponse:
+    return HttpResponse(refusal.reason, status=refusal.status, content_type="text/plain")
 
 
 def _verify(request, number):

@@ -117,6 +117,20 @@ def test_refusals_store_nothing_and_say_why(server):
     assert not WebhookEvent.objects.exists()
 
 
+def test_a_rotated_secret_takes_effect_at_once(server):
+    number = make_number("eta", "5007")
+    assert post(server, number, inbound(number, 1)).status_code == 200  # the server keeps it
+    WhatsAppNumber.objects.filter(pk=number.pk).update(app_secret="rotated-secret")
+    body = inbound(number, 2)
+    rotated = post(
+        server, number, body, {"X-Hub-Signature-256": signature.sign(body, "rotated-secret")}
+    )
+    assert rotated.status_code == 200
+    assert bytes(WebhookEvent.objects.get(pk=rotated.json()["received"]).body) == body
+    stale = post(server, number, inbound(number, 3))
+    assert (stale.status_code, stale.text) == (403, "Invalid signature")
+
+
 def test_signed_but_malformed_json_is_kept_with_the_reason_and_acknowledged(server):
     number = make_number("gamma", "5003")
     answer = post(server, number, b'{"object": "whatsapp_business_account", ')

@@ -157,6 +157,22 @@ class SignatureTests(WebhookTestCase):
         self.assertIsNone(secret.read_at)
         self.assertFalse(OrphanStatus.objects.exists())
 
+    def test_it_accepts_a_delivery_signed_with_a_just_rotated_secret(self):
+        """The number is kept a few seconds per process; a signature that fails against the kept
+        secret is checked again against the stored one, so a rotation takes effect at once."""
+        self.assertEqual(
+            self.deliver(inbound_body(self.number, wamid="wamid.old")).status_code, 200
+        )
+        previous = self.number.app_secret
+        self.number.app_secret = "rotated-app-secret"
+        self.number.save(update_fields=["app_secret"])
+        response = self.deliver(inbound_body(self.number, wamid="wamid.new"))
+        self.assertEqual(response.status_code, 200)
+        self.assertTrue(Message.objects.filter(wamid="wamid.new").exists())
+        stale = inbound_body(self.number, wamid="wamid.stale")
+        self.assertEqual(self.deliver(stale, secret=previous).status_code, 403)
+        self.assertFalse(Message.objects.filter(wamid="wamid.stale").exists())
+
     @override_settings(WEBHOOK_MAX_BODY_BYTES=1000)
     def test_it_answers_413_for_an_oversized_body(self):
         body = inbound_body(self.number, wamid="wamid.big", content=wa.build_text("x" * 2000))
