@@ -3,12 +3,12 @@
 import asyncio
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-django_http = get_asgi_application()
+django.setup(set_prefix=False)
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
@@ -18,6 +18,28 @@ from django.conf import settings  # noqa: E402
 from accounts.middleware_ws import TenantWebsocketMiddleware  # noqa: E402
 from config import realtime, tasks  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
+
+
+class AdmittingDjangoHandler(ASGIHandler):
+    """Django's handler, letting at most ``limit`` requests run their middleware and view at
+    once in this process; the others wait their turn here, after their body has been read and
+    before any work.
+
+    Under ASGI every sync request runs on a thread of its own. A hundred concurrent requests
+    would otherwise be a hundred threads time-slicing one GIL and queueing inside their views
+    for the pooled database connections, so each would take many times its own cost and the
+    process would serve fewer of them. Sending a streamed response happens outside the limit."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+        self._admission: asyncio.Semaphore | None = None
+
+    async def get_response_async(self, request):
+        if self._admission is None:  # created on the server's loop
+            self._admission = asyncio.Semaphore(self.limit)
+        async with self._admission:
+            return await super().get_response_async(request)
 
 
 class BareDjangoHandler(ASGIHandler):
@@ -49,6 +71,19 @@ def route_webhooks(webhooks, app):
     return dispatch
 
 
+def with_server_send(app):
+    """Keep the server's own ``send`` in a websocket's scope as ``server_send``.
+
+    Channels' session middleware wraps ``send`` to save the session on handshake messages and
+    only inspects every other message on the way; the live inbox forwards thousands of frames a
+    second per process, so ``LiveConsumer`` sends them on the server's callable directly."""
+
+    async def application(scope, receive, send):
+        return await app({**scope, "server_send": send}, receive, send)
+
+    return application
+
+
 class ServerLoopApplication:
     """Remembers the server's event loop so worker threads can publish live events on it."""
 
@@ -64,6 +99,7 @@ class ServerLoopApplication:
         return await self.app(scope, receive, send)
 
 
+django_http = AdmittingDjangoHandler(settings.HTTP_CONCURRENCY)
 webhooks = BareDjangoHandler()
 if settings.IS_POSTGRES:
     from integrations.ingest import WebhookReceiver
@@ -82,8 +118,10 @@ application = ServerLoopApplication(
     ProtocolTypeRouter(
         {
             "http": http_app,
-            "websocket": AllowedHostsOriginValidator(
-                AuthMiddlewareStack(TenantWebsocketMiddleware(URLRouter(websocket_urlpatterns)))
+            "websocket": with_server_send(
+                AllowedHostsOriginValidator(
+                    AuthMiddlewareStack(TenantWebsocketMiddleware(URLRouter(websocket_urlpatterns)))
+                )
             ),
         }
     )

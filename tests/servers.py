@@ -66,6 +66,8 @@ class ServerProcess:
                 str(self.port),
                 "--log-level",
                 "warning",
+                "--ws-per-message-deflate",  # as README's production command
+                "false",
             ],
             cwd=ROOT,
             env=self.env,
