@@ -75,11 +75,14 @@ def environment() -> dict:
         "DATABASE_URL": f"{PG}/{DB_NAME}",
         "REDIS_URL": REDIS,
         "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DEBUG": "1",
+        "DEBUG": "0",  # as in production (DEBUG keeps every query in memory)
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",  # plain HTTP on the loopback
+        "LOG_LEVEL": "WARNING",
+        # Production settings need their own keys. Bench-only values.
+        "SECRET_KEY": "bench-api-secret-key-not-for-production-0123456789",
+        "FIELD_ENCRYPTION_KEY": "YmVuY2gtYXBpLWZlcm5ldC1rZXktMDEyMzQ1Njc4OTA=",
         "OUTGOING_WEBHOOKS_ALLOW_PRIVATE": "0",
-        # Under ASGI every request runs in its own thread: persistent connections would pile up
-        # (one per thread) until PostgreSQL refuses more, so each request opens its own.
-        "CONN_MAX_AGE": "0",
     }
 
 

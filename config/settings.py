@@ -120,14 +120,22 @@ else:
     # Under ASGI every request runs on a thread of its own, so persistent per-thread connections
     # would pile up: web processes use psycopg's pool instead (Django >= 5.1). `qcluster` forks
     # its workers after start-up, and a pool must never be shared across a fork, so it doesn't.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    if env.bool("DB_POOL", default="qcluster" not in sys.argv):
+    # A qcluster worker (one task at a time) keeps its own connection between tasks instead:
+    # django-q2 closes obsolete connections before every task, and opening a new one cost about
+    # as much as an inbound task's own work.
+    pooled = env.bool("DB_POOL", default="qcluster" not in sys.argv)
+    DATABASES["default"]["CONN_MAX_AGE"] = 0 if pooled else 600
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = not pooled
+    if pooled:
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": env.int("DB_POOL_MIN", default=2),
             "max_size": env.int("DB_POOL_MAX", default=16),
             "timeout": 10,
         }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Django requests one web process runs at once (config/asgi.py); more wait their turn. Keep it
+# at or below DB_POOL_MAX so an admitted request never waits for a connection.
+HTTP_CONCURRENCY = env.int("HTTP_CONCURRENCY", default=4)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
 
