@@ -250,11 +250,13 @@ def end_to_end(client, org, number, sockets, rate, seconds):
                     except TimeoutError:
                         continue
                     now = time.monotonic()
-                    event = json.loads(raw)
-                    chat = event.get("chat")
-                    if event.get("type") == "message.new" and chat in sent_at and chat not in seen:
-                        seen.add(chat)  # the first event for that chat on this socket
-                        latencies.append((now - sent_at[chat]) * 1000)
+                    data = json.loads(raw)
+                    for event in data if isinstance(data, list) else [data]:  # bursts: arrays
+                        chat = event.get("chat")
+                        first = chat in sent_at and chat not in seen  # on this socket
+                        if event.get("type") == "message.new" and first:
+                            seen.add(chat)
+                            latencies.append((now - sent_at[chat]) * 1000)
 
         async def scenario():
             stop = asyncio.Event()

@@ -22,10 +22,13 @@
     socket.addEventListener("message", function (message) {
       let data;
       try { data = JSON.parse(message.data); } catch (error) { return; }
-      window.PorfinLive.received += 1;
-      window.PorfinLive.recent.push(data);
-      if (window.PorfinLive.recent.length > 200) window.PorfinLive.recent.shift();
-      document.dispatchEvent(new CustomEvent("live:" + data.type, { detail: data }));
+      // Under load the server coalesces a burst of events into one frame: a JSON array, in order.
+      for (const event of Array.isArray(data) ? data : [data]) {
+        window.PorfinLive.received += 1;
+        window.PorfinLive.recent.push(event);
+        if (window.PorfinLive.recent.length > 200) window.PorfinLive.recent.shift();
+        document.dispatchEvent(new CustomEvent("live:" + event.type, { detail: event }));
+      }
     });
     socket.addEventListener("close", function (event) {
       setState("closed");

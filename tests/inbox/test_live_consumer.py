@@ -74,3 +74,28 @@ class LiveConsumerTests(TransactionTestCase):
             await asyncio.sleep(0)
 
         async_to_sync(scenario)()
+
+    def test_a_burst_of_events_arrives_complete_and_in_order_in_fewer_frames(self):
+        cookie = session_cookie(self.operator)
+
+        async def scenario():
+            socket = connect(cookie)
+            await socket.connect()
+            await socket.receive_json_from()  # hello
+            for index in range(30):
+                await sync_to_async(realtime.publish)(
+                    organization_group(self.org),
+                    {"type": "live.event", "data": {"type": "message.new", "n": index}},
+                )
+            received, frames = [], 0
+            while len(received) < 30:
+                data = await socket.receive_json_from(timeout=3)
+                frames += 1
+                received.extend(data if isinstance(data, list) else [data])
+            self.assertEqual([event["n"] for event in received], list(range(30)))
+            self.assertLess(frames, 30)
+            self.assertEqual(received[0], {"type": "message.new", "n": 0})  # the first at once
+            self.assertTrue(await socket.receive_nothing(timeout=0.2))
+            await socket.disconnect()
+
+        async_to_sync(scenario)()
