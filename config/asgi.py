@@ -16,19 +16,14 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 
 from accounts.middleware_ws import TenantWebsocketMiddleware  # noqa: E402
-from config import realtime, tasks  # noqa: E402
+from config import admission, realtime, tasks  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
 
 class AdmittingDjangoHandler(ASGIHandler):
-    """Django's handler, letting at most ``limit`` requests run their middleware and view at
-    once in this process; the others wait their turn here, after their body has been read and
-    before any work.
-
-    Under ASGI every sync request runs on a thread of its own. A hundred concurrent requests
-    would otherwise be a hundred threads time-slicing one GIL and queueing inside their views
-    for the pooled database connections, so each would take many times its own cost and the
-    process would serve fewer of them. Sending a streamed response happens outside the limit."""
+    """Django's handler, running at most ``limit`` requests' middleware and views at once in
+    this process (``config.admission``); the others wait their turn after their body has been
+    read and before any work. Sending a streamed response happens outside the limit."""
 
     def __init__(self, limit: int):
         super().__init__()
@@ -38,7 +33,7 @@ class AdmittingDjangoHandler(ASGIHandler):
     async def get_response_async(self, request):
         if self._admission is None:  # created on the server's loop
             self._admission = asyncio.Semaphore(self.limit)
-        async with self._admission:
+        async with admission.admitted(self._admission):
             return await super().get_response_async(request)
 
 

@@ -133,9 +133,11 @@ else:
             "timeout": 10,
         }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-# Django requests one web process runs at once (config/asgi.py); more wait their turn. Keep it
-# at or below DB_POOL_MAX so an admitted request never waits for a connection.
-HTTP_CONCURRENCY = env.int("HTTP_CONCURRENCY", default=4)
+# Django requests one web process runs at once (config/admission.py); more wait their turn, and
+# a request waiting on WhatsApp or the model gives its turn away meanwhile. Requests are CPU-bound
+# (a database round trip is ~0.1 ms), so one per process and one process per core serve the most
+# with the least time each. Keep it at or below DB_POOL_MAX.
+HTTP_CONCURRENCY = env.int("HTTP_CONCURRENCY", default=1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
 

@@ -40,6 +40,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from config import tasks
+from config.admission import waiting_outside
 from integrations.models import WebhookDelivery, WebhookSubscription
 
 logger = logging.getLogger(__name__)
@@ -245,9 +246,14 @@ def delivery_attempt(delivery_id: int) -> None:
     status_code, response_text, error = None, "", ""
     try:
         url_check(subscription.url)
-        response = requests.post(
-            subscription.url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False
-        )
+        with waiting_outside():
+            response = requests.post(
+                subscription.url,
+                data=body,
+                headers=headers,
+                timeout=TIMEOUT,
+                allow_redirects=False,
+            )
         status_code, response_text = response.status_code, response.text[:RESPONSE_KEEP]
         if not 200 <= status_code < 300:
             error = _("The receiver answered %(status)d.") % {"status": status_code}

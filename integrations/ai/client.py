@@ -19,6 +19,7 @@ from typing import Any
 import openai
 from django.conf import settings
 
+from config.admission import waiting_outside
 from integrations.whatsapp.errors import IntegrationError
 
 DEFAULT_TIMEOUT = 20.0
@@ -77,7 +78,8 @@ class ChatProvider:
         if tools:
             kwargs["tools"] = tools
         try:
-            response = self.client.chat.completions.create(**kwargs)
+            with waiting_outside():
+                response = self.client.chat.completions.create(**kwargs)
         except openai.APITimeoutError as error:
             raise AIError(f"The model did not answer in time: {error}", permanent=False) from error
         except openai.APIStatusError as error:
@@ -116,16 +118,18 @@ class ChatProvider:
 
     def embed(self, *, model: str, texts: list[str]) -> list[list[float]]:
         try:
-            response = self.client.embeddings.create(model=model, input=texts)
+            with waiting_outside():
+                response = self.client.embeddings.create(model=model, input=texts)
         except openai.APIError as error:
             raise AIError(f"Embeddings failed: {error}", permanent=False) from error
         return [item.embedding for item in sorted(response.data, key=lambda d: d.index)]
 
     def transcribe(self, *, model: str, filename: str, data: bytes, mime_type: str) -> str:
         try:
-            response = self.client.audio.transcriptions.create(
-                model=model, file=(filename, data, mime_type)
-            )
+            with waiting_outside():
+                response = self.client.audio.transcriptions.create(
+                    model=model, file=(filename, data, mime_type)
+                )
         except openai.APIError as error:
             raise AIError(f"Transcription failed: {error}", permanent=False) from error
         return (getattr(response, "text", "") or "").strip()

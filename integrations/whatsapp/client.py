@@ -25,6 +25,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
+from config.admission import waiting_outside
+
 from . import validation
 from .errors import (
     AuthError,
@@ -471,13 +473,14 @@ class CloudAPIClient:
         attempt = 0
         while True:
             try:
-                response = self._session.request(
-                    method,
-                    url,
-                    headers={"Authorization": f"Bearer {self._access_token}"},
-                    timeout=self.timeout,
-                    **kwargs,
-                )
+                with waiting_outside():
+                    response = self._session.request(
+                        method,
+                        url,
+                        headers={"Authorization": f"Bearer {self._access_token}"},
+                        timeout=self.timeout,
+                        **kwargs,
+                    )
             except requests.RequestException as exc:
                 error = _transport_error(exc, idempotent)
             else:
@@ -496,7 +499,8 @@ class CloudAPIClient:
             )
             if delay is None:
                 raise error
-            time.sleep(delay)
+            with waiting_outside():
+                time.sleep(delay)
             attempt += 1
 
     @staticmethod
