@@ -30,9 +30,11 @@ def on_chat_changed(sender, *, chat, change, actor=None, data=None, **kwargs):
     automations.on_chat_changed(chat=chat, change=change, actor=actor, data=data or {})
 
 
-@receiver(inbox_signals.message_status_changed, dispatch_uid="campaigns-status-changed")
-def on_message_status_changed(sender, *, message, status, **kwargs):
-    services.recipient_status_apply(message=message, status=status)
+@receiver(inbox_signals.message_statuses_changed, dispatch_uid="campaigns-statuses-changed")
+def on_message_statuses_changed(sender, *, changes, **kwargs):
+    services.recipients_status_apply(
+        changes=[(message, status) for message, status, _previous in changes]
+    )
 
 
 @receiver(channel_signals.statuses_received, dispatch_uid="campaigns-status-callback")

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 
 import phonenumbers
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Case, Count, DateTimeField, Q, Value, When
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -274,41 +274,66 @@ def campaign_converted(campaign: Campaign) -> int:
 STATUS_ORDER = {R.SENT: 1, R.DELIVERED: 2, R.READ: 3, R.REPLIED: 4}
 
 
-def recipient_status_apply(*, message: Message, status: str) -> None:
-    """Follow the campaign message's delivery status (forward only)."""
-    if message.author_type != Message.Author.CAMPAIGN or not message.wamid:
+def recipients_status_apply(*, changes: list[tuple[Message, str]]) -> None:
+    """Follow campaign messages' delivery statuses (forward only), for a batch of (message,
+    status) changes at once (a webhook batch moves dozens): one UPDATE per status rather than
+    per message, and one progress update per campaign touched."""
+    followed = [
+        (message, status)
+        for message, status in changes
+        if message.author_type == Message.Author.CAMPAIGN
+        and message.wamid
+        and status in (R.DELIVERED, R.READ, R.FAILED)
+    ]
+    if not followed:
         return
-    if status == "failed":
-        updated = CampaignRecipient.objects.filter(
-            wamid=message.wamid, status__in=(R.SENT, R.DELIVERED)
-        ).update(
-            status=R.FAILED,
-            reason=CampaignRecipient.Reason.DELIVERY_FAILED,
-            failed_at=timezone.now(),
-            error_code=message.error_code,
-            error_detail=(message.error_title or message.error_details)[:500],
-        )
-    elif status in (R.DELIVERED, R.READ):
-        earlier = [s for s, rank in STATUS_ORDER.items() if rank < STATUS_ORDER[status]]
-        stamp = {"delivered": "delivered_at", "read": "read_at"}[status]
-        when = getattr(message, stamp) or timezone.now()
-        updated = CampaignRecipient.objects.filter(wamid=message.wamid, status__in=earlier).update(
-            status=status, **{stamp: when}
-        )
-        if status == R.READ:
-            CampaignRecipient.objects.filter(wamid=message.wamid, delivered_at__isnull=True).update(
-                delivered_at=when
+    now = timezone.now()
+    updated = 0
+    with transaction.atomic():
+        # Delivered before read: a message may have moved twice in the batch.
+        for status, stamp in ((R.DELIVERED, "delivered_at"), (R.READ, "read_at")):
+            when = {m.wamid: getattr(m, stamp) or now for m, s in followed if s == status}
+            if not when:
+                continue
+            earlier = [s for s, rank in STATUS_ORDER.items() if rank < STATUS_ORDER[status]]
+            updated += CampaignRecipient.objects.filter(wamid__in=when, status__in=earlier).update(
+                status=status, **{stamp: _by_wamid(when)}
             )
-    else:
-        return
+            if status == R.READ:  # read implies delivered
+                CampaignRecipient.objects.filter(wamid__in=when, delivered_at__isnull=True).update(
+                    delivered_at=_by_wamid(when)
+                )
+        for message, status in followed:
+            if status == R.FAILED:
+                updated += CampaignRecipient.objects.filter(
+                    wamid=message.wamid, status__in=(R.SENT, R.DELIVERED)
+                ).update(
+                    status=R.FAILED,
+                    reason=CampaignRecipient.Reason.DELIVERY_FAILED,
+                    failed_at=now,
+                    error_code=message.error_code,
+                    error_detail=(message.error_title or message.error_details)[:500],
+                )
     if updated:
-        campaign_id = (
-            CampaignRecipient.objects.filter(wamid=message.wamid)
+        wamids = {message.wamid for message, _status in followed}
+        campaign_ids = (
+            CampaignRecipient.objects.filter(wamid__in=wamids)
             .values_list("campaign_id", flat=True)
-            .first()
+            .distinct()
         )
-        if campaign_id:
+        for campaign_id in sorted(campaign_ids):
             progress_publish(campaign_id)
+
+
+def _by_wamid(values: dict):
+    """An UPDATE value per recipient's wamid (a plain value when they are all the same)."""
+    distinct = set(values.values())
+    if len(distinct) == 1:
+        return distinct.pop()
+    return Case(
+        *[When(wamid=wamid, then=Value(value)) for wamid, value in values.items()],
+        output_field=DateTimeField(),
+    )
 
 
 # --- Contacts ---------------------------------------------------------------------------------

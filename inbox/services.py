@@ -4,6 +4,7 @@ import hashlib
 import logging
 import mimetypes
 import random
+from collections import Counter
 from datetime import timedelta
 
 import phonenumbers
@@ -13,8 +14,6 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, F, Q, Value, When
-from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -66,12 +65,52 @@ def publish_chat_event(chat: Chat, event_type: str, **data) -> None:
             f"UPDATE {Chat._meta.db_table} SET seq = seq + 1 WHERE id = %s RETURNING seq",  # noqa: S608
             [chat.pk],
         )
-        seq = chat.seq = cursor.fetchone()[0]
-    payload = {"type": event_type, "chat": str(chat.code), "seq": seq, **data}
-    event = {"type": "live.event", "data": payload}
+        chat.seq = cursor.fetchone()[0]
+    _chat_event_publish(chat, event_type, data)
+
+
+def _chat_event_publish(chat: Chat, event_type: str, data: dict) -> None:
+    """Send, after commit, a chat's event already numbered ``chat.seq``."""
+    event = _chat_event(chat, event_type, data)
     realtime.publish_on_commit(organization_group(chat.organization), event)
     if chat.assignee_id:
         realtime.publish_on_commit(user_group(chat.assignee), event)
+
+
+def _chat_event(chat: Chat, event_type: str, data: dict) -> dict:
+    payload = {"type": event_type, "chat": str(chat.code), "seq": chat.seq, **data}
+    return {"type": "live.event", "data": payload}
+
+
+def publish_chat_events(events: list[tuple[Chat, str, dict]]) -> None:
+    """``publish_chat_event`` for many events (a webhook batch's status changes): one statement
+    numbers them all, each chat's in the order given, and one callback sends them after commit.
+    The chats must already be locked in a fixed order (see ``chats_lock_for_batch``)."""
+    if not events:
+        return
+    counts = Counter(chat.pk for chat, _type, _data in events)
+    if max(counts.values()) == 1:
+        increment, params = "1", []
+    else:
+        increment = "CASE id " + "WHEN %s THEN %s " * len(counts) + "END"
+        params = [value for pk, count in counts.items() for value in (pk, count)]
+    placeholders = ", ".join(["%s"] * len(counts))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Chat._meta.db_table} SET seq = seq + {increment} "  # noqa: S608
+            f"WHERE id IN ({placeholders}) RETURNING id, seq",
+            [*params, *counts],
+        )
+        seq = {pk: last - counts[pk] for pk, last in cursor.fetchall()}
+    deliveries = []
+    for chat, event_type, data in events:
+        seq[chat.pk] += 1
+        chat.seq = seq[chat.pk]
+        event = _chat_event(chat, event_type, data)
+        deliveries.append((organization_group(chat.organization), event))
+        if chat.assignee_id:
+            deliveries.append((user_group(chat.assignee), event))
+    transaction.on_commit(lambda: [realtime.publish(group, event) for group, event in deliveries])
 
 
 # --- Inbound ----------------------------------------------------------------------------------
@@ -100,12 +139,6 @@ def chat_for_contact(*, number: WhatsAppNumber, contact: Contact) -> Chat:
             signals.chat_changed, chat=chat, change="created", actor=None, data={}
         )
     return chat
-
-
-def _later_of(field: str, value):
-    """SQL for "the later of the stored ``field`` and ``value``" (a late delivery of an older
-    message must not move the chat's clocks backwards)."""
-    return Greatest(Coalesce(F(field), Value(value)), Value(value))
 
 
 @transaction.atomic(savepoint=False)  # no savepoint when nested: hot path
@@ -164,20 +197,7 @@ def message_receive(*, number: WhatsAppNumber, inbound: InboundMessage) -> Messa
             )
     except IntegrityError:  # the same wamid again: a duplicate delivery, stored once already
         return None
-    sent_at = inbound.timestamp
-    is_latest = Q(last_message_at__isnull=True) | Q(last_message_at__lte=sent_at)
-    Chat.objects.filter(pk=chat.pk).update(
-        last_message_at=_later_of("last_message_at", sent_at),
-        last_message_preview=Case(
-            When(is_latest, then=Value(_preview(message))), default=F("last_message_preview")
-        ),
-        unread_count=F("unread_count") + 1,
-        window_expires_at=_later_of("window_expires_at", sent_at + SERVICE_WINDOW),
-        status=Chat.Status.OPEN,
-    )
-    Contact.objects.filter(pk=contact.pk).update(
-        last_inbound_at=_later_of("last_inbound_at", sent_at)
-    )
+    _chat_and_contact_record_inbound(chat, contact, message)
     if inbound.media_id:
         Media.objects.create(
             organization_id=number.organization_id,
@@ -187,9 +207,38 @@ def message_receive(*, number: WhatsAppNumber, inbound: InboundMessage) -> Messa
             filename=inbound.filename or "",
         )
         tasks.enqueue("inbox.tasks.download_media", message.pk, queue="inbound")
-    publish_chat_event(chat, "message.new", message=str(message.code))
+    _chat_event_publish(chat, "message.new", {"message": str(message.code)})
     signals.send_on_commit(signals.message_received, message=message)
     return message
+
+
+def _chat_and_contact_record_inbound(chat: Chat, contact: Contact, message: Message) -> None:
+    """Record a customer's message on its chat (latest message, unread count, service window,
+    reopened, and the number of its live event) and contact, in two statements. A late
+    delivery of an older message never moves the clocks backwards."""
+    sent_at = message.timestamp
+    adapt = connection.ops.adapt_datetimefield_value
+    when, window = adapt(sent_at), adapt(sent_at + SERVICE_WINDOW)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Chat._meta.db_table} SET"  # noqa: S608
+            " last_message_preview = CASE WHEN last_message_at IS NULL OR last_message_at <= %s"
+            " THEN %s ELSE last_message_preview END,"
+            " last_message_at = CASE WHEN last_message_at IS NULL OR last_message_at < %s"
+            " THEN %s ELSE last_message_at END,"
+            " window_expires_at = CASE WHEN window_expires_at IS NULL OR window_expires_at < %s"
+            " THEN %s ELSE window_expires_at END,"
+            " unread_count = unread_count + 1, status = %s, seq = seq + 1"
+            " WHERE id = %s RETURNING seq",
+            [when, _preview(message), when, when, window, window, Chat.Status.OPEN, chat.pk],
+        )
+        chat.seq = cursor.fetchone()[0]
+        cursor.execute(
+            f"UPDATE {Contact._meta.db_table} SET last_inbound_at = CASE"  # noqa: S608
+            " WHEN last_inbound_at IS NULL OR last_inbound_at < %s THEN %s"
+            " ELSE last_inbound_at END WHERE id = %s",
+            [when, when, contact.pk],
+        )
 
 
 def message_handled_mark(*, message: Message, by: str) -> None:
@@ -247,12 +296,28 @@ def chats_lock_for_batch(*, number: WhatsAppNumber, wa_ids: set, wamids: set) ->
     workers whose batches share chats lock them in delivery order and can deadlock."""
     if not connection.features.has_select_for_update or not (wa_ids or wamids):
         return
-    chats = Q(number=number, contact__wa_id__in=wa_ids) if wa_ids else Q(pk__in=[])
+    # Plain SQL: this runs once per batch, and the ORM took longer to build it than the
+    # database to run it.
+    touched, params = [], []
+    if wa_ids:
+        touched.append(
+            f"SELECT chat.id FROM {Chat._meta.db_table} chat"  # noqa: S608
+            f" JOIN {Contact._meta.db_table} contact ON contact.id = chat.contact_id"
+            f" WHERE chat.number_id = %s AND contact.wa_id IN ({', '.join(['%s'] * len(wa_ids))})"
+        )
+        params += [number.pk, *wa_ids]
     if wamids:
-        chats |= Q(pk__in=Message.objects.filter(number=number, wamid__in=wamids).values("chat_id"))
-    list(
-        Chat.objects.select_for_update(of=("self",)).filter(chats).order_by("pk").values_list("pk")
-    )
+        touched.append(
+            f"SELECT chat_id FROM {Message._meta.db_table}"  # noqa: S608
+            f" WHERE number_id = %s AND wamid IN ({', '.join(['%s'] * len(wamids))})"
+        )
+        params += [number.pk, *wamids]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {Chat._meta.db_table} WHERE id IN ({' UNION '.join(touched)})"  # noqa: S608
+            f" ORDER BY id FOR UPDATE OF {Chat._meta.db_table}",
+            params,
+        )
 
 
 @transaction.atomic(savepoint=False)  # no savepoint when nested: hot path
@@ -261,9 +326,10 @@ def message_statuses_apply(*, number: WhatsAppNumber, updates: list[StatusUpdate
     for an unknown wamid to apply when the message appears (the webhook can beat the send
     call's response).
 
-    One query finds every message the updates name (a webhook batch carries dozens), so that a
-    repeated or stale status costs nothing more; rows are locked in id order, the same order
-    every worker uses, so two workers never deadlock on them.
+    A webhook batch carries dozens of updates, so the work is done in bulk: one query finds
+    (and locks, in id order, the same order every worker uses) every message they name, one
+    UPDATE saves the changes, and one more numbers their live events; a repeated or stale
+    status costs nothing more.
     """
     wamids = {update.wamid for update in updates}
     messages = {
@@ -273,17 +339,15 @@ def message_statuses_apply(*, number: WhatsAppNumber, updates: list[StatusUpdate
         .filter(number=number, wamid__in=wamids)
         .order_by("pk")
     }
+    applied = []
     for update in updates:
         message = messages.get(update.wamid)
         if message is None:
             _orphan_status_keep(number, update)
         else:
-            _apply_status(
-                message,
-                update.status,
-                update.timestamp,
-                update.error.__dict__ if update.error else {},
-            )
+            error = update.error.__dict__ if update.error else {}
+            applied.append((message, update.status, update.timestamp, error))
+    _statuses_record(applied)
 
 
 def _orphan_status_keep(number: WhatsAppNumber, update: StatusUpdate) -> None:
@@ -303,45 +367,114 @@ def _orphan_status_keep(number: WhatsAppNumber, update: StatusUpdate) -> None:
     transaction.on_commit(lambda: message_orphans_apply(number_id=number_id, wamid=wamid))
 
 
-def _apply_status(message: Message, status: str, when, error: dict) -> None:
-    """Record one status of ``message`` (locked by the caller). Moves only forward:
-    sent < delivered < read; "failed" is final, and ignored once the message was delivered."""
+def _statuses_record(applied: list[tuple[Message, str, object, dict]]) -> None:
+    """Apply (message, status, when, error) in order to messages locked by the caller, then save
+    every change with one UPDATE, send one live event per changed message (with its final
+    status) and, after commit, the domain events: one per status change."""
+    changed: dict[int, tuple[Message, set]] = {}
+    changes = []
+    for message, status, when, error in applied:
+        fields, previous = _status_move(message, status, when, error)
+        if fields:
+            changed.setdefault(message.pk, (message, set()))[1].update(fields)
+        if previous is not None:
+            changes.append((message, message.status, previous))
+    if not changed:
+        return
+    _rows_update(
+        Message,
+        {
+            pk: {name: getattr(message, name) for name in fields}
+            for pk, (message, fields) in changed.items()
+        },
+    )
+    publish_chat_events(
+        [
+            (
+                message.chat,
+                "message.status",
+                {"message": str(message.code), "status": message.status},
+            )
+            for message, _fields in changed.values()
+        ]
+    )
+    if changes:
+        _status_changes_on_commit(changes)
+
+
+def _status_move(message: Message, status: str, when, error: dict) -> tuple[list[str], str | None]:
+    """Apply one status to ``message`` in memory; returns (fields changed, the previous status if
+    the status moved). Moves only forward: sent < delivered < read; "failed" is final, and
+    ignored once the message was delivered."""
     if status == "played":  # a voice note was played: it was read
         status = Message.Status.READ
     if status not in STATUS_TIMESTAMP:
-        return
+        return [], None
     current = STATUS_RANK.get(message.status, 0)
-    moves_forward = STATUS_RANK[status] > current
     if status == Message.Status.FAILED and current >= STATUS_RANK[Message.Status.DELIVERED]:
         logger.info("Late failure of delivered message %s ignored", message.wamid)
-        return
-    fields = []
+        return [], None
+    fields, previous = [], None
     stamp = STATUS_TIMESTAMP[status]
     if getattr(message, stamp) is None:
         setattr(message, stamp, when)
         fields.append(stamp)
-    if moves_forward:
+    if STATUS_RANK[status] > current:
         previous, message.status = message.status, status
-        signals.send_on_commit(
-            signals.message_status_changed, message=message, status=status, previous=previous
-        )
         fields.append("status")
         if status == Message.Status.FAILED:
             message.error_code = error.get("code")
             message.error_title = (error.get("title") or "")[:255]
             message.error_details = error.get("details") or error.get("message") or ""
             fields += ["error_code", "error_title", "error_details"]
-    if fields:
-        message.save(update_fields=fields)
-        publish_chat_event(
-            message.chat, "message.status", message=str(message.code), status=message.status
+    return fields, previous
+
+
+def _status_changes_on_commit(changes: list[tuple[Message, str, str]]) -> None:
+    """After commit, announce (message, status, previous) changes: one ``message_status_changed``
+    each (outgoing webhooks send one event per status), then all at once for bulk receivers."""
+
+    def send():
+        for message, status, previous in changes:
+            signals.message_status_changed.send(
+                sender=None, message=message, status=status, previous=previous
+            )
+        signals.message_statuses_changed.send(sender=None, changes=changes)
+
+    transaction.on_commit(send)
+
+
+def _rows_update(model, rows: dict[int, dict[str, object]]) -> None:
+    """Save rows that each change their own fields to their own values, in one UPDATE
+    (``SET field = CASE id WHEN … THEN … ELSE field END``) instead of one per row."""
+    columns: dict[str, list] = {}
+    for row_id, values in rows.items():
+        for name, value in values.items():
+            columns.setdefault(name, []).append((row_id, value))
+    quote = connection.ops.quote_name
+    id_column = quote(model._meta.pk.column)
+    assignments, params = [], []
+    for name, values in columns.items():
+        field = model._meta.get_field(name)
+        column = quote(field.column)
+        assignments.append(
+            f"{column} = CASE {id_column} {'WHEN %s THEN %s ' * len(values)}ELSE {column} END"
+        )
+        for row_id, value in values:
+            params += [row_id, field.get_db_prep_save(value, connection)]
+    placeholders = ", ".join(["%s"] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(model._meta.db_table)} SET {', '.join(assignments)} "  # noqa: S608
+            f"WHERE {id_column} IN ({placeholders})",
+            [*params, *rows],
         )
 
 
 def _apply_orphan_statuses(message: Message) -> None:
     orphans = list(OrphanStatus.objects.filter(number_id=message.number_id, wamid=message.wamid))
-    for orphan in sorted(orphans, key=lambda o: STATUS_RANK.get(o.status, 0)):
-        _apply_status(message, orphan.status, orphan.timestamp, orphan.error)
+    orphans.sort(key=lambda orphan: STATUS_RANK.get(orphan.status, 0))
+    _statuses_record([(message, o.status, o.timestamp, o.error) for o in orphans])
     if orphans:
         OrphanStatus.objects.filter(pk__in=[o.pk for o in orphans]).delete()
 
@@ -530,9 +663,7 @@ def message_deliver(message_id: int) -> None:
         )
         message.refresh_from_db()
         publish_chat_event(message.chat, "message.status", message=str(message.code), status="sent")
-        signals.send_on_commit(
-            signals.message_status_changed, message=message, status="sent", previous="pending"
-        )
+        _status_changes_on_commit([(message, "sent", "pending")])
     # Statuses that arrived before we knew the wamid (see message_statuses_apply).
     message_orphans_apply(number_id=message.number_id, wamid=wamid)
 
@@ -572,9 +703,7 @@ def _send_failed(message: Message, error: WhatsAppError) -> None:
         publish_chat_event(
             message.chat, "message.status", message=str(message.code), status="failed"
         )
-        signals.send_on_commit(
-            signals.message_status_changed, message=message, status="failed", previous="pending"
-        )
+        _status_changes_on_commit([(message, "failed", "pending")])
 
 
 # --- Media ------------------------------------------------------------------------------------

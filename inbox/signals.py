@@ -13,6 +13,9 @@ message_received = Signal()
 message_created = Signal()
 # message=Message, status=str (sent, delivered, read, failed), previous=str
 message_status_changed = Signal()
+# changes=[(Message, status, previous), ...]: the same changes, all those of one commit at once
+# (a webhook batch moves dozens of messages), for receivers that work in bulk
+message_statuses_changed = Signal()
 # chat=Chat, change=str ("created", "assigned", "status", "ai", "tags"), actor=User|None, data=dict
 chat_changed = Signal()
 # contact=Contact, change=str ("created", "opted_out", "opted_in"), data=dict

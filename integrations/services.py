@@ -236,7 +236,7 @@ def _events_process(event_ids: list[int]) -> None:
         claim = (
             WebhookEvent.objects.filter(pk__in=event_ids, processed_at__isnull=True)
             .select_related("number")
-            .defer("number__access_token")
+            .defer("number__access_token", "number__app_secret")  # processing needs neither
             .order_by("pk")
         )
         if connection.features.has_select_for_update_skip_locked:

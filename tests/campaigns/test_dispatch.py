@@ -1,4 +1,5 @@
 from collections import Counter
+from dataclasses import replace
 from datetime import time, timedelta
 
 from django.utils import timezone
@@ -10,6 +11,7 @@ from inbox import services as inbox_services
 from inbox.models import Contact, Message
 from integrations import signals as channel_signals
 from integrations.models import WhatsAppNumber
+from integrations.whatsapp.payloads import EventError
 from tests.base import BaseTestCase
 from tests.campaigns.helpers import (
     SandboxMixin,
@@ -287,6 +289,37 @@ class ReconcileTests(DispatchTestCase):
         campaign.refresh_from_db()
         self.assertEqual(
             (campaign.sent, campaign.delivered, campaign.read, campaign.replied), (1, 1, 1, 1)
+        )
+
+    def test_a_batch_of_statuses_moves_every_recipient_and_the_campaigns_progress(self):
+        make_contacts(self.org, 3)
+        campaign = self.launch(make_campaign(self.org, self.number, self.template))
+        run(campaign)
+        read, delivered, failed = campaign.recipients.order_by("pk")
+        failure = EventError(code=131026, title="Message undeliverable", message="", details="")
+        with self.captureOnCommitCallbacks(execute=True):
+            channel_signals.statuses_received.send(
+                sender=WhatsAppNumber,
+                number=self.number,
+                statuses=[
+                    status_update(self.number, read.wamid, "delivered"),
+                    status_update(self.number, delivered.wamid, "delivered"),
+                    status_update(self.number, read.wamid, "read"),
+                    replace(status_update(self.number, failed.wamid, "failed"), errors=(failure,)),
+                ],
+            )
+        for row in (read, delivered, failed):
+            row.refresh_from_db()
+        self.assertEqual(
+            (read.status, delivered.status, failed.status), ("read", "delivered", "failed")
+        )
+        self.assertIsNotNone(read.delivered_at)
+        self.assertIsNotNone(read.read_at)
+        self.assertIsNotNone(delivered.delivered_at)
+        self.assertEqual((failed.reason, failed.error_code), ("delivery_failed", 131026))
+        campaign.refresh_from_db()
+        self.assertEqual(
+            (campaign.sent, campaign.delivered, campaign.read, campaign.failed), (2, 2, 1, 1)
         )
 
 

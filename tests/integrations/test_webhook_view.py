@@ -5,14 +5,17 @@ import json
 import time
 from datetime import timedelta
 
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from inbox import services as inbox_services
 from inbox.models import Chat, Contact, Message, OrphanStatus
-from integrations import services
+from integrations import outgoing, services
 from integrations.models import MessageTemplate, WebhookEvent
 from integrations.whatsapp import payloads as wa
+from tests.api.receiver import Receiver
 from tests.base import BaseTestCase
 from tests.integrations.conftest import (
     CUSTOMER_WA_ID,
@@ -353,6 +356,69 @@ class StatusTests(WebhookTestCase):
         self.deliver(status_body(self.number, ("wamid.known", "read", int(time.time()))))
         message.refresh_from_db()
         self.assertEqual(message.status, Message.Status.READ)
+
+    @override_settings(OUTGOING_WEBHOOKS_ALLOW_PRIVATE=True)
+    def test_a_batch_moves_many_messages_and_announces_every_status_to_integrators(self):
+        receiver = Receiver().start()
+        self.addCleanup(receiver.stop)
+        outgoing.subscription_create(
+            organization=self.org, url=receiver.url, events=["message.status"]
+        )
+        messages = [self.outbound(f"wamid.batch{i}") for i in range(4)]
+        bystander = self.outbound("wamid.not-in-the-batch")
+        seq = Chat.objects.get(pk=self.other_chat.pk).seq
+        now = int(time.time())
+        self.deliver(
+            status_body(
+                self.number,
+                *[(m.wamid, "delivered", now) for m in messages],
+                *[(m.wamid, "read", now + 5) for m in messages],
+            )
+        )
+        for message in messages:
+            message.refresh_from_db()
+            self.assertEqual(message.status, Message.Status.READ)
+            self.assertEqual(int(message.delivered_at.timestamp()), now)
+            self.assertEqual(int(message.read_at.timestamp()), now + 5)
+        bystander.refresh_from_db()
+        self.assertEqual((bystander.status, bystander.delivered_at), (Message.Status.SENT, None))
+        # Integrators get one event per status change, in order; the inbox one live event per
+        # message (with its latest status), numbered in the chat's sequence.
+        events = [json.loads(body)["data"] for _headers, body in receiver.requests]
+        self.assertEqual(
+            sorted((e["message"]["wamid"], e["previous_status"]) for e in events),
+            sorted((m.wamid, previous) for m in messages for previous in ("sent", "delivered")),
+        )
+        self.assertEqual(Chat.objects.get(pk=self.other_chat.pk).seq, seq + len(messages))
+
+    def test_a_batch_of_statuses_costs_the_same_queries_for_two_messages_or_twenty(self):
+        def apply(prefix: str, count: int) -> int:
+            wamids = [f"wamid.{prefix}{i}" for i in range(count)]
+            for wamid in wamids:
+                self.outbound(wamid)
+            updates = [
+                wa.StatusUpdate(
+                    phone_number_id=self.number.phone_number_id,
+                    display_phone_number="551140000000",
+                    waba_id="1000",
+                    wamid=wamid,
+                    status=status,
+                    timestamp=timezone.now(),
+                    recipient_id=CUSTOMER_WA_ID,
+                )
+                for status in ("delivered", "read")
+                for wamid in wamids
+            ]
+            with (
+                CaptureQueriesContext(connection) as queries,
+                self.captureOnCommitCallbacks(execute=True),
+            ):
+                inbox_services.message_statuses_apply(number=self.number, updates=updates)
+            self.assertEqual(Message.objects.filter(wamid__in=wamids, status="read").count(), count)
+            return len(queries)
+
+        apply("warm", 1)  # per-process lookups (e.g. who subscribes to outgoing webhooks)
+        self.assertEqual(apply("few", 2), apply("many", 20))
 
 
 class TemplateWebhookTests(WebhookTestCase):
