@@ -1,7 +1,10 @@
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from inbox.models import Chat, Message
 from tests.api.helpers import ApiTestCase, SandboxMixin
+from tests.base import make_chat
 
 
 class ChatApiTests(ApiTestCase):
@@ -11,6 +14,26 @@ class ChatApiTests(ApiTestCase):
         names = [c["contact"]["name"] for c in response.json()["results"]]
         self.assertCountEqual(names, ["Assigned Customer", "Unassigned Customer"])
         self.assertNotIn("Zelda", response.content.decode())
+
+    def test_a_page_of_chats_costs_the_same_queries_whatever_its_size(self):
+        def queries_for_the_list():
+            with CaptureQueriesContext(connection) as queries:
+                response = self.api("get", reverse("api_chats"), {"limit": 50})
+            self.assertEqual(response.status_code, 200)
+            return len(queries), response.json()["results"]
+
+        few, _ = queries_for_the_list()
+        for index in range(12):
+            make_chat(
+                self.org, self.number, f"55119000001{index:02d}", f"Customer {index}", self.agent
+            )
+        many, rows = queries_for_the_list()
+        self.assertEqual(many, few)
+        self.assertEqual(len(rows), 14)
+        row = next(r for r in rows if r["contact"]["name"] == "Customer 3")
+        self.assertEqual(row["contact"]["phone"], "+5511900000103")
+        self.assertEqual(row["assignee"], {"email": self.agent.email, "name": "Ana Agent"})
+        self.assertEqual(row["number"]["display_phone_number"], self.number.display_phone_number)
 
     def test_it_pages_with_a_cursor(self):
         first = self.api("get", reverse("api_chats"), {"limit": 1}).json()
