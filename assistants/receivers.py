@@ -1,9 +1,11 @@
 """Subscriptions to the inbox's domain events (see ``inbox.signals``): quick, they only enqueue."""
 
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from assistants import services
 from assistants import signals as assistant_signals
+from assistants.models import Assistant
 from config import tasks
 from inbox import signals
 from inbox.models import Chat, Message
@@ -37,3 +39,11 @@ from assistants import outgoing_events  # noqa: F401,E402  (webhook events for i
 @receiver(assistant_signals.analysis_completed, dispatch_uid="assistants-analysis-lead-score")
 def keep_lead_score(sender, *, analysis, **kwargs):
     services.contact_lead_score_update(analysis=analysis)
+
+
+@receiver([post_save, post_delete], sender=Assistant, dispatch_uid="assistants-numbers-memo")
+@receiver(m2m_changed, sender=Assistant.default_for_numbers.through, dispatch_uid="assistants-m2m")
+def on_assistant_saved(sender, instance, **kwargs):
+    organization_id = getattr(instance, "organization_id", None)
+    if organization_id is not None:
+        services.assistants_changed(organization_id)

@@ -32,6 +32,7 @@ from assistants.models import (
     UsageRecord,
 )
 from config import realtime, tasks
+from config.memo import ProcessMemo
 from inbox import services as inbox_services
 from inbox.consumers import organization_group, user_group
 from inbox.models import Chat, Message
@@ -499,6 +500,26 @@ def _assistants_for_chat(chat: Chat):
     ).order_by("pk")
 
 
+_answered_numbers = ProcessMemo()
+
+
+def _numbers_answered(organization_id: int) -> frozenset[int]:
+    """Ids of the organization's numbers some active assistant answers by default: most inbound
+    messages of an organization without assistants need no query at all (``config.memo``)."""
+    return _answered_numbers.get(
+        organization_id,
+        lambda: frozenset(
+            Assistant.objects.filter(
+                organization_id=organization_id, is_active=True, default_for_numbers__isnull=False
+            ).values_list("default_for_numbers", flat=True)
+        ),
+    )
+
+
+def assistants_changed(organization_id: int) -> None:
+    _answered_numbers.forget(organization_id)
+
+
 def reply_schedule(*, message: Message) -> None:
     """A customer message arrived: remember it as the latest to answer and queue the reply.
 
@@ -508,6 +529,8 @@ def reply_schedule(*, message: Message) -> None:
     if inbox_services.message_is_handled(message):
         return
     chat = message.chat
+    if chat.number_id not in _numbers_answered(chat.organization_id):
+        return
     # Fresh from the database: the AI may have been turned on for this new chat just before.
     has_assistant = Exists(_assistants_for_chat(chat))
     chat.ai_enabled, answers = (

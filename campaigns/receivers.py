@@ -2,9 +2,11 @@
 from the inbox's status changes, and send reconciliation from the status webhook's callback data.
 """
 
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from campaigns import automations, dispatch, drips, services
+from campaigns.models import AudienceSettings
 from config import tasks
 from inbox import signals as inbox_signals
 from integrations import signals as channel_signals
@@ -64,3 +66,8 @@ def on_contact_analysed(sender, *, contact, change, data=None, **kwargs):
 
 
 from campaigns import outgoing_events  # noqa: F401,E402  (webhook events for integrators)
+
+
+@receiver([post_save, post_delete], sender=AudienceSettings, dispatch_uid="campaigns-audience-memo")
+def on_audience_settings_saved(sender, instance, **kwargs):
+    services.audience_settings_changed(instance.organization_id)

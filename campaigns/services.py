@@ -25,6 +25,7 @@ from assistants.services import campaign_texts_write
 from campaigns import scheduling
 from campaigns.models import AudienceSettings, Campaign, CampaignRecipient, ConsentEvent, Segment
 from config import realtime, tasks
+from config.memo import ProcessMemo
 from inbox import services as inbox_services
 from inbox import signals as inbox_signals
 from inbox.consumers import organization_group
@@ -104,6 +105,24 @@ def contact_set_consent(
     return True
 
 
+_audience_settings = ProcessMemo()
+
+
+def _audience_settings_of(organization_id: int) -> AudienceSettings:
+    """Every inbound message asks and almost none is a keyword; see ``config.memo``."""
+    return _audience_settings.get(
+        organization_id,
+        lambda: (
+            AudienceSettings.objects.filter(organization_id=organization_id).first()
+            or AudienceSettings(organization_id=organization_id)
+        ),
+    )
+
+
+def audience_settings_changed(organization_id: int) -> None:
+    _audience_settings.forget(organization_id)
+
+
 def inbound_consent_apply(*, message: Message) -> str | None:
     """STOP/PARAR/... (whole message) opts out; START/VOLTAR re-subscribes. Confirms once.
 
@@ -111,10 +130,7 @@ def inbound_consent_apply(*, message: Message) -> str | None:
     """
     if message.direction != Message.Direction.INBOUND or not message.text:
         return None
-    # Every inbound message asks; almost none is a keyword: one small query decides.
-    prefs = AudienceSettings.objects.filter(
-        organization_id=message.organization_id
-    ).first() or AudienceSettings(organization_id=message.organization_id)
+    prefs = _audience_settings_of(message.organization_id)
     word = normalize_keyword(message.text)
     if word in keyword_set(prefs.opt_out_keywords):
         opted_in = False

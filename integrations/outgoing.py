@@ -41,6 +41,7 @@ from django.utils.translation import gettext as _
 
 from config import tasks
 from config.admission import waiting_outside
+from config.memo import ProcessMemo
 from integrations.models import WebhookDelivery, WebhookSubscription
 
 logger = logging.getLogger(__name__)
@@ -122,33 +123,26 @@ def subscription_disable(*, subscription: WebhookSubscription, reason: str = "")
     subscriptions_changed(subscription.organization_id)
 
 
-_subscriptions_memo: dict[int, tuple[float, list]] = {}
-SUBSCRIPTIONS_TTL = 2.0  # seconds another process may go on using a changed list
+_subscriptions = ProcessMemo()
 
 
 def subscriptions_changed(organization_id: int) -> None:
-    """Forget this process's list of the organization's active subscriptions, now and after
-    commit (so the old rows are not memoized again in between); other processes read the
-    change within ``SUBSCRIPTIONS_TTL``. Saves and deletes call it by signal."""
-    _subscriptions_memo.pop(organization_id, None)
-    transaction.on_commit(lambda: _subscriptions_memo.pop(organization_id, None))
+    """Forget this process's list of the organization's active subscriptions (other processes
+    read the change within a couple of seconds). Saves and deletes call it by signal."""
+    _subscriptions.forget(organization_id)
 
 
 def _active_subscriptions(organization_id: int) -> list[tuple[int, list[str]]]:
-    """(id, events) of the organization's active subscriptions, memoized per process for a
-    couple of seconds: every message and status asks, and the answer rarely changes (it is
-    often "none"); even a Redis round trip per event was a fifth of the webhook drain."""
-    now = time.monotonic()
-    memo = _subscriptions_memo.get(organization_id)
-    if memo is not None and now - memo[0] < SUBSCRIPTIONS_TTL:
-        return memo[1]
-    found = list(
-        WebhookSubscription.objects.filter(
-            organization_id=organization_id, is_active=True
-        ).values_list("pk", "events")
+    """(id, events) of the organization's active subscriptions: every message and status asks,
+    and the answer rarely changes (it is often "none"); see ``config.memo``."""
+    return _subscriptions.get(
+        organization_id,
+        lambda: list(
+            WebhookSubscription.objects.filter(
+                organization_id=organization_id, is_active=True
+            ).values_list("pk", "events")
+        ),
     )
-    _subscriptions_memo[organization_id] = (now, found)
-    return found
 
 
 # --- Events ----------------------------------------------------------------------------------

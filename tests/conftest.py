@@ -23,17 +23,17 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Rate limits and heartbeats live in the cache, outgoing-webhook subscriptions in a
-    per-process memo; every test starts without them (ids come back after a rollback)."""
+    """Rate limits and heartbeats live in the cache, small rows in per-process memos
+    (config.memo); every test starts without them (ids come back after a rollback)."""
     from django.conf import settings
 
     if settings.configured:
         from django.core.cache import cache
 
-        from integrations import outgoing
+        from config import memo
 
         cache.clear()
-        outgoing._subscriptions_memo.clear()
+        memo.forget_all()
     yield
 
 

@@ -249,6 +249,17 @@ class AutoReplyTests(AssistantTestCase):
         chat.refresh_from_db()
         self.assertFalse(chat.ai_enabled)
 
+    def test_a_number_given_an_assistant_is_answered_from_its_very_next_message(self):
+        self.assistant.default_for_numbers.clear()  # as the builder does when unticking it
+        chat = self.receive("ninguém responde?").chat
+        with self.captureOnCommitCallbacks(execute=True):
+            inbox_services.chat_set_ai(chat=chat, enabled=True, actor=self.admin)
+        self.assertEqual(self.replies(chat), [])
+        self.assistant.default_for_numbers.add(self.number)
+        self.stub.script({"content": "Estou aqui!"})
+        self.receive("e agora?")
+        self.assertEqual([reply.text for reply in self.replies(chat)], ["Estou aqui!"])
+
 
 class AnswersToAutomationsTests(AssistantTestCase):
     """A customer's message that answers one of our automations (STOP, a survey tap, a daily

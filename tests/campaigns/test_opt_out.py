@@ -69,6 +69,13 @@ class OptOutTests(SandboxMixin, BaseTestCase):
         self.assertEqual(self.confirmations().get().text, "Ok, sem mais mensagens.")
         self.assertEqual(AudienceSettings.objects.filter(organization=self.org).count(), 1)
 
+    def test_a_keyword_change_holds_from_the_very_next_message(self):
+        self.receive("Olá")  # the organization's keywords were read for this one
+        prefs = services.audience_settings_for(self.org)
+        prefs.opt_out_keywords = "chega"
+        prefs.save()
+        self.assertEqual(self.receive("Chega").opt_in, Contact.OptIn.OPTED_OUT)
+
     def test_it_skips_the_contacts_queued_campaign_sends(self):
         from tests.campaigns.helpers import make_campaign, make_template
 
