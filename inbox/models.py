@@ -3,6 +3,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -120,6 +121,12 @@ class Chat(TenantModel):
             ),
             models.Index(fields=["organization", "-last_message_at"], name="chat_org_recent"),
             models.Index(fields=["assignee", "-last_message_at"], name="chat_assignee_recent"),
+            # The tab counts, from the index alone (no table reads).
+            models.Index(
+                fields=["organization", "status", "assignee"], name="chat_org_status_assignee"
+            ),
+            # The tag filter's vocabulary: only tagged chats, however many chats there are.
+            models.Index(fields=["organization"], condition=~Q(tags=[]), name="chat_org_tagged"),
         ]
         verbose_name = _("chat")
         verbose_name_plural = _("chats")

@@ -138,23 +138,25 @@ def chat_page(
 
 
 def chat_counts(membership: Membership, filters: ChatFilters) -> dict[str, int]:
-    """Counts for the Mine / Unassigned / All tabs under the current status and other filters."""
+    """Counts for the Mine / Unassigned / All tabs under the current status and other filters.
+    Counting a column of the (organization, status, assignee) index, not ``id``, lets that
+    index answer alone, without reading the table."""
     base = _apply_filters(
         chats_visible_to(membership), ChatFilters(**{**filters.__dict__, "view": "all"}), membership
     )
     return base.aggregate(
-        all=Count("id"),
-        mine=Count("id", filter=Q(assignee=membership.user)),
-        unassigned=Count("id", filter=Q(assignee__isnull=True)),
+        all=Count("organization"),
+        mine=Count("organization", filter=Q(assignee=membership.user)),
+        unassigned=Count("organization", filter=Q(assignee__isnull=True)),
     )
 
 
 def inbox_counts(membership: Membership) -> dict[str, int]:
     return chats_visible_to(membership).aggregate(
-        open=Count("id", filter=Q(status=Chat.Status.OPEN)),
-        pending=Count("id", filter=Q(status=Chat.Status.PENDING)),
-        unassigned=Count("id", filter=Q(assignee__isnull=True, status=Chat.Status.OPEN)),
-        mine=Count("id", filter=Q(assignee=membership.user, status=Chat.Status.OPEN)),
+        open=Count("organization", filter=Q(status=Chat.Status.OPEN)),
+        pending=Count("organization", filter=Q(status=Chat.Status.PENDING)),
+        unassigned=Count("organization", filter=Q(assignee__isnull=True, status=Chat.Status.OPEN)),
+        mine=Count("organization", filter=Q(assignee=membership.user, status=Chat.Status.OPEN)),
     )
 
 
