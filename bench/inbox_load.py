@@ -206,12 +206,13 @@ def end_to_end(client, org, number, sockets, rate, seconds):
         **ENVIRONMENT,
     }
     servers = [ServerProcess(env=env).start(), ServerProcess(env=env).start()]
+    worker_log = open(ROOT / "var" / "bench-inbox-worker.log", "wb")  # noqa: SIM115
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "qcluster"],
         cwd=ROOT,
         env={**os.environ, **env, "Q_CLUSTER_NAME": "porfin-inbound", "Q_WORKERS": "2"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
     )
     cookie = f"sessionid={client.cookies['sessionid'].value}"
     measured = rate * seconds
@@ -234,6 +235,7 @@ def end_to_end(client, org, number, sockets, rate, seconds):
 
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
+    by_chat: dict[str, list[float]] = {}  # each chat's latencies over the sockets
     try:
         time.sleep(3)  # let the worker start
 
@@ -259,6 +261,7 @@ def end_to_end(client, org, number, sockets, rate, seconds):
                         if event.get("type") == "message.new" and first:
                             seen.add(chat)
                             latencies.append((now - sent_at[chat]) * 1000)
+                            by_chat.setdefault(chat, []).append(latencies[-1])
 
         async def scenario():
             stop = asyncio.Event()
@@ -327,6 +330,7 @@ def end_to_end(client, org, number, sockets, rate, seconds):
     finally:
         worker.terminate()
         worker.wait(10)
+        worker_log.close()
         for server in servers:
             server.stop()
     expected = len(chats) * sockets
@@ -339,6 +343,24 @@ def end_to_end(client, org, number, sockets, rate, seconds):
             f"  latency ms: p50 {percentile(latencies, 50):.0f}  p95 {percentile(latencies, 95):.0f}  "
             f"p99 {percentile(latencies, 99):.0f}   (targets p95 < 250, p99 < 500)"
         )
+        # Where a slow delivery was slow: if the first socket to see a message saw it late, the
+        # time went into ingest and processing; if only the last did, into the fan-out.
+        firsts = [min(v) for v in by_chat.values()]
+        spreads = [max(v) - min(v) for v in by_chat.values()]
+        print(
+            f"  first socket per message ms: p50 {percentile(firsts, 50):.0f}  "
+            f"p99 {percentile(firsts, 99):.0f};  last minus first: p50 "
+            f"{percentile(spreads, 50):.0f}  p99 {percentile(spreads, 99):.0f}"
+        )
+        order = {chat: index for index, chat in enumerate(sent_at)}
+        slowest = sorted(by_chat, key=lambda chat: -max(by_chat[chat]))[:5]
+        print(
+            "  slowest messages (sent at s: worst ms): "
+            + ", ".join(f"{order[c] / rate:.1f}: {max(by_chat[c]):.0f}" for c in slowest)
+        )
+        missing = [index for chat, index in order.items() if chat not in by_chat]
+        if missing:
+            print(f"  never delivered, by send order: {missing[:10]}")
 
 
 def main():

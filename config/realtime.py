@@ -6,6 +6,7 @@ daemon thread per process owns a loop that keeps the Redis connections warm.
 """
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import threading
@@ -35,9 +36,22 @@ def _publisher_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
+_in_flight: set[concurrent.futures.Future] = set()
+
+
 def _log_failure(future) -> None:
+    _in_flight.discard(future)
     if not future.cancelled() and future.exception() is not None:
         logger.warning("Live event not delivered: %r", future.exception())
+
+
+def flush(timeout: float = 2.0) -> None:
+    """Wait (up to ``timeout``) until the events published from worker threads have reached
+    the channel layer. A django-q2 worker calls it after every task: it may exit right after
+    one (``recycle``), and its publishing thread would die with events still unsent."""
+    pending = list(_in_flight)
+    if pending:
+        concurrent.futures.wait(pending, timeout=timeout)
 
 
 def publish(group: str, event: dict) -> None:
@@ -58,9 +72,9 @@ def publish(group: str, event: dict) -> None:
     if running is loop:
         loop.create_task(layer.group_send(group, event)).add_done_callback(_log_failure)
     else:
-        asyncio.run_coroutine_threadsafe(layer.group_send(group, event), loop).add_done_callback(
-            _log_failure
-        )
+        future = asyncio.run_coroutine_threadsafe(layer.group_send(group, event), loop)
+        _in_flight.add(future)
+        future.add_done_callback(_log_failure)
 
 
 def publish_on_commit(group: str, event: dict) -> None:

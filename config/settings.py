@@ -177,7 +177,9 @@ Q_CLUSTER = {
     "label": _("Background tasks"),
     # One cluster per queue (config.tasks.cluster_name): Q_CLUSTER_NAME=porfin-inbound qcluster
     "ALT_CLUSTERS": {
-        "porfin-inbound": {"workers": 2},
+        # A worker restarts after `recycle` tasks (to bound leaks); at 500, an inbound worker
+        # restarted every few seconds under load, and each restart is a second of CPU.
+        "porfin-inbound": {"workers": 2, "recycle": 5000},
         "porfin-bulk": {"workers": 2},
         # AI auto-replies wait seconds on the model: many workers (Q_CLUSTER_NAME=porfin-ai).
         "porfin-ai": {"workers": env.int("Q_AI_WORKERS", default=16)},

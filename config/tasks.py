@@ -21,7 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections, transaction
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
+from django_q.signals import post_execute_in_worker
 
 logger = logging.getLogger(__name__)
 
@@ -213,3 +215,12 @@ def enqueue_in(seconds: float, func_path: str, *args, queue: str = "default") ->
             )
 
     transaction.on_commit(later)
+
+
+@receiver(post_execute_in_worker, dispatch_uid="porfin-live-events-flush")
+def _live_events_flush(sender, **kwargs):
+    """A django-q2 worker may exit right after a task (``recycle``): the live events the task
+    published go out first."""
+    from config import realtime
+
+    realtime.flush()
