@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 PATH = re.compile(r"^/webhooks/whatsapp/([A-Za-z0-9_-]{1,64})/$")
 MAX_BATCH = 500
+MAX_TASK = 50  # deliveries per processing task; more tasks than workers keep them all busy
 FIELDS = ("number_id", "organization_id", "body", "headers", "processed_at", "error")
 
 
@@ -213,7 +214,8 @@ class BatchWriter:
         self.queue: asyncio.Queue[tuple[dict, asyncio.Future]] = asyncio.Queue()
         self.connection: psycopg.AsyncConnection | None = None
         self.runner = asyncio.get_running_loop().create_task(self.run())
-        self.pending_dispatch: set[asyncio.Task] = set()
+        self.to_queue: list[int] = []  # stored, not yet handed to the inbound queue
+        self.dispatcher: asyncio.Task | None = None
 
     async def write(self, fields: dict) -> int:
         future = asyncio.get_running_loop().create_future()
@@ -238,13 +240,19 @@ class BatchWriter:
             for (_fields, future), event_id in zip(batch, ids, strict=True):
                 if not future.done():
                     future.set_result(event_id)
-            queued = [i for (fields, _f), i in zip(batch, ids, strict=True) if not fields["error"]]
-            if queued:
-                task = asyncio.get_running_loop().create_task(
-                    sync_to_async(services.webhook_events_queue, thread_sensitive=False)(queued)
-                )
-                self.pending_dispatch.add(task)
-                task.add_done_callback(self.pending_dispatch.discard)
+            self.to_queue += [
+                i for (fields, _f), i in zip(batch, ids, strict=True) if not fields["error"]
+            ]
+            if self.to_queue and (self.dispatcher is None or self.dispatcher.done()):
+                self.dispatcher = asyncio.get_running_loop().create_task(self.dispatch())
+
+    async def dispatch(self) -> None:
+        """Queue the stored deliveries for processing. Those stored while a task is being queued
+        go into the next one, up to ``MAX_TASK``: a burst becomes fewer, larger tasks (each task
+        costs the workers a few milliseconds of its own), and a lone delivery waits for nothing."""
+        while self.to_queue:
+            ids, self.to_queue = self.to_queue[:MAX_TASK], self.to_queue[MAX_TASK:]
+            await sync_to_async(services.webhook_events_queue, thread_sensitive=False)(ids)
 
     async def insert(self, rows: list[dict]) -> list[int]:
         if self.connection is None or self.connection.closed:
