@@ -43,10 +43,16 @@
   }
 
   function refreshListItem(chat, moveToTop) {
-    // Coalesce bursts (a campaign's statuses): at most one fetch per chat in flight.
-    if (listRefresh.has(chat)) return;
-    listRefresh.set(chat, true);
+    // Coalesce bursts (a campaign's statuses): at most one fetch per chat in flight. A new
+    // message anywhere in the burst still brings the chat to the top (a new customer's first
+    // message can come right after its chat's "AI turned on").
+    if (listRefresh.has(chat)) {
+      if (moveToTop) listRefresh.set(chat, true);
+      return;
+    }
+    listRefresh.set(chat, moveToTop);
     setTimeout(async () => {
+      moveToTop = listRefresh.get(chat);
       listRefresh.delete(chat);
       const list = $("#chat-items");
       if (!list) return;

@@ -8,6 +8,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, Role, User
+from assistants.models import Assistant
 from inbox import services as inbox_services
 from inbox.models import Chat, Contact
 from integrations import services as channel
@@ -96,6 +97,25 @@ def test_an_inbound_message_appears_live_and_the_reply_ticks_go_to_read(live_asg
     # The customer's next message arrives in the open chat without a reload.
     customer_writes(live_asgi_server, number, "Perfeito, obrigada!")
     page.wait_for_selector("#thread .msg-in:has-text('Perfeito, obrigada!')", timeout=10000)
+
+
+def test_a_new_customer_appears_live_when_the_assistant_takes_the_chat_first(
+    live_asgi_server, browser
+):
+    """The demo's setup: an assistant turns the AI on for every new chat, so the list hears
+    "AI on" for a chat it does not show yet just before the chat's first message."""
+    org, number = make_org("Clínica Nova", "clinica-nova", "7005")
+    assistant = Assistant.objects.create(
+        organization=org, name="Sofia", instructions="Answer kindly.", enable_for_new_chats=True
+    )
+    assistant.default_for_numbers.add(number)
+    operator = member(org, "op@nova.test", Role.OPERATOR, "Olga Operator")
+    page = sign_in(browser, live_asgi_server, operator)
+    open_inbox(page, live_asgi_server)
+
+    customer_writes(live_asgi_server, number, "Primeira vez aqui!", name="Nina Nova")
+    row = page.wait_for_selector(".chat-row:has-text('Nina Nova')", timeout=10000)
+    assert "Primeira vez aqui!" in row.inner_text()
 
 
 def test_a_teammate_sees_the_assignment_change_live(live_asgi_server, browser):
