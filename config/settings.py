@@ -5,7 +5,8 @@ threads inside the web process, the WhatsApp sandbox and the offline AI provider
 
 Production: ``DATABASE_URL`` (PostgreSQL), ``REDIS_URL`` (channels-redis, django-q2 broker, cache),
 ``SECRET_KEY``, ``DEBUG=0``, ``ALLOWED_HOSTS``, ``EMAIL_URL``, ``OPENAI_API_KEY``/``OPENAI_BASE_URL``,
-``FIELD_ENCRYPTION_KEY``. Every value may also come from ``NAME_FILE`` (a path holding the secret).
+``FIELD_ENCRYPTION_KEY``, ``MEDIA_STORAGE=s3`` with ``AWS_*`` (customer files in a bucket shared by every
+box). Every value may also come from ``NAME_FILE`` (a path holding the secret).
 """
 
 import sys
@@ -235,10 +236,41 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Customer files are never served from MEDIA_URL: only through the authenticated view
+# (inbox.media). "local": MEDIA_ROOT on this machine (embedded default; one box only).
+# "s3": any S3-compatible bucket (AWS S3, MinIO, R2...), shared by every web and worker box;
+# the view redirects to a signed URL valid MEDIA_URL_EXPIRE seconds.
 MEDIA_URL = "/media/"
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(VAR_DIR / "media"))
+MEDIA_STORAGE = env.str("MEDIA_STORAGE", default="local")
+MEDIA_URL_EXPIRE = env.int("MEDIA_URL_EXPIRE", default=300)
+if MEDIA_STORAGE == "local":
+    MEDIA_BACKEND = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+elif MEDIA_STORAGE == "s3":
+    if not env.str("AWS_STORAGE_BUCKET_NAME", default=""):
+        raise ImproperlyConfigured("Set AWS_STORAGE_BUCKET_NAME when MEDIA_STORAGE=s3.")
+    MEDIA_BACKEND = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
+            # Empty: boto3's own chain (instance role, ~/.aws, AWS_* environment).
+            "access_key": env.str("AWS_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default="") or None,
+            "location": env.str("AWS_LOCATION", default=""),
+            "signature_version": "s3v4",
+            "default_acl": None,  # private objects: readable only through signed URLs
+            "querystring_auth": True,
+            "querystring_expire": MEDIA_URL_EXPIRE,
+            "file_overwrite": False,
+        },
+    }
+else:
+    raise ImproperlyConfigured(f"MEDIA_STORAGE must be local or s3, not {MEDIA_STORAGE!r}")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": MEDIA_BACKEND,
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG

@@ -1,7 +1,5 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from django.views.static import serve
 
 from config import pwa
 from config.health import healthz
@@ -23,6 +21,3 @@ urlpatterns = [
     path("", include("integrations.urls")),
     path("api/", include("config.api")),
 ]
-
-if settings.DEBUG:
-    urlpatterns += [path("media/<path:path>", serve, {"document_root": settings.MEDIA_ROOT})]

@@ -7,7 +7,6 @@ what an API call can do is exactly what a member can do in the inbox.
 import hashlib
 
 import phonenumbers
-from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
@@ -33,6 +32,7 @@ from accounts.api_auth import (
 )
 from accounts.models import User
 from inbox import access, selectors, services
+from inbox.media import clean_filename, media_file_save
 from inbox.models import Chat, Contact, Media, Message
 from integrations.models import WhatsAppNumber
 from integrations.services import client_for
@@ -637,11 +637,12 @@ class MediaUploadApi(ApiView):
         if problem is not None:
             raise exceptions.ValidationError({"file": [str(problem.details)]})
         content = upload.read()
+        name = clean_filename(upload.name) or "file"
         try:
-            meta_media_id = client_for(number).upload_media(content, mime_type, upload.name)
+            meta_media_id = client_for(number).upload_media(content, mime_type, name)
         except WhatsAppError as error:
             raise exceptions.ValidationError({"file": [error.message]}) from error
-        media = _media_store(self.organization, meta_media_id, mime_type, upload.name, content)
+        media = _media_store(self.organization, meta_media_id, mime_type, name, content)
         return Response(MediaOut(media).data, status=status.HTTP_201_CREATED)
 
 
@@ -656,8 +657,8 @@ def _media_store(
             mime_type=mime_type,
             size=len(content),
             sha256=hashlib.sha256(content).hexdigest(),
-            filename=name[:255],
+            filename=name,
         )
-        media.file.save(name, ContentFile(content), save=False)
+        media_file_save(media, content)
         media.save()
     return media

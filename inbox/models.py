@@ -4,10 +4,12 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import TenantModel
+from inbox.media import media_upload_to
 
 SERVICE_WINDOW = timedelta(hours=24)
 
@@ -240,6 +242,11 @@ class Message(TenantModel):
 
 
 class Media(TenantModel):
+    """A file a customer or a teammate sent. ``filename`` is the sender's name for it (cleaned);
+    ``file`` is stored under a random key of the organization's (``inbox.media``) and served only
+    through ``url``, the authenticated view."""
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     message = models.ForeignKey(
         Message, null=True, blank=True, on_delete=models.CASCADE, related_name="media"
     )
@@ -248,7 +255,7 @@ class Media(TenantModel):
     size = models.PositiveBigIntegerField(default=0)
     sha256 = models.CharField(max_length=64, blank=True)
     filename = models.CharField(max_length=255, blank=True)
-    file = models.FileField(upload_to="media/%Y/%m/", blank=True)
+    file = models.FileField(upload_to=media_upload_to, max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -257,6 +264,11 @@ class Media(TenantModel):
 
     def __str__(self):
         return self.filename or self.meta_media_id or f"media {self.pk}"
+
+    @property
+    def url(self) -> str:
+        """Stable per row, whatever the storage: the view checks who asks, then serves."""
+        return reverse("media_file", kwargs={"code": self.code})
 
 
 class OrphanStatus(TenantModel):

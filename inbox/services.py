@@ -11,8 +11,6 @@ import phonenumbers
 import requests
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -20,6 +18,7 @@ from django.utils.translation import gettext as _
 from config import realtime, tasks
 from inbox import signals
 from inbox.consumers import organization_group, user_group
+from inbox.media import clean_filename, media_file_save
 from inbox.models import SERVICE_WINDOW, Chat, Contact, Media, Message, OrphanStatus
 from integrations.models import MessageTemplate, WhatsAppNumber
 from integrations.whatsapp import validation
@@ -189,7 +188,7 @@ def message_receive(*, number: WhatsAppNumber, inbound: InboundMessage) -> Messa
             message=message,
             meta_media_id=inbound.media_id,
             mime_type=inbound.mime_type or "application/octet-stream",
-            filename=inbound.filename or "",
+            filename=clean_filename(inbound.filename or "", max_length=255),
         )
         tasks.enqueue("inbox.tasks.download_media", message.pk, queue="inbound")
     _chat_event_publish(chat, "message.new", {"message": str(message.code)})
@@ -706,9 +705,9 @@ def media_download(message_id: int) -> None:
     """
     from integrations.services import client_for
 
-    pending = Media.objects.select_related("message__number", "message__chat").filter(
-        message_id=message_id, file=""
-    )
+    pending = Media.objects.select_related(
+        "organization", "message__number", "message__chat"
+    ).filter(message_id=message_id, file="")
     for media in pending:
         message = media.message
         kind = message.type if message.type in validation.MEDIA_LIMITS else None
@@ -759,19 +758,18 @@ def _media_too_large(size: int, limit: int) -> MediaError:
 
 
 def _media_store(media: Media, info, data: bytes, digest: str) -> None:
-    extension = mimetypes.guess_extension(validation.base_mime(info.mime_type)) or ""
-    name = media.filename or f"{media.meta_media_id}{extension}"
-    upload_name = Media._meta.get_field("file").generate_filename(media, name)
-    stored = default_storage.save(upload_name, ContentFile(data))
+    media.mime_type = info.mime_type or media.mime_type  # the key's extension follows it
+    stored = media_file_save(media, data)
     with transaction.atomic():
         updated = Media.objects.filter(pk=media.pk, file="").update(
             file=stored,
             sha256=digest,
             size=len(data),
-            mime_type=info.mime_type or media.mime_type,
+            mime_type=media.mime_type,
         )
         if not updated:  # another worker stored it first
-            transaction.on_commit(lambda: default_storage.delete(stored))
+            storage = media.file.storage
+            transaction.on_commit(lambda: storage.delete(stored))
             return
         Message.objects.filter(pk=media.message_id, error_title__startswith="Media").update(
             error_title="", error_details=""
@@ -1049,15 +1047,16 @@ def message_send_attachment(
     )
     kind = _media_kind(mime_type)
     data = upload.read()
+    filename = clean_filename(upload.name) or "file"
     try:
-        media_id = client_for(chat.number).upload_media(data, mime_type, upload.name)
+        media_id = client_for(chat.number).upload_media(data, mime_type, filename)
     except WhatsAppError as error:
         raise SendRefused(error.message) from error
     content = {"id": media_id}
     if caption and kind != "audio" and kind != "sticker":
         content["caption"] = caption
     if kind == "document":
-        content["filename"] = upload.name
+        content["filename"] = filename
     message = message_send(
         chat=chat, message_type=kind, content=content, author_user=author_user, reply_to=reply_to
     )
@@ -1068,9 +1067,9 @@ def message_send_attachment(
         mime_type=mime_type,
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
-        filename=upload.name,
+        filename=filename,
     )
-    media.file.save(upload.name, ContentFile(data), save=False)
+    media_file_save(media, data)
     media.save()
     return message
 

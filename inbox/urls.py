@@ -13,6 +13,7 @@ urlpatterns = [
         views.quick_reply_delete,
         name="quick_reply_delete",
     ),
+    path("inbox/media/<uuid:code>/", views.media_file, name="media_file"),
     path("inbox/<uuid:code>/", views.chat_detail, name="chat_detail"),
     path("inbox/<uuid:code>/item/", views.chat_item, name="chat_item"),
     path("inbox/<uuid:code>/older/", views.thread_older, name="thread_older"),

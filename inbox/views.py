@@ -10,7 +10,7 @@ from django_htmx.http import trigger_client_event
 from accounts import access
 from accounts import selectors as account_selectors
 from inbox import selectors, services
-from inbox.access import get_chat_for_member, get_message_in_chat
+from inbox.access import get_chat_for_member, get_media_for_member, get_message_in_chat
 from inbox.forms import (
     AssignForm,
     ComposerForm,
@@ -22,6 +22,7 @@ from inbox.forms import (
     TagsForm,
     TemplateSendForm,
 )
+from inbox.media import media_response
 from inbox.models import Chat, Message, QuickReply
 
 
@@ -149,6 +150,13 @@ def thread_after(request, code):
     response = render(request, "inbox/inbox.html#entries", {"chat": chat, "entries": entries})
     response["X-Chat-Seq"] = str(Chat.objects.values_list("seq", flat=True).get(pk=chat.pk))
     return response
+
+
+@require_GET
+@access.section_required("chats")
+def media_file(request, code):
+    """A chat's file, for members who may see that chat (``inbox.media`` sets the headers)."""
+    return media_response(get_media_for_member(request.membership, code))
 
 
 @require_GET

@@ -8,10 +8,11 @@ fails and says which one is missing.
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts.models import Invitation, Membership, Role
-from inbox.models import QuickReply
+from inbox.media import media_file_save
+from inbox.models import Media, QuickReply
 from tests.base import BaseTestCase
 
-SKIPPED_PREFIXES = ("admin", "accounts", "media", "static", "api/schema", "api/docs")
+SKIPPED_PREFIXES = ("admin", "accounts", "static", "api/schema", "api/docs")
 
 
 def walk(patterns, prefix=""):
@@ -62,6 +63,15 @@ class TenantSweepTests(BaseTestCase):
             cls.other_org, cls.other_number
         )
         cls.secret_message = cls.secret_chat.messages.get()
+        # A real stored file, so a view that forgot the check would answer 200, not 404.
+        cls.foreign_media = Media(
+            organization=cls.other_org,
+            message=cls.secret_message,
+            mime_type="image/png",
+            filename="segredo-do-bob.png",
+        )
+        media_file_save(cls.foreign_media, b"segredo-do-bob")
+        cls.foreign_media.save()
         cls.foreign_quick_reply = QuickReply.objects.create(
             organization=cls.other_org, shortcut="segredo", text="segredo-do-bob"
         )
@@ -71,6 +81,29 @@ class TenantSweepTests(BaseTestCase):
         cls.foreign_source = KnowledgeSource.objects.create(
             organization=cls.other_org, assistant=cls.foreign_assistant, kind="text", title="B"
         )
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.foreign_media.file.delete(save=False)
+        super().tearDownClass()
+
+    def test_media_files_are_served_by_no_path_and_to_no_stranger(self):
+        """Files are reached only through the authenticated view, never by their storage key."""
+        key = self.foreign_media.file.name
+        for user in (None, self.admin, self.outsider):
+            self.client.logout()
+            if user:
+                self.login(user)
+            for path in (f"/media/{key}", f"/{key}", f"/media/media/{key.rsplit('/', 1)[-1]}"):
+                with self.subTest(user=user, path=path):
+                    self.assertEqual(self.client.get(path).status_code, 404)
+        self.client.logout()
+        anonymous = self.client.get(self.foreign_media.url)
+        self.assertEqual(anonymous.status_code, 302)
+        self.assertNotIn(b"segredo", anonymous.content)
+        self.login(self.outsider)  # Bob's own admin does get it
+        response = self.client.get(self.foreign_media.url)
+        self.assertEqual(b"".join(response.streaming_content), b"segredo-do-bob")
 
     def foreign_kwargs(self):
         """URL name → kwargs that point at organization B's object."""
@@ -93,6 +126,7 @@ class TenantSweepTests(BaseTestCase):
             "set_tags": {"code": self.secret_chat.code},
             "contact_update": {"code": self.secret_chat.code},
             "quick_reply_delete": {"reply_code": self.foreign_quick_reply.code},
+            "media_file": {"code": self.foreign_media.code},
             "organization_switch": {"code": self.other_org.code},
             "member_role": {"membership_id": self.foreign_membership.pk},
             "member_remove": {"membership_id": self.foreign_membership.pk},

@@ -74,7 +74,9 @@ def assert_safe(testcase, html: str) -> Page:
         for name, value in attrs.items():
             testcase.assertFalse(name.startswith("on"), f"event handler attribute {name}")
             if name in ("href", "src"):
-                testcase.assertRegex(value or "", r"^(https?://|/media/|#msg-|tel:|mailto:)")
+                testcase.assertRegex(
+                    value or "", r"^(https?://|/inbox/media/[0-9a-f-]{36}/$|#msg-|tel:|mailto:)"
+                )
     return page
 
 
@@ -216,7 +218,9 @@ class MediaTests(RenderingTestCase):
         Media.objects.filter(message=message).update(file="media/2026/03/raio.jpg", size=1000)
         page = self.page(message)
         (img,) = page.find("img")
-        self.assertEqual(img["src"], "/media/media/2026/03/raio.jpg")
+        media = Media.objects.get(message=message)
+        # The authenticated view's URL, never the storage key
+        self.assertEqual(img["src"], f"/inbox/media/{media.code}/")
         self.assertEqual(img["loading"], "lazy")
         self.assertEqual(img["alt"], "Raio-X *novo*")
         self.assertIn("<strong>novo</strong>", self.render(message))
@@ -247,7 +251,7 @@ class MediaTests(RenderingTestCase):
         Media.objects.filter(message=video).update(file="media/v.mp4")
         (player,) = self.page(video).find("video")
         self.assertIn("controls", player)
-        self.assertEqual(player["src"], "/media/media/v.mp4")
+        self.assertEqual(player["src"], Media.objects.get(message=video).url)
 
         voice = self.receive(
             "audio",
@@ -281,7 +285,7 @@ class MediaTests(RenderingTestCase):
         self.assertIn("2.1 MB", page.text)
         self.assertIn("application/pdf", page.text)
         (download,) = page.find("a", download="exame.pdf")
-        self.assertEqual(download["href"], "/media/media/exame.pdf")
+        self.assertEqual(download["href"], Media.objects.get(message=message).url)
         self.assertIn("Resultado", page.text)
 
     def test_it_shows_an_image_we_sent_by_link(self):
@@ -990,7 +994,7 @@ STANDALONE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 
 def write_timeline_page(case: RenderingTestCase, directory: Path) -> Path:
     """A standalone HTML page with one entry of every kind, plus small real media files."""
-    media = directory / "media" / "media"  # MEDIA_URL + the stored name "media/..."
+    media = directory / "media" / "media"  # "media/" + the stored name "media/..."
     media.mkdir(parents=True, exist_ok=True)
     (media / "xray.svg").write_text(
         '<svg xmlns="http://www.w3.org/2000/svg" width="480" height="320">'
@@ -1008,7 +1012,9 @@ def write_timeline_page(case: RenderingTestCase, directory: Path) -> Path:
         .prefetch_related("media")
     )
     entries = "\n".join(render_to_string("inbox/_message.html", {"message": m}) for m in timeline)
-    entries = entries.replace('="/media/', '="media/')  # served from the page's folder
+    for media in Media.objects.filter(message__chat=case.chat).exclude(file=""):
+        # Served from the page's folder instead of the authenticated view.
+        entries = entries.replace(f'="{media.url}"', f'="media/{media.file.name}"')
     day = render_to_string("inbox/_day_separator.html", {"day": WHEN})
     page = directory / "timeline.html"
     static = Path(settings.BASE_DIR, "static").as_uri()
