@@ -53,6 +53,7 @@ MEDIA_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; sandbox",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
+_INVISIBLE_CATEGORIES = {"Cf", "Zl", "Zp"}
 _UNSAFE_NAME_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 
 
@@ -73,6 +74,8 @@ def clean_filename(name: str, *, max_length: int = 200) -> str:
     """A customer's file name fit to show and to offer as a download name: no folders (``../``),
     no control or reserved characters, no leading dots; ``""`` when nothing is left."""
     name = unicodedata.normalize("NFC", str(name or "")).replace("\\", "/").rsplit("/", 1)[-1]
+    # Invisible format characters (e.g. U+202E, which shows "fdp.exe" as "exe.pdf") are dropped.
+    name = "".join(c for c in name if unicodedata.category(c) not in _INVISIBLE_CATEGORIES)
     name = _UNSAFE_NAME_CHARS.sub("_", name).strip().lstrip(".").strip()
     if len(name) > max_length:
         stem, dot, extension = name.rpartition(".")

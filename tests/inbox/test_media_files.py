@@ -16,10 +16,11 @@ import requests
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import override_settings
+from django.test import SimpleTestCase, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
+from inbox.media import clean_filename
 from inbox.models import Chat, Contact, Media
 from integrations import services as channel
 from integrations.whatsapp.sandbox import SandboxServer
@@ -242,3 +243,21 @@ class MediaFilesOnS3(MediaFilesOnDisk):
             Contact.objects.filter(organization=self.org, phone="+5511988887777").exists()
         )
         self.assertEqual(self.s3.keys("contact-imports/"), [])
+
+
+class FileNameTests(SimpleTestCase):
+    def test_a_customers_file_name_is_cleaned_to_show_and_to_download(self):
+        cases = {
+            "../../etc/passwd": "passwd",
+            "..\\..\\boot.ini": "boot.ini",
+            "exame\u202efdp.exe": "examefdp.exe",  # no right-to-left override
+            'a<b>c:"d|e?.pdf': "a_b_c__d_e_.pdf",
+            "..": "",
+            " .hidden.txt ": "hidden.txt",
+            "Relatório Março.pdf": "Relatório Março.pdf",
+        }
+        for raw, clean in cases.items():
+            with self.subTest(raw=raw):
+                self.assertEqual(clean_filename(raw), clean)
+        long = clean_filename("x" * 300 + ".pdf")
+        self.assertEqual((len(long), long[-4:]), (200, ".pdf"))
