@@ -244,6 +244,20 @@ class MediaFilesOnS3(MediaFilesOnDisk):
         )
         self.assertEqual(self.s3.keys("contact-imports/"), [])
 
+    def test_a_knowledge_file_is_kept_in_the_bucket(self):
+        from assistants import services as assistant_services
+        from assistants.models import Assistant
+
+        assistant = Assistant.objects.create(organization=self.org, name="Sofia")
+        source = assistant_services.knowledge_add(
+            assistant=assistant,
+            kind="file",
+            title="",
+            upload=SimpleUploadedFile("precos.md", b"Clareamento custa R$ 900."),
+        )
+        self.assertIn(source.file.name, self.s3.keys("knowledge/"))
+        self.assertEqual([p for p in Path(self.media_root).rglob("*") if p.is_file()], [])
+
 
 class FileNameTests(SimpleTestCase):
     def test_a_customers_file_name_is_cleaned_to_show_and_to_download(self):
