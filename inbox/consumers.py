@@ -68,6 +68,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=self.REVOKED)
 
     async def receive_json(self, content, **kwargs):
+        if self._revoked:
+            return
         kind = content.get("type")
         if kind == "ping":
             await self.send_json({"type": "pong"})
