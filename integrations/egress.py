@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 from collections.abc import Collection, Iterable
 from urllib.parse import urlsplit
 
@@ -204,9 +205,11 @@ class _PinnedBackend(httpcore2.SyncBackend):
         raise error or UnsafeURL(_("The host %(host)s does not resolve.") % {"host": host})
 
 
-def httpx_client(*, timeout: float, allow: Collection[str] = ()) -> httpx2.Client:
+def httpx_client(
+    *, timeout: float, allow: Collection[str] = (), verify: ssl.SSLContext | bool = True
+) -> httpx2.Client:
     """An ``httpx2`` client (``openai``'s ``http_client=``) whose every new connection, redirects
     included, goes to an address this policy checked."""
-    transport = httpx2.HTTPTransport()
+    transport = httpx2.HTTPTransport(verify=verify)
     transport._pool._network_backend = _PinnedBackend(allow)  # httpx exposes no other hook
     return httpx2.Client(transport=transport, timeout=timeout, trust_env=False)

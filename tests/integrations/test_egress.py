@@ -195,3 +195,83 @@ class WebhookEgressTests(ApiTestCase):
             self.assertIn("private or reserved", sent.error)
             self.assertIsNone(sent.response_status)
         self.assertEqual(receiver.requests, [])
+
+
+class TLSTests(SimpleTestCase):
+    """Connecting to the checked address keeps TLS about the name: SNI and the certificate
+    are checked against the hostname, not the IP."""
+
+    def setUp(self):
+        import datetime
+        import ssl
+        import tempfile
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hooks.customer.test")])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.DNSName("hooks.customer.test")]), False
+            )
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256())
+        )
+        folder = tempfile.mkdtemp()
+        self.cafile = f"{folder}/cert.pem"
+        with open(self.cafile, "wb") as handle:
+            handle.write(cert.public_bytes(serialization.Encoding.PEM))
+        with open(f"{folder}/key.pem", "wb") as handle:
+            handle.write(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+        self.receiver = Receiver()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cafile, f"{folder}/key.pem")
+        self.receiver._server.socket = context.wrap_socket(
+            self.receiver._server.socket, server_side=True
+        )
+        self.receiver.start()
+        self.addCleanup(self.receiver.stop)
+        port = self.receiver._server.server_address[1]
+        self.url = f"https://hooks.customer.test:{port}/hook"
+        real_getaddrinfo = socket.getaddrinfo
+
+        def dns(host, port, *args, **kwargs):
+            if host == "hooks.customer.test":
+                return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+            return real_getaddrinfo(host, port, *args, **kwargs)
+
+        patcher = mock.patch("socket.getaddrinfo", side_effect=dns)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    @override_settings(EGRESS_ALLOW_PRIVATE=False)
+    def test_https_verifies_the_hostname_on_the_pinned_connection(self):
+        import ssl
+
+        with egress.session(allow=[self.url]) as http:
+            self.assertEqual(http.post(self.url, data=b"{}", verify=self.cafile).status_code, 200)
+        context = ssl.create_default_context(cafile=self.cafile)
+        with egress.httpx_client(timeout=2, allow=[self.url], verify=context) as http:
+            self.assertEqual(http.post(self.url, content=b"{}").status_code, 200)
+        self.assertEqual(len(self.receiver.requests), 2)
+        # The same server under another name fails the certificate check.
+        other = self.url.replace("hooks.customer.test", "127.0.0.1")
+        with egress.session(allow=[other]) as http, self.assertRaises(requests.exceptions.SSLError):
+            http.post(other, data=b"{}", verify=self.cafile)
