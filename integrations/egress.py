@@ -3,8 +3,9 @@
 
 - Only ``http`` and ``https``.
 - The host is resolved once, every address it resolves to must be public (``is_global``, not
-  multicast, and for IPv6 forms that embed an IPv4 address — mapped, compatible, NAT64, 6to4,
-  Teredo — the embedded address too), and the connection goes to the address that was checked:
+  multicast; IPv6 only in global unicast or NAT64, never Teredo, IPv4-compatible or -translated,
+  and forms that embed an IPv4 address — mapped, NAT64, 6to4 — judged by that address too),
+  and the connection goes to the address that was checked:
   no second lookup, so a DNS answer that changes between check and request (rebinding) cannot
   slip a private address in. TLS still verifies the certificate against the hostname (SNI).
 - Each new connection is checked, so a redirect to a refused address is refused too.
@@ -39,13 +40,16 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 SCHEMES = ("http", "https")
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# IPv6 ranges whose last 32 bits (or, for Teredo, the obfuscated client bits) carry an IPv4
-# address that a gateway will reach for us; ``ipaddress`` calls most of them global.
-_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+# Where a public IPv6 address can be: global unicast, or NAT64's well-known prefix (an IPv6-only
+# network reaching a public IPv4 address). Everything else (site-local, IPv4-translated, SRv6,
+# the new documentation prefix...) is refused even where ``ipaddress`` calls it global.
+_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: site-local translation
-_SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
-_TEREDO = ipaddress.ip_network("2001::/32")
+_REFUSED_V6 = [
+    ipaddress.ip_network("64:ff9b:1::/48"),  # RFC 8215: local-use NAT64
+    ipaddress.ip_network("2001::/32"),  # Teredo: an IPv4 address behind a relay
+    ipaddress.ip_network("3fff::/20"),  # RFC 9637: documentation
+]
 
 
 class UnsafeURL(ValueError):
@@ -57,26 +61,24 @@ def allow_private() -> bool:
     return bool(getattr(settings, "EGRESS_ALLOW_PRIVATE", False))
 
 
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
-    if address.ipv4_mapped is not None:
-        return [address.ipv4_mapped]
-    if address in _TEREDO and address.teredo is not None:
-        return list(address.teredo)  # (server, client)
-    if address in _SIX_TO_FOUR and address.sixtofour is not None:
-        return [address.sixtofour]
-    if address in _NAT64 or address in _IPV4_COMPATIBLE:
-        return [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
-    return []
-
-
 def is_public(address: Address) -> bool:
-    """Whether a customer-supplied URL may reach ``address``."""
+    """Whether a customer-supplied URL may reach ``address``. An IPv6 address that carries an
+    IPv4 one (IPv4-mapped, NAT64, 6to4) is judged by that address too: ``ipaddress`` calls
+    ``64:ff9b::7f00:1`` or ``2002:7f00:1::`` global, yet a gateway would take them to loopback."""
     if address.is_multicast or not address.is_global:
         return False
-    if isinstance(address, ipaddress.IPv6Address):
-        if address in _NAT64_LOCAL or address in _TEREDO:
-            return False
-        return all(is_public(v4) for v4 in _embedded_ipv4(address))
+    if isinstance(address, ipaddress.IPv4Address):
+        return True
+    if address.ipv4_mapped is not None:
+        return is_public(address.ipv4_mapped)
+    if not (address in _GLOBAL_UNICAST or address in _NAT64):
+        return False
+    if any(address in network for network in _REFUSED_V6):
+        return False
+    if address in _NAT64:
+        return is_public(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    if address.sixtofour is not None:
+        return is_public(address.sixtofour)
     return True
 
 

@@ -72,13 +72,22 @@ class AddressTests(SimpleTestCase):
             "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::808:808",
             "2002:7f00:1::1", "2002:a00:1::", "2002:a9fe:a9fe::1",
             "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1
+            "::ffff:0:7f00:1", "::ffff:0:808:808",  # IPv4-translated (SIIT)
+            "fec0::1", "5f00::1", "3fff::1", "::8.8.8.8",
         ]  # fmt: skip
         for text in refused:
             with self.subTest(address=text):
                 self.assertFalse(egress.is_public(ipaddress.ip_address(text)))
 
     def test_it_accepts_public_addresses_also_behind_nat64_or_6to4(self):
-        for text in ("8.8.8.8", "2606:4700:4700::1111", "64:ff9b::808:808", "2002:808:808::1"):
+        for text in (
+            "8.8.8.8",
+            "2606:4700:4700::1111",
+            "2620:4f:8000::1",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ):
             with self.subTest(address=text):
                 self.assertTrue(egress.is_public(ipaddress.ip_address(text)))
 
