@@ -170,9 +170,14 @@ class MembershipChangeTests(TransactionTestCase):
 
         async_to_sync(scenario)()
 
-    def test_the_removed_members_next_page_has_no_access(self):
+    def test_the_members_next_page_already_follows_the_change(self):
+        """Sessions need no closing: every request reads the membership again."""
         operator = Client()
         operator.force_login(self.operator)
+        self.assertEqual(operator.get(reverse("campaign_contact_list")).status_code, 200)
+        url = reverse("member_role", args=[self.membership.pk])
+        self.admin_client.post(url, {"role": Role.AGENT})
+        self.assertEqual(operator.get(reverse("campaign_contact_list")).status_code, 403)
         self.assertEqual(operator.get(reverse("chat_list")).status_code, 200)
         self.admin_client.post(reverse("member_remove", args=[self.membership.pk]))
         self.assertNotEqual(operator.get(reverse("chat_list")).status_code, 200)
