@@ -129,8 +129,6 @@ def url_check(url: str, *, allow: Collection[str] = (), resolve_host: bool = Tru
     endpoint = _endpoint(url)
     if parts.scheme not in SCHEMES or endpoint is None:
         raise UnsafeURL(_("Only http and https URLs with a host name can be used."))
-    if parts.username or parts.password:
-        raise UnsafeURL(_("Put credentials in their own field, not in the URL."))
     if resolve_host and not allow_private():
         resolve(*endpoint, allow=allow)
 
