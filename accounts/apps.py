@@ -8,6 +8,7 @@ class AccountsConfig(AppConfig):
     verbose_name = _("Accounts and organizations")
 
     def ready(self):
+        from accounts import services  # noqa: F401  (membership changes close live sockets)
         from config.tasks import ensure_schedules
 
         # The base app mirrors the periodic tasks into django-q2 schedules for `qcluster`.

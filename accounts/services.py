@@ -4,6 +4,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -11,6 +13,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from accounts.models import Invitation, Membership, Organization, Role, User
+from config import realtime
 
 
 def _unique_slug(name: str) -> str:
@@ -42,6 +45,22 @@ def _ensure_an_admin_remains(membership: Membership, new_role: str | None) -> No
     admins = Membership.objects.filter(organization=membership.organization, role=Role.ADMIN)
     if admins.exclude(pk=membership.pk).count() == 0:
         raise ValidationError(_("An organization needs at least one admin."))
+
+
+def membership_group(membership_id: int) -> str:
+    """The live-event group of every socket opened for this membership (``inbox.consumers``)."""
+    return f"member.{membership_id}"
+
+
+@receiver(post_save, sender=Membership, dispatch_uid="membership-closes-live-sockets")
+@receiver(post_delete, sender=Membership, dispatch_uid="membership-deleted-closes-live-sockets")
+def _close_live_sockets(sender, instance: Membership, created: bool = False, **kwargs) -> None:
+    """A membership changed (its role: it has no other field) or went away, by any path
+    (these services, the admin, an organization or user deleted): after commit, close the
+    member's open websockets, which joined groups for the old role. Pages need nothing: every
+    request reads the membership again, so the next one already sees the change."""
+    if not created:
+        realtime.publish_on_commit(membership_group(instance.pk), {"type": "member.revoked"})
 
 
 @transaction.atomic

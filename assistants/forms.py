@@ -1,8 +1,11 @@
 from django import forms
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from assistants.models import AISettings, Assistant, KnowledgeSource
+from integrations import egress
+from integrations.ai import is_platform_server
 from integrations.models import WhatsAppNumber
 
 WEEKDAYS = [
@@ -153,3 +156,28 @@ class AISettingsForm(forms.ModelForm):
         if not 1 <= value <= 120:
             raise forms.ValidationError(_("Between 1 and 120 seconds."))
         return value
+
+    def clean_base_url(self):
+        """An organization's own server must be reachable only at a public address (or be one
+        the operator listed); each request checks again, as DNS answers change."""
+        url = self.cleaned_data["base_url"]
+        if url and not is_platform_server(url):
+            try:
+                egress.url_check(url, allow=settings.AI_PRIVATE_BASE_URLS)
+            except egress.UnsafeURL as error:
+                raise forms.ValidationError(str(error)) from error
+        return url
+
+    def clean(self):
+        data = super().clean()
+        url = data.get("base_url")
+        keeps_key = bool(self.instance.api_key) and not data.get("clear_api_key")
+        if url and not is_platform_server(url) and not (data.get("api_key") or keeps_key):
+            self.add_error(
+                "api_key",
+                _(
+                    "Enter this server's API key: the platform's key is only sent to the "
+                    "platform's own server."
+                ),
+            )
+        return data

@@ -37,6 +37,8 @@ def setup_django(database_url: str, **env: str) -> None:
     os.environ.pop("REDIS_URL", None)
     os.environ.setdefault("OPENAI_API_KEY", "")
     os.environ.setdefault("DEBUG", "0")
+    # The organizations' AI server is the local OpenAI stub, a loopback address.
+    os.environ.setdefault("EGRESS_ALLOW_PRIVATE", "1")
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-" + "x" * 40)
     if "FIELD_ENCRYPTION_KEY" not in os.environ:
         from cryptography.fernet import Fernet

@@ -330,6 +330,12 @@ LOGGING = {
         "django_q": {"level": "WARNING"},
     },
 }
-OUTGOING_WEBHOOKS_ALLOW_PRIVATE = env.bool(
-    "OUTGOING_WEBHOOKS_ALLOW_PRIVATE", default=DEBUG
-)  # SSRF guard
+# Outbound-URL policy (integrations.egress) for addresses users type: webhooks, AI base URLs.
+# EGRESS_ALLOW_PRIVATE lets them reach private and loopback addresses: development, tests and
+# the embedded sandbox only (it follows DEBUG; the old OUTGOING_WEBHOOKS_ALLOW_PRIVATE still
+# sets it). AI_PRIVATE_BASE_URLS names self-hosted model servers on a private network that
+# organizations may use as their base URL (comma-separated URLs; host and port must match).
+EGRESS_ALLOW_PRIVATE = env.bool(
+    "EGRESS_ALLOW_PRIVATE", default=env.bool("OUTGOING_WEBHOOKS_ALLOW_PRIVATE", default=DEBUG)
+)
+AI_PRIVATE_BASE_URLS = env.list("AI_PRIVATE_BASE_URLS", default=[])

@@ -6,6 +6,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.http import Http404
 
 from accounts.access import Level, level_for
+from accounts.services import membership_group
 
 
 def organization_group(organization) -> str:
@@ -19,7 +20,11 @@ def user_group(user) -> str:
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
     """One socket per open tab. Joins only groups the server derives from the checked membership:
-    the organization's group (not for agents, who see only their assigned chats) and the user's."""
+    the organization's group (not for agents, who see only their assigned chats), the user's, and
+    the membership's own, through which removing the member or changing their role closes the
+    socket at once (``member.revoked``): its groups were chosen for the old role."""
+
+    REVOKED = 4403  # close code: the page reloads, and a new socket joins what the role allows
 
     BURST_WINDOW = 0.04  # seconds; see live_event
 
@@ -28,13 +33,14 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self._waiting: list[str] = []  # event texts held for the end of the burst window
         self._last_frame_at = float("-inf")
         self._flush: asyncio.TimerHandle | None = None
+        self._revoked = False
 
     async def connect(self):
         membership = self.scope.get("membership")
         if membership is None:
             await self.close(code=4401)
             return
-        self.groups_joined = [user_group(self.scope["user"])]
+        self.groups_joined = [user_group(self.scope["user"]), membership_group(membership.pk)]
         if level_for(membership, "chats") > Level.ASSIGNED:
             self.groups_joined.append(organization_group(membership.organization))
         for group in self.groups_joined:
@@ -48,7 +54,22 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
+    async def member_revoked(self, event):
+        """The membership this socket was opened for was removed or changed: stop forwarding
+        anything (events already waiting included) and close."""
+        self._revoked = True
+        self._waiting.clear()
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.groups_joined = []
+        await self.close(code=self.REVOKED)
+
     async def receive_json(self, content, **kwargs):
+        if self._revoked:
+            return
         kind = content.get("type")
         if kind == "ping":
             await self.send_json({"type": "pong"})
@@ -90,7 +111,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         database, and at thousands of events a second per process that thread hop was half of
         the server's work. Everything else goes through Channels as usual."""
         if message["type"] == "live.event":
-            await self.live_event(message)
+            if not self._revoked:
+                await self.live_event(message)
         else:
             await super().dispatch(message)
 

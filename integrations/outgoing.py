@@ -14,20 +14,17 @@ Signature (documented in Settings › Webhooks)::
 
 Receivers recompute it over the raw body and reject timestamps older than five minutes.
 
-Customer URLs never reach private, loopback or link-local addresses unless
-``OUTGOING_WEBHOOKS_ALLOW_PRIVATE`` is set (development and tests).
+Customer URLs go through ``integrations.egress``: never to private, loopback, link-local or
+other non-public addresses (checked when the URL is saved and again on every connection).
 """
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
-import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, timedelta
-from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -42,6 +39,8 @@ from django.utils.translation import gettext as _
 from config import tasks
 from config.admission import waiting_outside
 from config.memo import ProcessMemo
+from integrations import egress
+from integrations.egress import UnsafeURL, url_check
 from integrations.models import WebhookDelivery, WebhookSubscription
 
 logger = logging.getLogger(__name__)
@@ -54,38 +53,6 @@ DISABLE_AFTER_FAILURES = 15  # consecutive failed attempts across deliveries, no
 CLAIM_TTL = timedelta(minutes=2)  # a "sending" row older than this was abandoned by its worker
 RESPONSE_KEEP = 2000  # characters of the response body recorded
 DELIVERY_RETENTION = timedelta(days=30)
-
-
-class UnsafeURL(Exception):
-    """The URL points at an address a customer-supplied webhook may not reach."""
-
-
-def _allow_private() -> bool:
-    return getattr(settings, "OUTGOING_WEBHOOKS_ALLOW_PRIVATE", False)
-
-
-def url_check(url: str) -> None:
-    """Refuse non-HTTP(S) URLs and, unless allowed, hosts resolving to non-public addresses."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeURL(_("Only http and https URLs can receive webhooks."))
-    if _allow_private():
-        return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as error:
-        raise UnsafeURL(
-            _("The host %(host)s does not resolve.") % {"host": parts.hostname}
-        ) from error
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not address.is_global or address.is_multicast:
-            raise UnsafeURL(
-                _(
-                    "%(host)s resolves to a private or reserved address; webhooks only go to public hosts."
-                )
-                % {"host": parts.hostname}
-            )
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -239,9 +206,9 @@ def delivery_attempt(delivery_id: int) -> None:
     started = time.monotonic()
     status_code, response_text, error = None, "", ""
     try:
-        url_check(subscription.url)
-        with waiting_outside():
-            response = requests.post(
+        url_check(subscription.url, resolve_host=False)  # the connection checks the address
+        with waiting_outside(), egress.session() as http:
+            response = http.post(
                 subscription.url,
                 data=body,
                 headers=headers,

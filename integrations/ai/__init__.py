@@ -7,7 +7,16 @@ from integrations.ai.client import (
     ChatResult,
     OfflineProvider,
     ToolCall,
+    is_platform_server,
     provider_for,
 )
 
-__all__ = ["AIError", "ChatProvider", "ChatResult", "OfflineProvider", "ToolCall", "provider_for"]
+__all__ = [
+    "AIError",
+    "ChatProvider",
+    "ChatResult",
+    "OfflineProvider",
+    "ToolCall",
+    "is_platform_server",
+    "provider_for",
+]

@@ -4,6 +4,11 @@
 ``OfflineProvider`` needs no key and answers by extracting the best-matching sentences from the
 knowledge passages it is given, so the embedded demo shows the whole flow. Callers choose with
 ``provider_for(api_key, base_url)``, which falls back to ``OPENAI_API_KEY``/``OPENAI_BASE_URL``.
+
+The platform's key only ever goes to the platform's base URL: an organization that names its
+own server brings its own key. Requests to an organization's server go through
+``integrations.egress`` (public addresses only, checked on every connection, unless the
+operator lists the server in ``AI_PRIVATE_BASE_URLS``); the platform's own URL is trusted.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import openai
 from django.conf import settings
 
 from config.admission import waiting_outside
+from integrations import egress
 from integrations.whatsapp.errors import IntegrationError
 
 DEFAULT_TIMEOUT = 20.0
@@ -52,9 +58,24 @@ class ChatProvider:
 
     offline = False
 
-    def __init__(self, *, api_key: str, base_url: str = "", timeout: float = DEFAULT_TIMEOUT):
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str = "",
+        timeout: float = DEFAULT_TIMEOUT,
+        guarded: bool = False,
+        allow: tuple[str, ...] = (),
+    ):
+        """``guarded``: ``base_url`` was typed by a user, so connect only where
+        ``integrations.egress`` allows (``allow``: servers the operator named)."""
+        http_client = egress.httpx_client(timeout=timeout, allow=allow) if guarded else None
         self.client = openai.OpenAI(
-            api_key=api_key, base_url=base_url or None, timeout=timeout, max_retries=0
+            api_key=api_key,
+            base_url=base_url or None,
+            timeout=timeout,
+            max_retries=0,
+            http_client=http_client,
         )
 
     def chat(
@@ -80,6 +101,8 @@ class ChatProvider:
         try:
             with waiting_outside():
                 response = self.client.chat.completions.create(**kwargs)
+        except egress.UnsafeURL as error:
+            raise AIError(str(error), permanent=True) from error
         except openai.APITimeoutError as error:
             raise AIError(f"The model did not answer in time: {error}", permanent=False) from error
         except openai.APIStatusError as error:
@@ -120,6 +143,8 @@ class ChatProvider:
         try:
             with waiting_outside():
                 response = self.client.embeddings.create(model=model, input=texts)
+        except egress.UnsafeURL as error:
+            raise AIError(str(error), permanent=True) from error
         except openai.APIError as error:
             raise AIError(f"Embeddings failed: {error}", permanent=False) from error
         return [item.embedding for item in sorted(response.data, key=lambda d: d.index)]
@@ -130,6 +155,8 @@ class ChatProvider:
                 response = self.client.audio.transcriptions.create(
                     model=model, file=(filename, data, mime_type)
                 )
+        except egress.UnsafeURL as error:
+            raise AIError(str(error), permanent=True) from error
         except openai.APIError as error:
             raise AIError(f"Transcription failed: {error}", permanent=False) from error
         return (getattr(response, "text", "") or "").strip()
@@ -218,19 +245,46 @@ class OfflineProvider:
         raise AIError("Transcription needs an API key.", permanent=True)
 
 
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+def _same_server(a: str, b: str) -> bool:
+    return a.strip().rstrip("/").lower() == b.strip().rstrip("/").lower()
+
+
+def is_platform_server(base_url: str) -> bool:
+    """Whether ``base_url`` is the server the operator configured (``OPENAI_BASE_URL``, or
+    OpenAI's own when that is empty): the only one the platform key may go to."""
+    return _same_server(base_url, settings.OPENAI_BASE_URL or OPENAI_DEFAULT_BASE_URL)
+
+
 def provider_for(
     api_key: str = "", base_url: str = "", *, timeout: float = DEFAULT_TIMEOUT
 ) -> ChatProvider | OfflineProvider:
-    """The organization's key and base URL, else the environment's, else the offline provider."""
+    """The organization's key and base URL, else the environment's, else the offline provider.
+
+    An organization's own server (a base URL other than the platform's) is used only with the
+    organization's own key (without one the offline provider answers: the platform's key
+    never goes there), and only at addresses ``integrations.egress`` allows."""
+    if base_url and not is_platform_server(base_url):
+        if not api_key:
+            return OfflineProvider()
+        allow = tuple(settings.AI_PRIVATE_BASE_URLS)
+        return _cached_provider(api_key, base_url, float(timeout), allow, egress.allow_private())
     key = api_key or settings.OPENAI_API_KEY
-    url = base_url or settings.OPENAI_BASE_URL
     if not key:
         return OfflineProvider()
-    return _cached_provider(key, url, float(timeout))
+    return _cached_provider(key, settings.OPENAI_BASE_URL, float(timeout), None, False)
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_provider(key: str, url: str, timeout: float) -> ChatProvider:
+def _cached_provider(
+    key: str, url: str, timeout: float, allow: tuple[str, ...] | None, allow_private: bool
+) -> ChatProvider:
     """One client (and its connection pool) per server and key: building one costs ~10 ms, and
-    the ``openai`` client is safe to share between threads."""
-    return ChatProvider(api_key=key, base_url=url, timeout=timeout)
+    the ``openai`` client is safe to share between threads. ``allow`` is None for the
+    platform's server; ``allow_private`` is in the key so that pooled connections opened while
+    private addresses were allowed are never reused once they are not."""
+    return ChatProvider(
+        api_key=key, base_url=url, timeout=timeout, guarded=allow is not None, allow=allow or ()
+    )

@@ -33,6 +33,9 @@
     socket.addEventListener("close", function (event) {
       setState("closed");
       if (event.code === 4401) return; // signed out: do not retry
+      // Membership removed or role changed: the page was drawn for the old access; reload it
+      // (the server answers with what the member may see now, and a new socket follows).
+      if (event.code === 4403) { location.reload(); return; }
       attempt += 1;
       const delay = Math.min(30000, 500 * 2 ** attempt) * (0.5 + Math.random() / 2);
       setTimeout(connect, delay);

@@ -20,6 +20,22 @@ class LanguageTests(BaseTestCase):
         self.assertEqual(self.agent.language, "es")
         self.assertContains(self.client.get(reverse("home")), '<html lang="es">')
 
+    def test_choosing_a_language_never_redirects_off_site(self):
+        self.login(self.agent)
+        for target in (
+            "https://evil.example/",
+            "//evil.example/",
+            "https:evil.example",
+            "http://testserver/c/",  # same host, but downgraded from https
+        ):
+            with self.subTest(next=target):
+                response = self.client.post(
+                    reverse("language_set"), {"language": "en", "next": target}, secure=True
+                )
+                self.assertRedirects(response, reverse("home"), fetch_redirect_response=False)
+        response = self.client.post(reverse("language_set"), {"language": "en", "next": "/c/"})
+        self.assertEqual(response["Location"], "/c/")
+
     def test_an_unknown_language_is_a_400(self):
         self.login(self.agent)
         response = self.client.post(reverse("language_set"), {"language": "klingon"})

@@ -46,7 +46,7 @@ class ReceiverMixin:
         self.assertFalse(WebhookDelivery.objects.filter(subscription=self.foreign).exists())
 
 
-@override_settings(OUTGOING_WEBHOOKS_ALLOW_PRIVATE=True)
+@override_settings(EGRESS_ALLOW_PRIVATE=True)
 class CampaignCompletedTests(ReceiverMixin, CampaignApiTestCase):
     def test_a_finished_campaign_is_announced_with_its_figures(self):
         make_contacts(self.org, 3)
@@ -75,7 +75,7 @@ class CampaignCompletedTests(ReceiverMixin, CampaignApiTestCase):
         self.assertEqual(self.received(), [])
 
 
-@override_settings(OUTGOING_WEBHOOKS_ALLOW_PRIVATE=True)
+@override_settings(EGRESS_ALLOW_PRIVATE=True)
 class AssistantEventTests(ReceiverMixin, AssistantApiTestCase):
     def test_a_handoff_is_announced_with_the_reason_and_the_chat(self):
         chat = self.ai_chat()

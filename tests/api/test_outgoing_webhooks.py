@@ -21,7 +21,7 @@ ALL_EVENTS = [
 ]
 
 
-@override_settings(OUTGOING_WEBHOOKS_ALLOW_PRIVATE=True)
+@override_settings(EGRESS_ALLOW_PRIVATE=True)
 class OutgoingWebhookTests(ApiTestCase):
     def setUp(self):
         super().setUp()
@@ -160,7 +160,7 @@ class OutgoingWebhookTests(ApiTestCase):
         )
 
 
-@override_settings(OUTGOING_WEBHOOKS_ALLOW_PRIVATE=False)
+@override_settings(EGRESS_ALLOW_PRIVATE=False)
 class SsrfGuardTests(ApiTestCase):
     def test_private_and_loopback_urls_are_refused(self):
         for url in (
@@ -233,7 +233,7 @@ class SettingsPagesTests(ApiTestCase):
         self.assertEqual(self.client.get(reverse("api_key_list")).status_code, 403)
 
 
-@override_settings(OUTGOING_WEBHOOKS_ALLOW_PRIVATE=True)
+@override_settings(EGRESS_ALLOW_PRIVATE=True)
 class MessageEventTests(SandboxMixin, ApiTestCase):
     def test_a_sent_message_is_announced_with_its_status(self):
         receiver = Receiver().start()
@@ -256,7 +256,7 @@ class MessageEventTests(SandboxMixin, ApiTestCase):
 
 
 class WebhookApiTests(ApiTestCase):
-    @override_settings(OUTGOING_WEBHOOKS_ALLOW_PRIVATE=True)
+    @override_settings(EGRESS_ALLOW_PRIVATE=True)
     def test_an_integrator_subscribes_receives_and_unsubscribes(self):
         receiver = Receiver().start()
         self.addCleanup(receiver.stop)
@@ -278,7 +278,7 @@ class WebhookApiTests(ApiTestCase):
         self.assertEqual(deleted.status_code, 204)
         self.assertFalse(WebhookSubscription.objects.exists())
 
-    @override_settings(OUTGOING_WEBHOOKS_ALLOW_PRIVATE=False)
+    @override_settings(EGRESS_ALLOW_PRIVATE=False)
     def test_it_refuses_a_private_url(self):
         response = self.api(
             "post",

@@ -43,6 +43,7 @@ def echo(body: dict) -> dict:
 class OpenAIStub:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.authorizations: list[str] = []  # each request's Authorization header, in order
         self.queue: deque[dict] = deque()
         self.default = echo
         self.delay = 0.0
@@ -78,6 +79,7 @@ class OpenAIStub:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                stub.authorizations.append(self.headers.get("Authorization", ""))
                 if self.path.endswith("/chat/completions"):
                     body = json.loads(raw)
                     stub.requests.append({"path": self.path, "body": body})

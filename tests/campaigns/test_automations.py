@@ -327,7 +327,7 @@ class ActionTests(AutomationTestCase):
         self.assertIn("24-hour window", run.detail)
         self.assertEqual(self.automated(), [])
 
-    @override_settings(OUTGOING_WEBHOOKS_ALLOW_PRIVATE=True)
+    @override_settings(EGRESS_ALLOW_PRIVATE=True)
     def test_the_webhook_action_delivers_a_signed_event(self):
         receiver = Receiver().start()
         self.addCleanup(receiver.stop)

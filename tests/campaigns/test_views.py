@@ -224,6 +224,29 @@ class ContactPagesTests(BaseTestCase):
         self.assertIn("vip, maio", lines[1])
         self.assertNotIn("Zelda", export.content.decode())
 
+    def test_the_bulk_action_returns_to_the_list_page_and_never_off_site(self):
+        contacts = make_contacts(self.org, 1)
+        self.login(self.manager)
+        data = {"contact": [str(contacts[0].code)], "add": "vip"}
+        back = reverse("campaign_contact_list") + "?tag=vip&page=2"
+        response = self.client.post(reverse("campaign_contact_bulk"), {**data, "next": back})
+        self.assertRedirects(response, back, fetch_redirect_response=False)
+        for target in (
+            "https://evil.example/",
+            "//evil.example/",
+            "https:evil.example",
+            "/\\evil.example/",
+            "javascript:alert(1)",
+            "http://testserver/contacts/",  # same host, but downgraded from https
+        ):
+            with self.subTest(next=target):
+                response = self.client.post(
+                    reverse("campaign_contact_bulk"), {**data, "next": target}, secure=True
+                )
+                self.assertRedirects(
+                    response, reverse("campaign_contact_list"), fetch_redirect_response=False
+                )
+
     def test_a_saved_filter_segment_counts_live(self):
         contacts = make_contacts(self.org, 3)
         self.login(self.admin)

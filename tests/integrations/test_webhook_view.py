@@ -357,7 +357,7 @@ class StatusTests(WebhookTestCase):
         message.refresh_from_db()
         self.assertEqual(message.status, Message.Status.READ)
 
-    @override_settings(OUTGOING_WEBHOOKS_ALLOW_PRIVATE=True)
+    @override_settings(EGRESS_ALLOW_PRIVATE=True)
     def test_a_batch_moves_many_messages_and_announces_every_status_to_integrators(self):
         receiver = Receiver().start()
         self.addCleanup(receiver.stop)
