@@ -291,7 +291,7 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz(/(live|ready|workers))?$"]
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
