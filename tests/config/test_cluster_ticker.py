@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.inbox.test_multiprocess_fanout import REDIS_URL, redis_available
 from tests import servers
+from tests.inbox.test_multiprocess_fanout import REDIS_URL, redis_available
 
 ROOT = Path(__file__).resolve().parents[2]
 
