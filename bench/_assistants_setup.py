@@ -37,6 +37,7 @@ def setup_django(database_url: str, **env: str) -> None:
     os.environ.pop("REDIS_URL", None)
     os.environ.setdefault("OPENAI_API_KEY", "")
     os.environ.setdefault("DEBUG", "0")
+    os.environ.setdefault("EMAIL_URL", "consolemail://")
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-" + "x" * 40)
     if "FIELD_ENCRYPTION_KEY" not in os.environ:
         from cryptography.fernet import Fernet
