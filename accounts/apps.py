@@ -1,3 +1,5 @@
+import sys
+
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
@@ -9,7 +11,12 @@ class AccountsConfig(AppConfig):
 
     def ready(self):
         from accounts import services  # noqa: F401  (membership changes close live sockets)
-        from config.tasks import ensure_schedules
+        from config import tasks
 
         # The base app mirrors the periodic tasks into django-q2 schedules for `qcluster`.
-        post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="porfin-schedules")
+        post_migrate.connect(tasks.ensure_schedules, sender=self, dispatch_uid="porfin-schedules")
+        if sys.argv[1:2] == ["qcluster"]:
+            from django_q.conf import Conf
+
+            # Heartbeats and sub-minute periodic work (django-q2 schedules count in minutes).
+            tasks.start_cluster_ticker(Conf.CLUSTER_NAME)

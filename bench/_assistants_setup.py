@@ -39,6 +39,7 @@ def setup_django(database_url: str, **env: str) -> None:
     os.environ.setdefault("DEBUG", "0")
     # The organizations' AI server is the local OpenAI stub, a loopback address.
     os.environ.setdefault("EGRESS_ALLOW_PRIVATE", "1")
+    os.environ.setdefault("EMAIL_URL", "consolemail://")
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-" + "x" * 40)
     if "FIELD_ENCRYPTION_KEY" not in os.environ:
         from cryptography.fernet import Fernet

@@ -76,6 +76,7 @@ def environment() -> dict:
         "REDIS_URL": REDIS,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DEBUG": "0",  # as in production (DEBUG keeps every query in memory)
+        "EMAIL_URL": "consolemail://",  # production refuses to start without e-mail
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "0",  # plain HTTP on the loopback
         "LOG_LEVEL": "WARNING",

@@ -65,6 +65,7 @@ def environment(sandbox_url: str) -> dict[str, str]:
         "DATABASE_URL": os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DEBUG": "0",
+        "EMAIL_URL": "consolemail://",  # production refuses to start without e-mail
         "SECRET_KEY": "bench-secret-key-not-for-production-0123456789",
         "FIELD_ENCRYPTION_KEY": FERNET_KEY,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",

@@ -200,6 +200,7 @@ def end_to_end(client, org, number, sockets, rate, seconds):
         "TASK_RUNNER": "django_q",
         "SANDBOX_ENABLED": "0",
         "DEBUG": "0",  # as in production (DEBUG keeps every query in memory)
+        "EMAIL_URL": "consolemail://",  # production refuses to start without e-mail
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "0",  # plain HTTP on the loopback
         "LOG_LEVEL": "WARNING",

@@ -62,6 +62,7 @@ def environment() -> dict[str, str]:
         "REDIS_URL": os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DEBUG": "0",
+        "EMAIL_URL": "consolemail://",  # production refuses to start without e-mail
         "SECRET_KEY": "bench-secret-key-not-for-production-0123456789",
         "FIELD_ENCRYPTION_KEY": FERNET_KEY,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",

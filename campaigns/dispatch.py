@@ -18,7 +18,6 @@ Correctness comes from the database, never from the queue:
 
 import logging
 import random
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +32,7 @@ from django.utils import timezone
 
 from campaigns import scheduling, selectors, services, signals
 from campaigns.models import Campaign, CampaignRecipient
+from config import pacing
 from inbox import services as inbox_services
 from inbox.models import Chat, Contact, Message, OrphanStatus
 from integrations.whatsapp.errors import WhatsAppError
@@ -75,45 +75,9 @@ class Options:
 # --- Rate -----------------------------------------------------------------------------------
 
 
-class TokenBucket:
-    """Thread-safe pacing at ``rate`` sends per second (a token bucket of depth one, kept on a
-    schedule): each ``take()`` reserves the next send slot and sleeps until it. Slots are spaced
-    from the schedule, not from when a sleeping thread wakes, so scheduler latency does not eat
-    into the rate; at most one missed slot is caught up, so a sliding second never sees more
-    than ``rate + 2`` sends."""
-
-    def __init__(self, rate: float):
-        self.rate = max(rate, 0.01)
-        self.next_slot = time.monotonic()
-        self.lock = threading.Lock()
-
-    def set_rate(self, rate: float) -> None:
-        with self.lock:
-            self.rate = max(rate, 0.01)
-
-    def take(self) -> None:
-        with self.lock:
-            interval = 1.0 / self.rate
-            slot = max(self.next_slot, time.monotonic() - interval)
-            self.next_slot = slot + interval
-        delay = slot - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-
-
-_buckets: dict[int, TokenBucket] = {}
-_buckets_lock = threading.Lock()
-
-
-def bucket_for(number_id: int, rate: float) -> TokenBucket:
-    """One bucket per number per process: campaigns sharing a number share its cap."""
-    with _buckets_lock:
-        bucket = _buckets.get(number_id)
-        if bucket is None:
-            bucket = _buckets[number_id] = TokenBucket(rate)
-        elif abs(bucket.rate - rate) > 1e-6:
-            bucket.set_rate(rate)
-        return bucket
+def bucket_for(number_id: int, rate: float):
+    """One pace per number, shared by every process and campaign sending from it."""
+    return pacing.bucket_for(f"number:{number_id}", rate)
 
 
 # Stay a little under the number's cap: Meta (and the sandbox) count a sliding second, so
@@ -660,7 +624,13 @@ class Dispatcher:
                 _requeue(row.pk, self.token, (end - now).total_seconds(), count_attempt=False)
         return keep
 
-    def submit(self, campaign: Campaign, batch: list, pool, bucket: TokenBucket) -> list:
+    def submit(
+        self,
+        campaign: Campaign,
+        batch: list,
+        pool,
+        bucket: pacing.LocalBucket | pacing.SharedBucket,
+    ) -> list:
         from integrations.services import client_for
 
         client = client_for(campaign.number)

@@ -206,6 +206,9 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+# Anyone may create an account and an organization; SIGNUP_OPEN=0 closes sign-up (members then
+# join by invitation, organizations are created with `manage.py create_organization`).
+ACCOUNT_ALLOW_SIGNUP = env.bool("SIGNUP_OPEN", default=True)
 ACCOUNT_FORMS = {"signup": "accounts.forms.SignupForm"}
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
@@ -219,6 +222,11 @@ MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Porfin"
 
 # --- Email ----------------------------------------------------------------------------------
+if not DEBUG and not env.str("EMAIL_URL", default="") and "test" not in sys.argv[1:2]:
+    # Invitations, password resets and alerts would silently go to the console.
+    raise ImproperlyConfigured(
+        "Set EMAIL_URL (e.g. smtp+tls://user:pass@host:587) when DEBUG is off."
+    )
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Porfin <no-reply@porfin.local>")
@@ -291,7 +299,7 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz(/(live|ready|workers))?$"]
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -317,19 +325,45 @@ INBOUND_MEDIA_MAX_BYTES = env.int("INBOUND_MEDIA_MAX_BYTES", default=100 * 1024 
 # Public base URL used to build webhook URLs shown to owners (defaults to the request host).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
 WORKER_HEARTBEAT_MAX_AGE = env.int("WORKER_HEARTBEAT_MAX_AGE", default=180)
+# Bearer token for Prometheus scrapers of /metrics (superusers may read it signed in).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")  # "json": one JSON object per line
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"scrub": {"()": "config.logs.ScrubSecrets"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "config.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["scrub"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
-        "django_q": {"level": "WARNING"},
+        "django-q": {"level": "WARNING"},  # django-q2's own logger: not one line per task
+        "uvicorn.access": {"handlers": ["console"], "propagate": False},
     },
 }
+# Errors by e-mail to ADMINS ("Name <a@b>, ...") when set; Sentry when SENTRY_DSN is set.
+ADMINS = [
+    tuple(part.strip(" >") for part in admin.split("<")) if "<" in admin else ("", admin)
+    for admin in env.list("ADMINS", default=[])
+]
+if ADMINS:
+    LOGGING["handlers"]["mail_admins"] = {
+        "class": "django.utils.log.AdminEmailHandler",
+        "level": "ERROR",
+        "filters": ["scrub"],
+    }
+    LOGGING["root"]["handlers"].append("mail_admins")
 # Outbound-URL policy (integrations.egress) for addresses users type: webhooks, AI base URLs.
 # EGRESS_ALLOW_PRIVATE lets them reach private and loopback addresses: development, tests and
 # the embedded sandbox only (it follows DEBUG; the old OUTGOING_WEBHOOKS_ALLOW_PRIVATE still

@@ -34,7 +34,7 @@ QUEUES = {"inbound": 2, "default": 2, "bulk": 2}
 QUEUES["ai"] = 64
 
 PERIODIC: dict[str, int] = {}  # dotted path → interval in seconds
-HEARTBEAT_KEY = "porfin:worker-heartbeat"
+HEARTBEAT_KEY = "porfin:worker-heartbeat"  # one key per queue: ``HEARTBEAT_KEY:<queue>``
 
 _executors: dict[str, ThreadPoolExecutor] = {}
 _executors_lock = threading.Lock()
@@ -122,32 +122,75 @@ def _executor(queue: str) -> ThreadPoolExecutor:
         return _executors[queue]
 
 
-def heartbeat() -> None:
-    cache.set(HEARTBEAT_KEY, time.time(), timeout=None)
+HEARTBEAT_SECONDS = 30
 
 
-def last_heartbeat() -> float | None:
-    return cache.get(HEARTBEAT_KEY)
+def heartbeat(queue: str = "default") -> None:
+    """Run by a worker of ``queue``'s cluster: proves broker and workers both work."""
+    cache.set(f"{HEARTBEAT_KEY}:{queue}", time.time(), timeout=None)
 
 
-register_periodic("config.tasks.heartbeat", 30)
+def last_heartbeat(queue: str = "default") -> float | None:
+    return cache.get(f"{HEARTBEAT_KEY}:{queue}")
+
+
+def queue_depth(queue: str) -> int | None:
+    """Tasks waiting in ``queue``'s broker (None when the runner has no broker to ask)."""
+    if settings.TASK_RUNNER != "django_q":
+        executor = _executors.get(queue)
+        return executor._work_queue.qsize() if executor is not None else 0
+    try:
+        return _broker(cluster_name(queue)).queue_size()
+    except Exception:  # the broker is down: health says so through the heartbeat's age
+        return None
 
 
 class Ticker(threading.Thread):
-    """Embedded mode's scheduler: runs every registered periodic task on its interval."""
+    """Runs periodic work at its interval, in seconds, in both modes.
 
-    def __init__(self):
+    Embedded mode: every registered periodic task, on this process's threads. Production: one
+    ticker in each ``qcluster`` process queues its own cluster's heartbeat and, in the default
+    cluster, the periodic tasks that run more often than once a minute (django-q2 schedules
+    count in whole minutes; ``ensure_schedules`` keeps the rest there). Several default
+    clusters (several boxes) share each period through a cache claim, so a 10 s task runs
+    about every 10 s in total, not once per box.
+    """
+
+    def __init__(self, *, max_seconds: float, heartbeat_queues: list[str], shared: bool):
         super().__init__(name="periodic-ticker", daemon=True)
+        self.max_seconds = max_seconds  # only periodic tasks at most this often
+        self.heartbeat_queues = heartbeat_queues
+        self.shared = shared
         self.due: dict[str, float] = {}
+        self.stopped = threading.Event()
 
     def run(self):
-        while True:
-            now = time.monotonic()
-            for func_path, seconds in list(PERIODIC.items()):
-                if self.due.get(func_path, 0) <= now:
-                    self.due[func_path] = now + seconds
-                    _executor("default").submit(run, func_path)
-            time.sleep(1)
+        while not self.stopped.is_set():
+            self.tick()
+            self.stopped.wait(1)
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        work = [
+            (path, (), seconds, "default")
+            for path, seconds in list(PERIODIC.items())  # apps register theirs in ready()
+            if seconds <= self.max_seconds
+        ]
+        work += [
+            ("config.tasks.heartbeat", (queue,), HEARTBEAT_SECONDS, queue)
+            for queue in self.heartbeat_queues
+        ]
+        for func_path, args, seconds, queue in work:
+            key = f"{func_path}{args}"
+            if self.due.get(key, 0) > now:
+                continue
+            self.due[key] = now + seconds
+            if self.shared and not cache.add(f"porfin:tick:{key}", 1, timeout=max(1, seconds - 1)):
+                continue  # another process took this period
+            try:
+                dispatch(func_path, *args, queue=queue)
+            except Exception:  # the broker is down: the next period tries again
+                logger.exception("Periodic task %s not queued", func_path)
 
 
 _ticker: Ticker | None = None
@@ -158,24 +201,43 @@ def start_embedded_worker() -> None:
     global _ticker
     if settings.TASK_RUNNER != "thread" or _ticker is not None:
         return
-    _ticker = Ticker()
+    _ticker = Ticker(max_seconds=float("inf"), heartbeat_queues=list(QUEUES), shared=False)
+    _ticker.start()
+
+
+def start_cluster_ticker(cluster: str) -> None:
+    """Called in a ``qcluster`` process (``accounts.apps``): its cluster's heartbeat and, for
+    the default cluster, the sub-minute periodic tasks."""
+    global _ticker
+    if settings.TASK_RUNNER != "django_q" or _ticker is not None:
+        return
+    queue = next((q for q in QUEUES if cluster_name(q) == cluster), None)
+    if queue is None:
+        return
+    sub_minute = 59 if queue == "default" else 0
+    _ticker = Ticker(max_seconds=sub_minute, heartbeat_queues=[queue], shared=True)
     _ticker.start()
 
 
 def ensure_schedules(**_kwargs) -> None:
-    """Mirror ``PERIODIC`` into django-q2 schedules (run after migrate) for ``qcluster``."""
+    """Mirror the periodic tasks of a minute or more into django-q2 schedules (run after
+    migrate) for ``qcluster``; shorter ones run on the default cluster's ticker."""
     from django_q.models import Schedule
 
     for func_path, seconds in PERIODIC.items():
+        if seconds < 60:
+            Schedule.objects.filter(name=func_path).delete()
+            continue
         Schedule.objects.update_or_create(
             name=func_path,
             defaults={
                 "func": func_path,
                 "schedule_type": Schedule.MINUTES,
-                "minutes": max(1, seconds // 60),
+                "minutes": seconds // 60,
                 "repeats": -1,
             },
         )
+    Schedule.objects.filter(name="config.tasks.heartbeat").delete()  # now per cluster
 
 
 def enqueue_in(seconds: float, func_path: str, *args, queue: str = "default") -> None:

@@ -1,14 +1,18 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from config import pwa
-from config.health import healthz
+from config import health, pwa
+from reports import metrics
 
 admin.site.site_header = "Porfin"
 admin.site.site_title = "Porfin"
 
 urlpatterns = [
-    path("healthz", healthz, name="healthz"),
+    path("healthz", health.ready, name="healthz"),
+    path("healthz/live", health.live, name="healthz_live"),
+    path("healthz/ready", health.ready, name="healthz_ready"),
+    path("healthz/workers", health.workers, name="healthz_workers"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("manifest.webmanifest", pwa.manifest, name="manifest"),
     path("sw.js", pwa.service_worker, name="service_worker"),
     path("admin/", admin.site.urls),

@@ -18,6 +18,13 @@ def user_group(user) -> str:
     return f"user.{user.pk}"
 
 
+_sockets = [0]  # live sockets open in this process, for ``/metrics``
+
+
+def open_sockets() -> int:
+    return _sockets[0]
+
+
 class LiveConsumer(AsyncJsonWebsocketConsumer):
     """One socket per open tab. Joins only groups the server derives from the checked membership:
     the organization's group (not for agents, who see only their assigned chats), the user's, and
@@ -46,9 +53,14 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        _sockets[0] += 1
+        self._counted = True
         await self.send_json({"type": "hello", "organization": str(membership.organization.code)})
 
     async def disconnect(self, code):
+        if getattr(self, "_counted", False):
+            _sockets[0] -= 1
+            self._counted = False
         if self._flush is not None:
             self._flush.cancel()
         for group in getattr(self, "groups_joined", []):

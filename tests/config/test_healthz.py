@@ -2,41 +2,55 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from django.test import TestCase, override_settings
 
 from config import tasks
+from config.tasks import Ticker
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 class HealthzTests(TestCase):
-    def test_it_reports_every_check(self):
-        response = self.client.get("/healthz")
-        self.assertEqual(response.status_code, 200)
-        body = response.json()
-        self.assertEqual(body["status"], "ok")
-        for check in ("database", "channel_layer", "worker"):
-            self.assertTrue(body[check]["ok"], body)
+    def test_readiness_reports_the_database_and_the_channel_layer(self):
+        for path in ("/healthz/ready", "/healthz"):
+            response = self.client.get(path)
+            self.assertEqual(response.status_code, 200)
+            body = response.json()
+            self.assertEqual(body["status"], "ok")
+            for check in ("database", "channel_layer"):
+                self.assertTrue(body[check]["ok"], body)
+            self.assertNotIn("worker", body)
+
+    def test_liveness_touches_nothing(self):
+        with self.assertNumQueries(0):
+            response = self.client.get("/healthz/live")
+        self.assertEqual((response.status_code, response.json()), (200, {"status": "ok"}))
 
     @override_settings(TASK_RUNNER="django_q")
-    def test_it_is_503_without_a_worker_heartbeat(self):
+    def test_a_dead_worker_shows_in_workers_but_never_in_readiness(self):
         from django.core.cache import cache
 
-        cache.delete(tasks.HEARTBEAT_KEY)
-        response = self.client.get("/healthz")
+        for queue in tasks.QUEUES:
+            cache.delete(f"{tasks.HEARTBEAT_KEY}:{queue}")
+        self.assertEqual(self.client.get("/healthz/ready").status_code, 200)
+        response = self.client.get("/healthz/workers")
         self.assertEqual(response.status_code, 503)
-        self.assertFalse(response.json()["worker"]["ok"])
-        tasks.heartbeat()
-        self.assertEqual(self.client.get("/healthz").status_code, 200)
+        self.assertFalse(response.json()["inbound"]["ok"])
+        for queue in tasks.QUEUES:
+            tasks.heartbeat(queue)
+        response = self.client.get("/healthz/workers")
+        self.assertEqual(response.status_code, 200, response.json())
+        self.assertLess(response.json()["ai"]["heartbeat_age_seconds"], 5)
 
     def test_it_is_503_when_the_database_is_unreachable(self):
         """A real process whose DATABASE_URL points at a port where nothing listens."""
         script = (
             "import django, json; django.setup();"
             "from django.test import Client;"
-            "r = Client().get('/healthz');"
+            "r = Client().get('/healthz/ready');"
             "print(json.dumps({'status': r.status_code, 'body': r.json()}))"
         )
         env = {
@@ -58,3 +72,40 @@ class HealthzTests(TestCase):
         self.assertEqual(result["status"], 503)
         self.assertFalse(result["body"]["database"]["ok"])
         self.assertEqual(result["body"]["status"], "error")
+
+
+_ticks: list[float] = []
+
+
+def count_tick():
+    _ticks.append(time.monotonic())
+
+
+class TickerTests(TestCase):
+    """Sub-minute periodic work in production: run by the default cluster's ticker, shared by
+    every box through a cache claim."""
+
+    def setUp(self):
+        _ticks.clear()
+        tasks.PERIODIC["tests.config.test_healthz.count_tick"] = 1
+        self.addCleanup(tasks.PERIODIC.pop, "tests.config.test_healthz.count_tick")
+
+    def test_two_boxes_run_a_one_second_task_about_once_a_second_in_total(self):
+        boxes = [Ticker(max_seconds=59, heartbeat_queues=[], shared=True) for _ in range(2)]
+        started = time.monotonic()
+        while time.monotonic() - started < 3.2:
+            for box in boxes:
+                box.tick()
+            time.sleep(0.1)
+        # Without the shared claim each box would run it every second: 8 times.
+        self.assertIn(len(_ticks), (3, 4, 5), _ticks)
+
+    def test_schedules_in_django_q_are_whole_minutes_and_never_sub_minute(self):
+        from django_q.models import Schedule
+
+        tasks.ensure_schedules()
+        names = set(Schedule.objects.values_list("name", flat=True))
+        self.assertNotIn("tests.config.test_healthz.count_tick", names)
+        self.assertNotIn("campaigns.tasks.tick", names)  # every 10 s: the ticker's
+        schedule = Schedule.objects.get(name="reports.tasks.retention_apply")  # hourly
+        self.assertEqual(schedule.minutes, 60)

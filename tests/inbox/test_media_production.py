@@ -23,6 +23,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 PRODUCTION = {
     "SECRET_KEY": "media-production-test-secret-key-with-enough-entropy-0123456789",
     "FIELD_ENCRYPTION_KEY": "bWVkaWEtcHJvZHVjdGlvbi10ZXN0LWZlcm5ldC1rZXk=",
+    "EMAIL_URL": "consolemail://",
 }
 
 

@@ -1,0 +1,89 @@
+"""Production switches an operator relies on: closed sign-up, e-mail required with DEBUG off,
+secrets kept out of logs, the first organization from the command line."""
+
+import logging
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+from django.core.management import call_command
+from django.test import TestCase, override_settings
+
+from accounts.models import Membership, Organization, Role, User
+from config.logs import ScrubSecrets
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION = {
+    "DEBUG": "0",
+    "SECRET_KEY": "production-settings-test-secret-key-0123456789-abcdefghijkl",
+    "FIELD_ENCRYPTION_KEY": "cHJvZHVjdGlvbi1zZXR0aW5ncy10ZXN0LWtleS0wMTI=",
+    "DATABASE_URL": "sqlite:///:memory:",
+    "REDIS_URL": "",
+}
+
+
+def boot(**env) -> subprocess.CompletedProcess:
+    """Import the production settings in a fresh process, as a web or worker box would."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("EMAIL_URL",)}
+    environment.update(DJANGO_SETTINGS_MODULE="config.settings", **PRODUCTION, **env)
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); print('booted')"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+class ProductionSettingsTests(TestCase):
+    def test_it_refuses_to_start_without_email_when_debug_is_off(self):
+        refused = boot()
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("Set EMAIL_URL", refused.stderr)
+        started = boot(EMAIL_URL="smtp+tls://user:pass@smtp.example.com:587")
+        self.assertEqual(started.returncode, 0, started.stderr)
+        self.assertIn("booted", started.stdout)
+
+    @override_settings(ACCOUNT_ALLOW_SIGNUP=False)
+    def test_closed_signup_creates_no_account(self):
+        response = self.client.post(
+            "/accounts/signup/",
+            {"email": "new@clinic.test", "password1": "x8!kLm2#pQ", "password2": "x8!kLm2#pQ"},
+        )
+        self.assertFalse(User.objects.filter(email="new@clinic.test").exists())
+        self.assertContains(response, "closed", status_code=200)
+
+    def test_webhook_keys_and_bearer_tokens_never_reach_a_log_line(self):
+        stream = StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.addFilter(ScrubSecrets())
+        logger = logging.getLogger("test.scrub")
+        logger.addHandler(handler)
+        self.addCleanup(logger.removeHandler, handler)
+        logger.warning(
+            '%s - "%s %s HTTP/1.1" %d',
+            "10.0.0.1:5000",
+            "POST",
+            "/webhooks/whatsapp/Zk3-secret_Key9/",
+            200,
+        )
+        logger.warning("calling with Authorization: Bearer sk-live-abcdef123")
+        logged = stream.getvalue()
+        self.assertNotIn("Zk3-secret_Key9", logged)
+        self.assertNotIn("sk-live-abcdef123", logged)
+        self.assertIn("/webhooks/whatsapp/[redacted]/", logged)
+
+    def test_the_first_organization_comes_from_the_command_line(self):
+        os.environ["OWNER_PASSWORD"] = "a-long-Owner-passw0rd"
+        self.addCleanup(os.environ.pop, "OWNER_PASSWORD")
+        out = StringIO()
+        call_command("create_organization", "Clínica Nova", "Dona@Nova.test", stdout=out)
+        organization = Organization.objects.get(name="Clínica Nova")
+        owner = User.objects.get(email="dona@nova.test")
+        self.assertTrue(owner.check_password("a-long-Owner-passw0rd"))
+        membership = Membership.objects.get(organization=organization, user=owner)
+        self.assertEqual(membership.role, Role.ADMIN)
+        self.assertIn("dona@nova.test is its admin", out.getvalue())
