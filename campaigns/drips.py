@@ -21,7 +21,7 @@ from assistants.models import Assistant
 from assistants.services import grade_answer
 from campaigns import scheduling
 from campaigns import services as campaign_services
-from campaigns.automations import ActionSkipped, send_text_or_template
+from campaigns.messaging import ActionSkipped, send_text_or_template
 from campaigns.models import (
     ConsentEvent,
     DripDelivery,
