@@ -250,3 +250,47 @@ class ApiIdempotencyKey(TenantModel):
 
     def __str__(self):
         return self.key
+
+
+class OpeningHours(TenantModel):
+    """One opening period of the organization on a weekday (0 = Monday), in its time zone.
+    A day may have several (a lunch break); a day with none is closed. Flows' "business
+    hours", the booking agenda and handoff messages read them (``accounts.hours``)."""
+
+    weekday = models.PositiveSmallIntegerField(_("weekday"))
+    opens_at = models.TimeField(_("opens at"))
+    closes_at = models.TimeField(_("closes at"))
+
+    class Meta:
+        ordering = ["weekday", "opens_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(weekday__gte=0, weekday__lte=6), name="opening_weekday_range"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(closes_at__gt=models.F("opens_at")), name="opening_closes_after"
+            ),
+        ]
+        verbose_name = _("opening hours")
+        verbose_name_plural = _("opening hours")
+
+    def __str__(self):
+        return f"{self.weekday} {self.opens_at:%H:%M}–{self.closes_at:%H:%M}"
+
+
+class Holiday(TenantModel):
+    """A day the organization is closed whatever its weekly hours say."""
+
+    date = models.DateField(_("date"))
+    name = models.CharField(_("name"), max_length=120, blank=True)
+
+    class Meta:
+        ordering = ["date"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "date"], name="unique_holiday_date")
+        ]
+        verbose_name = _("holiday")
+        verbose_name_plural = _("holidays")
+
+    def __str__(self):
+        return f"{self.date} {self.name}".strip()

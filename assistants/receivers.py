@@ -2,21 +2,38 @@
 
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
+from django.utils.translation import gettext_lazy as _
 
 from assistants import services
 from assistants import signals as assistant_signals
 from assistants.models import Assistant
 from config import tasks
-from inbox import signals
+from inbox import router, signals
 from inbox.models import Chat, Message
 
 
+def _answers(inbound: router.Inbound) -> bool:
+    return services.answers_chat(chat=inbound.chat, new_chat=inbound.new_chat)
+
+
+def _answer(inbound: router.Inbound) -> None:
+    if inbound.message.type != Message.Type.AUDIO:  # a voice note is answered once transcribed
+        services.reply_schedule(message=inbound.message)
+
+
+# Last: whatever an automation, a flow or a booking takes is theirs, the rest the assistant's.
+router.register(
+    router.Handler(
+        key=services.HANDLER, order=90, label=_("AI assistant"), accepts=_answers, handle=_answer
+    )
+)
+
+
 @receiver(signals.message_received, dispatch_uid="assistants-message-received")
-def answer_or_transcribe(sender, *, message, **kwargs):
+def transcribe(sender, *, message, **kwargs):
+    # Voice notes are transcribed for the team too; the owner (if the assistant) answers after.
     if message.type == Message.Type.AUDIO:
         tasks.enqueue("assistants.tasks.transcribe_voice_note", message.pk, queue="ai")
-        return
-    services.reply_schedule(message=message)
 
 
 @receiver(signals.message_created, dispatch_uid="assistants-message-created")

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Exists, F, Q, Subquery, Sum
+from django.db.models import F, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.forms.models import model_to_dict
 from django.utils import timezone
@@ -36,6 +36,7 @@ from config.memo import ProcessMemo
 from inbox import services as inbox_services
 from inbox.consumers import organization_group, user_group
 from inbox.models import Chat, Message
+from inbox.router import PERSON
 from integrations.ai import AIError, ChatResult, provider_for
 from integrations.ai.client import normalize, terms
 
@@ -520,28 +521,33 @@ def assistants_changed(organization_id: int) -> None:
     _answered_numbers.forget(organization_id)
 
 
-def reply_schedule(*, message: Message) -> None:
-    """A customer message arrived: remember it as the latest to answer and queue the reply.
+HANDLER = "assistant"  # the conversation router's key for messages the assistant answers
 
-    It runs on the inbound path, so it stays at two queries for a chat already answered (three
-    for its first message). The debounce runs from the moment the message was stored: a reply
-    waits no longer than needed however late this runs (e.g. after a transcription)."""
-    if inbox_services.message_is_handled(message):
-        return
-    chat = message.chat
+
+def answers_chat(*, chat: Chat, new_chat: bool = False) -> bool:
+    """Does an assistant answer this chat's customer messages now? The router's question for
+    every customer message, so it costs no query for a chat with the AI on (the memo of
+    answered numbers) and one for a brand-new chat (may its assistant start on new chats?)."""
     if chat.number_id not in _numbers_answered(chat.organization_id):
-        return
-    # Fresh from the database: the AI may have been turned on for this new chat just before.
-    has_assistant = Exists(_assistants_for_chat(chat))
-    chat.ai_enabled, answers = (
-        Chat.objects.filter(pk=chat.pk).values_list("ai_enabled", has_assistant).get()
-    )
-    if not chat.ai_enabled or not answers:
+        return False
+    if chat.ai_enabled:
+        return True
+    if new_chat:
+        return _assistants_for_chat(chat).filter(enable_for_new_chats=True).exists()
+    return False
+
+
+def reply_schedule(*, message: Message) -> None:
+    """The assistant owns this customer message (``inbox.router``): remember it as the latest
+    to answer and queue the reply. A voice note comes here once transcribed.
+
+    The debounce runs from the moment the message was stored: a reply waits no longer than
+    needed however late this runs (e.g. after a transcription)."""
+    if message.handled_by != HANDLER:
         return
     due = (message.created_at or timezone.now()) + timedelta(seconds=debounce_seconds())
-
-    _reply_job_upsert(chat, message.pk, due)
-    tasks.enqueue("assistants.tasks.reply_to_chat", chat.pk, queue="ai")
+    _reply_job_upsert(message.chat, message.pk, due)
+    tasks.enqueue("assistants.tasks.reply_to_chat", message.chat_id, queue="ai")
 
 
 def _reply_job_upsert(chat: Chat, message_id: int, due) -> None:
@@ -625,15 +631,15 @@ def _recent_messages(chat: Chat, up_to_id: int) -> list[Message]:
     return list(
         chat.messages.exclude(direction=Message.Direction.INTERNAL)
         .filter(pk__lte=up_to_id)
-        .only("id", "chat_id", "direction", "type", "text", "content", "timestamp")
+        .only("id", "chat_id", "direction", "type", "text", "content", "timestamp", "handled_by")
         .order_by("-timestamp", "-id")[:HISTORY_MESSAGES]
     )[::-1]
 
 
 def _last_is_handled(recent: list[Message]) -> bool:
-    """True when the customer's latest message answered one of our automations (a survey tap,
-    STOP, a daily question's answer): that is the automation's to follow up, not the AI's."""
-    return bool(recent) and inbox_services.message_is_handled(recent[-1])
+    """True when another router handler owns the customer's latest message (a survey tap,
+    STOP, a daily question's answer): that is theirs to follow up, not the AI's."""
+    return bool(recent) and recent[-1].handled_by not in ("", HANDLER, PERSON)
 
 
 def _history_from(recent: list[Message]) -> tuple[list[dict], str]:

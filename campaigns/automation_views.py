@@ -26,7 +26,7 @@ from campaigns.automation_forms import (
     DripStepForm,
     OptInForm,
 )
-from campaigns.automations import ActionSkipped
+from campaigns.messaging import ActionSkipped
 from campaigns.models import (
     Automation,
     AutomationRun,

@@ -24,13 +24,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Membership
-from campaigns import scheduling
+from campaigns import drips, scheduling
 from campaigns import services as campaign_services
+from campaigns.messaging import ActionSkipped, send_text_or_template
 from campaigns.models import Automation, AutomationRun, CampaignRecipient
 from config import tasks
 from inbox import services as inbox_services
 from inbox.models import Chat, Contact, Message
-from integrations.models import WebhookDelivery, WebhookSubscription, WhatsAppNumber
+from integrations import outgoing
+from integrations.models import WhatsAppNumber
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +43,6 @@ MAX_CHAIN = 3
 CATCH_UP = timedelta(days=1)
 PEOPLE_AUTHORS = (Message.Author.USER, Message.Author.ASSISTANT, Message.Author.CAMPAIGN)
 WEBHOOK_EVENT = "automation.run"
-
-
-class ActionSkipped(Exception):
-    """An action that had nothing to do, with the reason (logged, not a failure)."""
 
 
 # --- Matching -----------------------------------------------------------------------------------
@@ -358,8 +356,6 @@ def _act_message(rule: Automation, contact: Contact, target: _Target) -> str:
 
 
 def _act_drip(rule: Automation, contact: Contact) -> str:
-    from campaigns import drips
-
     drips.enrolment_create(program=rule.action_drip, contact=contact, source="automation")
     return _("Enrolled in %(program)s") % {"program": rule.action_drip.name}
 
@@ -378,89 +374,10 @@ def _act_webhook(rule: Automation, contact: Contact, target: _Target) -> str:
         },
         "chat": {"code": str(target._chat.code)} if target._chat else None,
     }
-    delivery = webhook_delivery_create(subscription=subscription, payload=payload)
+    delivery = outgoing.delivery_create(
+        subscription=subscription, event_type=WEBHOOK_EVENT, payload=payload
+    )
     return _("Webhook queued (%(code)s)") % {"code": delivery.code}
-
-
-def webhook_delivery_create(*, subscription: WebhookSubscription, payload: dict) -> WebhookDelivery:
-    """One delivery to one chosen subscription, sent and retried by ``integrations.outgoing``."""
-    WebhookSubscription.objects.filter(pk=subscription.pk).update(
-        last_sequence=F("last_sequence") + 1
-    )
-    sequence = (
-        WebhookSubscription.objects.filter(pk=subscription.pk)
-        .values_list("last_sequence", flat=True)
-        .get()
-    )
-    delivery = WebhookDelivery.objects.create(
-        organization_id=subscription.organization_id,
-        subscription=subscription,
-        event_type=WEBHOOK_EVENT,
-        sequence=sequence,
-        payload=payload,
-        next_attempt_at=timezone.now(),
-    )
-    tasks.enqueue("integrations.outgoing.delivery_attempt", delivery.pk)
-    return delivery
-
-
-PLACEHOLDER = re.compile(r"{{\s*(name|first_name|phone|attribute:[\w.-]+)\s*}}")
-
-
-def personalize(text: str, contact: Contact) -> str:
-    """``{{name}}``, ``{{first_name}}``, ``{{phone}}`` and ``{{attribute:x}}`` in a text."""
-    values = campaign_services.contact_values(contact)
-    return PLACEHOLDER.sub(lambda m: campaign_services.contact_value(values, m.group(1)), text)
-
-
-def send_text_or_template(
-    *, chat: Chat, contact: Contact, text: str, template, author_ref: str, first_value: str = ""
-) -> Message:
-    """Text while the 24-hour window is open, else the template (its variables get the contact's
-    name, or ``first_value`` for the first one); says why when neither may be sent."""
-    if contact.opt_in == Contact.OptIn.OPTED_OUT:
-        raise ActionSkipped(_("The contact opted out."))
-    if text and chat.window_is_open:
-        return inbox_services.message_send(
-            chat=chat,
-            message_type="text",
-            content={"body": personalize(text, contact)[:4096], "preview_url": False},
-            author_type=Message.Author.AUTOMATION,
-            author_ref=author_ref,
-        )
-    if template is None:
-        raise inbox_services.SendRefused(
-            _("The 24-hour window is closed and no template is set, so WhatsApp allows no message.")
-        )
-    return inbox_services.message_send(
-        chat=chat,
-        message_type="template",
-        content=template_content(template, contact, first_value=first_value),
-        author_type=Message.Author.AUTOMATION,
-        author_ref=author_ref,
-    )
-
-
-def template_content(template, contact: Contact, *, first_value: str = "") -> dict:
-    slots = campaign_services.template_slots(template)
-    variables = {
-        "body": [{"source": "field", "value": "name", "fallback": "-"}] * len(slots["body"])
-    }
-    if first_value and slots["body"]:
-        variables["body"][0] = {"source": "fixed", "value": first_value}
-    variables["header"] = [{"source": "field", "value": "name", "fallback": "-"}] * len(
-        slots["header"]
-    )
-    components = campaign_services.render_components(
-        slots=slots,
-        variables=variables,
-        values=campaign_services.contact_values(contact),
-        media_link="",
-    )
-    content = {"name": template.name, "language": {"code": template.language}}
-    if components:
-        content["components"] = components
-    return content
 
 
 # --- Events (called from campaigns.receivers, work done in tasks) -------------------------------

@@ -21,7 +21,7 @@ from assistants.models import Assistant
 from assistants.services import grade_answer
 from campaigns import scheduling
 from campaigns import services as campaign_services
-from campaigns.automations import ActionSkipped, send_text_or_template
+from campaigns.messaging import ActionSkipped, send_text_or_template
 from campaigns.models import (
     ConsentEvent,
     DripDelivery,
@@ -31,6 +31,7 @@ from campaigns.models import (
     DripStep,
 )
 from config import tasks
+from config.memo import ProcessMemo
 from inbox import services as inbox_services
 from inbox import signals as inbox_signals
 from inbox.models import Chat, Contact, Message
@@ -286,11 +287,33 @@ def _deliver(enrolment, *, text, template, step=None, question=None, first_value
 # --- Answers ------------------------------------------------------------------------------------
 
 
-def answer_receive(*, message: Message) -> DripDelivery | None:
-    """A customer's message after a daily question is its answer: stored, then graded."""
+_question_numbers = ProcessMemo()
+
+
+def _numbers_asking(organization_id: int) -> frozenset[int]:
+    """Numbers of the organization that send daily questions: the router asks about every
+    customer message, and almost no number asks any (``config.memo``)."""
+    return _question_numbers.get(
+        organization_id,
+        lambda: frozenset(
+            DripProgram.objects.filter(
+                organization_id=organization_id, kind=DripProgram.Kind.QUESTION_OF_THE_DAY
+            ).values_list("number_id", flat=True)
+        ),
+    )
+
+
+def programs_changed(organization_id: int) -> None:
+    _question_numbers.forget(organization_id)
+
+
+def question_awaiting_answer(*, message: Message, contact_id: int) -> DripDelivery | None:
+    """The daily question this customer message answers: the latest one sent to the contact
+    from the message's number within ``ANSWER_WINDOW``, still unanswered."""
     if message.direction != Message.Direction.INBOUND or not message.text.strip():
         return None
-    contact_id = message.chat.contact_id
+    if message.number_id not in _numbers_asking(message.organization_id):
+        return None
     delivery = (
         DripDelivery.objects.filter(
             enrolment__contact_id=contact_id,
@@ -303,14 +326,18 @@ def answer_receive(*, message: Message) -> DripDelivery | None:
     )
     if delivery is None or delivery.answer_id:
         return None
+    return delivery
+
+
+def answer_receive(*, message: Message, delivery: DripDelivery) -> bool:
+    """The router's drip handler: ``message`` answers ``delivery``'s question; store it and
+    queue the grading."""
     claimed = DripDelivery.objects.filter(pk=delivery.pk, answer__isnull=True).update(
         answer=message, answered_at=message.timestamp
     )
-    if not claimed:
-        return None
-    inbox_services.message_handled_mark(message=message, by="drip")
-    tasks.enqueue("campaigns.tasks.grade_drip_answer", delivery.pk, queue="ai")
-    return delivery
+    if claimed:
+        tasks.enqueue("campaigns.tasks.grade_drip_answer", delivery.pk, queue="ai")
+    return bool(claimed)
 
 
 def answer_grade(delivery_id: int) -> DripDelivery | None:

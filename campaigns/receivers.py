@@ -4,19 +4,63 @@ from the inbox's status changes, and send reconciliation from the status webhook
 
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from django.utils.translation import gettext_lazy as _
 
 from campaigns import automations, dispatch, drips, services
-from campaigns.models import AudienceSettings
+from campaigns.models import AudienceSettings, DripProgram
 from config import tasks
+from inbox import router
 from inbox import signals as inbox_signals
 from integrations import signals as channel_signals
+
+# --- The conversation router's handlers (see ``inbox.router``) --------------------------------
+
+
+def _consent_accepts(inbound: router.Inbound) -> bool:
+    return services.consent_keyword(inbound.message) is not None
+
+
+def _consent_handle(inbound: router.Inbound) -> None:
+    services.inbound_consent_apply(message=inbound.message)
+
+
+def _drip_accepts(inbound: router.Inbound) -> bool:
+    delivery = drips.question_awaiting_answer(
+        message=inbound.message, contact_id=inbound.contact.pk
+    )
+    inbound.notes["drip_delivery"] = delivery
+    return delivery is not None
+
+
+def _drip_handle(inbound: router.Inbound) -> None:
+    drips.answer_receive(message=inbound.message, delivery=inbound.notes["drip_delivery"])
+
+
+# STOP must hold before anything else is sent, even while a flow waits for an answer.
+router.register(
+    router.Handler(
+        key="consent",
+        order=10,
+        label=_("opt-out keywords"),
+        accepts=_consent_accepts,
+        handle=_consent_handle,
+        preempts_hold=True,
+    )
+)
+router.register(
+    router.Handler(
+        key="drip",
+        order=30,
+        label=_("question of the day"),
+        accepts=_drip_accepts,
+        handle=_drip_handle,
+    )
+)
 
 
 @receiver(inbox_signals.message_received, dispatch_uid="campaigns-message-received")
 def on_message_received(sender, *, message, **kwargs):
-    # Consent at once: STOP must hold before anything else is sent, and it tells the AI
-    # assistant to stay quiet. The rest is bookkeeping, kept off the inbound queue.
-    services.inbound_consent_apply(message=message)
+    # Bookkeeping (reply attribution, automations), kept off the inbound queue.
     tasks.enqueue("campaigns.tasks.inbound_followups", message.pk)
 
 
@@ -71,3 +115,8 @@ from campaigns import outgoing_events  # noqa: F401,E402  (webhook events for in
 @receiver([post_save, post_delete], sender=AudienceSettings, dispatch_uid="campaigns-audience-memo")
 def on_audience_settings_saved(sender, instance, **kwargs):
     services.audience_settings_changed(instance.organization_id)
+
+
+@receiver([post_save, post_delete], sender=DripProgram, dispatch_uid="campaigns-drip-memo")
+def on_drip_program_saved(sender, instance, **kwargs):
+    drips.programs_changed(instance.organization_id)

@@ -123,22 +123,30 @@ def audience_settings_changed(organization_id: int) -> None:
     _audience_settings.forget(organization_id)
 
 
-def inbound_consent_apply(*, message: Message) -> str | None:
-    """STOP/PARAR/... (whole message) opts out; START/VOLTAR re-subscribes. Confirms once.
-
-    Returns "opted_out", "opted_in" or None.
-    """
+def consent_keyword(message: Message) -> bool | None:
+    """Is the customer's whole message an opt-out word (False: STOP, PARAR...) or an opt-in word
+    (True: START, VOLTAR...)? None otherwise. No query for most messages (memoized words)."""
     if message.direction != Message.Direction.INBOUND or not message.text:
         return None
     prefs = _audience_settings_of(message.organization_id)
     word = normalize_keyword(message.text)
     if word in keyword_set(prefs.opt_out_keywords):
-        opted_in = False
-    elif word in keyword_set(prefs.opt_in_keywords):
-        opted_in = True
-    else:
+        return False
+    if word in keyword_set(prefs.opt_in_keywords):
+        return True
+    return None
+
+
+def inbound_consent_apply(*, message: Message) -> str | None:
+    """STOP/PARAR/... (whole message) opts out; START/VOLTAR re-subscribes. Confirms once.
+
+    The router's consent handler (it owns such messages). Returns "opted_out", "opted_in" or
+    None.
+    """
+    opted_in = consent_keyword(message)
+    if opted_in is None:
         return None
-    inbox_services.message_handled_mark(message=message, by="consent")
+    prefs = _audience_settings_of(message.organization_id)
     chat = Chat.objects.select_related("contact", "organization", "number").get(pk=message.chat_id)
     changed = contact_set_consent(
         contact=chat.contact,
@@ -198,9 +206,9 @@ def reply_attribute(*, message: Message) -> CampaignRecipient | None:
         )
         if moved:
             progress_publish(recipient.campaign_id)
-    # STOP or START is an answer about consent (marked by ``inbound_consent_apply``), never a
+    # STOP or START is an answer about consent (the router's consent handler owns it), never a
     # conversion; any other later message counts (the first reply may have been a question).
-    if recent and (message.content or {}).get("handled_by") != "consent":
+    if recent and message.handled_by != "consent":
         conversion_apply(contact_id=contact_id, kind="reply", recent=recent)
     return recipient
 

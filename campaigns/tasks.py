@@ -4,7 +4,6 @@ from django.conf import settings
 
 from campaigns import automations, dispatch, drips, services
 from config import tasks
-from inbox import services as inbox_services
 from inbox.models import Message
 
 
@@ -52,12 +51,10 @@ def ai_samples_write(campaign_id: int, contact_code: str = ""):
 
 
 def inbound_followups(message_id: int):
-    """A customer's message, after consent: campaign reply attribution and conversions, the
-    answer to a daily question (unless it was STOP/START), automation rules."""
+    """A customer's message, after its owner took it (``inbox.router``): campaign reply
+    attribution and conversions, automation rules."""
     message = Message.objects.select_related("chat__contact").filter(pk=message_id).first()
     if message is None:
         return
     services.reply_attribute(message=message)
-    if not inbox_services.message_is_handled(message):
-        drips.answer_receive(message=message)
     automations.on_message_received(message=message)

@@ -108,6 +108,11 @@ class Chat(TenantModel):
         help_text=_("Last customer message + 24 h; after it only templates may be sent."),
     )
     ai_enabled = models.BooleanField(_("AI assistant on"), default=False)
+    # The router handler (``inbox.router``) that gets this chat's next customer message first:
+    # a flow waiting for an answer, a booking in progress. Released by a person's reply, by
+    # "AI off", by its handler, or when ``held_until`` passes.
+    held_by = models.CharField(_("held by"), max_length=20, blank=True, default="")
+    held_until = models.DateTimeField(_("held until"), null=True, blank=True)
     tags = models.JSONField(_("tags"), default=list, blank=True)
     seq = models.PositiveBigIntegerField(default=0, help_text=_("Last live-event sequence number"))
     created_at = models.DateTimeField(auto_now_add=True)
@@ -217,6 +222,9 @@ class Message(TenantModel):
     author_ref = models.CharField(
         max_length=64, blank=True, help_text=_("Assistant, campaign or automation code")
     )
+    # Who answered this customer message: the router handler that claimed it ("consent",
+    # "csat", "drip", "assistant"...), "person" when a teammate replied, "" when nobody has yet.
+    handled_by = models.CharField(_("handled by"), max_length=20, blank=True, default="")
     timestamp = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from config import realtime, tasks
-from inbox import signals
+from inbox import router, signals
 from inbox.consumers import organization_group, user_group
 from inbox.media import clean_filename, media_file_save
 from inbox.models import SERVICE_WINDOW, Chat, Contact, Media, Message, OrphanStatus
@@ -142,6 +142,7 @@ def message_receive(*, number: WhatsAppNumber, inbound: InboundMessage) -> Messa
         .filter(contact__wa_id=wa_id)
         .first()
     )
+    new_chat = False
     if chat is not None and (
         not inbound.profile_name or chat.contact.profile_name == inbound.profile_name
     ):
@@ -149,7 +150,10 @@ def message_receive(*, number: WhatsAppNumber, inbound: InboundMessage) -> Messa
     else:
         name = inbound.profile_name
         contact = contact_for_inbound(number=number, wa_id=wa_id, profile_name=name)
-        chat = chat or chat_for_contact(number=number, contact=contact)
+        if chat is None:
+            chat = chat_for_contact(number=number, contact=contact)
+            new_chat = True
+        chat.contact = contact
     if inbound.type in ("reaction", "edit", "revoke"):
         return _apply_change_to_target(chat, number, inbound)
     message_type = inbound.type if inbound.type in Message.Type.values else Message.Type.UNSUPPORTED
@@ -191,6 +195,7 @@ def message_receive(*, number: WhatsAppNumber, inbound: InboundMessage) -> Messa
             filename=clean_filename(inbound.filename or "", max_length=255),
         )
         tasks.enqueue("inbox.tasks.download_media", message.pk, queue="inbound")
+    router.route(router.Inbound(message=message, chat=chat, contact=contact, new_chat=new_chat))
     _chat_event_publish(chat, "message.new", {"message": str(message.code)})
     signals.send_on_commit(signals.message_received, message=message)
     return message
@@ -223,17 +228,6 @@ def _chat_and_contact_record_inbound(chat: Chat, contact: Contact, message: Mess
             " ELSE last_inbound_at END WHERE id = %s",
             [when, when, contact.pk],
         )
-
-
-def message_handled_mark(*, message: Message, by: str) -> None:
-    """Record that a customer's message was an answer to an automation (a survey tap, STOP, an
-    answer to a daily question), so the AI assistant does not answer it as well."""
-    message.content = {**(message.content or {}), "handled_by": by}
-    Message.objects.filter(pk=message.pk).update(content=message.content)
-
-
-def message_is_handled(message: Message) -> bool:
-    return bool((message.content or {}).get("handled_by"))
 
 
 def _apply_change_to_target(chat: Chat, number: WhatsAppNumber, inbound: InboundMessage):
@@ -578,6 +572,8 @@ def message_send(
     Chat.objects.filter(pk=chat.pk).update(
         last_message_at=message.timestamp, last_message_preview=_preview(message)
     )
+    if author_type == Message.Author.USER:
+        router.person_answered(chat=chat, since=message.timestamp - SERVICE_WINDOW)
     publish_chat_event(chat, "message.new", message=str(message.code))
     signals.send_on_commit(signals.message_created, message=message)
     tasks.enqueue("inbox.tasks.deliver_message", message.pk)
@@ -893,6 +889,8 @@ def chat_set_ai(*, chat: Chat, enabled: bool, actor=None, reason: str = "") -> C
         return chat
     chat.ai_enabled = enabled
     chat.save(update_fields=["ai_enabled"])
+    if not enabled:
+        router.chat_release(chat=chat)  # "AI off": no automation keeps the chat
     if enabled:
         text = _("%(actor)s turned the AI assistant on") % {"actor": _actor_name(actor)}
     else:

@@ -130,27 +130,36 @@ def event_publish(*, organization_id: int, event_type: str, data: dict | Callabl
     )
     if callable(data):
         data = data()
-    now = timezone.now()
     with transaction.atomic():
         for subscription in subscriptions:
-            WebhookSubscription.objects.filter(pk=subscription.pk).update(
-                last_sequence=F("last_sequence") + 1
-            )
-            sequence = (
-                WebhookSubscription.objects.filter(pk=subscription.pk)
-                .values_list("last_sequence", flat=True)
-                .get()
-            )
-            delivery = WebhookDelivery.objects.create(
-                organization_id=organization_id,
-                subscription=subscription,
-                event_type=event_type,
-                sequence=sequence,
-                payload=data,
-                next_attempt_at=now,
-            )
-            tasks.enqueue("integrations.outgoing.delivery_attempt", delivery.pk)
+            delivery_create(subscription=subscription, event_type=event_type, payload=data)
     return len(subscriptions)
+
+
+@transaction.atomic
+def delivery_create(
+    *, subscription: WebhookSubscription, event_type: str, payload: dict
+) -> WebhookDelivery:
+    """Queue one event to one subscription, next in its sequence; sent and retried by
+    ``delivery_attempt``. The one way every app sends an outgoing webhook."""
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(
+        last_sequence=F("last_sequence") + 1
+    )
+    sequence = (
+        WebhookSubscription.objects.filter(pk=subscription.pk)
+        .values_list("last_sequence", flat=True)
+        .get()
+    )
+    delivery = WebhookDelivery.objects.create(
+        organization_id=subscription.organization_id,
+        subscription=subscription,
+        event_type=event_type,
+        sequence=sequence,
+        payload=payload,
+        next_attempt_at=timezone.now(),
+    )
+    tasks.enqueue("integrations.outgoing.delivery_attempt", delivery.pk)
+    return delivery
 
 
 def event_body(delivery: WebhookDelivery) -> bytes:

@@ -9,10 +9,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Membership, Organization
 from config import tasks
-from inbox import services as inbox_services
+from inbox import router
 from inbox import signals as inbox_signals
 from inbox.models import Chat
 from integrations.models import WhatsAppNumber
@@ -233,8 +234,21 @@ def csat_on_resolve(sender, *, chat, change, data=None, **kwargs):
     tasks.enqueue("reports.tasks.csat_send", chat.pk)
 
 
-@receiver(inbox_signals.message_received, dispatch_uid="reports_csat_on_reply")
-def csat_on_reply(sender, *, message, **kwargs):
-    if csat.reply_choice(message) is not None:
-        inbox_services.message_handled_mark(message=message, by="csat")
-        tasks.enqueue("reports.tasks.csat_answer", message.pk, queue="inbound")
+def _csat_accepts(inbound: router.Inbound) -> bool:
+    return csat.reply_choice(inbound.message) is not None
+
+
+def _csat_handle(inbound: router.Inbound) -> None:
+    tasks.enqueue("reports.tasks.csat_answer", inbound.message.pk, queue="inbound")
+
+
+# A tap on a survey button is the survey's answer (the conversation router's CSAT handler).
+router.register(
+    router.Handler(
+        key="csat",
+        order=20,
+        label=_("satisfaction survey"),
+        accepts=_csat_accepts,
+        handle=_csat_handle,
+    )
+)

@@ -24,6 +24,8 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
+from inbox import router
+
 register = template.Library()
 
 # --- WhatsApp formatting -----------------------------------------------------------------------
@@ -145,6 +147,12 @@ def reply_choice(payload: dict) -> dict:
     """The button or list row a customer chose (``interactive[<interactive type>]``)."""
     choice = (payload or {}).get((payload or {}).get("type") or "")
     return choice if isinstance(choice, dict) else {}
+
+
+@register.filter
+def handler_label(key: str) -> str:
+    """Who answered a customer message, in words ("AI assistant", "a team member")."""
+    return router.label_for(key)
 
 
 @register.filter

@@ -273,7 +273,7 @@ class AnswersToAutomationsTests(AssistantTestCase):
         self.stub.script({"content": "Posso ajudar?"})
         message = self.receive("STOP")
         message.refresh_from_db()
-        self.assertEqual(message.content["handled_by"], "consent")
+        self.assertEqual(message.handled_by, "consent")
         self.assertFalse(self.replies(chat).exists())
         self.assertEqual(self.stub.chat_requests(), [])
         confirmation = Message.objects.filter(chat=chat, author_type=Message.Author.AUTOMATION)
@@ -282,7 +282,7 @@ class AnswersToAutomationsTests(AssistantTestCase):
     def test_a_handled_message_followed_by_a_question_is_answered(self):
         chat = self.ai_chat()
         message = self.receive("STOP")
-        self.assertEqual(Message.objects.get(pk=message.pk).content["handled_by"], "consent")
+        self.assertEqual(Message.objects.get(pk=message.pk).handled_by, "consent")
         self.stub.script({"content": "Abrimos às 8h."})
         self.receive("Que horas vocês abrem?")
         self.assertEqual([m.text for m in self.replies(chat)], ["Abrimos às 8h."])

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from assistants.models import AISettings, Assistant
-from campaigns import drips
+from campaigns import drips, messaging
 from campaigns.models import DripDelivery, DripEnrolment, DripProgram, DripQuestion, DripStep
 from inbox import services as inbox_services
 from inbox.models import Contact, Message
@@ -131,7 +131,7 @@ class StepScheduleTests(DripTestCase):
         self.assertEqual(self.tick(timezone.now() + timedelta(days=3)), 0)
         self.assertFalse(DripDelivery.objects.exists())
         self.rio.refresh_from_db()
-        with self.assertRaises(drips.ActionSkipped):
+        with self.assertRaises(messaging.ActionSkipped):
             drips.enrolment_create(program=program, contact=self.rio, source="staff")
 
 
