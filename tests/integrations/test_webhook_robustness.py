@@ -41,6 +41,34 @@ class RobustnessTestCase(BaseTestCase):
         )
 
 
+class LimitTests(BaseTestCase):
+    def test_the_parsers_limits_are_the_lengths_of_the_columns_they_fill(self):
+        from inbox.models import Media
+        from integrations.models import WhatsAppNumber
+
+        columns = [
+            (wa.WA_ID_MAX, Contact, "wa_id"),
+            (wa.PHONE_MAX, Contact, "phone"),
+            (wa.PROFILE_NAME_MAX, Contact, "profile_name"),
+            (wa.WAMID_MAX, Message, "wamid"),
+            (wa.WAMID_MAX, Message, "reply_to_wamid"),
+            (wa.WAMID_MAX, OrphanStatus, "wamid"),
+            (wa.STATUS_MAX, Message, "status"),
+            (wa.STATUS_MAX, OrphanStatus, "status"),
+            (wa.ERROR_TITLE_MAX, Message, "error_title"),
+            (wa.MEDIA_ID_MAX, Media, "meta_media_id"),
+            (wa.MIME_TYPE_MAX, Media, "mime_type"),
+            (wa.FILENAME_MAX, Media, "filename"),
+            (wa.TEMPLATE_STATUS_MAX, MessageTemplate, "status"),
+            (wa.TEMPLATE_REASON_MAX, MessageTemplate, "rejected_reason"),
+            (wa.QUALITY_RATING_MAX, WhatsAppNumber, "quality_rating"),
+            (wa.MESSAGING_LIMIT_MAX, WhatsAppNumber, "messaging_limit"),
+        ]
+        for limit, model, name in columns:
+            with self.subTest(column=f"{model.__name__}.{name}"):
+                self.assertEqual(limit, model._meta.get_field(name).max_length)
+
+
 class DoorTests(RobustnessTestCase):
     def test_it_answers_403_for_a_non_ascii_signature(self):
         body = self.messages_body(self.text("wamid.sig", "Olá"))
