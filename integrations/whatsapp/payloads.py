@@ -608,7 +608,8 @@ def _message_content(
     if message_type == "edit":
         inner = _obj(content.get("message"), f"{where}.edit.message")
         inner_type = _str(inner.get("type"), f"{where}.edit.message.type")
-        _opt_obj(inner.get(inner_type), f"{where}.edit.message.{inner_type}")
+        _opt_obj(inner.get(inner_type), f"{where}.edit.message.{_short(inner_type)}")
+        _opt_obj(inner.get("text"), f"{where}.edit.message.text")  # the new text, if any
         _str(content.get("original_message_id"), f"{where}.edit.original_message_id")
     if message_type == "revoke":
         _str(content.get("original_message_id"), f"{where}.revoke.original_message_id")

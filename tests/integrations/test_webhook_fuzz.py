@@ -5,7 +5,7 @@ broken item is recorded on its delivery with where it sits and why; a body refus
 (NaN, nested too deeply, cut short) is recorded as such.
 
 Examples per test: ``FUZZ_EXAMPLES`` (default 200, about 10-20 s on two cores). The outside
-fault-injection run used 10,000; to repeat it (a few minutes):
+fault-injection run used 10,000; to repeat it (about 40 minutes on two busy cores):
 
     FUZZ_EXAMPLES=10000 .venv/bin/pytest -q tests/integrations/test_webhook_fuzz.py
 """
