@@ -45,12 +45,17 @@ MEDIA_TYPES = {"image", "video", "audio", "document", "sticker"}
 
 
 def e164(wa_id: str) -> str:
-    """WhatsApp ids are digits without "+"; store phones as E.164 when they parse."""
+    """WhatsApp ids are digits without "+"; store phones as E.164 when they parse.
+
+    Clamped to the column: an id that is no phone number (a BSUID such as "US.1349...") may be
+    longer, and one customer's odd id must not fail the webhook delivery it came in.
+    """
     try:
         number = phonenumbers.parse("+" + wa_id.lstrip("+"))
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        phone = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     except phonenumbers.NumberParseException:
-        return "+" + wa_id.lstrip("+")
+        phone = "+" + wa_id.lstrip("+")
+    return phone[: Contact._meta.get_field("phone").max_length]
 
 
 # --- Live events ------------------------------------------------------------------------------

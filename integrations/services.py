@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import requests
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -150,7 +150,13 @@ def webhook_number(key: str, *, fresh: bool = False) -> WhatsAppNumber | None:
 def webhook_event_fields(*, number: WhatsAppNumber, body: bytes, headers: dict) -> dict:
     """The ``WebhookEvent`` row for one signed delivery: the body as received, the headers kept
     for audit, and, for a body that is not JSON, already marked processed with the reason (the
-    signature proves Meta sent these bytes, so there is nothing to retry)."""
+    signature proves Meta sent these bytes, so there is nothing to retry).
+
+    Only "is it JSON at all" is asked here, with the plain decoder (this runs for every delivery
+    on the receiver's hot path); the finer refusals (NaN, nesting deeper than
+    ``payloads.MAX_DEPTH``) are the processing's, which records them the same way. A body nested
+    too deeply for the decoder (``RecursionError``) is malformed here too, never a 500.
+    """
     fields = {
         "number_id": number.pk,
         "organization_id": number.organization_id,
@@ -161,7 +167,9 @@ def webhook_event_fields(*, number: WhatsAppNumber, body: bytes, headers: dict) 
     }
     try:
         json.loads(body)
-    except ValueError as error:  # UnicodeDecodeError is a ValueError too
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError too
+        if isinstance(error, RecursionError):
+            error = "nested too deeply"
         logger.warning("Webhook for number %s is not JSON: %s", number.pk, error)
         fields["processed_at"] = timezone.now()
         fields["error"] = f"Malformed JSON: {error}"[:2000]
@@ -216,9 +224,10 @@ def _events_process(event_ids: list[int]) -> None:
     delivery from Meta (a different row with the same content) has no second effect either.
 
     A batch shares one transaction (one commit instead of two per event: the drain's main
-    cost); one failing event is recorded and retried without undoing the others (see
-    ``_events_dispatch``). A payload we cannot parse is recorded with the reason and not
-    retried (the same bytes would fail the same way).
+    cost); one failing event is recorded and retried without undoing the others, and within an
+    event, one message that cannot be stored is recorded with its reason while the others go
+    through (see ``_events_dispatch``). A payload we cannot parse is recorded with the reason and
+    not retried (the same bytes would fail the same way).
     """
     with transaction.atomic():
         _relaxed_commit()
@@ -241,9 +250,15 @@ def _events_process(event_ids: list[int]) -> None:
         )
         if connection.features.has_select_for_update_skip_locked:
             claim = claim.select_for_update(skip_locked=True, of=("self",))
-        done, failures = _events_dispatch(list(claim))
-        if done:
-            WebhookEvent.objects.filter(pk__in=done).update(processed_at=timezone.now(), error="")
+        done, failures, problems = _events_dispatch(list(claim))
+        now = timezone.now()
+        if clean := [event_id for event_id in done if event_id not in problems]:
+            WebhookEvent.objects.filter(pk__in=clean).update(processed_at=now, error="")
+        for event_id in done:
+            if event_id in problems:
+                WebhookEvent.objects.filter(pk=event_id).update(
+                    processed_at=now, error=_problems_text(problems[event_id])
+                )
     for event_id, error in failures.items():
         WebhookEvent.objects.filter(pk=event_id).update(error=error)
     if len(event_ids) > 1:
@@ -254,16 +269,29 @@ def _events_process(event_ids: list[int]) -> None:
             _events_process([event_id])
 
 
-def _events_dispatch(events: list[WebhookEvent]) -> tuple[list[int], dict[int, str]]:
-    """Publish the items of claimed deliveries; returns (ids done, {id: error} to retry).
+# Failures that say something about the item itself: a value a column refuses, a shape a
+# receiver did not expect. The same item would fail the same way on every retry, so it is
+# recorded with its reason and the rest of its delivery goes on. Anything else (the database or
+# a broker unavailable, a deadlock) says nothing about the item: its delivery is retried.
+ITEM_FAILURES = (DataError, ValueError, TypeError, AttributeError, LookupError)
 
-    Messages and other items are dispatched per delivery, in a savepoint so that a failure
-    undoes only that delivery; statuses, the bulk of the traffic, are gathered and handed to
-    the receivers once per number, so that a batch looks up its messages in one query.
-    Deliveries that cannot be processed are recorded as such here and are in neither result.
+
+def _events_dispatch(
+    events: list[WebhookEvent],
+) -> tuple[list[int], dict[int, str], dict[int, list[str]]]:
+    """Publish the items of claimed deliveries; returns (ids done, {id: error} to retry,
+    {id: [why an item was not processed, ...]} for deliveries done without some items).
+
+    Each message (and each other item that is not a status) is dispatched in a savepoint of its
+    own, so that a failure undoes only that item (a savepoint only where there is work: a
+    delivery is usually one message). Statuses, the bulk of the traffic, are gathered and
+    handed to the receivers once per number, so that a batch looks up its messages in one
+    query; only when that fails are they applied one by one, to find the one at fault.
+    Deliveries that cannot be processed at all are recorded as such here and are in no result.
     """
     done: list[int] = []
     failures: dict[int, str] = {}
+    problems: dict[int, list[str]] = {}
     statuses: dict[int, list[tuple[int, payloads.StatusUpdate]]] = {}  # by number
     numbers: dict[int, WhatsAppNumber] = {}
     parsed = [(event, *_event_items(event)) for event in events]
@@ -276,34 +304,99 @@ def _events_dispatch(events: list[WebhookEvent]) -> tuple[list[int], dict[int, s
                     processed_at=timezone.now(), error=error
                 )
                 continue
-            others = []
             for item in items:
-                if isinstance(item, payloads.StatusUpdate):
+                if isinstance(item, payloads.RejectedItem):
+                    logger.warning("Webhook event %s: %s", event.pk, item.describe())
+                    problems.setdefault(event.pk, []).append(item.describe())
+                elif isinstance(item, payloads.StatusUpdate):
                     statuses.setdefault(event.number_id, []).append((event.pk, item))
-                else:
-                    others.append(item)
-            if others:  # a savepoint only where there is work to undo
-                with transaction.atomic():
-                    for item in others:
-                        _dispatch(event.number, item)
+                elif problem := _item_dispatch(event, item):
+                    problems.setdefault(event.pk, []).append(problem)
         except Exception as exc:
             logger.exception("Webhook event %s failed; it will be retried", event.pk)
             failures[event.pk] = f"{type(exc).__name__}: {exc}"[:2000]
             continue
         done.append(event.pk)
     for number_id, items in statuses.items():
+        _statuses_dispatch(numbers[number_id], items, failures, problems)
+    return [event_id for event_id in done if event_id not in failures], failures, problems
+
+
+WRITING_ITEMS = (
+    payloads.InboundMessage,
+    payloads.TemplateStatusUpdate,
+    payloads.PhoneNumberQualityUpdate,
+)
+
+
+def _item_dispatch(event: WebhookEvent, item) -> str | None:
+    """Dispatch one item in its own savepoint; why it was not processed, if it says so itself
+    (other failures propagate: the delivery is retried)."""
+    if not isinstance(item, WRITING_ITEMS):  # only logged: no savepoint
+        _dispatch(event.number, item)
+        return None
+    try:
+        with transaction.atomic():
+            _dispatch(event.number, item)
+    except ITEM_FAILURES as exc:
+        logger.exception("Webhook event %s: %s not processed", event.pk, _item_name(item))
+        return f"{_item_name(item)}: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _statuses_dispatch(
+    number: WhatsAppNumber,
+    items: list[tuple[int, payloads.StatusUpdate]],
+    failures: dict[int, str],
+    problems: dict[int, list[str]],
+) -> None:
+    """Hand a number's statuses to the receivers at once; if one of them cannot be applied,
+    apply them one by one so that only that one is recorded as not processed."""
+    try:
+        with transaction.atomic():
+            _statuses_send(number, [status for _event_id, status in items])
+        return
+    except ITEM_FAILURES:
+        logger.warning(
+            "Statuses for number %s failed together; applying them one by one", number.pk
+        )
+    except Exception as exc:
+        logger.exception("Statuses of webhook events failed; they will be retried")
+        for event_id, _status in items:
+            failures[event_id] = f"{type(exc).__name__}: {exc}"[:2000]
+        return
+    for event_id, status in items:
         try:
             with transaction.atomic():
-                signals.statuses_received.send(
-                    sender=WhatsAppNumber,
-                    number=numbers[number_id],
-                    statuses=[status for _event_id, status in items],
-                )
+                _statuses_send(number, [status])
+        except ITEM_FAILURES as exc:
+            logger.exception("Webhook event %s: %s not processed", event_id, _item_name(status))
+            problems.setdefault(event_id, []).append(
+                f"{_item_name(status)}: {type(exc).__name__}: {exc}"
+            )
         except Exception as exc:
-            logger.exception("Statuses of webhook events failed; they will be retried")
-            for event_id, _status in items:
-                failures[event_id] = f"{type(exc).__name__}: {exc}"[:2000]
-    return [event_id for event_id in done if event_id not in failures], failures
+            logger.exception("Status of webhook event %s failed; it will be retried", event_id)
+            failures[event_id] = f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def _statuses_send(number: WhatsAppNumber, statuses: list[payloads.StatusUpdate]) -> None:
+    signals.statuses_received.send(sender=WhatsAppNumber, number=number, statuses=statuses)
+
+
+def _item_name(item) -> str:
+    wamid = getattr(item, "wamid", "")
+    return f"{item.kind} {wamid}" if wamid else item.kind
+
+
+MAX_ERROR_LENGTH = 4000
+
+
+def _problems_text(problems: list[str]) -> str:
+    """What ``WebhookEvent.error`` says of a delivery processed without some of its items."""
+    text = f"{len(problems)} item(s) not processed:\n" + "\n".join(
+        problem[:500] for problem in problems
+    )
+    return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 3] + "..."
 
 
 def _batch_announce(parsed: list[tuple[WebhookEvent, list, str]]) -> None:
@@ -331,10 +424,13 @@ def _event_items(event: WebhookEvent) -> tuple[list, str]:
     if event.number is None:
         return [], "The number was removed."
     try:
-        parsed = payloads.parse_webhook_bytes(bytes(event.body))
+        parsed = payloads.parse_webhook_items(payloads.load_webhook(bytes(event.body)))
     except payloads.PayloadError as error:
         logger.warning("Webhook event %s has an unknown shape: %s", event.pk, error)
-        return [], f"Unrecognised payload: {error}"
+        return [], f"Unrecognised payload: {error}"[:2000]
+    except Exception as error:  # the parser promises PayloadError only; never lose the batch
+        logger.exception("Webhook event %s: the parser failed", event.pk)
+        return [], f"Unrecognised payload: {type(error).__name__}: {error}"[:2000]
     return [item for item in parsed if not _names_another_number(event.number, item)], ""
 
 
@@ -418,7 +514,9 @@ def template_status_apply(*, number: WhatsAppNumber, update) -> int:
         if by_id is not None and by_id.exists()
         else templates.filter(name=update.template_name, language=update.language)
     )
-    return target.update(status=update.event.upper(), rejected_reason=update.reason or "")
+    # Upper-casing may lengthen a string ("ß" is "SS"): clamp to the column again.
+    status = update.event.upper()[: payloads.TEMPLATE_STATUS_MAX]
+    return target.update(status=status, rejected_reason=update.reason or "")
 
 
 def number_quality_apply(*, number: WhatsAppNumber, update) -> None:

@@ -3,7 +3,17 @@
 ``parse_webhook`` walks every level (``entry[] -> changes[] -> value.messages[] | statuses[] |
 errors[]``; Meta batches) and returns frozen dataclasses. A body whose shape we do not recognise
 raises ``PayloadError`` with the reason, never ``KeyError`` or ``TypeError``; store the body and
-the reason for inspection.
+the reason for inspection. ``parse_webhook_items`` is the same walk for processing deliveries:
+one item (a message, a status, a change) that cannot be read becomes a ``RejectedItem`` with its
+reason, so the rest of the delivery still goes through.
+
+Every value the parser hands on is safe to store: NUL and lone surrogates (which PostgreSQL
+refuses) are replaced by U+FFFD in every string and in the objects handed on whole (a message's
+content, context and referral), fields stored in columns are clamped to the column's length
+(``raw`` keeps each item as received, full values included), a message's content nested deeper
+than ``MAX_DEPTH`` is refused, and ``load_webhook`` refuses NaN/Infinity (not JSON, and refused
+by PostgreSQL's JSON). Only what is handed on is cleaned, so a batch of statuses costs no walk
+over the whole body.
 
 The ``build_*`` functions produce the same shapes; the sandbox emits only what they build, so the
 parser and the emulator share one definition.
@@ -12,6 +22,8 @@ parser and the emulator share one definition.
 from __future__ import annotations
 
 import json
+import math
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +33,28 @@ from typing import Any, ClassVar
 from .errors import HREF, WhatsAppError, error_for_code, spec_for
 
 MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
+
+# The longest value each parsed field may carry: the length of the column it ends up in (the
+# inbox's Contact, Message, Media and OrphanStatus, our WhatsAppNumber and MessageTemplate; a
+# test checks they agree). Longer values are clamped here, so no receiver meets one.
+WA_ID_MAX = 32  # Contact.wa_id (also the sender's user_id, used as the id when there is no wa_id)
+PHONE_MAX = 20  # Contact.phone (derived from the wa_id by the inbox)
+PROFILE_NAME_MAX = 255  # Contact.profile_name
+WAMID_MAX = 128  # Message.wamid, Message.reply_to_wamid, OrphanStatus.wamid
+STATUS_MAX = 10  # Message.status, OrphanStatus.status
+ERROR_TITLE_MAX = 255  # Message.error_title
+MEDIA_ID_MAX = 64  # Media.meta_media_id
+MIME_TYPE_MAX = 100  # Media.mime_type
+FILENAME_MAX = 255  # Media.filename
+TEMPLATE_STATUS_MAX = 32  # MessageTemplate.status (a template status update's event)
+TEMPLATE_REASON_MAX = 255  # MessageTemplate.rejected_reason
+QUALITY_RATING_MAX = 20  # WhatsAppNumber.quality_rating (a phone quality update's event)
+MESSAGING_LIMIT_MAX = 40  # WhatsAppNumber.messaging_limit
+INT_MAX = 2**31 - 1  # integer columns (Message.error_code): larger error codes become None
+
+# Meta's deepest content (an order's product items, an interactive reply) is 3 levels deep; an
+# object nested far deeper is not Meta's, and storing it would only risk a RecursionError.
+MAX_DEPTH = 32
 
 
 class PayloadError(ValueError):
@@ -66,37 +100,40 @@ class InboundMessage:
     errors: tuple[EventError, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    # The properties read ``content``, whose inner values are as the customer's app sent them:
+    # each one hands on a string (clamped to its column) or None, never another type.
+
     @property
     def _media(self) -> dict[str, Any]:
         if self.type in MEDIA_TYPES:
             return self.content
         if self.type == "edit":
             inner = self.content.get("message") or {}
-            if inner.get("type") in MEDIA_TYPES:
-                return inner.get(inner["type"]) or {}
+            inner_type = inner.get("type")
+            if inner_type in MEDIA_TYPES and isinstance(inner.get(inner_type), dict):
+                return inner[inner_type]
         return {}
 
     @property
     def media_id(self) -> str | None:
-        value = self._media.get("id")
-        return str(value) if value not in (None, "") else None
+        return _text(self._media.get("id"), MEDIA_ID_MAX)
 
     @property
     def mime_type(self) -> str | None:
-        return self._media.get("mime_type") or None
+        return _text(self._media.get("mime_type"), MIME_TYPE_MAX)
 
     @property
     def sha256(self) -> str | None:
         """The media hash as the webhook gives it (base64-looking; ``GET /{media-id}`` is hex)."""
-        return self._media.get("sha256") or None
+        return _text(self._media.get("sha256"))
 
     @property
     def filename(self) -> str | None:
-        return self._media.get("filename") or None
+        return _text(self._media.get("filename"), FILENAME_MAX)
 
     @property
     def caption(self) -> str | None:
-        return self._media.get("caption") or None
+        return _text(self._media.get("caption"))
 
     @property
     def is_voice(self) -> bool:
@@ -110,7 +147,7 @@ class InboundMessage:
     @property
     def reply_to_wamid(self) -> str | None:
         """The wamid this message quotes or answers (reply, button tap)."""
-        return (self.context or {}).get("id") or None
+        return _text((self.context or {}).get("id"), WAMID_MAX)
 
     @property
     def is_forwarded(self) -> bool:
@@ -121,21 +158,21 @@ class InboundMessage:
     def original_wamid(self) -> str | None:
         """For ``edit`` and ``revoke``: the wamid of the message being changed."""
         if self.type in ("edit", "revoke"):
-            return self.content.get("original_message_id") or None
+            return _text(self.content.get("original_message_id"), WAMID_MAX)
         return None
 
     @property
     def reaction_wamid(self) -> str | None:
-        return self.content.get("message_id") if self.type == "reaction" else None
+        return _text(self.content.get("message_id"), WAMID_MAX) if self.type == "reaction" else None
 
     @property
     def reply_id(self) -> str | None:
         """The id (or payload) of the button or list row the customer chose."""
         if self.type == "button":
-            return self.content.get("payload")
+            return _text(self.content.get("payload"))
         if self.type == "interactive":
-            choice = self.content.get(self.content.get("type", "")) or {}
-            return choice.get("id") if isinstance(choice, dict) else None
+            choice = _choice(self.content)
+            return _text(choice.get("id"))
         return None
 
 
@@ -237,6 +274,23 @@ class ValueErrors:
     errors: tuple[EventError, ...]
 
 
+@dataclass(frozen=True)
+class RejectedItem:
+    """One item of a delivery that could not be read (a message, a status, a change, an entry):
+    where it sits and why. ``parse_webhook_items`` returns it in the item's place, so that one
+    bad message is recorded with its reason while the others of its delivery go through."""
+
+    kind: ClassVar[str] = "rejected"
+
+    where: str
+    reason: str
+    wamid: str = ""
+    raw: Any = field(default=None, repr=False, compare=False)
+
+    def describe(self) -> str:
+        return f"{self.reason} (wamid {self.wamid})" if self.wamid else self.reason
+
+
 Event = (
     InboundMessage
     | StatusUpdate
@@ -251,42 +305,91 @@ Event = (
 # --- Parsing ------------------------------------------------------------------------------------
 
 
-def parse_webhook_bytes(raw: bytes) -> list[Event]:
-    """Decode a raw webhook body and parse it; invalid JSON raises ``PayloadError``."""
+class _NotJSON(ValueError):
+    """NaN, Infinity or a number too large for a float: Python's json reads them, but they are
+    not JSON, and PostgreSQL's JSON columns refuse them."""
+
+
+def _refuse_constant(name: str) -> float:
+    raise _NotJSON(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _NotJSON(f"{text[:40]} is too large for a number")
+    return number
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def load_webhook(raw: bytes) -> Any:
+    """The JSON body of a delivery, or ``PayloadError`` saying why it is not one (not JSON,
+    NaN/Infinity, nested too deeply for the decoder)."""
     try:
-        body = json.loads(raw)
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        return _DECODER.decode(text)
+    except RecursionError as exc:
+        raise PayloadError("body is not valid JSON: nested too deeply") from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise PayloadError(f"body is not valid JSON: {exc}") from exc
-    return parse_webhook(body)
+
+
+def parse_webhook_bytes(raw: bytes) -> list[Event]:
+    """Decode a raw webhook body and parse it; invalid JSON raises ``PayloadError``."""
+    return parse_webhook(load_webhook(raw))
 
 
 def parse_webhook(body: Any) -> list[Event]:
-    """Every event in a webhook body, in order."""
+    """Every event in a webhook body, in order; the first item we cannot read raises
+    ``PayloadError`` with its reason."""
+    events = []
+    for item in parse_webhook_items(body):
+        if isinstance(item, RejectedItem):
+            raise PayloadError(item.reason)
+        events.append(item)
+    return events
+
+
+def parse_webhook_items(body: Any) -> list[Event | RejectedItem]:
+    """Every event in a webhook body, in order, with a ``RejectedItem`` in the place of each
+    entry, change, message or status that cannot be read. ``PayloadError`` only when the body
+    as a whole is unreadable (not an object, not ``whatsapp_business_account``, no entry
+    list)."""
     body = _obj(body, "body")
     if body.get("object") != "whatsapp_business_account":
         raise PayloadError(
-            f"body.object is {body.get('object')!r}, not 'whatsapp_business_account'"
+            f"body.object is {_short(body.get('object'))}, not 'whatsapp_business_account'"
         )
-    events: list[Event] = []
+    events: list[Event | RejectedItem] = []
     for entry_index, entry in enumerate(_list(body.get("entry"), "body.entry")):
         where = f"entry[{entry_index}]"
-        entry = _obj(entry, where)
-        waba_id = _str(entry.get("id"), f"{where}.id", required=False)
-        entry_time = _datetime(entry["time"], f"{where}.time") if "time" in entry else None
-        for change_index, change in enumerate(_list(entry.get("changes"), f"{where}.changes")):
+        try:
+            entry = _obj(entry, where)
+            waba_id = _str(entry.get("id"), f"{where}.id", required=False)
+            entry_time = _datetime(entry["time"], f"{where}.time") if "time" in entry else None
+            changes = _list(entry.get("changes"), f"{where}.changes")
+        except PayloadError as error:
+            events.append(RejectedItem(where=where, reason=str(error), raw=entry))
+            continue
+        for change_index, change in enumerate(changes):
             change_where = f"{where}.changes[{change_index}]"
-            change = _obj(change, change_where)
-            field_name = _str(change.get("field"), f"{change_where}.field")
-            value = _obj(change.get("value"), f"{change_where}.value")
-            events.extend(
-                _parse_change(field_name, value, waba_id, entry_time, f"{change_where}.value")
-            )
+            try:
+                change = _obj(change, change_where)
+                field_name = _str(change.get("field"), f"{change_where}.field")
+                value = _obj(change.get("value"), f"{change_where}.value")
+                events.extend(
+                    _parse_change(field_name, value, waba_id, entry_time, f"{change_where}.value")
+                )
+            except PayloadError as error:
+                events.append(RejectedItem(where=change_where, reason=str(error), raw=change))
     return events
 
 
 def _parse_change(
     field_name: str, value: dict, waba_id: str, entry_time: datetime | None, where: str
-) -> list[Event]:
+) -> list[Event | RejectedItem]:
     if field_name == "messages":
         return _parse_messages_value(value, waba_id, where)
     if field_name == "message_template_status_update":
@@ -296,11 +399,14 @@ def _parse_change(
                 template_id=_str(value.get("message_template_id"), f"{where}.message_template_id"),
                 template_name=_str(value.get("message_template_name"), f"{where}.name", False),
                 language=_str(value.get("message_template_language"), f"{where}.language", False),
-                event=_str(value.get("event"), f"{where}.event"),
-                reason=_str(value.get("reason"), f"{where}.reason", False),
+                event=_str(value.get("event"), f"{where}.event", limit=TEMPLATE_STATUS_MAX),
+                reason=_str(value.get("reason"), f"{where}.reason", False, TEMPLATE_REASON_MAX),
                 category=_str(value.get("message_template_category"), f"{where}.category", False),
                 timestamp=entry_time,
-                rejection_info=_opt_obj(value.get("rejection_info"), f"{where}.rejection_info"),
+                rejection_info=_clean(
+                    _opt_obj(value.get("rejection_info"), f"{where}.rejection_info"),
+                    f"{where}.rejection_info",
+                ),
                 raw=value,
             )
         ]
@@ -328,8 +434,10 @@ def _parse_change(
                 display_phone_number=_str(
                     value.get("display_phone_number"), f"{where}.display_phone_number", False
                 ),
-                event=_str(value.get("event"), f"{where}.event"),
-                current_limit=_str(value.get("current_limit"), f"{where}.current_limit", False),
+                event=_str(value.get("event"), f"{where}.event", limit=QUALITY_RATING_MAX),
+                current_limit=_str(
+                    value.get("current_limit"), f"{where}.current_limit", False, MESSAGING_LIMIT_MAX
+                ),
                 timestamp=entry_time,
                 raw=value,
             )
@@ -340,12 +448,12 @@ def _parse_change(
             field=field_name,
             event=_str(value.get("event"), f"{where}.event", False),
             timestamp=entry_time,
-            value=value,
+            value=_clean(value, where),
         )
     ]
 
 
-def _parse_messages_value(value: dict, waba_id: str, where: str) -> list[Event]:
+def _parse_messages_value(value: dict, waba_id: str, where: str) -> list[Event | RejectedItem]:
     metadata = _obj(value.get("metadata"), f"{where}.metadata")
     phone_number_id = _str(metadata.get("phone_number_id"), f"{where}.metadata.phone_number_id")
     display = _str(metadata.get("display_phone_number"), f"{where}.metadata.display", False)
@@ -355,29 +463,39 @@ def _parse_messages_value(value: dict, waba_id: str, where: str) -> list[Event]:
 
     value_errors = _errors(value.get("errors"), f"{where}.errors")
     contacts = _contacts_by_wa_id(value.get("contacts"), f"{where}.contacts")
-    events: list[Event] = []
-    for index, message in enumerate(_list(value.get("messages", []), f"{where}.messages")):
-        events.append(
-            _parse_message(
-                _obj(message, f"{where}.messages[{index}]"),
-                f"{where}.messages[{index}]",
-                phone_number_id=phone_number_id,
-                display_phone_number=display,
-                waba_id=waba_id,
-                contacts=contacts,
-                value_errors=value_errors,
+    messages = _list(value.get("messages", []), f"{where}.messages")
+    statuses = _list(value.get("statuses", []), f"{where}.statuses")
+    events: list[Event | RejectedItem] = []
+    for index, message in enumerate(messages):
+        item_where = f"{where}.messages[{index}]"
+        try:
+            events.append(
+                _parse_message(
+                    _obj(message, item_where),
+                    item_where,
+                    phone_number_id=phone_number_id,
+                    display_phone_number=display,
+                    waba_id=waba_id,
+                    contacts=contacts,
+                    value_errors=value_errors,
+                )
             )
-        )
-    for index, status in enumerate(_list(value.get("statuses", []), f"{where}.statuses")):
-        events.append(
-            _parse_status(
-                _obj(status, f"{where}.statuses[{index}]"),
-                f"{where}.statuses[{index}]",
-                phone_number_id=phone_number_id,
-                display_phone_number=display,
-                waba_id=waba_id,
+        except PayloadError as error:
+            events.append(_rejected(item_where, error, message))
+    for index, status in enumerate(statuses):
+        item_where = f"{where}.statuses[{index}]"
+        try:
+            events.append(
+                _parse_status(
+                    _obj(status, item_where),
+                    item_where,
+                    phone_number_id=phone_number_id,
+                    display_phone_number=display,
+                    waba_id=waba_id,
+                )
             )
-        )
+        except PayloadError as error:
+            events.append(_rejected(item_where, error, status))
     if value_errors:
         events.append(
             ValueErrors(
@@ -390,6 +508,11 @@ def _parse_messages_value(value: dict, waba_id: str, where: str) -> list[Event]:
     return events
 
 
+def _rejected(where: str, error: PayloadError, item: Any) -> RejectedItem:
+    wamid = _text(item.get("id"), WAMID_MAX) if isinstance(item, dict) else None
+    return RejectedItem(where=where, reason=str(error), wamid=wamid or "", raw=item)
+
+
 def _contacts_by_wa_id(contacts: Any, where: str) -> dict[str, dict]:
     if contacts is None:
         return {}
@@ -397,8 +520,9 @@ def _contacts_by_wa_id(contacts: Any, where: str) -> dict[str, dict]:
     for index, contact in enumerate(_list(contacts, where)):
         contact = _obj(contact, f"{where}[{index}]")
         for key in ("wa_id", "user_id"):
-            if contact.get(key):
-                found[str(contact[key])] = contact
+            identifier = _text(contact.get(key), WA_ID_MAX)
+            if identifier:
+                found[identifier] = contact
     return found
 
 
@@ -419,11 +543,13 @@ def _parse_message(
     value_errors: tuple[EventError, ...],
 ) -> InboundMessage:
     message_type = _str(message.get("type"), f"{where}.type")
-    wamid = _str(message.get("id"), f"{where}.id")
+    wamid = _str(message.get("id"), f"{where}.id", limit=WAMID_MAX)
     timestamp = _datetime(message.get("timestamp"), f"{where}.timestamp")
     # System messages about a changed user ID may come without "from".
-    wa_id = _str(message.get("from"), f"{where}.from", required=message_type != "system")
-    user_id = _str(message.get("from_user_id"), f"{where}.from_user_id", False)
+    wa_id = _str(
+        message.get("from"), f"{where}.from", required=message_type != "system", limit=WA_ID_MAX
+    )
+    user_id = _str(message.get("from_user_id"), f"{where}.from_user_id", False, WA_ID_MAX)
     errors = _errors(message.get("errors"), f"{where}.errors")
     content = _message_content(
         message, message_type, where, tolerate_missing=bool(errors or value_errors)
@@ -435,14 +561,19 @@ def _parse_message(
         display_phone_number=display_phone_number,
         waba_id=waba_id,
         wa_id=wa_id,
-        user_id=user_id or _str(contact.get("user_id"), f"{where}.contact.user_id", False),
-        profile_name=_str(profile.get("name"), f"{where}.contact.profile.name", False),
+        user_id=user_id
+        or _str(contact.get("user_id"), f"{where}.contact.user_id", False, WA_ID_MAX),
+        profile_name=_str(
+            profile.get("name"), f"{where}.contact.profile.name", False, PROFILE_NAME_MAX
+        ),
         wamid=wamid,
         timestamp=timestamp,
         type=message_type,
         content=content,
-        context=_opt_obj(message.get("context"), f"{where}.context"),
-        referral=_opt_obj(message.get("referral"), f"{where}.referral"),
+        context=_clean(_opt_obj(message.get("context"), f"{where}.context"), f"{where}.context"),
+        referral=_clean(
+            _opt_obj(message.get("referral"), f"{where}.referral"), f"{where}.referral"
+        ),
         errors=errors,
         raw=message,
     )
@@ -458,76 +589,94 @@ def _message_content(
         cards = _list(body, f"{where}.contacts")
         for index, card in enumerate(cards):
             _obj(card, f"{where}.contacts[{index}]")
-        return {"contacts": cards}
+        return {"contacts": _clean(cards, f"{where}.contacts")}
     if message_type == "unsupported":
-        return _opt_obj(body, f"{where}.unsupported") or {}
+        return _clean(_opt_obj(body, f"{where}.unsupported"), f"{where}.unsupported") or {}
     if body is None:
         if tolerate_missing:
             return {}
-        raise PayloadError(f"{where} has type {message_type!r} but no {message_type!r} object")
+        kind = _short(message_type)
+        raise PayloadError(f"{where} has type {kind} but no {kind} object")
     content = dict(_obj(body, f"{where}.{message_type}"))
-    if message_type == "system" and isinstance(message.get("identity"), dict):
-        content["identity"] = message["identity"]
+    if message_type == "system":
+        if isinstance(message.get("identity"), dict):
+            content["identity"] = message["identity"]
+        if "wa_id" in content:  # a changed number: the id the inbox files the message under
+            content["wa_id"] = _str(content["wa_id"], f"{where}.system.wa_id", False, WA_ID_MAX)
     if message_type == "interactive":
         _str(content.get("type"), f"{where}.interactive.type")
     if message_type == "edit":
         inner = _obj(content.get("message"), f"{where}.edit.message")
-        _str(inner.get("type"), f"{where}.edit.message.type")
+        inner_type = _str(inner.get("type"), f"{where}.edit.message.type")
+        _opt_obj(inner.get(inner_type), f"{where}.edit.message.{_short(inner_type)}")
+        _opt_obj(inner.get("text"), f"{where}.edit.message.text")  # the new text, if any
         _str(content.get("original_message_id"), f"{where}.edit.original_message_id")
     if message_type == "revoke":
         _str(content.get("original_message_id"), f"{where}.revoke.original_message_id")
-    return content
+    return _clean(content, f"{where}.{message_type}")
 
 
 def _message_text(message_type: str, content: dict[str, Any]) -> str:
     if message_type == "text":
-        return str(content.get("body") or "")
+        return _text(content.get("body")) or ""
     if message_type in MEDIA_TYPES:
-        return str(content.get("caption") or "")
+        return _text(content.get("caption")) or ""
     if message_type == "interactive":
-        choice = content.get(content.get("type", "")) or {}
-        if isinstance(choice, dict):
-            return str(choice.get("title") or choice.get("body") or "")
-        return ""
+        choice = _choice(content)
+        return _text(choice.get("title")) or _text(choice.get("body")) or ""
     if message_type == "button":
-        return str(content.get("text") or content.get("payload") or "")
+        return _text(content.get("text")) or _text(content.get("payload")) or ""
     if message_type == "location":
-        return ", ".join(str(content[k]) for k in ("name", "address") if content.get(k))
+        return ", ".join(filter(None, (_text(content.get(k)) for k in ("name", "address"))))
     if message_type == "reaction":
-        return str(content.get("emoji") or "")
+        return _text(content.get("emoji")) or ""
     if message_type in ("system", "order"):
-        return str(content.get("body") or content.get("text") or "")
+        return _text(content.get("body")) or _text(content.get("text")) or ""
     if message_type == "contacts":
+        cards = content.get("contacts")
         names = [
-            str((card.get("name") or {}).get("formatted_name") or "")
-            for card in content.get("contacts", [])
-            if isinstance(card, dict)
+            _text(card["name"].get("formatted_name"))
+            for card in (cards if isinstance(cards, list) else [])
+            if isinstance(card, dict) and isinstance(card.get("name"), dict)
         ]
         return ", ".join(n for n in names if n)
     if message_type == "edit":
-        inner = content.get("message") or {}
-        inner_type = inner.get("type", "")
-        return _message_text(inner_type, inner.get(inner_type) or {})
+        inner = content.get("message")
+        inner_type = inner.get("type") if isinstance(inner, dict) else None
+        if isinstance(inner_type, str) and inner_type != "edit":
+            inner_content = inner.get(inner_type)
+            return _message_text(
+                inner_type, inner_content if isinstance(inner_content, dict) else {}
+            )
     return ""
+
+
+def _choice(content: dict[str, Any]) -> dict[str, Any]:
+    """The button or list row an ``interactive`` reply carries (``{}`` when it has none)."""
+    choice_type = content.get("type")
+    choice = content.get(choice_type) if isinstance(choice_type, str) else None
+    return choice if isinstance(choice, dict) else {}
 
 
 def _parse_status(
     status: dict, where: str, *, phone_number_id: str, display_phone_number: str, waba_id: str
 ) -> StatusUpdate:
-    value = _str(status.get("status"), f"{where}.status")
+    value = _str(status.get("status"), f"{where}.status", limit=STATUS_MAX)
     return StatusUpdate(
         phone_number_id=phone_number_id,
         display_phone_number=display_phone_number,
         waba_id=waba_id,
-        wamid=_str(status.get("id"), f"{where}.id"),
+        wamid=_str(status.get("id"), f"{where}.id", limit=WAMID_MAX),
         status=value,
         timestamp=_datetime(status.get("timestamp"), f"{where}.timestamp"),
-        recipient_id=_str(status.get("recipient_id"), f"{where}.recipient_id", False),
+        recipient_id=_str(status.get("recipient_id"), f"{where}.recipient_id", False, WA_ID_MAX),
         recipient_user_id=_str(
-            status.get("recipient_user_id"), f"{where}.recipient_user_id", False
+            status.get("recipient_user_id"), f"{where}.recipient_user_id", False, WA_ID_MAX
         ),
-        conversation=_opt_obj(status.get("conversation"), f"{where}.conversation"),
-        pricing=_opt_obj(status.get("pricing"), f"{where}.pricing"),
+        conversation=_clean(
+            _opt_obj(status.get("conversation"), f"{where}.conversation"), f"{where}.conversation"
+        ),
+        pricing=_clean(_opt_obj(status.get("pricing"), f"{where}.pricing"), f"{where}.pricing"),
         biz_opaque_callback_data=_str(
             status.get("biz_opaque_callback_data"), f"{where}.biz_opaque_callback_data", False
         ),
@@ -543,18 +692,23 @@ def _errors(value: Any, where: str) -> tuple[EventError, ...]:
     for index, item in enumerate(_list(value, where)):
         item = _obj(item, f"{where}[{index}]")
         code = item.get("code")
-        if isinstance(code, str) and code.isdigit():
-            code = int(code)
+        if isinstance(code, str):
+            code = _int(code)
+            if code is None:
+                raise PayloadError(
+                    f"{where}[{index}].code is not an integer: {_short(item['code'])}"
+                )
         if code is not None and (not isinstance(code, int) or isinstance(code, bool)):
-            raise PayloadError(f"{where}[{index}].code is not an integer: {code!r}")
+            raise PayloadError(f"{where}[{index}].code is not an integer: {_short(code)}")
         error_data = item.get("error_data") if isinstance(item.get("error_data"), dict) else {}
+        title = _text(item.get("title")) or ""
         errors.append(
             EventError(
-                code=code,
-                title=str(item.get("title") or ""),
-                message=str(item.get("message") or item.get("title") or ""),
-                details=str(error_data.get("details") or ""),
-                href=str(item.get("href") or ""),
+                code=code if code is not None and -INT_MAX <= code <= INT_MAX else None,
+                title=title[:ERROR_TITLE_MAX],
+                message=_text(item.get("message")) or title,
+                details=_text(error_data.get("details")) or "",
+                href=_text(item.get("href")) or "",
             )
         )
     return tuple(errors)
@@ -576,26 +730,93 @@ def _list(value: Any, where: str) -> list:
     return value
 
 
-def _str(value: Any, where: str, required: bool = True) -> str:
+def _str(value: Any, where: str, required: bool = True, limit: int | None = None) -> str:
+    """A string field (Meta sends some ids as numbers), clamped to ``limit`` characters."""
     if value is None or value == "":
         if required:
             raise PayloadError(f"{where} is missing")
         return ""
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    text = _text(value, limit)
+    if text is None:
         raise PayloadError(f"{where} must be a string, got {_kind(value)}")
-    return str(value)
+    return text
+
+
+def _text(value: Any, limit: int | None = None) -> str | None:
+    """``value`` as a storable string when it is a string or an integer (clamped to ``limit``),
+    or None (also for ""): how every field the parser hands on is read."""
+    if isinstance(value, str):
+        text = _clean_str(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        try:
+            text = str(value)
+        except ValueError:  # more digits than Python converts: not an id of ours
+            return None
+    else:
+        return None
+    return (text[:limit] if limit is not None else text) or None
+
+
+def _int(text: str) -> int | None:
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # more digits than Python converts
+        return None
 
 
 def _datetime(value: Any, where: str) -> datetime:
     """Unix seconds (a string in ``messages``, an int in ``entry.time``) as an aware UTC datetime."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
+    if isinstance(value, str) and _int(value) is not None:
+        value = _int(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PayloadError(f"{where} must be Unix seconds, got {value!r}")
+        raise PayloadError(f"{where} must be Unix seconds, got {_short(value)}")
     try:
         return datetime.fromtimestamp(value, tz=UTC)
     except (OverflowError, OSError, ValueError) as exc:
-        raise PayloadError(f"{where} is out of range: {value!r}") from exc
+        raise PayloadError(f"{where} is out of range: {_short(value)}") from exc
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _clean_str(text: str) -> str:
+    """``text`` with NUL and lone surrogates, which PostgreSQL refuses, replaced by U+FFFD.
+    Valid surrogate pairs were joined by the JSON decoder, so any surrogate left is a lone one."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def _clean(node: Any, where: str, depth: int = 0) -> Any:
+    """``node`` with every string (keys too) storable (see ``_clean_str``); ``PayloadError`` when
+    it nests deeper than ``MAX_DEPTH``."""
+    if isinstance(node, str):
+        return _clean_str(node)
+    if isinstance(node, dict | list):
+        if depth >= MAX_DEPTH:
+            raise PayloadError(f"{where} is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(node, list):
+            return [_clean(value, where, depth + 1) for value in node]
+        return {
+            _clean_str(key) if isinstance(key, str) else key: _clean(value, where, depth + 1)
+            for key, value in node.items()
+        }
+    return node
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` short enough for an error message (a container is only named: its repr
+    could be huge, or recurse too deeply)."""
+    if isinstance(value, dict | list | tuple):
+        return f"a {type(value).__name__}"
+    try:
+        text = repr(value)
+    except ValueError:  # an int with more digits than Python converts
+        return f"an integer of {value.bit_length()} bits"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _kind(value: Any) -> str:

@@ -23,19 +23,22 @@ def sign(body: bytes, app_secret: str) -> str:
 def verify(body: bytes, header: str | None, app_secret: str) -> bool:
     """True when ``header`` is a valid signature of ``body`` (constant-time comparison).
 
-    A missing or malformed header, or an empty app secret, never verifies.
+    A missing or malformed header, or an empty app secret, never verifies. The comparison is
+    on bytes: ``hmac.compare_digest`` raises ``TypeError`` for a ``str`` that is not ASCII, and a
+    header such as ``sha256=ééé`` must be a wrong signature (403), not a server error.
     """
     if not header or not app_secret:
         return False
     algorithm, _, received = header.strip().partition("=")
-    if algorithm.lower() != "sha256" or not received:
+    if algorithm.lower() != "sha256" or not received or not received.isascii():
         return False
-    received = received.lower()
-    valid = hmac.compare_digest(_hexdigest(body, app_secret), received)
+    digest = received.lower().encode("ascii")
+    valid = hmac.compare_digest(_hexdigest(body, app_secret).encode("ascii"), digest)
     if not body.isascii():
         escaped = escape_unicode(body)
         if escaped is not None:
-            valid = hmac.compare_digest(_hexdigest(escaped, app_secret), received) or valid
+            expected = _hexdigest(escaped, app_secret).encode("ascii")
+            valid = hmac.compare_digest(expected, digest) or valid
     return valid
 
 

@@ -140,6 +140,19 @@ def test_signed_but_malformed_json_is_kept_with_the_reason_and_acknowledged(serv
     assert event.processed_at is not None
 
 
+def test_hostile_deliveries_are_answered_and_never_a_server_error(server):
+    number = make_number("theta", "5008")
+    body = inbound(number, 1)
+    accented = post(server, number, body, {"X-Hub-Signature-256": "sha256=ééé".encode()})
+    assert (accented.status_code, accented.text) == (403, "Invalid signature")
+    deep = b'{"object":"whatsapp_business_account","entry":' + b"[" * 3000 + b"]" * 3000 + b"}"
+    answer = post(server, number, deep)
+    assert answer.status_code == 200
+    event = WebhookEvent.objects.get(pk=answer.json()["received"])
+    assert (event.error, bytes(event.body)) == ("Malformed JSON: nested too deeply", deep)
+    assert event.processed_at is not None
+
+
 def test_a_delivery_signed_for_one_number_cannot_be_posted_to_another(server):
     alpha = make_number("delta", "5004")
     other = make_number("epsilon", "5005", secret="epsilon-secret")

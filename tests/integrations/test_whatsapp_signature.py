@@ -35,6 +35,10 @@ def test_it_verifies_its_own_signature():
         sign(BODY, "another-secret"),
         sign(BODY + b" ", SECRET),
         "garbage",
+        "sha256=ééé",  # hmac.compare_digest raises TypeError on non-ASCII str
+        "sha256=" + "é" * 64,
+        "sha256=\ud83d",
+        "sha256=ÃƒÂ©",  # UTF-8 read as Latin-1, as ASGI servers decode header bytes
     ],
 )
 def test_it_rejects_bad_headers(header):
