@@ -16,7 +16,7 @@ from inbox import services as inbox_services
 from inbox import signals as inbox_signals
 from inbox.models import Chat
 from integrations.models import WhatsAppNumber
-from reports import csat
+from reports import csat, privacy
 from reports.models import AuditEvent
 from reports.services import audit_record
 
@@ -238,3 +238,15 @@ def csat_on_reply(sender, *, message, **kwargs):
     if csat.reply_choice(message) is not None:
         inbox_services.message_handled_mark(message=message, by="csat")
         tasks.enqueue("reports.tasks.csat_answer", message.pk, queue="inbound")
+
+
+# --- LGPD erasure (see inbox.contacts.contact_erase) -------------------------------------------
+
+
+@receiver(inbox_signals.contact_erasing, dispatch_uid="reports_contact_erasing")
+def erasure_audit(sender, *, contact, token, actor=None, request=None, erasure=None, **kwargs):
+    # In the erasure's transaction, whoever erased (privacy page, admin, API DELETE): the mark
+    # and the audit entry commit with the erasure or not at all.
+    privacy.erasure_record(
+        contact=contact, token=token, actor=actor, request=request, erasure=erasure
+    )
