@@ -246,9 +246,7 @@ def contact_erase(*, contact: Contact, actor=None, request=None) -> Erasure:
     erasure.messages = messages.update(text="", content={}, error_details="", reply_to_wamid="")
     contact.chats.update(last_message_preview="", tags=[])
     channel.webhook_log_erase(organization_id=contact.organization_id, wa_id=contact.wa_id)
-    outgoing.deliveries_erase(
-        organization_id=contact.organization_id, needles=[str(contact.code), contact.phone]
-    )
+    outgoing.deliveries_erase(organization_id=contact.organization_id, needles=_references(contact))
     _stored_answers_erase(contact)
     _admin_history_erase(contact, token)
     signals.contact_erasing.send(
@@ -268,11 +266,18 @@ def contact_erase(*, contact: Contact, actor=None, request=None) -> Erasure:
     return erasure
 
 
+def _references(contact: Contact) -> list[str]:
+    """Strings that identify the contact in stored JSON: its id, phone, its chats' ids."""
+    chats = [str(code) for code in contact.chats.values_list("code", flat=True)]
+    return [str(contact.code), contact.phone, *chats]
+
+
 def _stored_answers_erase(contact: Contact) -> None:
-    """API answers kept for idempotent retries that show the contact: a retry now answers 410."""
-    mentions = Q(response_body__icontains=str(contact.code)) | Q(
-        response_body__icontains=contact.phone
-    )
+    """API answers kept for idempotent retries (a message sent in the contact's chat, with its
+    text) that show the contact: a retry now answers 410 instead."""
+    mentions = Q()
+    for reference in _references(contact):
+        mentions |= Q(response_body__icontains=reference)
     ApiIdempotencyKey.objects.filter(mentions, organization_id=contact.organization_id).update(
         response_status=410,
         response_body={
