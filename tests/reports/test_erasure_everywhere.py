@@ -237,6 +237,20 @@ class ErasureEverywhereTests(SandboxMixin, ApiTestCase):
             AuditEvent.objects.filter(action=AuditEvent.Action.CONTACT_ERASED).count(), 1
         )
 
+    def test_a_delivery_not_processed_yet_brings_back_only_the_other_customer(self):
+        body = two_customers_body(self.number).replace(b"wamid.fulana-1", b"wamid.fulana-2")
+        body = body.replace(b"wamid.outro-1", b"wamid.outro-2")
+        pending = WebhookEvent.objects.create(
+            number=self.number, organization=self.org, body=body, processed_at=None
+        )
+        self.api("delete", reverse("api_contact", args=[self.contact.code]))
+        with self.captureOnCommitCallbacks(execute=True):
+            channel.webhook_events_process([pending.pk])
+        self.assertTrue(Message.objects.filter(wamid="wamid.outro-2").exists())
+        self.assertFalse(Message.objects.filter(wamid="wamid.fulana-2").exists())
+        self.assertFalse(Contact.objects.filter(organization=self.org, wa_id=WA_ID).exists())
+        self.assertEqual(leaks(SECRETS), [])
+
 
 class WebhookLogRetentionTests(ApiTestCase):
     def event(self, *, days_old: float, processed: bool, attempts: int = 1) -> WebhookEvent:
