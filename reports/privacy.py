@@ -156,8 +156,9 @@ def contact_erase(*, contact: Contact, actor, request=None) -> ErasedContact:
 
 def erasure_record(*, contact: Contact, token: str, actor, request, erasure) -> ErasedContact:
     """The mark an erased contact keeps (who erased it, when) and its audit entry."""
-    erased = ErasedContact.objects.create(
-        organization_id=contact.organization_id, contact=contact, token=token, erased_by=actor
+    erased, _created = ErasedContact.objects.update_or_create(
+        contact=contact,
+        defaults={"organization_id": contact.organization_id, "token": token, "erased_by": actor},
     )
     audit_record(
         action=AuditEvent.Action.CONTACT_ERASED,
