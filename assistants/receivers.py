@@ -50,6 +50,12 @@ def on_chat_changed(sender, *, chat, change, data=None, **kwargs):
         tasks.enqueue("assistants.tasks.analyze_chat", chat.pk, queue="bulk")
 
 
+@receiver(signals.contact_erasing, dispatch_uid="assistants-contact-erasing")
+def forget_erased_contact(sender, *, contact, **kwargs):
+    # Inside the erasure's transaction: the analyses' free text retells the conversation.
+    services.contact_analyses_erase(contact=contact)
+
+
 from assistants import outgoing_events  # noqa: F401,E402  (webhook events for integrators)
 
 

@@ -1219,6 +1219,14 @@ def campaign_texts_write(
     return [written for written, _result in outcomes]
 
 
+def contact_analyses_erase(*, contact) -> int:
+    """LGPD erasure: the contact's conversation analyses keep their scores and sentiment (for
+    reports) but lose the text that retells what the customer said."""
+    return ConversationAnalysis.objects.filter(chat__contact=contact).update(
+        summary="", intent="", lead_score_reason="", next_step=""
+    )
+
+
 def contact_lead_score_update(*, analysis: ConversationAnalysis) -> bool:
     """Keep the contact's latest lead score (segments filter on it) and tell subscribers, with
     the analysis's intent (campaigns count an intent as a conversion)."""
@@ -1237,8 +1245,7 @@ def contact_lead_score_update(*, analysis: ConversationAnalysis) -> bool:
     )
     if updated:
         contact = Contact.objects.get(pk=contact_id)
-        inbox_signals.send_on_commit(
-            inbox_signals.contact_changed,
+        inbox_signals.contact_changed_on_commit(
             contact=contact,
             change="analysis",
             data={"lead_score": analysis.lead_score, "intent": analysis.intent},

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 
+from inbox import contacts as inbox_contacts
 from inbox import services as inbox_services
 from inbox.models import Chat, Contact
 
@@ -116,11 +117,9 @@ def add_tag(context: ToolContext, arguments: dict) -> dict:
     if context.dry_run or context.contact is None:
         return {"ok": True, "dry_run": True, "tag": tag}
     with transaction.atomic():
-        contact = Contact.objects.select_for_update().get(pk=context.contact.pk)
-        if tag not in contact.tags:
-            contact.tags = [*contact.tags, tag]
-            contact.save(update_fields=["tags", "updated_at"])
-        context.contact = contact
+        inbox_contacts.contact_update(
+            contact=context.contact, data={"tags_add": [tag]}, source="assistant"
+        )
         if context.chat is not None and tag not in context.chat.tags:
             inbox_services.chat_set_tags(chat=context.chat, tags=[*context.chat.tags, tag])
     return {"ok": True, "tag": tag}
@@ -152,15 +151,11 @@ def set_contact(context: ToolContext, arguments: dict) -> dict:
         raise ValidationError("nothing to save")
     if context.dry_run or context.contact is None:
         return {"ok": True, "dry_run": True, "saved": sorted(changes)}
-    with transaction.atomic():
-        contact = Contact.objects.select_for_update().get(pk=context.contact.pk)
-        if "attributes" in changes:
-            changes["attributes"] = {**contact.attributes, **changes["attributes"]}
-        for key, value in changes.items():
-            setattr(contact, key, value)
-        contact.save(update_fields=[*changes, "updated_at"])
-        context.contact = contact
-    return {"ok": True, "saved": sorted(changes)}
+    saved = sorted(changes)
+    if "attributes" in changes:  # what the customer says adds to what we know
+        changes["attributes_merge"] = changes.pop("attributes")
+    inbox_contacts.contact_update(contact=context.contact, data=changes, source="assistant")
+    return {"ok": True, "saved": saved}
 
 
 @register(

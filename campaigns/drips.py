@@ -12,7 +12,7 @@ the assistants app's rubric grading.
 import logging
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -32,8 +32,8 @@ from campaigns.models import (
 )
 from config import tasks
 from config.memo import ProcessMemo
+from inbox import contacts as inbox_contacts
 from inbox import services as inbox_services
-from inbox import signals as inbox_signals
 from inbox.models import Chat, Contact, Message
 
 logger = logging.getLogger(__name__)
@@ -396,28 +396,15 @@ def optin_submit(
     """Create or update the contact from the form, record their consent, enrol them.
 
     ``phone`` is already E.164 (the form validates it)."""
-    wa_id = phone.lstrip("+")
-    try:
-        with transaction.atomic():
-            contact, created = Contact.objects.get_or_create(
-                organization_id=program.organization_id,
-                wa_id=wa_id,
-                defaults={"phone": phone, "name": name, "language": language},
-            )
-    except IntegrityError:
-        contact, created = (
-            Contact.objects.get(organization_id=program.organization_id, wa_id=wa_id),
-            False,
-        )
-    if created:
-        inbox_signals.send_on_commit(
-            inbox_signals.contact_changed, contact=contact, change="created", data={}
-        )
-    else:
+    contact, created = inbox_contacts.contact_get_or_create(
+        organization_id=program.organization_id,
+        phone=phone,
+        defaults={"name": name, "language": language},
+        source="form",
+    )
+    if not created:
         changes = {"name": name or contact.name, "language": language or contact.language}
-        Contact.objects.filter(pk=contact.pk).update(**changes)
-        for field, value in changes.items():
-            setattr(contact, field, value)
+        inbox_contacts.contact_update(contact=contact, data=changes, source="form")
     detail = (detail or program.name)[:255]
     changed = campaign_services.contact_set_consent(
         contact=contact, opted_in=True, source=ConsentEvent.Source.FORM, detail=detail

@@ -68,7 +68,17 @@ def on_message_received(sender, *, message, **kwargs):
 def on_contact_changed(sender, *, contact, change, **kwargs):
     if change == "opted_out":
         drips.enrolments_stop(contact=contact, reason="opted_out")
-    automations.on_contact_changed(contact=contact, change=change)
+
+
+@receiver(inbox_signals.contacts_changed, dispatch_uid="campaigns-contacts-changed")
+def on_contacts_changed(sender, *, contacts, change, **kwargs):
+    # In bulk: an import's thousands of new contacts become a few automation tasks.
+    automations.on_contacts_changed(contacts=contacts, change=change)
+
+
+@receiver(inbox_signals.contact_erasing, dispatch_uid="campaigns-contact-erasing")
+def on_contact_erasing(sender, *, contact, token, **kwargs):
+    services.contact_data_erase(contact=contact, token=token)
 
 
 @receiver(inbox_signals.chat_changed, dispatch_uid="campaigns-chat-changed")

@@ -16,16 +16,26 @@ from datetime import date, datetime, timedelta
 
 import phonenumbers
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Count, DateTimeField, Q, Value, When
+from django.db.models import Case, Count, DateTimeField, Value, When
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from assistants.models import Assistant
 from assistants.services import campaign_texts_write
 from campaigns import scheduling
-from campaigns.models import AudienceSettings, Campaign, CampaignRecipient, ConsentEvent, Segment
+from campaigns.models import (
+    AudienceSettings,
+    AutomationRun,
+    Campaign,
+    CampaignRecipient,
+    ConsentEvent,
+    DripDelivery,
+    DripEnrolment,
+    Segment,
+)
 from config import realtime, tasks
 from config.memo import ProcessMemo
+from inbox import contacts as inbox_contacts
 from inbox import services as inbox_services
 from inbox import signals as inbox_signals
 from inbox.consumers import organization_group
@@ -96,13 +106,24 @@ def contact_set_consent(
         CampaignRecipient.objects.filter(contact=contact, status=R.QUEUED).update(
             status=R.SKIPPED, reason=CampaignRecipient.Reason.OPTED_OUT
         )
-    inbox_signals.send_on_commit(
-        inbox_signals.contact_changed,
-        contact=contact,
-        change="opted_in" if opted_in else "opted_out",
-        data={"source": source},
+    inbox_signals.contact_changed_on_commit(
+        contact=contact, change="opted_in" if opted_in else "opted_out", data={"source": source}
     )
     return True
+
+
+def contact_data_erase(*, contact: Contact, token: str) -> None:
+    """What campaigns hold about a contact being erased (LGPD), inside the erasure's
+    transaction: consent details, the numbers and texts their campaign messages went with,
+    list memberships, automation and drip records. Counts and statuses stay for reports."""
+    ConsentEvent.objects.filter(contact=contact).update(detail="")
+    CampaignRecipient.objects.filter(contact=contact).update(
+        to=token[:32], components=[], error_detail=""
+    )
+    contact.segments.clear()
+    AutomationRun.objects.filter(contact=contact).update(detail="", actions=[])
+    DripEnrolment.objects.filter(contact=contact).update(last_error="")
+    DripDelivery.objects.filter(enrolment__contact=contact).update(feedback="")
 
 
 _audience_settings = ProcessMemo()
@@ -391,37 +412,25 @@ def phone_normalize(raw: str, region: str) -> str | None:
     return None
 
 
-def clean_tags(tags) -> list[str]:
-    seen: list[str] = []
-    for tag in tags:
-        tag = str(tag).strip()[:40]
-        if tag and tag not in seen:
-            seen.append(tag)
-    return seen
+clean_tags = inbox_contacts.clean_tags
+
+
+STAFF_FIELDS = ("name", "email", "language", "time_zone", "notes", "stage", "tags", "attributes")
 
 
 @transaction.atomic
-def contact_update(*, contact: Contact, actor, data: dict) -> Contact:
+def contact_update(*, contact: Contact, actor, data: dict, source: str = "staff") -> Contact:
     """Staff edits: name, email, tags, stage, language, time zone, notes, attributes, consent.
 
-    Consent changes only through ``contact_set_consent`` (so they are recorded).
+    The write is ``inbox.contacts.contact_update``'s; a tag added here may be a campaign's
+    conversion. Consent changes only through ``contact_set_consent`` (so they are recorded).
     """
-    stored = Contact.objects.filter(pk=contact.pk).values(
-        "opt_in", "opt_in_at", "opt_in_source", "tags", "converted_at", "conversion_source"
+    tags_before = list(
+        Contact.objects.filter(pk=contact.pk).values_list("tags", flat=True).get() or []
     )
-    for name, value in stored.get().items():
-        setattr(contact, name, value)
-    tags_before = list(contact.tags)
-    for name in ("name", "email", "language", "time_zone", "notes", "stage"):
-        if name in data:
-            setattr(contact, name, data[name])
-    if "tags" in data:
-        contact.tags = clean_tags(data["tags"])
-    if "attributes" in data:
-        contact.attributes = data["attributes"]
-    if contact.stage == Contact.Stage.CUSTOMER and contact.converted_at is None:
-        contact.converted_at, contact.conversion_source = timezone.now(), "staff"
-    contact.save()
+    inbox_contacts.contact_update(
+        contact=contact, data={k: v for k, v in data.items() if k in STAFF_FIELDS}, source=source
+    )
     for tag in contact.tags:
         if tag not in tags_before:
             conversion_apply(contact_id=contact.pk, kind="tag", value=tag)
@@ -446,8 +455,7 @@ def contacts_tag(*, organization, codes: list, add: list[str], remove: list[str]
         tags = clean_tags([*tags, *add])
         added = [t for t in tags if t not in contact.tags]
         if tags != contact.tags:
-            contact.tags = tags
-            contact.save(update_fields=["tags", "updated_at"])
+            inbox_contacts.contact_update(contact=contact, data={"tags": tags}, source="staff")
         for tag in added:
             conversion_apply(contact_id=contact.pk, kind="tag", value=tag)
         count += 1
@@ -633,39 +641,22 @@ def contacts_import(
     if report.errors:
         return report
     with transaction.atomic():
-        for phone, values in merged.items():
-            _import_one(organization, actor, phone, values, report)
-    return report
-
-
-def _import_one(organization, actor, phone: str, values: dict, report: ImportReport) -> None:
-    wa_id = phone.lstrip("+")
-    contact = (
-        Contact.objects.select_for_update()
-        .filter(organization=organization)
-        .filter(Q(wa_id=wa_id) | Q(phone=phone))
-        .first()
-    )
-    if contact is None:
-        contact = Contact(organization=organization, wa_id=wa_id, phone=phone)
-        report.created += 1
-    else:
-        report.updated += 1
-    for name in ("name", "email", "language", "time_zone", "stage"):
-        if values.get(name):
-            setattr(contact, name, values[name][:255])
-    contact.tags = clean_tags([*contact.tags, *values["tags"]])
-    contact.attributes = {**contact.attributes, **values["attributes"]}
-    if contact.stage == Contact.Stage.CUSTOMER and contact.converted_at is None:
-        contact.converted_at, contact.conversion_source = timezone.now(), "import"
-    contact.save()
-    if "opt_in" in values:
-        contact_set_consent(
-            contact=contact,
-            opted_in=values["opt_in"],
-            source=ConsentEvent.Source.IMPORT,
-            actor=actor,
+        # The contacts in bulk (``inbox.contacts``: one "created" event for all new ones, so
+        # their automations and webhooks are queued in blocks); consent row by row, recorded.
+        upserted = inbox_contacts.contacts_upsert(
+            organization_id=organization.pk, rows=merged, source="import"
         )
+        report.created, report.updated = len(upserted.created), len(upserted.updated)
+        for contact in [*upserted.created, *upserted.updated]:
+            values = merged.get(contact.phone) or merged.get(f"+{contact.wa_id}") or {}
+            if "opt_in" in values:
+                contact_set_consent(
+                    contact=contact,
+                    opted_in=values["opt_in"],
+                    source=ConsentEvent.Source.IMPORT,
+                    actor=actor,
+                )
+    return report
 
 
 def contacts_export(contacts) -> str:
@@ -1132,10 +1123,11 @@ def campaign_test_send(*, campaign: Campaign, phone: str, actor) -> Message:
     e164 = phone_normalize(phone, region)
     if e164 is None:
         raise inbox_services.SendRefused(_("That is not a valid phone number."))
-    contact, _created = Contact.objects.get_or_create(
+    contact, _created = inbox_contacts.contact_get_or_create(
         organization_id=campaign.organization_id,
-        wa_id=e164.lstrip("+"),
-        defaults={"phone": e164, "name": actor.display_name},
+        phone=e164,
+        defaults={"name": actor.display_name},
+        source="test_send",
     )
     chat = inbox_services.chat_for_contact(number=campaign.number, contact=contact)
     # Assistant-written variables: the first previewed text (the teammate has no facts of a

@@ -1,10 +1,15 @@
 """Thin tasks: ids in, services out. Safe to run twice (claims and leases in the database)."""
 
+import logging
+
 from django.conf import settings
 
 from campaigns import automations, dispatch, drips, services
+from campaigns.models import Automation
 from config import tasks
 from inbox.models import Message
+
+logger = logging.getLogger(__name__)
 
 
 def tick():
@@ -39,6 +44,20 @@ def automations_for_message(message_id: int):
 
 def automations_for_event(trigger: str, contact_id: int, chat_id, tags):
     return len(automations.event_rules_run(trigger, contact_id, chat_id, tags))
+
+
+def automations_for_new_contacts(contact_ids: list[int]) -> int:
+    """The "new contact" rules for a block of new contacts (an import's); each contact's rules
+    run once (keyed by contact), so a retried task repeats nothing."""
+    runs = 0
+    for contact_id in contact_ids:
+        try:
+            runs += len(
+                automations.event_rules_run(Automation.Trigger.NEW_CONTACT, contact_id, None, [])
+            )
+        except Exception:  # one contact's failure must not cost the others their automations
+            logger.exception("New-contact automations failed for contact %s", contact_id)
+    return runs
 
 
 def grade_drip_answer(delivery_id: int):

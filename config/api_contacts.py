@@ -1,11 +1,12 @@
 """Integrator API for contacts (see ``accounts.api_auth``).
 
-Contacts are inbox rows, but their consent ledger (LGPD opt-in/opt-out), edits and bulk import
-are services of ``campaigns`` (the audience), which sits above ``inbox``; these endpoints
-compose both, so they live here, in the project layer, rather than in either app.
+Contacts are written by ``inbox.contacts`` (create, update, erase: the same events as the
+pages); their consent ledger (LGPD opt-in/opt-out), staff edits with conversions and the bulk
+import's parsing are services of ``campaigns`` (the audience), which sits above ``inbox``;
+these endpoints compose both, so they live here, in the project layer.
 """
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiExample, extend_schema
@@ -24,8 +25,8 @@ from accounts.api_auth import (
 )
 from campaigns import services as audience
 from campaigns.models import ConsentEvent
+from inbox import contacts as inbox_contacts
 from inbox import selectors
-from inbox import signals as inbox_signals
 from inbox.api import phone_e164
 from inbox.models import Contact
 
@@ -90,7 +91,8 @@ CONTACT_EXAMPLE = OpenApiExample(
 
 
 def _contacts(membership):
-    return selectors.contact_search(membership, "")
+    """The member's contacts, without erased ones (the API's DELETE erases)."""
+    return selectors.contact_search(membership, "").filter(erased_at__isnull=True)
 
 
 def _contact_in(membership, code) -> Contact:
@@ -104,15 +106,15 @@ def _find_by_phone(organization, phone: str) -> Contact | None:
     )
 
 
-@transaction.atomic
-def _contact_create(*, organization, actor, phone: str, data: dict) -> Contact:
-    contact = Contact.objects.create(
-        organization=organization, wa_id=phone.lstrip("+"), phone=phone
-    )
-    inbox_signals.send_on_commit(
-        inbox_signals.contact_changed, contact=contact, change="created", data={"source": "api"}
-    )
-    return audience.contact_update(contact=contact, actor=actor, data=data)
+def _contact_create(*, organization, phone: str, data: dict) -> Contact:
+    try:
+        return inbox_contacts.contact_create(
+            organization_id=organization.pk, phone=phone, data=data, source="api"
+        )
+    except IntegrityError:  # created by someone else since we looked
+        raise Conflict(
+            _("A contact with this phone already exists; use upsert."), code="contact_exists"
+        ) from None
 
 
 class ContactListApi(ApiView):
@@ -139,7 +141,9 @@ class ContactListApi(ApiView):
         params = self.ContactFilterIn(data=request.query_params)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        contacts = selectors.contact_search(self.membership, data.get("q", "").strip())
+        contacts = selectors.contact_search(self.membership, data.get("q", "").strip()).filter(
+            erased_at__isnull=True
+        )
         if data.get("tag"):
             contacts = contacts.filter(tags__icontains=f'"{data["tag"]}"')
         if data.get("opt_in"):
@@ -166,9 +170,7 @@ class ContactListApi(ApiView):
             raise Conflict(
                 _("A contact with this phone already exists; use upsert."), code="contact_exists"
             )
-        contact = _contact_create(
-            organization=self.organization, actor=self.actor, phone=phone, data=values
-        )
+        contact = _contact_create(organization=self.organization, phone=phone, data=values)
         return Response(ContactOut(_contact_in(self.membership, contact.code)).data, status=201)
 
 
@@ -192,9 +194,7 @@ class ContactUpsertApi(ApiView):
         with transaction.atomic():
             existing = _find_by_phone(self.organization, phone)
             if existing is None:
-                contact = _contact_create(
-                    organization=self.organization, actor=self.actor, phone=phone, data=values
-                )
+                contact = _contact_create(organization=self.organization, phone=phone, data=values)
             else:
                 contact = _contact_in(self.membership, existing.code)
                 audience.contact_update(contact=contact, actor=self.actor, data=values)
@@ -229,13 +229,15 @@ class ContactDetailApi(ApiView):
 
     @extend_schema(
         operation_id="contacts_delete",
-        summary="Delete a contact and its chats",
-        description="Erases the contact with all its conversations (e.g. an LGPD erasure request).",
+        summary="Delete a contact (LGPD erasure)",
+        description="Erases the contact's personal data as `contacts_erase` does (name, phone, "
+        "email, attributes, message text and media; anonymised statistics stay) and records it "
+        "in the audit log; the contact is no longer listed or found.",
         responses={204: None, **ERRORS},
     )
     def delete(self, request, code):
         contact = _contact_in(self.membership, code)
-        Contact.objects.filter(pk=contact.pk).delete()
+        inbox_contacts.contact_erase(contact=contact, actor=self.actor, request=request._request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

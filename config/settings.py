@@ -321,6 +321,11 @@ SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
 SANDBOX_URL = env.str("SANDBOX_URL", default="http://127.0.0.1:8000/sandbox/graph")
 SANDBOX_WEBHOOK_BASE_URL = env.str("SANDBOX_WEBHOOK_BASE_URL", default="http://127.0.0.1:8000")
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=3 * 1024 * 1024)
+# Days the raw webhook log (names, phones, message texts as Meta sent them) is kept once a
+# delivery is processed (or given up on); messages themselves follow the retention policy.
+WEBHOOK_LOG_RETENTION_DAYS = env.int("WEBHOOK_LOG_RETENTION_DAYS", default=7)
+if WEBHOOK_LOG_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("WEBHOOK_LOG_RETENTION_DAYS must be at least 1")
 INBOUND_MEDIA_MAX_BYTES = env.int("INBOUND_MEDIA_MAX_BYTES", default=100 * 1024 * 1024)
 # Public base URL used to build webhook URLs shown to owners (defaults to the request host).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from accounts.admin import ReadOnlyTenantAdmin, TenantAdmin
+from inbox import contacts
 from inbox.models import Chat, Contact, Media, Message
 
 
@@ -9,7 +10,25 @@ class ContactAdmin(TenantAdmin):
     list_display = ["display_name", "phone", "organization", "opt_in", "stage", "created_at"]
     list_filter = ["opt_in", "stage", "organization"]
     search_fields = ["name", "profile_name", "phone", "wa_id", "email"]
-    readonly_fields = ["code", "wa_id", "last_inbound_at", "created_at", "updated_at"]
+    # Consent has its ledger (campaigns), scores and conversions their services: shown only.
+    readonly_fields = [
+        "code", "wa_id", "opt_in", "opt_in_at", "opt_in_source", "converted_at",
+        "conversion_source", "lead_score", "lead_score_at", "last_inbound_at", "erased_at",
+        "created_at", "updated_at",
+    ]  # fmt: skip
+
+    def save_model(self, request, obj, form, change):
+        """Through ``inbox.contacts``, like every contact write (its events, its checks)."""
+        writable = (*contacts.FIELDS, "tags", "attributes")
+        data = {name: form.cleaned_data[name] for name in form.changed_data if name in writable}
+        if change:
+            contacts.contact_update(contact=obj, data=data, source="admin")
+        else:
+            created = contacts.contact_create(
+                organization_id=obj.organization_id, phone=obj.phone, data=data, source="admin"
+            )
+            obj.pk, obj._state.adding = created.pk, False
+            obj.refresh_from_db()
 
 
 @admin.register(Chat)

@@ -92,10 +92,6 @@ class ContactForm(forms.ModelForm):
             {t.strip().lower()[:40] for t in self.cleaned_data["tags"].split(",") if t.strip()}
         )
 
-    def save(self, commit=True):
-        self.instance.tags = self.cleaned_data["tags"]
-        return super().save(commit)
-
 
 class QuickReplyForm(forms.ModelForm):
     class Meta:

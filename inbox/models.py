@@ -54,6 +54,9 @@ class Contact(TenantModel):
     lead_score_at = models.DateTimeField(_("lead score updated at"), null=True, blank=True)
     notes = models.TextField(_("notes"), blank=True)
     last_inbound_at = models.DateTimeField(null=True, blank=True)
+    # Set by the LGPD erasure (``inbox.contacts.contact_erase``): the row stays, anonymous, so
+    # reports keep their counts; the API no longer shows it.
+    erased_at = models.DateTimeField(_("erased at"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

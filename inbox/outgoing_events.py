@@ -120,8 +120,18 @@ def chat_changed(sender, *, chat, change, actor=None, data=None, **kwargs):
         )
 
 
-@receiver(signals.contact_changed, dispatch_uid="outgoing-contact-changed")
-def contact_changed(sender, *, contact, change, data=None, **kwargs):
+@receiver(signals.contacts_changed, dispatch_uid="outgoing-contacts-changed")
+def contacts_changed(sender, *, contacts, change, data=None, **kwargs):
+    """One delivery per contact, queued in bulk (an import creates thousands at once)."""
     event = {"created": "contact.created", "opted_out": "contact.opted_out"}.get(change)
-    if event:
-        _publish(contact.organization_id, event, lambda: {"contact": _contact(contact)})
+    if not event:
+        return
+    by_organization: dict[int, list] = {}
+    for contact in contacts:
+        by_organization.setdefault(contact.organization_id, []).append(contact)
+    for organization_id, group in by_organization.items():
+        outgoing.events_publish(
+            organization_id=organization_id,
+            event_type=event,
+            items=lambda group=group: [{"contact": _contact(contact)} for contact in group],
+        )

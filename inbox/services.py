@@ -112,7 +112,7 @@ def contact_for_inbound(*, number: WhatsAppNumber, wa_id: str, profile_name: str
         defaults={"phone": e164(wa_id), "profile_name": profile_name},
     )
     if created:
-        signals.send_on_commit(signals.contact_changed, contact=contact, change="created", data={})
+        signals.contact_changed_on_commit(contact=contact, change="created", data={})
     elif profile_name and contact.profile_name != profile_name:
         Contact.objects.filter(pk=contact.pk).update(profile_name=profile_name)
         contact.profile_name = profile_name

@@ -9,7 +9,7 @@ from django_htmx.http import trigger_client_event
 
 from accounts import access
 from accounts import selectors as account_selectors
-from inbox import selectors, services
+from inbox import contacts, selectors, services
 from inbox.access import get_chat_for_member, get_media_for_member, get_message_in_chat
 from inbox.forms import (
     AssignForm,
@@ -348,7 +348,7 @@ def contact_update(request, code):
     chat = get_chat_for_member(request.membership, code)
     form = ContactForm(request.POST, instance=chat.contact)
     if form.is_valid():
-        form.save()
+        contacts.contact_update(contact=chat.contact, data=form.cleaned_data)
         flash.success(request, _("Contact saved."))
     context = {**_chat_context(request, chat), "contact_form": form}
     status = 200 if form.is_valid() else 400

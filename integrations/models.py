@@ -2,6 +2,7 @@ import secrets
 import uuid
 
 from django.db import models
+from django.db.models import Lookup
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import TenantModel
@@ -89,6 +90,26 @@ class WebhookEvent(models.Model):
 
     def __str__(self):
         return f"Webhook {self.pk} @ {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class BytesContains(Lookup):
+    """``body__bytes_contains=b"..."``: the raw bytes hold the needle (Django has no portable
+    lookup for binary columns). Finds one customer's deliveries in the webhook log (erasure)."""
+
+    lookup_name = "bytes_contains"
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"instr({lhs}, {rhs}) > 0", [*lhs_params, *rhs_params]
+
+    def as_postgresql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"position({rhs} in {lhs}) > 0", [*rhs_params, *lhs_params]
+
+
+WebhookEvent._meta.get_field("body").register_lookup(BytesContains)
 
 
 class MessageTemplate(TenantModel):

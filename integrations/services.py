@@ -11,7 +11,7 @@ from datetime import timedelta
 import requests
 from django.conf import settings
 from django.db import DataError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from config import tasks
@@ -498,6 +498,68 @@ def webhook_events_sweep(*, older_than_seconds: int = 60) -> int:
         if attempts >= 1:
             webhook_events_queue([pk])
     return len(rows)
+
+
+PRUNE_CHUNK = 5000
+
+
+def webhook_events_prune(*, now=None) -> int:
+    """Delete raw deliveries older than ``WEBHOOK_LOG_RETENTION_DAYS`` that are done with
+    (processed, or given up after ``MAX_PROCESSING_ATTEMPTS``): they hold customers' names,
+    phones and texts, which the messages' own retention policy and erasure govern, and are
+    needed only to replay recent deliveries. Chunked, so a large backlog never holds one long
+    transaction. Returns how many rows went."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.WEBHOOK_LOG_RETENTION_DAYS)
+    done = WebhookEvent.objects.filter(received_at__lt=cutoff).filter(
+        Q(processed_at__isnull=False) | Q(attempts__gte=MAX_PROCESSING_ATTEMPTS)
+    )
+    deleted = 0
+    while True:
+        ids = list(done.order_by().values_list("pk", flat=True)[:PRUNE_CHUNK])
+        if not ids:
+            return deleted
+        deleted += WebhookEvent.objects.filter(pk__in=ids).delete()[0]
+
+
+def _customer_entries_removed(body: bytes, wa_id: str) -> bytes | None:
+    """``body`` without the contacts, messages and statuses of ``wa_id``; None when the
+    customer's id would still be in it (or it is not a webhook JSON), so the row must go."""
+    try:
+        payload = json.loads(body)
+        for entry in payload.get("entry") or []:
+            for change in entry.get("changes") or []:
+                value = change.get("value") or {}
+                for key, field in (("contacts", "wa_id"), ("messages", "from")):
+                    if key in value:
+                        value[key] = [i for i in value[key] if i.get(field) != wa_id]
+                if "statuses" in value:
+                    value["statuses"] = [
+                        s for s in value["statuses"] if s.get("recipient_id") != wa_id
+                    ]
+    except (ValueError, AttributeError, TypeError):
+        return None
+    cleaned = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return None if json.dumps(wa_id).encode() in cleaned else cleaned
+
+
+def webhook_log_erase(*, organization_id: int, wa_id: str) -> int:
+    """Remove one customer from the raw webhook log (LGPD erasure): their entries are cut out
+    of each delivery that mentions them, so the other customers' messages in a shared
+    delivery still replay; a delivery that would still name them is deleted. Runs inside the
+    erasure's transaction. Returns how many rows changed."""
+    rows = WebhookEvent.objects.filter(
+        Q(organization_id=organization_id) | Q(organization__isnull=True),
+        body__bytes_contains=json.dumps(wa_id).encode(),
+    )
+    changed = 0
+    for event in rows.select_for_update().only("pk", "body"):
+        cleaned = _customer_entries_removed(bytes(event.body), wa_id)
+        if cleaned is None:
+            WebhookEvent.objects.filter(pk=event.pk).delete()
+        else:
+            WebhookEvent.objects.filter(pk=event.pk).update(body=cleaned)
+        changed += 1
+    return changed
 
 
 # --- Templates and number health ------------------------------------------------------------

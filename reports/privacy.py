@@ -3,7 +3,6 @@ while keeping anonymised aggregates, and purge old conversation content by reten
 
 import io
 import json
-import secrets
 import zipfile
 from datetime import timedelta
 
@@ -12,7 +11,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.utils import timezone
 
+from inbox import contacts as inbox_contacts
 from inbox.models import Contact, Media, Message
+from integrations.models import WebhookEvent
 from reports.models import AuditEvent, CsatResponse, ErasedContact, RetentionPolicy
 from reports.services import audit_record
 
@@ -144,48 +145,20 @@ def contact_export(*, contact: Contact, actor, request=None) -> bytes:
     return buffer.getvalue()
 
 
-def _delete_media(queryset) -> int:
-    count = 0
-    for media in queryset.only("pk", "file"):
-        if media.file:
-            name, storage = media.file.name, media.file.storage
-            transaction.on_commit(lambda name=name, storage=storage: storage.delete(name))
-        count += 1
-    queryset.delete()
-    return count
-
-
-@transaction.atomic
 def contact_erase(*, contact: Contact, actor, request=None) -> ErasedContact:
-    """Remove the contact's personal data and media; keep rows that reports count.
+    """Erase the contact's personal data (``inbox.contacts.contact_erase`` does it everywhere,
+    in one transaction); the mark and the audit entry are written by ``erasure_record``, in
+    that transaction, whoever asked (this page, the admin, the API's DELETE)."""
+    inbox_contacts.contact_erase(contact=contact, actor=actor, request=request)
+    contact.refresh_from_db()
+    return ErasedContact.objects.get(contact=contact)
 
-    Messages stay (direction, type, status and times feed the aggregates) with text, content
-    and media removed; the contact keeps its row with an anonymous token in place of name,
-    phone and WhatsApp id, and is marked erased.
-    """
-    existing = ErasedContact.objects.filter(contact=contact).first()
-    if existing is not None:
-        return existing
-    token = f"erased-{secrets.token_hex(6)}"
-    messages = Message.objects.filter(chat__contact=contact)
-    media_count = _delete_media(Media.objects.filter(message__in=messages))
-    message_count = messages.update(text="", content={}, error_details="", reply_to_wamid="")
-    contact.chats.update(last_message_preview="", tags=[])
-    Contact.objects.filter(pk=contact.pk).update(
-        wa_id=token, phone=token[:20], profile_name="", name=token, email="", tags=[],
-        attributes={}, language="", time_zone="", notes="", opt_in=Contact.OptIn.OPTED_OUT,
-        opt_in_source="erased", opt_in_at=timezone.now(),
-    )  # fmt: skip
-    if apps.is_installed("campaigns"):
-        contact.consent_events.update(detail="")
-        contact.campaign_recipients.update(to=token[:32], components=[], error_detail="")
-        contact.segments.clear()
-    if apps.is_installed("assistants"):
-        apps.get_model("assistants", "ConversationAnalysis").objects.filter(
-            chat__contact=contact
-        ).update(summary="", intent="", lead_score_reason="", next_step="")
-    erased = ErasedContact.objects.create(
-        organization=contact.organization, contact=contact, token=token, erased_by=actor
+
+def erasure_record(*, contact: Contact, token: str, actor, request, erasure) -> ErasedContact:
+    """The mark an erased contact keeps (who erased it, when) and its audit entry."""
+    erased, _created = ErasedContact.objects.update_or_create(
+        contact=contact,
+        defaults={"organization_id": contact.organization_id, "token": token, "erased_by": actor},
     )
     audit_record(
         action=AuditEvent.Action.CONTACT_ERASED,
@@ -194,9 +167,8 @@ def contact_erase(*, contact: Contact, actor, request=None) -> ErasedContact:
         request=request,
         target=contact,
         target_label=contact_label(contact),
-        data={"messages": message_count, "media": media_count, "token": token},
+        data={"messages": erasure.messages, "media": erasure.media, "token": token},
     )
-    contact.refresh_from_db()
     return erased
 
 
@@ -211,8 +183,8 @@ def retention_purge(policy: RetentionPolicy, *, now=None) -> int:
     cutoff = (now or timezone.now()) - timedelta(days=policy.message_days)
     old = Message.objects.filter(organization_id=policy.organization_id, timestamp__lt=cutoff)
     with transaction.atomic():
-        _delete_media(Media.objects.filter(message__in=old))
-        _delete_media(
+        inbox_contacts.media_delete(Media.objects.filter(message__in=old))
+        inbox_contacts.media_delete(
             Media.objects.filter(
                 organization_id=policy.organization_id,
                 message__isnull=True,
@@ -224,6 +196,12 @@ def retention_purge(policy: RetentionPolicy, *, now=None) -> int:
             .delete()[1]
             .get(Message._meta.label, 0)
         )
+        # The raw webhook log repeats those messages: it goes with them if kept longer.
+        WebhookEvent.objects.filter(
+            organization_id=policy.organization_id,
+            received_at__lt=cutoff,
+            processed_at__isnull=False,
+        ).delete()
         if deleted:
             audit_record(
                 action=AuditEvent.Action.RETENTION_PURGED,

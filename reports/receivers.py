@@ -17,7 +17,7 @@ from inbox import router
 from inbox import signals as inbox_signals
 from inbox.models import Chat
 from integrations.models import WhatsAppNumber
-from reports import csat
+from reports import csat, privacy
 from reports.models import AuditEvent
 from reports.services import audit_record
 
@@ -252,3 +252,15 @@ router.register(
         handle=_csat_handle,
     )
 )
+
+
+# --- LGPD erasure (see inbox.contacts.contact_erase) -------------------------------------------
+
+
+@receiver(inbox_signals.contact_erasing, dispatch_uid="reports_contact_erasing")
+def erasure_audit(sender, *, contact, token, actor=None, request=None, erasure=None, **kwargs):
+    # In the erasure's transaction, whoever erased (privacy page, admin, API DELETE): the mark
+    # and the audit entry commit with the erasure or not at all.
+    privacy.erasure_record(
+        contact=contact, token=token, actor=actor, request=request, erasure=erasure
+    )

@@ -5,12 +5,29 @@ parameters must be listed in ``FOREIGN_KWARGS`` (how to point it at B's object),
 fails and says which one is missing.
 """
 
+import json
+from urllib.parse import urlencode
+
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.test import Client, TransactionTestCase
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from accounts import access
+from accounts.admin import TenantAdmin
+from accounts.middleware import SESSION_KEY
 from accounts.models import Invitation, Membership, Role
+from config.asgi import application
+from inbox import services as inbox_services
 from inbox.media import media_file_save
 from inbox.models import Media, QuickReply
-from tests.base import BaseTestCase
+from tests.base import BaseTestCase, make_chat, make_org, make_user
+from tests.campaigns.helpers import inbound
+from tests.tenancy import cross_tenant_links, missing_kwargs, tenant_rows
 
 SKIPPED_PREFIXES = ("admin", "accounts", "static", "api/schema", "api/docs")
 
@@ -51,7 +68,9 @@ def _foreign_campaign(organization, number):
     return campaign, segment
 
 
-class TenantSweepTests(BaseTestCase):
+class TenantSweepFixtures(BaseTestCase):
+    """Organization B's objects of every kind, and how each URL points at them."""
+
     @classmethod
     def setUpTestData(cls):
         super().setUpTestData()
@@ -174,48 +193,6 @@ class TenantSweepTests(BaseTestCase):
             "whatsapp_webhook": None,
         }
 
-    def test_every_object_url_answers_404_for_another_organization(self):
-        self.login(self.admin)
-        mapping = self.foreign_kwargs()
-        checked = 0
-        for route, pattern in our_urls():
-            if not pattern.pattern.converters:
-                continue
-            self.assertIn(
-                pattern.name, mapping, f"Add {pattern.name} ({route}) to the tenant sweep"
-            )
-            kwargs = mapping[pattern.name]
-            if kwargs is None:
-                continue
-            url = reverse(pattern.name, kwargs=kwargs)
-            for method in ("get", "post"):
-                status = getattr(self.client, method)(url).status_code
-                with self.subTest(url=url, method=method):
-                    self.assertIn(status, (404, 405), f"{method.upper()} {url} answered {status}")
-            checked += 1
-        self.assertGreaterEqual(checked, 5)
-        # Nothing of B's changed.
-        self.assertTrue(
-            Membership.objects.filter(pk=self.foreign_membership.pk, role=Role.ADMIN).exists()
-        )
-        self.assertTrue(Invitation.objects.filter(pk=self.foreign_invitation.pk).exists())
-
-    def test_no_page_shows_another_organizations_data(self):
-        self.login(self.admin)
-        for route, pattern in our_urls():
-            if pattern.pattern.converters:
-                continue
-            url = "/" + route
-            response = self.client.get(url)
-            with self.subTest(url=url):
-                self.assertNotEqual(response.status_code, 500)
-                raw = (
-                    b"".join(response.streaming_content) if response.streaming else response.content
-                )
-                body = raw.decode(errors="replace")
-                for secret in ("Clínica Bob Secreta", "Zelda Secretcustomer", "segredo-do-bob"):
-                    self.assertNotIn(secret, body)
-
     def automation_foreign_kwargs(self):
         """Automations and drip programs (issue 6)."""
         from campaigns.models import (
@@ -317,3 +294,346 @@ class TenantSweepTests(BaseTestCase):
             ),
             "api_segment": {"code": self.foreign_segment.code},
         }
+
+
+class TenantSweepTests(TenantSweepFixtures):
+    def test_every_object_url_answers_404_for_another_organization(self):
+        self.login(self.admin)
+        mapping = self.foreign_kwargs()
+        checked = 0
+        for route, pattern in our_urls():
+            if not pattern.pattern.converters:
+                continue
+            self.assertIn(
+                pattern.name, mapping, f"Add {pattern.name} ({route}) to the tenant sweep"
+            )
+            kwargs = mapping[pattern.name]
+            if kwargs is None:
+                continue
+            url = reverse(pattern.name, kwargs=kwargs)
+            for method in ("get", "post"):
+                status = getattr(self.client, method)(url).status_code
+                with self.subTest(url=url, method=method):
+                    self.assertIn(status, (404, 405), f"{method.upper()} {url} answered {status}")
+            checked += 1
+        self.assertGreaterEqual(checked, 5)
+        # Nothing of B's changed.
+        self.assertTrue(
+            Membership.objects.filter(pk=self.foreign_membership.pk, role=Role.ADMIN).exists()
+        )
+        self.assertTrue(Invitation.objects.filter(pk=self.foreign_invitation.pk).exists())
+
+    def test_no_page_shows_another_organizations_data(self):
+        self.login(self.admin)
+        for route, pattern in our_urls():
+            if pattern.pattern.converters:
+                continue
+            url = "/" + route
+            response = self.client.get(url)
+            with self.subTest(url=url):
+                self.assertNotEqual(response.status_code, 500)
+                raw = (
+                    b"".join(response.streaming_content) if response.streaming else response.content
+                )
+                body = raw.decode(errors="replace")
+                for secret in ("Clínica Bob Secreta", "Zelda Secretcustomer", "segredo-do-bob"):
+                    self.assertNotIn(secret, body)
+
+
+# --- Every role, foreign ids in query strings and bodies, Django admin, the websocket -------------
+
+SECRETS = ("Clínica Bob Secreta", "Zelda Secretcustomer", "segredo-do-bob")
+# Views that change who the session is (they are covered by their own tests).
+SESSION_URLS = ("organization_create", "organization_switch")
+
+
+def _body(response) -> str:
+    raw = b"".join(response.streaming_content) if response.streaming else response.content
+    return raw.decode(errors="replace")
+
+
+class EveryRoleTenantSweepTests(TenantSweepFixtures):
+    """The sweep above, for every role of the role matrix, with foreign ids everywhere a
+    request can carry them: the path, the query string and the POST body."""
+
+    def test_every_role_is_a_role_of_the_matrix(self):
+        self.assertEqual(set(self.members), set(access.MATRIX))
+
+    def test_every_role_gets_the_same_answer_for_another_organizations_object_as_for_none(self):
+        mapping = self.foreign_kwargs()
+        before = tenant_rows(self.other_org)
+        for role, user in self.members.items():
+            self.login(user)
+            for route, pattern in our_urls():
+                kwargs = mapping.get(pattern.name) if pattern.pattern.converters else None
+                if kwargs is None:
+                    continue
+                url = reverse(pattern.name, kwargs=kwargs)
+                nowhere = reverse(pattern.name, kwargs=missing_kwargs(kwargs))
+                for method in ("get", "post"):
+                    response = getattr(self.client, method)(url)
+                    expected = getattr(self.client, method)(nowhere).status_code
+                    with self.subTest(role=role, url=url, method=method):
+                        # 403 only when the role may not use the page at all (same answer
+                        # as for an object that does not exist: nothing is revealed).
+                        self.assertIn(response.status_code, (403, 404, 405))
+                        self.assertEqual(response.status_code, expected)
+                        for secret in SECRETS:
+                            self.assertNotIn(secret, _body(response))
+        self.assertEqual(tenant_rows(self.other_org), before)
+
+    def foreign_values(self, *, by: str) -> dict:
+        """Every parameter name our views and forms read, set to organization B's objects:
+        by database id (forms' model choices) or by public code (views' lookups)."""
+        from campaigns.models import Automation, DripProgram
+
+        rule = Automation.objects.filter(organization=self.other_org).first()
+        program = DripProgram.objects.filter(organization=self.other_org).first()
+        objects = {
+            "chat": self.secret_chat,
+            "contact": self.secret_chat.contact,
+            "list": self.foreign_segment,
+            "segment": self.foreign_segment,
+            "campaign": self.foreign_campaign,
+            "trigger_campaign": self.foreign_campaign,
+            "number": self.other_number,
+            "default_for_numbers": self.other_number,
+            "template": self.foreign_campaign.template,
+            "action_template": self.foreign_campaign.template,
+            "assistant": self.foreign_assistant,
+            "handoff_target": self.outsider,
+            "assignee": self.outsider,
+            "action_assignee": self.outsider,
+            "actor": self.outsider,
+            "user": self.outsider,
+            "membership": self.foreign_membership,
+            "organization": self.other_org,
+            "message": self.secret_message,
+            "reply": self.foreign_quick_reply,
+            "automation": rule,
+            "action_drip": program,
+            "program": program,
+        }
+        values = {
+            name: str(getattr(obj, "code", obj.pk)) if by == "code" else str(obj.pk)
+            for name, obj in objects.items()
+            if obj is not None
+        }
+        # Plausible values for the rest, so a form gets as far as the foreign ids.
+        return {
+            "name": "Hijack",
+            "text": "Hijack",
+            "body": "Hijack",
+            "tags": "hijack",
+            "add": "hijack",
+            "trigger": "new_contact",
+            "kind": "static",
+            "schedule": "now",
+            "status": "resolved",
+            "confirm": "on",
+            "enabled": "on",
+            "q": "Zelda",  # B's customer's first name
+            "tag": "vip",
+            **values,
+        }
+
+    def own_kwargs(self) -> dict:
+        """Pages of our own objects that take other objects' ids in their bodies."""
+        chat = {"code": self.other_chat.code}
+        return {
+            **dict.fromkeys(
+                ("assign", "send_template", "set_tags", "contact_update", "add_note"), chat
+            ),
+            "campaign_contact_edit": {"code": self.other_chat.contact.code},
+        }
+
+    def test_foreign_ids_in_query_strings_and_bodies_reach_nothing(self):
+        self.foreign_kwargs()  # B's automations, drips, keys and webhooks exist too
+        before = tenant_rows(self.other_org)
+        own = self.own_kwargs()
+        bodies = [self.foreign_values(by="pk"), self.foreign_values(by="code")]
+        for role, user in self.members.items():
+            self.login(user)
+            for route, pattern in our_urls():
+                if pattern.name in SESSION_URLS:
+                    continue
+                if pattern.pattern.converters:
+                    if pattern.name not in own:
+                        continue
+                    url = reverse(pattern.name, kwargs=own[pattern.name])
+                else:
+                    url = "/" + route
+                for data in bodies:
+                    for response in (
+                        self.client.get(url, data),
+                        self.client.post(url, data),
+                        self.client.post(f"{url}?{urlencode(data)}", data),
+                    ):
+                        with self.subTest(
+                            role=role, url=url, method=response.request["REQUEST_METHOD"]
+                        ):
+                            self.assertLess(response.status_code, 500)
+                            for secret in SECRETS:
+                                self.assertNotIn(secret, _body(response))
+                self.login(user)  # a page may have signed out or switched; come back
+        self.assertEqual(cross_tenant_links(self.org, self.other_org), [])
+        self.assertEqual(tenant_rows(self.other_org), before)
+
+
+class AdminTenantSweepTests(TenantSweepFixtures):
+    """Django admin, for an organization admin with staff access: another organization's rows
+    are in no list, no search and no filter, and their pages neither open nor act."""
+
+    @classmethod
+    def setUpTestData(cls):
+        super().setUpTestData()
+        cls.admin.is_staff = True
+        cls.admin.save()
+
+    def foreign_objects(self):
+        """(model, one of B's rows) for every model in admin with a row of B's."""
+        self.foreign_kwargs()  # creates B's automations, drips, keys, webhooks
+        for model, model_admin in admin.site._registry.items():
+            if model is get_user_model():  # people are platform-wide: B's admin
+                queryset = model._default_manager.filter(memberships__organization=self.other_org)
+            elif not isinstance(model_admin, TenantAdmin):
+                continue  # platform tables: see test_platform_tables_are_closed
+            elif model_admin.tenant_path == "":
+                queryset = model._default_manager.filter(pk=self.other_org.pk)
+            else:
+                queryset = model._default_manager.filter(
+                    **{model_admin.tenant_path: self.other_org}
+                )
+            obj = queryset.order_by("pk").first()
+            if obj is not None:
+                yield model, obj
+
+    def test_platform_tables_are_closed_to_an_organization_admin(self):
+        self.login(self.admin)
+        for model, model_admin in admin.site._registry.items():
+            if isinstance(model_admin, TenantAdmin):
+                continue
+            info = (model._meta.app_label, model._meta.model_name)
+            url = reverse(f"admin:{info[0]}_{info[1]}_changelist")
+            with self.subTest(url=url):
+                self.assertEqual(self.client.get(url).status_code, 403)
+
+    def test_another_organizations_rows_open_nowhere_in_admin(self):
+        self.login(self.admin)
+        checked = 0
+        for model, obj in self.foreign_objects():
+            info = (model._meta.app_label, model._meta.model_name)
+            for view in ("change", "history", "delete"):
+                url = reverse(f"admin:{info[0]}_{info[1]}_{view}", args=[obj.pk])
+                response = self.client.get(url)
+                with self.subTest(url=url):
+                    self.assertIn(response.status_code, (302, 403, 404))
+                    for secret in SECRETS:
+                        self.assertNotIn(secret, _body(response))
+            self.client.post(
+                reverse(f"admin:{info[0]}_{info[1]}_delete", args=[obj.pk]), {"post": "yes"}
+            )
+            changelist = reverse(f"admin:{info[0]}_{info[1]}_changelist")
+            self.client.post(
+                changelist,
+                {"action": "delete_selected", "_selected_action": [obj.pk], "post": "yes"},
+            )
+            for query in (
+                {"q": "Zelda"},
+                {"q": "segredo"},
+                {"organization__id__exact": self.other_org.pk},
+                {"organization": self.other_org.pk},
+                {"id__exact": obj.pk},
+            ):
+                response = self.client.get(changelist, query)
+                with self.subTest(url=changelist, query=query):
+                    self.assertIn(response.status_code, (200, 302, 403))
+                    body = _body(response)
+                    self.assertNotIn(f"/{obj.pk}/change/", body)
+                    for secret in SECRETS:
+                        self.assertNotIn(secret, body)
+            with self.subTest(model=model._meta.label):
+                self.assertTrue(model._default_manager.filter(pk=obj.pk).exists())
+            checked += 1
+        self.assertGreaterEqual(checked, 20)
+
+
+class WebsocketTenantSweepTests(TransactionTestCase):
+    """The live socket of every role of organization A hears nothing of organization B: not
+    B's chats' events, not when naming B's chat in a presence message, not when the session
+    names B as its organization."""
+
+    def setUp(self):
+        self.org, self.number = make_org("Clínica Alice", "clinica-alice", "111")
+        self.other_org, self.other_number = make_org("Clínica Bob Secreta", "clinica-bob", "222")
+        self.members = {}
+        for role in access.MATRIX:
+            user = make_user(f"{role}@alice.test")
+            Membership.objects.create(user=user, organization=self.org, role=role)
+            self.members[role] = user
+        self.outsider = make_user("bob@bob.test")
+        Membership.objects.create(user=self.outsider, organization=self.other_org, role=Role.ADMIN)
+        self.secret_chat = make_chat(
+            self.other_org, self.other_number, "5511911111111", "Zelda Secretcustomer",
+            self.outsider, text="segredo-do-bob",
+        )  # fmt: skip
+
+    def cookie(self, user, organization=None) -> bytes:
+        client = Client()
+        client.force_login(user)
+        if organization is not None:
+            session = client.session
+            session[SESSION_KEY] = str(organization.code)
+            session.save()
+        return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+
+    def test_no_role_hears_another_organizations_chat(self):
+        # Every member's session claims organization B, as a tampered session would.
+        cookies = {role: self.cookie(user, self.other_org) for role, user in self.members.items()}
+        outsider_cookie = self.cookie(self.outsider)
+        chat_code = str(self.secret_chat.code)
+
+        async def scenario():
+            sockets = {}
+            for role, cookie in cookies.items():
+                socket = WebsocketCommunicator(
+                    application,
+                    f"/ws/live/?organization={self.other_org.code}&chat={chat_code}",
+                    headers=[(b"origin", b"http://testserver"), (b"cookie", cookie)],
+                )
+                connected, _ = await socket.connect()
+                self.assertTrue(connected)
+                hello = await socket.receive_json_from()
+                self.assertEqual(hello["organization"], str(self.org.code), role)
+                sockets[role] = socket
+            bob = WebsocketCommunicator(
+                application,
+                "/ws/live/",
+                headers=[(b"origin", b"http://testserver"), (b"cookie", outsider_cookie)],
+            )
+            self.assertTrue((await bob.connect())[0])
+            await bob.receive_json_from()
+            # Naming B's chat in a presence message reaches no one.
+            for socket in sockets.values():
+                await socket.send_json_to(
+                    {"type": "presence", "chat": chat_code, "state": "typing"}
+                )
+            self.assertTrue(await bob.receive_nothing(timeout=0.3))
+            # B's chat's events (a customer writes; B's admin sees it) reach no socket of A.
+            await sync_to_async(self.customer_writes)()
+            event = await bob.receive_json_from(timeout=3)
+            self.assertIn(chat_code, json.dumps(event))
+            for role, socket in sockets.items():
+                with self.subTest(role=role):
+                    self.assertTrue(await socket.receive_nothing(timeout=0.3))
+            for socket in [*sockets.values(), bob]:
+                await socket.disconnect()
+
+        async_to_sync(scenario)()
+
+    def customer_writes(self):
+        with transaction.atomic():  # its live events go out on commit, as in production
+            inbox_services.message_receive(
+                number=self.other_number,
+                inbound=inbound(self.other_number, "5511911111111", "segredo-do-bob de novo"),
+            )

@@ -4,17 +4,20 @@ The sweep walks the ``/api/v1/`` URL table (``config.api.v1``), so a new endpoin
 """
 
 import json
+from urllib.parse import urlencode
 
 from django.urls import URLPattern, URLResolver, reverse
 
+from accounts.models import API_RESOURCES
 from assistants import services as assistant_services
 from assistants.models import Assistant, KnowledgeSource
 from campaigns.models import Campaign, Segment
 from config import api
 from inbox.models import Chat, Contact
 from integrations.models import WebhookSubscription
-from tests.api.helpers import ApiTestCase
+from tests.api.helpers import ApiTestCase, key_for
 from tests.campaigns.helpers import make_campaign, make_template
+from tests.tenancy import cross_tenant_links, missing_kwargs, tenant_rows
 
 METHODS = ("get", "post", "put", "patch", "delete")
 SECRETS = (
@@ -182,3 +185,121 @@ class ApiTenantSweepTests(ApiTestCase):
     def test_another_organizations_key_sees_nothing_of_ours(self):
         chats = self.api("get", reverse("api_chats"), secret=self.foreign_secret).json()["results"]
         self.assertEqual([c["id"] for c in chats], [str(self.secret_chat.code)])
+
+    # --- Every key scope; foreign ids in the path, the query string and the body -------------
+
+    def call(self, method, url, body=None, *, secret=None):
+        return getattr(self.client, method)(
+            url,
+            *([] if method == "get" else [json.dumps(body or {})]),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {secret or self.secret}",
+        )
+
+    def test_every_key_scope_gets_the_same_answer_for_another_organizations_object_as_for_none(
+        self,
+    ):
+        keys = {
+            "all": self.secret,
+            "read": key_for(self.org, [f"{r}:read" for r in API_RESOURCES], name="Read"),
+            "none": key_for(self.org, [], name="Nothing"),
+        }
+        mapping = self.foreign_kwargs()
+        before = tenant_rows(self.other_org)
+        for scope, secret in keys.items():
+            for pattern in walk(api.v1):
+                if not pattern.pattern.converters or pattern.name not in mapping:
+                    continue
+                kwargs = mapping[pattern.name]
+                url = reverse(pattern.name, kwargs=kwargs)
+                nowhere = reverse(pattern.name, kwargs=missing_kwargs(kwargs))
+                for method in METHODS:
+                    response = self.call(method, url, {"confirm": True}, secret=secret)
+                    expected = self.call(method, nowhere, {"confirm": True}, secret=secret)
+                    with self.subTest(scope=scope, url=url, method=method):
+                        # 403 only for a scope the key lacks, whatever the object.
+                        self.assertIn(response.status_code, (403, 404, 405))
+                        self.assertEqual(response.status_code, expected.status_code)
+                        for secret_text in SECRETS:
+                            self.assertNotIn(secret_text, response.content.decode())
+        self.assertEqual(tenant_rows(self.other_org), before)
+
+    def foreign_bodies(self) -> list[dict]:
+        """Bodies naming organization B's objects in every field our endpoints read ids from
+        (and a phone of our own, so a send may go as far as choosing a number)."""
+        contact = str(self.secret_chat.contact.code)
+        ids = {
+            "contact": contact,
+            "contacts": [contact],
+            "add_contacts": [contact],
+            "remove_contacts": [contact],
+            "number": str(self.other_number.code),
+            "template": str(self.foreign_campaign.template.code),
+            "segment": str(self.foreign_segment.code),
+            "campaign": str(self.foreign_campaign.code),
+            "chat": str(self.secret_chat.code),
+            "assistant": str(self.foreign_assistant.code),
+            "reply_to": str(self.secret_chat.messages.get().code),
+            "assignee": self.outsider.email,
+            "filters": {
+                "engagement": {"state": "replied", "campaign": str(self.foreign_campaign.code)}
+            },
+            "name": "Hijack",
+            "kind": "static",
+            "type": "text",
+            "text": {"body": "Hijack"},
+            "status": "resolved",
+            "tags": ["hijack"],
+            "confirm": True,
+        }
+        by_phone = {
+            "to": "+5511987650000",
+            "phone": "+5511987650000",
+            "number": str(self.other_number.code),
+            "type": "text",
+            "text": {"body": "Hijack"},
+        }
+        return [ids, by_phone]
+
+    def own_kwargs(self) -> dict:
+        """Endpoints of our own objects that take other objects' ids in their bodies."""
+        chat = {"code": self.other_chat.code}
+        segment = Segment.objects.create(organization=self.org, name="Nossa lista", kind="static")
+        campaign = make_campaign(self.org, self.number, make_template(self.number), name="Nossa")
+        return {
+            **dict.fromkeys(
+                ("api_chat_assign", "api_chat_messages", "api_chat_tags", "api_chat_status"), chat
+            ),
+            "api_contact": {"code": self.other_chat.contact.code},
+            "api_segment": {"code": segment.code},
+            "api_campaign": {"code": campaign.code},
+        }
+
+    def test_foreign_ids_in_query_strings_and_bodies_reach_nothing(self):
+        before = tenant_rows(self.other_org)
+        own = self.own_kwargs()
+        bodies = self.foreign_bodies()
+        query = {k: v for k, v in bodies[0].items() if isinstance(v, str)} | {"q": "Zelda"}
+        checked = 0
+        for pattern in walk(api.v1):
+            if pattern.name in ("api_schema", "api_docs", "api_media_upload"):
+                continue  # media uploads: their own sweep
+            if pattern.pattern.converters:
+                if pattern.name not in own:
+                    continue
+                url = reverse(pattern.name, kwargs=own[pattern.name])
+            else:
+                url = reverse(pattern.name)
+            responses = [self.call("get", f"{url}?{urlencode(query)}")]
+            for body in bodies:
+                for method in ("post", "put", "patch"):
+                    responses.append(self.call(method, f"{url}?{urlencode(query)}", body))
+            for response in responses:
+                with self.subTest(url=url, method=response.request["REQUEST_METHOD"]):
+                    self.assertLess(response.status_code, 500, response.content)
+                    for secret in SECRETS:
+                        self.assertNotIn(secret, response.content.decode())
+            checked += 1
+        self.assertGreaterEqual(checked, 15)
+        self.assertEqual(cross_tenant_links(self.org, self.other_org), [])
+        self.assertEqual(tenant_rows(self.other_org), before)

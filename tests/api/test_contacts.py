@@ -2,6 +2,7 @@ from django.urls import reverse
 
 from campaigns.models import ConsentEvent
 from inbox.models import Contact
+from reports.models import AuditEvent
 from tests.api.helpers import ApiTestCase
 
 
@@ -53,7 +54,17 @@ class ContactApiTests(ApiTestCase):
         self.assertEqual(response.json()["stage"], "customer")
         response = self.api("delete", reverse("api_contact", args=[code]))
         self.assertEqual(response.status_code, 204)
-        self.assertFalse(Contact.objects.filter(code=code).exists())
+        # DELETE is the audited LGPD erasure: the person is gone, the anonymous counts stay.
+        contact = Contact.objects.get(code=code)
+        self.assertTrue(contact.name.startswith("erased-"))
+        self.assertNotIn("5511900000002", contact.phone + contact.wa_id)
+        self.assertEqual(contact.chats.get().messages.exclude(text="").count(), 0)
+        event = AuditEvent.objects.get(action=AuditEvent.Action.CONTACT_ERASED)
+        self.assertEqual((event.organization, event.target_id), (self.org, str(code)))
+        self.assertEqual(self.api("get", reverse("api_contact", args=[code])).status_code, 404)
+        self.assertEqual(self.api("delete", reverse("api_contact", args=[code])).status_code, 404)
+        listed = self.api("get", reverse("api_contacts")).json()["results"]
+        self.assertNotIn(str(code), [row["id"] for row in listed])
 
     def test_opt_out_and_in_are_recorded_in_the_consent_ledger(self):
         code = self.other_chat.contact.code
