@@ -18,7 +18,9 @@ def scrub(text: str) -> str:
 
 class ScrubSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
+        if isinstance(record.args, dict):  # logger.info("%(name)s", {...})
+            record.args = {k: scrub(v) if isinstance(v, str) else v for k, v in record.args.items()}
+        elif record.args:
             record.args = tuple(scrub(a) if isinstance(a, str) else a for a in record.args)
         if isinstance(record.msg, str):
             record.msg = scrub(record.msg)

@@ -71,7 +71,9 @@ class ProductionSettingsTests(TestCase):
             200,
         )
         logger.warning("calling with Authorization: Bearer sk-live-abcdef123")
+        logger.warning("%(path)s answered", {"path": "/webhooks/evolution/tok-77/"})
         logged = stream.getvalue()
+        self.assertNotIn("tok-77", logged)
         self.assertNotIn("Zk3-secret_Key9", logged)
         self.assertNotIn("sk-live-abcdef123", logged)
         self.assertIn("/webhooks/whatsapp/[redacted]/", logged)
