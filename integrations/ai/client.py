@@ -20,7 +20,7 @@ import openai
 from django.conf import settings
 
 from config.admission import waiting_outside
-from integrations.whatsapp.errors import IntegrationError
+from integrations.errors import IntegrationError
 
 DEFAULT_TIMEOUT = 20.0
 
