@@ -1023,7 +1023,8 @@ def note_add(*, chat: Chat, author, body: str) -> Message:
 
 
 def chat_mark_read(*, chat: Chat, user) -> None:
-    """Opening a chat clears its unread count and (per number setting) sends a read receipt."""
+    """Opening a chat clears its unread count and (per number setting, where the provider has
+    them) sends a read receipt."""
     if chat.unread_count == 0:
         return
     Chat.objects.filter(pk=chat.pk).update(unread_count=0)
@@ -1034,7 +1035,7 @@ def chat_mark_read(*, chat: Chat, user) -> None:
         .values_list("pk", flat=True)
         .first()
     )
-    if last_inbound and chat.number.send_read_receipts:
+    if last_inbound and chat.number.send_read_receipts and chat.capabilities.read_receipts:
         tasks.enqueue("inbox.tasks.send_read_receipt", last_inbound)
     publish_chat_event(chat, "chat.changed", change="read")
 

@@ -18,7 +18,7 @@ from integrations import ingest, selectors, services
 from integrations.errors import IntegrationError
 from integrations.forms import SandboxMessageForm
 from integrations.models import WhatsAppNumber
-from integrations.providers import provider_for
+from integrations.providers import capabilities_for, provider_for
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ def number_list(request):
     for number in numbers:
         number.webhook_url = selectors.webhook_url(request, number)
         number.synced_templates = templates.get(number.pk, [])
+        number.capabilities = capabilities_for(number)
     context = {"numbers": numbers, "can_edit": access.can_edit(request.membership, "settings")}
     return render(request, "integrations/number_list.html", context)
 

@@ -50,6 +50,7 @@ class RelayProvider(ChannelProvider):
         max_per_second=2,
     )
     sent: list[dict] = []
+    read: list[str] = []
     lock = threading.Lock()
 
     def send(self, *, to, message_type, content, reply_to=None, callback_data=None) -> str:
@@ -58,6 +59,9 @@ class RelayProvider(ChannelProvider):
                 {"to": to, "type": message_type, "content": content, "callback": callback_data}
             )
             return f"relay.{len(self.sent)}"
+
+    def mark_read(self, message_id: str) -> None:
+        self.read.append(message_id)  # never asked: the provider declares no read receipts
 
 
 class RelayNumberTestCase(BaseTestCase):
@@ -71,6 +75,7 @@ class RelayNumberTestCase(BaseTestCase):
 
     def setUp(self):
         RelayProvider.sent.clear()
+        RelayProvider.read.clear()
         WhatsAppNumber.objects.filter(pk=self.number.pk).update(provider=RELAY)
         self.number.refresh_from_db()
         # The customer last wrote three days ago: on the Cloud API only a template could go.
@@ -142,12 +147,23 @@ class RelayInboxTests(RelayNumberTestCase):
         with self.assertRaisesMessage(inbox_services.SendRefused, "cannot send reaction"):
             self.send("reaction", {"message_id": "wamid.x", "emoji": "👍"})
         self.assertEqual(RelayProvider.sent, [])
+        Chat.objects.filter(pk=self.chat.pk).update(unread_count=2)
         self.login(self.operator)
-        page = self.client.get(reverse("chat_detail", args=[self.chat.code]))
+        with self.captureOnCommitCallbacks(execute=True):
+            page = self.client.get(reverse("chat_detail", args=[self.chat.code]))
         self.assertContains(page, 'id="composer-text"')
         self.assertNotContains(page, 'data-composer-tab="template"')
         self.assertNotContains(page, 'name="file"')
         self.assertNotContains(page, "Service window")
+        self.assertEqual(RelayProvider.read, [], "no read receipt asked of the provider")
+        self.chat.refresh_from_db()
+        self.assertEqual(self.chat.unread_count, 0)
+
+    def test_the_number_settings_offer_no_template_sync(self):
+        self.login(self.admin)
+        page = self.client.get(reverse("number_list"))
+        self.assertContains(page, self.number.name)
+        self.assertNotContains(page, "Sync templates")
 
     def test_a_customer_message_dates_no_window(self):
         Chat.objects.filter(pk=self.chat.pk).update(window_expires_at=None)
