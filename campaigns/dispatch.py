@@ -676,8 +676,8 @@ class Dispatcher:
 
         def send(row):
             bucket.take()
-            message_type, content = services.outgoing_message(campaign, row.components)
             try:
+                message_type, content = services.outgoing_message(campaign, row.components)
                 wamid = provider.send(
                     to=row.to,
                     message_type=message_type,

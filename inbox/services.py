@@ -1061,7 +1061,7 @@ def message_send_attachment(
     file is also kept in our storage so the chat shows it.
     """
     if not chat.capabilities.media:
-        raise SendRefused(_unsupported_type_reason("document"))
+        raise SendRefused(_("This number's WhatsApp connection cannot send files."))
     if not chat.window_is_open:
         raise SendRefused(
             _("The 24-hour customer service window is closed: send a template instead.")

@@ -23,6 +23,7 @@ from integrations.providers import (
     Capabilities,
     ChannelProvider,
     capabilities_for,
+    provider_class,
     provider_for,
     register,
     unregister,
@@ -103,6 +104,10 @@ class RegistryTests(BaseTestCase):
         self.assertTrue(capabilities.templates)
         self.assertIsNone(capabilities.send_rate(None))
         self.assertEqual(capabilities.send_rate(80), 80)
+
+    def test_every_provider_a_number_may_choose_has_an_adapter(self):
+        for choice in WhatsAppNumber.Provider.values:
+            self.assertEqual(provider_class(choice).key, choice)
 
     def test_a_number_whose_provider_is_unknown_fails_with_a_clear_permanent_error(self):
         self.number.provider = "carrier_pigeon"
