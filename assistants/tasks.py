@@ -4,7 +4,7 @@ import logging
 
 from assistants import services
 from inbox.models import Chat, Message
-from integrations.whatsapp.errors import IntegrationError
+from integrations.errors import IntegrationError
 
 logger = logging.getLogger(__name__)
 

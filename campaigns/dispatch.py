@@ -35,16 +35,19 @@ from campaigns.models import Campaign, CampaignRecipient
 from config import pacing
 from inbox import services as inbox_services
 from inbox.models import Chat, Contact, Message, OrphanStatus
-from integrations.whatsapp.errors import WhatsAppError
+from integrations.errors import (
+    IntegrationError,
+    QualityLimitedError,
+    RateLimitedError,
+    RecipientRateLimitedError,
+)
+from integrations.providers import capabilities_for, provider_for
 
 logger = logging.getLogger(__name__)
 
 R = CampaignRecipient.Status
 Reason = CampaignRecipient.Reason
 CALLBACK_PREFIX = "cr:"
-THROTTLE_CODES = {4, 80007, 130429}
-PAIR_CODE = 131056
-SPAM_CODE = 131048
 MAX_ATTEMPTS = 6
 
 
@@ -86,8 +89,18 @@ CAP_HEADROOM = 0.98
 
 
 def effective_rate(campaign: Campaign) -> float:
-    cap = (campaign.number.throughput_per_second or 80) * CAP_HEADROOM
+    """Sends per second: the campaign's pace, under the number's tier and its provider's own
+    ceiling (a WhatsApp Web bridge declares a far lower one than the Cloud API)."""
+    number = campaign.number
+    cap = capabilities_for(number).send_rate(number.throughput_per_second or 80) * CAP_HEADROOM
     return max(0.05, min(campaign.rate_per_second or cap, cap) * campaign.rate_factor)
+
+
+def _is_sender_throttle(error: IntegrationError | None) -> bool:
+    """A rate limit on the whole number (not one recipient's, not a quality restriction)."""
+    return isinstance(error, RateLimitedError) and not isinstance(
+        error, (RecipientRateLimitedError, QualityLimitedError)
+    )
 
 
 # --- Starting runs ----------------------------------------------------------------------------
@@ -346,22 +359,17 @@ def record_sent(*, recipient_ids_wamids: list[tuple[int, str]], token: str | Non
         chats = _chats_for(campaign, [r.contact_id for r in rows])
         messages = []
         for row in rows:
-            content = {
-                "name": campaign.template.name,
-                "language": {"code": campaign.template.language},
-            }
-            if row.components:
-                content["components"] = row.components
+            message_type, content = services.outgoing_message(campaign, row.components)
             messages.append(
                 Message(
                     organization_id=row.organization_id,
                     chat_id=chats[row.contact_id],
                     number_id=campaign.number_id,
                     direction=Message.Direction.OUTBOUND,
-                    type=Message.Type.TEMPLATE,
+                    type=message_type,
                     text=services.preview_text(campaign.template, row.components)[:4096]
                     or campaign.template.name,
-                    content={"type": "template", "template": content},
+                    content={"type": message_type, message_type: content},
                     wamid=wamids[row.pk],
                     status=Message.Status.SENT,
                     sent_at=now,
@@ -459,7 +467,9 @@ def _requeue(row_id: int, token: str, delay: float, *, count_attempt: bool = Tru
     )
 
 
-def _fail(row_id: int, token: str, error: WhatsAppError, reason: str = Reason.SEND_ERROR) -> None:
+def _fail(
+    row_id: int, token: str, error: IntegrationError, reason: str = Reason.SEND_ERROR
+) -> None:
     CampaignRecipient.objects.filter(pk=row_id, claim_token=token, wamid__isnull=True).update(
         status=R.FAILED,
         reason=reason,
@@ -631,28 +641,25 @@ class Dispatcher:
         pool,
         bucket: pacing.LocalBucket | pacing.SharedBucket,
     ) -> list:
-        from integrations.services import client_for
-
-        client = client_for(campaign.number)
-        client.max_retries = 0  # the engine decides about retries, per recipient
-        template = campaign.template
+        # The engine decides about retries, per recipient: no inline retries in the provider.
+        provider = provider_for(campaign.number, retry_inline=False)
 
         def send(row):
             bucket.take()
             try:
-                wamid = client.send_template(
-                    row.to,
-                    template.name,
-                    template.language,
-                    row.components or None,
+                message_type, content = services.outgoing_message(campaign, row.components)
+                wamid = provider.send(
+                    to=row.to,
+                    message_type=message_type,
+                    content=content,
                     callback_data=f"{CALLBACK_PREFIX}{row.code}",
                 )
                 return row, wamid, None
-            except WhatsAppError as error:
+            except IntegrationError as error:
                 return row, None, error
             except Exception as error:  # noqa: BLE001 - an unexpected failure must not lose rows
                 logger.exception("Campaign %s send crashed", campaign.pk)
-                return row, None, WhatsAppError(str(error), ambiguous=True, retryable=True)
+                return row, None, IntegrationError(str(error), ambiguous=True, permanent=False)
 
         return [pool.submit(send, row) for row in batch]
 
@@ -667,7 +674,7 @@ class Dispatcher:
         for row, _wamid, error in results:
             if error is not None:
                 self.handle_error(campaign, row, error)
-        throttles = [e for _r, _w, e in results if e is not None and e.code in THROTTLE_CODES]
+        throttles = [e for _r, _w, e in results if _is_sender_throttle(e)]
         if throttles:
             # AIMD on the number's throughput errors: every throttled batch slows the pace by
             # 2% (recovering 1% per clean batch); two or more in a row also pause the campaign (0.25 s, doubling, up to 30 s),
@@ -686,8 +693,8 @@ class Dispatcher:
             self.pace_factor = min(1.0, self.pace_factor + 0.01)
         return None
 
-    def handle_error(self, campaign: Campaign, row, error: WhatsAppError) -> None:
-        code = error.code
+    def handle_error(self, campaign: Campaign, row, error: IntegrationError) -> None:
+        """What a failed send does to its row and its campaign, by the neutral kind of error."""
         if error.ambiguous:
             # It may have gone out: wait for the webhook's evidence, never re-send blindly.
             CampaignRecipient.objects.filter(
@@ -697,11 +704,11 @@ class Dispatcher:
                 lease_until=timezone.now() + timedelta(seconds=self.options.reconcile_seconds),
                 error_detail=str(error)[:500],
             )
-        elif code in THROTTLE_CODES:
+        elif _is_sender_throttle(error):
             # The whole campaign pauses once per throttled batch (see ``collect``); the row
             # goes back to the queue without counting as an attempt.
             _requeue(row.pk, self.token, error.retry_after or 0, count_attempt=False)
-        elif code == PAIR_CODE:
+        elif isinstance(error, RecipientRateLimitedError):
             base = setting("CAMPAIGN_PAIR_BACKOFF_SECONDS", 6.0)
             _requeue(
                 row.pk,
@@ -709,7 +716,7 @@ class Dispatcher:
                 min(900.0, base * 4 ** max(0, row.attempts - 1)),
                 count_attempt=False,
             )
-        elif code == SPAM_CODE:
+        elif isinstance(error, QualityLimitedError):
             delay = setting("CAMPAIGN_SPAM_BACKOFF_SECONDS", 60.0)
             Campaign.objects.filter(pk=campaign.pk).update(
                 rate_factor=max(0.05, campaign.rate_factor / 2),

@@ -41,6 +41,7 @@ from inbox import signals as inbox_signals
 from inbox.consumers import organization_group
 from inbox.models import Chat, Contact, Message
 from integrations.ai import AIError
+from integrations.providers import capabilities_for
 
 logger = logging.getLogger(__name__)
 
@@ -1117,6 +1118,21 @@ def campaign_cancel(*, campaign: Campaign) -> bool:
     return bool(updated)
 
 
+def outgoing_message(campaign: Campaign, components: list) -> tuple[str, dict]:
+    """What one recipient is sent, as (type, content): the approved template where the number's
+    provider has templates; elsewhere the template's text with the recipient's values as a plain
+    message (such a provider has no service window to reopen, so the template is only the
+    campaign's wording)."""
+    template = campaign.template
+    if capabilities_for(campaign.number).templates:
+        content = {"name": template.name, "language": {"code": template.language}}
+        if components:
+            content["components"] = components
+        return Message.Type.TEMPLATE, content
+    text = preview_text(template, components or []) or template.name
+    return Message.Type.TEXT, {"body": text[:4096], "preview_url": False}
+
+
 def campaign_test_send(*, campaign: Campaign, phone: str, actor) -> Message:
     """Send the campaign's template to a teammate's phone, through the inbox like any message."""
     region = default_region(campaign.organization)
@@ -1140,12 +1156,10 @@ def campaign_test_send(*, campaign: Campaign, phone: str, actor) -> Message:
         media_link=campaign.header_media_link,
         written=previewed.get("texts"),
     )
-    content = {"name": campaign.template.name, "language": {"code": campaign.template.language}}
-    if components:
-        content["components"] = components
+    message_type, content = outgoing_message(campaign, components)
     return inbox_services.message_send(
         chat=chat,
-        message_type="template",
+        message_type=message_type,
         content=content,
         author_type=Message.Author.CAMPAIGN,
         author_user=actor,

@@ -16,7 +16,7 @@ from accounts import access as accounts_access
 from campaigns import access, forms, selectors, services
 from campaigns.models import Campaign, CampaignRecipient, Segment
 from inbox.services import SendRefused
-from integrations.whatsapp.errors import WhatsAppError
+from integrations.errors import IntegrationError
 
 PAGE_SIZE = 50
 
@@ -204,7 +204,7 @@ def campaign_test_send(request, code):
                 campaign=campaign, phone=form.cleaned_data["phone"], actor=request.user
             )
             messages.success(request, _("Test message sent."))
-        except (SendRefused, services.MissingVariable, WhatsAppError) as error:
+        except (SendRefused, services.MissingVariable, IntegrationError) as error:
             messages.error(request, _("Test not sent: %(error)s") % {"error": error})
     else:
         messages.error(request, _("Give a phone number for the test."))

@@ -34,10 +34,10 @@ from accounts.models import User
 from inbox import access, selectors, services
 from inbox.media import clean_filename, media_file_save
 from inbox.models import Chat, Contact, Media, Message
+from integrations.errors import IntegrationError
 from integrations.models import WhatsAppNumber
-from integrations.services import client_for
+from integrations.providers import provider_for
 from integrations.whatsapp import validation
-from integrations.whatsapp.errors import WhatsAppError
 
 ERRORS = {400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody}
 SEND_TYPES = (
@@ -515,7 +515,10 @@ class ChatMessagesApi(ApiView):
     @extend_schema(
         operation_id="chats_messages_send",
         summary="Send a message in a chat",
-        description="Outside the 24-hour service window only approved templates are accepted (422).",
+        description=(
+            "Where the number's provider has a customer service window (the Cloud API's 24 "
+            "hours), outside it only approved templates are accepted (422)."
+        ),
         request=MessageSendIn,
         parameters=[IDEMPOTENCY_HEADER],
         responses=SEND_RESPONSES,
@@ -639,8 +642,10 @@ class MediaUploadApi(ApiView):
         content = upload.read()
         name = clean_filename(upload.name) or "file"
         try:
-            meta_media_id = client_for(number).upload_media(content, mime_type, name)
-        except WhatsAppError as error:
+            meta_media_id = provider_for(number).upload_media(
+                data=content, mime_type=mime_type, filename=name
+            )
+        except IntegrationError as error:
             raise exceptions.ValidationError({"file": [error.message]}) from error
         media = _media_store(self.organization, meta_media_id, mime_type, name, content)
         return Response(MediaOut(media).data, status=status.HTTP_201_CREATED)

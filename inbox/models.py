@@ -1,5 +1,4 @@
 import uuid
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -10,8 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import TenantModel
 from inbox.media import media_upload_to
-
-SERVICE_WINDOW = timedelta(hours=24)
+from integrations.providers import Capabilities, capabilities_for
 
 
 class Contact(TenantModel):
@@ -145,8 +143,22 @@ class Chat(TenantModel):
         return f"{self.contact} · {self.number.display_phone_number}"
 
     @property
+    def has_service_window(self) -> bool:
+        """Whether the number's provider limits free-form messages to a window after the
+        customer's last message (the Cloud API's 24 hours); without one, text always goes."""
+        return capabilities_for(self.number).service_window is not None
+
+    @property
     def window_is_open(self) -> bool:
+        """Whether free-form messages may be sent now (else only a template may)."""
+        if not self.has_service_window:
+            return True
         return self.window_expires_at is not None and self.window_expires_at > timezone.now()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the chat's number can send (templates, reactions, media...), for the composer."""
+        return capabilities_for(self.number)
 
 
 class Message(TenantModel):

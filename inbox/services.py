@@ -1,5 +1,6 @@
 """Changes to contacts, chats and messages. Every change publishes a live event after commit."""
 
+import functools
 import hashlib
 import logging
 import mimetypes
@@ -19,11 +20,12 @@ from config import realtime, tasks
 from inbox import router, signals
 from inbox.consumers import organization_group, user_group
 from inbox.media import clean_filename, media_file_save
-from inbox.models import SERVICE_WINDOW, Chat, Contact, Media, Message, OrphanStatus
+from inbox.models import Chat, Contact, Media, Message, OrphanStatus
+from integrations.errors import IntegrationError, MediaError, ServerError
+from integrations.events import InboundMessage, StatusUpdate
 from integrations.models import MessageTemplate, WhatsAppNumber
+from integrations.providers import MediaInfo, capabilities_for, provider_for
 from integrations.whatsapp import validation
-from integrations.whatsapp.errors import MediaError, ServerError, WhatsAppError
-from integrations.whatsapp.payloads import InboundMessage, StatusUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ STATUS_TIMESTAMP = {
     "read": "read_at",
     "failed": "failed_at",
 }
+# A teammate's reply answers the customer's unclaimed messages of the day before it.
+PERSON_REPLY_LOOKBACK = timedelta(hours=24)
 MEDIA_TYPES = {"image", "video", "audio", "document", "sticker"}
 
 
@@ -212,7 +216,8 @@ def _chat_and_contact_record_inbound(chat: Chat, contact: Contact, message: Mess
     delivery of an older message never moves the clocks backwards."""
     sent_at = message.timestamp
     adapt = connection.ops.adapt_datetimefield_value
-    when, window = adapt(sent_at), adapt(sent_at + SERVICE_WINDOW)
+    length = capabilities_for(message.number).service_window  # None: the provider has none
+    when, window = adapt(sent_at), adapt(sent_at + length) if length else None
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {Chat._meta.db_table} SET"  # noqa: S608
@@ -537,9 +542,13 @@ def message_send(
     """Validate, store as pending, and queue the send. ``content`` is the Cloud API object for
     ``message_type`` (for text: ``{"body": ..., "preview_url": bool}``).
 
-    Outside the 24-hour customer service window only an approved template may be sent; a
-    template's parameters are checked against its stored components before anything is queued.
+    What may be sent is the number's provider's to say (``Chat.capabilities``): a message type
+    it cannot carry is refused; where it has a customer service window (the Cloud API's 24
+    hours), outside it only an approved template may be sent; a template's parameters are
+    checked against its stored components before anything is queued.
     """
+    if not chat.capabilities.can_send(message_type):
+        raise SendRefused(_unsupported_type_reason(message_type))
     if message_type == Message.Type.TEMPLATE:
         _template_for_send(chat, content)
     elif not chat.window_is_open:
@@ -578,11 +587,21 @@ def message_send(
         last_message_at=message.timestamp, last_message_preview=_preview(message)
     )
     if author_type == Message.Author.USER:
-        router.person_answered(chat=chat, since=message.timestamp - SERVICE_WINDOW)
+        router.person_answered(chat=chat, since=message.timestamp - PERSON_REPLY_LOOKBACK)
     publish_chat_event(chat, "message.new", message=str(message.code))
     signals.send_on_commit(signals.message_created, message=message)
     tasks.enqueue("inbox.tasks.deliver_message", message.pk)
     return message
+
+
+def _unsupported_type_reason(message_type: str) -> str:
+    if message_type == Message.Type.TEMPLATE:
+        return _(
+            "This number's WhatsApp connection has no message templates: send a normal message."
+        )
+    return _("This number's WhatsApp connection cannot send %(type)s messages.") % {
+        "type": message_type
+    }
 
 
 def _outbound_text(message_type: str, content: dict) -> str:
@@ -606,10 +625,8 @@ def message_deliver(message_id: int) -> None:
 
     Retryable failures (throttling, WhatsApp or network trouble that certainly did not send)
     put the message back to pending and queue another attempt with backoff; final ones mark it
-    failed with WhatsApp's code, title and details for the agent.
+    failed with the provider's code, title and details for the agent.
     """
-    from integrations.services import client_for
-
     claimed = Message.objects.filter(
         pk=message_id, status=Message.Status.PENDING, wamid__isnull=True, error_title=""
     ).update(error_title=SENDING)
@@ -619,29 +636,29 @@ def message_deliver(message_id: int) -> None:
         pk=message_id
     )
     try:
-        wamid = client_for(message.number).send_message(
-            message.chat.contact.wa_id,
-            message.type,
-            message.content[message.type],
+        wamid = provider_for(message.number).send(
+            to=message.chat.contact.wa_id,
+            message_type=message.type,
+            content=message.content[message.type],
             reply_to=message.reply_to_wamid or None,
         )
-    except WhatsAppError as error:
+    except IntegrationError as error:
         _send_failed(message, error)
         return
-    except requests.RequestException as exc:  # e.g. registering a sandbox number
+    except requests.RequestException as exc:  # a provider's own HTTP call, not classified
         _send_failed(
             message,
             ServerError(
                 _("Could not reach WhatsApp. Try again in a few minutes."),
                 title="Connection error",
                 details=type(exc).__name__,
-                retryable=True,
+                permanent=False,
             ),
         )
         return
     except Exception as exc:
         logger.exception("Sending message %s failed", message_id)
-        _send_failed(message, WhatsAppError(str(exc), title="Send failed", details=str(exc)))
+        _send_failed(message, IntegrationError(str(exc), title="Send failed", details=str(exc)))
         return
     with transaction.atomic():
         Message.objects.filter(pk=message_id).update(
@@ -654,7 +671,7 @@ def message_deliver(message_id: int) -> None:
     message_orphans_apply(number_id=message.number_id, wamid=wamid)
 
 
-def _send_failed(message: Message, error: WhatsAppError) -> None:
+def _send_failed(message: Message, error: IntegrationError) -> None:
     delivery = dict(message.content.get("delivery") or {})
     attempts = int(delivery.get("attempts") or 0) + 1
     delivery.update(attempts=attempts, last_error=error.to_dict())
@@ -698,14 +715,14 @@ MEDIA_DOWNLOAD_ATTEMPTS = 4
 
 
 def media_download(message_id: int) -> None:
-    """Fetch inbound media from WhatsApp (its URLs expire) into our storage, with its sha256.
+    """Fetch inbound media from the number's provider (Meta's URLs expire) into our storage,
+    with its sha256.
 
     Only the MIME types WhatsApp accepts for the message's kind, up to that kind's size (and
     ``INBOUND_MEDIA_MAX_BYTES``), are stored; anything else is refused with the reason recorded
-    on the message for the agent. Temporary failures are retried with backoff.
+    on the message for the agent, before its bytes are fetched when the provider says its type
+    and size first. Temporary failures are retried with backoff.
     """
-    from integrations.services import client_for
-
     pending = Media.objects.select_related(
         "organization", "message__number", "message__chat"
     ).filter(message_id=message_id, file="")
@@ -722,23 +739,30 @@ def media_download(message_id: int) -> None:
             accepted, limit = validation.MEDIA_LIMITS[kind]
             limit = min(limit, settings.INBOUND_MEDIA_MAX_BYTES)
             _check_media_type(kind, media.mime_type, accepted)
-            client = client_for(message.number)
-            info = client.get_media(media.meta_media_id)
-            _check_media_type(kind, info.mime_type or media.mime_type, accepted)
-            if info.file_size > limit:
-                raise _media_too_large(info.file_size, limit)
-            data = client.download_media(info.url, max_bytes=limit)
+            check = functools.partial(
+                _media_check, kind=kind, accepted=accepted, limit=limit, mime_type=media.mime_type
+            )
+            info, data = provider_for(message.number).download_media(
+                media.meta_media_id, max_bytes=limit, check=check
+            )
             digest = hashlib.sha256(data).hexdigest()
             if info.sha256 and info.sha256.lower() != digest:
                 raise MediaError(
                     _("The downloaded file does not match its checksum."),
                     title="Media checksum mismatch",
-                    retryable=True,
+                    permanent=False,
                 )
-        except WhatsAppError as error:
+        except IntegrationError as error:
             _media_failed(media, error)
             continue
         _media_store(media, info, data, digest)
+
+
+def _media_check(info: MediaInfo, *, kind: str, accepted, limit: int, mime_type: str) -> None:
+    """Refuse a file by what the provider says of it, before its bytes are fetched."""
+    _check_media_type(kind, info.mime_type or mime_type, accepted)
+    if info.file_size > limit:
+        raise _media_too_large(info.file_size, limit)
 
 
 def _check_media_type(kind: str, mime_type: str, accepted) -> None:
@@ -778,7 +802,7 @@ def _media_store(media: Media, info, data: bytes, digest: str) -> None:
         publish_chat_event(media.message.chat, "message.changed", message=str(media.message.code))
 
 
-def _media_failed(media: Media, error: WhatsAppError) -> None:
+def _media_failed(media: Media, error: IntegrationError) -> None:
     message = media.message
     content = dict(message.content)
     download = dict(content.get("media_download") or {})
@@ -1002,7 +1026,8 @@ def note_add(*, chat: Chat, author, body: str) -> Message:
 
 
 def chat_mark_read(*, chat: Chat, user) -> None:
-    """Opening a chat clears its unread count and (per number setting) sends a read receipt."""
+    """Opening a chat clears its unread count and (per number setting, where the provider has
+    them) sends a read receipt."""
     if chat.unread_count == 0:
         return
     Chat.objects.filter(pk=chat.pk).update(unread_count=0)
@@ -1013,18 +1038,16 @@ def chat_mark_read(*, chat: Chat, user) -> None:
         .values_list("pk", flat=True)
         .first()
     )
-    if last_inbound and chat.number.send_read_receipts:
+    if last_inbound and chat.number.send_read_receipts and chat.capabilities.read_receipts:
         tasks.enqueue("inbox.tasks.send_read_receipt", last_inbound)
     publish_chat_event(chat, "chat.changed", change="read")
 
 
 def read_receipt_send(message_id: int) -> None:
-    from integrations.services import client_for
-
     message = Message.objects.select_related("number").get(pk=message_id)
     try:
-        client_for(message.number).mark_read(message.wamid)
-    except WhatsAppError as error:
+        provider_for(message.number).mark_read(message.wamid)
+    except IntegrationError as error:
         logger.info("Read receipt for %s not sent: %s", message.wamid, error)
 
 
@@ -1034,13 +1057,14 @@ def read_receipt_send(message_id: int) -> None:
 def message_send_attachment(
     *, chat: Chat, upload, caption: str, author_user, reply_to=None
 ) -> Message:
-    """Upload a file to WhatsApp (Meta keeps it for the send), then send it by media id.
+    """Upload a file to the number's provider (it keeps it for the send), then send it by media
+    id.
 
     The upload happens in the request so the agent sees a refusal (type, size) at once; the
     file is also kept in our storage so the chat shows it.
     """
-    from integrations.services import client_for
-
+    if not chat.capabilities.media:
+        raise SendRefused(_("This number's WhatsApp connection cannot send files."))
     if not chat.window_is_open:
         raise SendRefused(
             _("The 24-hour customer service window is closed: send a template instead.")
@@ -1052,8 +1076,10 @@ def message_send_attachment(
     data = upload.read()
     filename = clean_filename(upload.name) or "file"
     try:
-        media_id = client_for(chat.number).upload_media(data, mime_type, filename)
-    except WhatsAppError as error:
+        media_id = provider_for(chat.number).upload_media(
+            data=data, mime_type=mime_type, filename=filename
+        )
+    except IntegrationError as error:
         raise SendRefused(error.message) from error
     content = {"id": media_id}
     if caption and kind != "audio" and kind != "sticker":

@@ -12,13 +12,13 @@ from rest_framework.response import Response
 
 from accounts.api_auth import ApiView, ErrorBody, Unprocessable
 from integrations import outgoing, services
+from integrations.errors import IntegrationError
 from integrations.models import (
     MessageTemplate,
     WebhookEvent,
     WebhookSubscription,
     WhatsAppNumber,
 )
-from integrations.whatsapp.errors import WhatsAppError
 
 ERRORS = {400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody}
 
@@ -163,7 +163,7 @@ class TemplateSyncApi(ApiView):
         number = _number_in(self.organization, code)
         try:
             synced = services.templates_sync(number=number)
-        except WhatsAppError as error:
+        except IntegrationError as error:
             raise Unprocessable(error.message, code="whatsapp_error") from error
         except requests.RequestException as error:  # e.g. an unreachable sandbox
             raise Unprocessable(str(error)[:200], code="whatsapp_unreachable") from error

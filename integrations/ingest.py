@@ -34,8 +34,9 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from integrations import services
+from integrations.errors import IntegrationError
 from integrations.models import WebhookEvent, WhatsAppNumber
-from integrations.whatsapp import signature
+from integrations.providers import WebhookVerdict, provider_for
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +88,10 @@ async def delivery_check(
 
     ``headers`` has lowercase names. ``read_body(limit)`` returns the body, or None as soon as
     it is over ``limit`` bytes; it is only called once the declared length fits (413 otherwise,
-    before reading anything). The signature is ``X-Hub-Signature-256`` over the exact bytes with
-    the number's app secret (missing 401, wrong 403); on a mismatch the number is read again,
-    bypassing the cache, in case its secret was just rotated.
+    before reading anything). The number's provider checks the signature (Cloud API:
+    ``X-Hub-Signature-256`` over the exact bytes with the app secret; missing 401, wrong 403);
+    on a mismatch the number is read again, bypassing the cache, in case its secret was just
+    rotated.
     """
     number = await webhook_number(key)
     if isinstance(number, Refusal):
@@ -104,19 +106,27 @@ async def delivery_check(
     body = await read_body(limit)
     if body is None or len(body) > limit:
         return TOO_LARGE
-    header = headers.get("x-hub-signature-256")
-    if not header:
+    verdict = _verdict(number, headers, body)
+    if verdict is WebhookVerdict.UNSIGNED:
         return UNSIGNED
-    if signature.verify(body, header, number.app_secret):
+    if verdict is WebhookVerdict.AUTHENTIC:
         return Delivery(number, body)
     try:
         number = await database(services.webhook_number, key, fresh=True)
     except DatabaseError:
         return UNAVAILABLE
-    if number is None or not signature.verify(body, header, number.app_secret):
+    if number is None or _verdict(number, headers, body) is not WebhookVerdict.AUTHENTIC:
         logger.warning("Webhook for number %s: bad signature", number and number.pk)
         return FORGED
     return Delivery(number, body)
+
+
+def _verdict(number: WhatsAppNumber, headers: Mapping[str, str], body: bytes) -> WebhookVerdict:
+    try:
+        return provider_for(number).verify_webhook(headers=headers, body=body)
+    except IntegrationError as error:  # the number's provider is not available here
+        logger.warning("Webhook for number %s cannot be verified: %s", number.pk, error)
+        return WebhookVerdict.FORGED
 
 
 def database(func, *args, **kwargs):

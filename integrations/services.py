@@ -1,4 +1,5 @@
-"""The WhatsApp channel: clients per number, durable webhook ingest, processing and templates."""
+"""The WhatsApp channel: durable webhook ingest, processing and templates, through each number's
+provider (``integrations.providers``); the sandbox's number registration."""
 
 import hashlib
 import json
@@ -15,10 +16,12 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from config import tasks
+from integrations import events as channel_events
 from integrations import signals
+from integrations.errors import IntegrationError
 from integrations.models import MessageTemplate, WebhookEvent, WhatsAppNumber
-from integrations.whatsapp import payloads
-from integrations.whatsapp.client import CloudAPIClient
+from integrations.providers import provider_for
+from integrations.whatsapp.payloads import TEMPLATE_STATUS_MAX
 
 logger = logging.getLogger(__name__)
 
@@ -34,29 +37,10 @@ SWEEP_BATCH = 50
 PROCESS_BATCH = 10
 
 
-# --- Clients ------------------------------------------------------------------------------------
+# --- Sandbox --------------------------------------------------------------------------------------
 
 _registered_with_sandbox: set[tuple[str, ...]] = set()
 _registration_lock = threading.Lock()
-
-
-def client_for(number: WhatsAppNumber) -> CloudAPIClient:
-    """The Cloud API client for ``number``: Meta in production, the sandbox for sandbox numbers.
-
-    Only the base URL differs; the same client code runs against both.
-    """
-    if number.provider == WhatsAppNumber.Provider.SANDBOX:
-        sandbox_register(number)
-        base_url = settings.SANDBOX_URL
-    else:
-        base_url = settings.WHATSAPP_GRAPH_BASE_URL
-    return CloudAPIClient(
-        base_url=base_url,
-        api_version=settings.WHATSAPP_GRAPH_API_VERSION,
-        phone_number_id=number.phone_number_id,
-        access_token=number.access_token,
-        waba_id=number.waba_id,
-    )
 
 
 def webhook_path(number: WhatsAppNumber) -> str:
@@ -135,7 +119,7 @@ def webhook_number(key: str, *, fresh: bool = False) -> WhatsAppNumber | None:
         return cached[1]
     number = (
         WhatsAppNumber.objects.filter(webhook_key=key, is_active=True)
-        .only("pk", "organization_id", "app_secret", "verify_token")
+        .only("pk", "organization_id", "provider", "app_secret", "verify_token")
         .first()
     )
     if number is None:
@@ -292,7 +276,7 @@ def _events_dispatch(
     done: list[int] = []
     failures: dict[int, str] = {}
     problems: dict[int, list[str]] = {}
-    statuses: dict[int, list[tuple[int, payloads.StatusUpdate]]] = {}  # by number
+    statuses: dict[int, list[tuple[int, channel_events.StatusUpdate]]] = {}  # by number
     numbers: dict[int, WhatsAppNumber] = {}
     parsed = [(event, *_event_items(event)) for event in events]
     _batch_announce(parsed)
@@ -305,10 +289,10 @@ def _events_dispatch(
                 )
                 continue
             for item in items:
-                if isinstance(item, payloads.RejectedItem):
+                if isinstance(item, channel_events.RejectedItem):
                     logger.warning("Webhook event %s: %s", event.pk, item.describe())
                     problems.setdefault(event.pk, []).append(item.describe())
-                elif isinstance(item, payloads.StatusUpdate):
+                elif isinstance(item, channel_events.StatusUpdate):
                     statuses.setdefault(event.number_id, []).append((event.pk, item))
                 elif problem := _item_dispatch(event, item):
                     problems.setdefault(event.pk, []).append(problem)
@@ -323,9 +307,9 @@ def _events_dispatch(
 
 
 WRITING_ITEMS = (
-    payloads.InboundMessage,
-    payloads.TemplateStatusUpdate,
-    payloads.PhoneNumberQualityUpdate,
+    channel_events.InboundMessage,
+    channel_events.TemplateStatusUpdate,
+    channel_events.PhoneNumberQualityUpdate,
 )
 
 
@@ -346,7 +330,7 @@ def _item_dispatch(event: WebhookEvent, item) -> str | None:
 
 def _statuses_dispatch(
     number: WhatsAppNumber,
-    items: list[tuple[int, payloads.StatusUpdate]],
+    items: list[tuple[int, channel_events.StatusUpdate]],
     failures: dict[int, str],
     problems: dict[int, list[str]],
 ) -> None:
@@ -379,7 +363,7 @@ def _statuses_dispatch(
             failures[event_id] = f"{type(exc).__name__}: {exc}"[:2000]
 
 
-def _statuses_send(number: WhatsAppNumber, statuses: list[payloads.StatusUpdate]) -> None:
+def _statuses_send(number: WhatsAppNumber, statuses: list[channel_events.StatusUpdate]) -> None:
     signals.statuses_received.send(sender=WhatsAppNumber, number=number, statuses=statuses)
 
 
@@ -409,9 +393,9 @@ def _batch_announce(parsed: list[tuple[WebhookEvent, list, str]]) -> None:
             _number, wa_ids, wamids = touched.setdefault(
                 event.number_id, (event.number, set(), set())
             )
-            if isinstance(item, payloads.StatusUpdate):
+            if isinstance(item, channel_events.StatusUpdate):
                 wamids.add(item.wamid)
-            elif isinstance(item, payloads.InboundMessage):
+            elif isinstance(item, channel_events.InboundMessage):
                 wa_ids.add(item.wa_id or item.user_id)
     for number, wa_ids, wamids in touched.values():
         signals.batch_starting.send(
@@ -424,10 +408,13 @@ def _event_items(event: WebhookEvent) -> tuple[list, str]:
     if event.number is None:
         return [], "The number was removed."
     try:
-        parsed = payloads.parse_webhook_items(payloads.load_webhook(bytes(event.body)))
-    except payloads.PayloadError as error:
+        parsed = provider_for(event.number).parse_webhook(bytes(event.body))
+    except channel_events.PayloadError as error:
         logger.warning("Webhook event %s has an unknown shape: %s", event.pk, error)
         return [], f"Unrecognised payload: {error}"[:2000]
+    except IntegrationError as error:  # e.g. the number's provider is no longer available
+        logger.warning("Webhook event %s cannot be parsed: %s", event.pk, error)
+        return [], f"{error}"[:2000]
     except Exception as error:  # the parser promises PayloadError only; never lose the batch
         logger.exception("Webhook event %s: the parser failed", event.pk)
         return [], f"Unrecognised payload: {type(error).__name__}: {error}"[:2000]
@@ -460,13 +447,13 @@ def _names_another_number(number: WhatsAppNumber, item) -> bool:
 
 
 def _dispatch(number: WhatsAppNumber, item) -> None:
-    if isinstance(item, payloads.InboundMessage):
+    if isinstance(item, channel_events.InboundMessage):
         signals.message_received.send(sender=WhatsAppNumber, number=number, message=item)
-    elif isinstance(item, payloads.TemplateStatusUpdate):
+    elif isinstance(item, channel_events.TemplateStatusUpdate):
         template_status_apply(number=number, update=item)
-    elif isinstance(item, payloads.PhoneNumberQualityUpdate):
+    elif isinstance(item, channel_events.PhoneNumberQualityUpdate):
         number_quality_apply(number=number, update=item)
-    elif isinstance(item, payloads.ValueErrors):
+    elif isinstance(item, channel_events.ValueErrors):
         for error in item.errors:
             logger.warning(
                 "WhatsApp reported an error for number %s: #%s %s (%s)",
@@ -577,7 +564,7 @@ def template_status_apply(*, number: WhatsAppNumber, update) -> int:
         else templates.filter(name=update.template_name, language=update.language)
     )
     # Upper-casing may lengthen a string ("ß" is "SS"): clamp to the column again.
-    status = update.event.upper()[: payloads.TEMPLATE_STATUS_MAX]
+    status = update.event.upper()[:TEMPLATE_STATUS_MAX]
     return target.update(status=status, rejected_reason=update.reason or "")
 
 
@@ -600,7 +587,7 @@ def templates_sync(*, number: WhatsAppNumber) -> int:
 
     Templates gone from the WABA are kept (campaigns may point at them) but marked DELETED.
     """
-    remote = client_for(number).list_templates()
+    remote = provider_for(number).list_templates()
     seen = []
     with transaction.atomic():
         for item in remote:

@@ -1,5 +1,4 @@
 import functools
-import hmac
 import logging
 
 import requests
@@ -16,9 +15,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import access
 from integrations import ingest, selectors, services
+from integrations.errors import IntegrationError
 from integrations.forms import SandboxMessageForm
 from integrations.models import WhatsAppNumber
-from integrations.whatsapp.errors import WhatsAppError
+from integrations.providers import capabilities_for, provider_for
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ def number_list(request):
     for number in numbers:
         number.webhook_url = selectors.webhook_url(request, number)
         number.synced_templates = templates.get(number.pk, [])
+        number.capabilities = capabilities_for(number)
     context = {"numbers": numbers, "can_edit": access.can_edit(request.membership, "settings")}
     return render(request, "integrations/number_list.html", context)
 
@@ -42,7 +43,7 @@ def number_templates_sync(request, code):
     number = get_object_or_404(WhatsAppNumber, organization=request.organization, code=code)
     try:
         count = services.templates_sync(number=number)
-    except (WhatsAppError, requests.RequestException) as error:
+    except (IntegrationError, requests.RequestException) as error:
         logger.warning("Template sync for number %s failed: %s", number.pk, error)
         messages.error(
             request,
@@ -113,11 +114,10 @@ def _refusal(refusal: ingest.Refusal) -> HttpResponse:
 
 
 def _verify(request, number):
-    mode = request.GET.get("hub.mode")
-    token = request.GET.get("hub.verify_token", "")
-    challenge = request.GET.get("hub.challenge", "")
-    if mode == "subscribe" and hmac.compare_digest(token.encode(), number.verify_token.encode()):
-        return HttpResponse(challenge, content_type="text/plain")
+    """The provider's webhook subscription check (Meta: ``hub.mode``/``hub.verify_token``)."""
+    answer = provider_for(number).answer_handshake(request.GET)
+    if answer is not None:
+        return HttpResponse(answer, content_type="text/plain")
     return HttpResponseForbidden("Verification token mismatch", content_type="text/plain")
 
 

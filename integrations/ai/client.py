@@ -26,7 +26,7 @@ from django.conf import settings
 
 from config.admission import waiting_outside
 from integrations import egress
-from integrations.whatsapp.errors import IntegrationError
+from integrations.errors import IntegrationError
 
 DEFAULT_TIMEOUT = 20.0
 

@@ -18,26 +18,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from integrations import errors
+
 
 def gettext_noop(message: str) -> str:
     """Mark a string for translation without importing Django (``makemessages`` finds it)."""
     return message
 
 
-class IntegrationError(Exception):
-    """Base error for every provider integration.
-
-    ``permanent`` is True when repeating the same call cannot succeed (fix the request, the
-    credentials or the account first); False when a later retry may work.
-    """
-
-    def __init__(self, message: str, *, permanent: bool = True) -> None:
-        super().__init__(message)
-        self.message = message
-        self.permanent = permanent
-
-
-class WhatsAppError(IntegrationError):
+class WhatsAppError(errors.IntegrationError):
     """An error from the WhatsApp Cloud API, or from our own checks before calling it."""
 
     def __init__(
@@ -54,80 +43,68 @@ class WhatsAppError(IntegrationError):
         fbtrace_id: str = "",
         ambiguous: bool = False,
     ) -> None:
-        super().__init__(message, permanent=not retryable)
-        self.code = code
-        self.title = title
-        self.details = details
-        self.http_status = http_status
-        self.retryable = retryable
-        self.retry_after = retry_after
+        super().__init__(
+            message,
+            permanent=not retryable,
+            code=code,
+            title=title,
+            details=details,
+            http_status=http_status,
+            retry_after=retry_after,
+            ambiguous=ambiguous,
+        )
         self.error_subcode = error_subcode
         self.fbtrace_id = fbtrace_id
-        # True when the request may have reached WhatsApp although no answer came back (a read
-        # timeout on a send): retrying could deliver the message twice.
-        self.ambiguous = ambiguous
-
-    def __str__(self) -> str:
-        label = f"#{self.code} " if self.code is not None else ""
-        text = f"{label}{self.title or self.message}"
-        if self.details and self.details != self.title:
-            text += f": {self.details}"
-        return text
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(code={self.code!r}, title={self.title!r})"
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary for storing next to the failed message."""
-        return {
-            "kind": type(self).__name__,
-            "code": self.code,
-            "title": self.title,
-            "message": self.message,
-            "details": self.details,
-            "http_status": self.http_status,
-            "retryable": self.retryable,
-            "retry_after": self.retry_after,
-        }
 
 
-class ThrottledError(WhatsAppError):
-    """A rate limit (app, WABA, number throughput or per-recipient pair limit)."""
+# Each Cloud API class is also the provider-neutral class callers above ``integrations`` catch.
 
 
-class WindowClosedError(WhatsAppError):
+class ThrottledError(WhatsAppError, errors.RateLimitedError):
+    """A rate limit of the app, the WABA or the number's throughput."""
+
+
+class PairThrottledError(ThrottledError, errors.RecipientRateLimitedError):
+    """Too many messages from this number to the same customer (131056)."""
+
+
+class SpamThrottledError(ThrottledError, errors.QualityLimitedError):
+    """The number is limited because earlier messages were blocked or flagged (131048)."""
+
+
+class WindowClosedError(WhatsAppError, errors.WindowClosedError):
     """More than 24 h since the customer last wrote: only a template can be sent."""
 
 
-class RecipientError(WhatsAppError):
+class RecipientError(WhatsAppError, errors.RecipientError):
     """The recipient cannot receive this message (not on WhatsApp, opted out, not allowed...)."""
 
 
-class TemplateError(WhatsAppError):
+class TemplateError(WhatsAppError, errors.TemplateError):
     """A template problem: missing, not approved, paused, parameters that do not match."""
 
 
-class AuthError(WhatsAppError):
+class AuthError(WhatsAppError, errors.AuthError):
     """The access token is invalid or expired, or lacks a permission."""
 
 
-class AccountError(WhatsAppError):
+class AccountError(WhatsAppError, errors.AccountError):
     """The business account is locked, restricted, or has a payment problem."""
 
 
-class MediaError(WhatsAppError):
+class MediaError(WhatsAppError, errors.MediaError):
     """Media could not be uploaded, downloaded or used."""
 
 
-class ServerError(WhatsAppError):
+class ServerError(WhatsAppError, errors.ServerError):
     """A temporary failure on WhatsApp's side or on the network; retry with backoff."""
 
 
-class InvalidRequestError(WhatsAppError):
+class InvalidRequestError(WhatsAppError, errors.InvalidRequestError):
     """Meta rejected the request as malformed (codes 100, 131008, 131009, 131051)."""
 
 
-class ValidationError(WhatsAppError):
+class ValidationError(WhatsAppError, errors.ContentError):
     """Our own check failed before any call was made. Never retryable; ``code`` is None."""
 
     def __init__(self, message: str) -> None:
@@ -220,7 +197,7 @@ ERROR_SPECS: dict[int, ErrorSpec] = {
         retryable=True,
     ),
     131056: ErrorSpec(
-        ThrottledError,
+        PairThrottledError,
         "(Business Account, Consumer Account) pair rate limit hit",
         "Message failed to send because there were too many messages sent from "
         "this phone number to the same phone number in a short period of time.",
@@ -232,7 +209,7 @@ ERROR_SPECS: dict[int, ErrorSpec] = {
         retry_after=6,
     ),
     131048: ErrorSpec(
-        ThrottledError,
+        SpamThrottledError,
         "Spam rate limit hit",
         "Message failed to send because there are restrictions on how many messages "
         "can be sent from this phone number. This may be because too many previous "

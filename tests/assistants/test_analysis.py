@@ -7,7 +7,7 @@ from assistants import services
 from assistants.models import AISettings, ConversationAnalysis, UsageRecord
 from inbox import services as inbox_services
 from inbox.models import Chat, Message
-from integrations.services import client_for
+from integrations.providers import provider_for
 from integrations.whatsapp import payloads
 from tests.assistants.helpers import AssistantTestCase
 
@@ -85,7 +85,9 @@ class GradingTests(AssistantTestCase):
 class VoiceNoteTests(AssistantTestCase):
     def test_a_voice_note_is_transcribed_and_answered_from_the_transcript(self):
         chat = self.ai_chat()
-        media_id = client_for(self.number).upload_media(b"OggS fake voice", "audio/ogg", "voz.ogg")
+        media_id = provider_for(self.number).upload_media(
+            data=b"OggS fake voice", mime_type="audio/ogg", filename="voz.ogg"
+        )
         self.stub.transcript = "quero marcar uma limpeza amanhã"
         self.stub.script({"content": "Temos horário às 10h."})
         content = payloads.build_media(

@@ -14,6 +14,7 @@ from inbox import services as inbox_services
 from inbox.models import Chat, Contact, Media, Message
 from integrations import services
 from integrations.models import WhatsAppNumber
+from integrations.providers import provider_for
 from integrations.whatsapp.sandbox import SandboxApp, SandboxServer
 from integrations.whatsapp.sandbox.samples import png
 from tests.base import make_org
@@ -86,7 +87,9 @@ def test_every_send_type_comes_back_read_through_the_real_webhook(sandbox, serve
         inbound = media.message
 
         services.templates_sync(number=number)
-        media_id = services.client_for(number).upload_media(png(), "image/png", "a.png")
+        media_id = provider_for(number).upload_media(
+            data=png(), mime_type="image/png", filename="a.png"
+        )
         sends = [
             ("text", {"body": "Olá, Carla!", "preview_url": False}, None),
             ("image", {"link": "https://cdn.example/a.png", "caption": "Link"}, None),

@@ -10,6 +10,7 @@ from inbox import services as inbox_services
 from inbox.models import Message
 from integrations import services
 from integrations.models import MessageTemplate
+from integrations.providers import provider_for
 from integrations.whatsapp.sandbox.samples import png
 from tests.integrations.test_webhook_inbound import SandboxTestCase
 
@@ -89,7 +90,9 @@ class SendTypesTests(ChannelTestCase):
             self.assert_delivered_and_read(by_link)["image"]["link"],
             "https://cdn.example/sorriso.png",
         )
-        media_id = services.client_for(self.number).upload_media(png(), "image/png", "a.png")
+        media_id = provider_for(self.number).upload_media(
+            data=png(), mime_type="image/png", filename="a.png"
+        )
         by_id = self.send("image", {"id": media_id, "caption": "Seu sorriso"})
         body = self.assert_delivered_and_read(by_id)
         self.assertEqual(body["image"], {"id": media_id, "caption": "Seu sorriso"})
