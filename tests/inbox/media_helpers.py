@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from inbox import services
 from inbox.models import Media
-from integrations.services import client_for
+from integrations.providers import provider_for
 from integrations.whatsapp import payloads
 from tests.servers import free_port
 
@@ -89,7 +89,9 @@ class MotoS3:
 def customer_sends(case, chat, kind: str, data: bytes, mime_type: str, filename: str = "") -> Media:
     """The customer's phone uploads ``data`` to WhatsApp (the sandbox) and sends it; the webhook
     is parsed and stored, and the download task stores the file (inline tasks)."""
-    media_id = client_for(chat.number).upload_media(data, mime_type, filename or "file")
+    media_id = provider_for(chat.number).upload_media(
+        data=data, mime_type=mime_type, filename=filename or "file"
+    )
     raw = payloads.build_inbound_message(
         wamid=f"wamid.media.{next(_wamids)}.{time.monotonic_ns()}",
         from_wa_id=chat.contact.wa_id,
