@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
@@ -29,9 +30,11 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -159,6 +162,121 @@ class ErrorBody(serializers.Serializer):
         details = serializers.JSONField()
 
     error = Error()
+
+
+# --- Input -------------------------------------------------------------------------------------
+
+
+def _json_type_errors(field, value):
+    """Why ``value`` (parsed JSON) is not of the JSON type the schema gives ``field``, or None.
+    DRF alone would take 0 for "0", 1 or "true" for true and "5" for 5."""
+    if value is None or isinstance(field, serializers.JSONField | serializers.FileField):
+        return None  # null is the field's own rule (allow_null)
+    if isinstance(field, serializers.BooleanField):
+        ok = isinstance(value, bool)
+    elif isinstance(field, serializers.IntegerField):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(field, serializers.FloatField):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif isinstance(field, serializers.ListField | serializers.ListSerializer):
+        if not isinstance(value, list):
+            return [_("Expected a list.")]
+        errors = {i: e for i, v in enumerate(value) if (e := _json_type_errors(field.child, v))}
+        return errors or None
+    elif isinstance(field, serializers.DictField):
+        if not isinstance(value, dict):
+            return [_("Expected an object.")]
+        errors = {k: e for k, v in value.items() if (e := _json_type_errors(field.child, v))}
+        return errors or None
+    elif isinstance(field, serializers.Serializer):
+        if not isinstance(value, dict):
+            return [_("Expected an object.")]
+        return json_type_errors(field, value) or None
+    elif isinstance(field, serializers.MultipleChoiceField):
+        ok = isinstance(value, list)
+    elif isinstance(
+        field,
+        serializers.CharField
+        | serializers.ChoiceField
+        | serializers.UUIDField
+        | serializers.DateField
+        | serializers.DateTimeField
+        | serializers.TimeField,
+    ):
+        ok = isinstance(value, str)
+    else:
+        return None
+    return None if ok else [_("Wrong type: see the schema.")]
+
+
+def json_type_errors(serializer: serializers.Serializer, data: dict) -> dict:
+    return {
+        name: error
+        for name, field in serializer.fields.items()
+        if not field.read_only
+        and field.source != "*"
+        and name in data
+        and (error := _json_type_errors(field, data[name]))
+    }
+
+
+class ApiIn(serializers.Serializer):
+    """Base of the API's JSON body serializers: each value must already have the JSON type
+    the schema documents (``"notes": 0`` is refused, not stored as "0")."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and (errors := json_type_errors(self, data)):
+            raise exceptions.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+def error_body(*, code: str, message: str, details=None) -> dict:
+    """The error body outside DRF views (unknown /api/ paths, Django's own error handlers)."""
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+# Every operation may answer these (bodies only where a request has one); ``ApiSchema``
+# documents them, so that clients and schemathesis know each status the API can return.
+SHARED_ERRORS = {
+    400: "Invalid fields or parameters; `details` names each one.",
+    401: "Missing, invalid or revoked API key.",
+    403: "The key lacks the scope (or the member's role the permission).",
+    404: "Not found: an unknown id, or another organization's object.",
+    413: "The request body is too large (1 MB of JSON, 16 MB of media).",
+    415: "The body is not JSON (`Content-Type: application/json`).",
+    429: "Too many requests: wait `Retry-After` seconds.",
+}
+BODY_ERRORS = (413, 415)
+
+
+class ApiSchema(AutoSchema):
+    """drf-spectacular's schema for ``ApiView``: each operation lists the shared error
+    responses with the one error body, and a 429's ``Retry-After`` header."""
+
+    def get_response_serializers(self):
+        responses = super().get_response_serializers()
+        if not isinstance(responses, dict):
+            responses = {200: responses}
+        with_body = self.method in ("POST", "PUT", "PATCH")
+        responses = dict(responses)
+        for code, description in SHARED_ERRORS.items():
+            if code in BODY_ERRORS and not with_body:
+                continue
+            if code == 415 and self.view.parser_classes != [JSONParser]:
+                continue
+            existing = responses.get(code)
+            if existing is None or existing is ErrorBody:
+                responses[code] = OpenApiResponse(ErrorBody, description=description)
+        return responses
+
+    def _get_response_headers_for_code(self, status_code, direction="response"):
+        headers = super()._get_response_headers_for_code(status_code, direction)
+        if str(status_code) == "429":
+            headers["Retry-After"] = {
+                "schema": {"type": "integer", "minimum": 0},
+                "description": "Seconds to wait before retrying.",
+            }
+        return headers
 
 
 # --- Authentication ---------------------------------------------------------------------------
@@ -317,6 +435,8 @@ class ApiView(APIView):
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [ScopePermission]
     throttle_classes = [ApiRateThrottle]
+    parser_classes = [JSONParser]  # JSON in and out, as the schema says
+    schema = ApiSchema()
     resource = ""  # one of API_RESOURCES
     action = ""  # "read" / "write"; default: by HTTP method
     throttle_scope = ""  # default: read for safe methods, write otherwise
@@ -377,11 +497,23 @@ class ApiView(APIView):
 
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 200
+CURSOR_PATTERN = r"[A-Za-z0-9_-]{1,1000}"  # URL-safe base64 of [value, id], unpadded
 
 CURSOR_PARAMETERS = [
-    OpenApiParameter("cursor", str, description="Opaque cursor from a previous page's `next`."),
     OpenApiParameter(
-        "limit", int, description=f"Page size, 1–{PAGE_SIZE_MAX} (default {PAGE_SIZE_DEFAULT})."
+        "cursor",
+        {"type": "string", "pattern": f"^{CURSOR_PATTERN}$"},
+        description="Opaque cursor from a previous page's `next`.",
+    ),
+    OpenApiParameter(
+        "limit",
+        {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": PAGE_SIZE_MAX,
+            "default": PAGE_SIZE_DEFAULT,
+        },
+        description=f"Page size, 1–{PAGE_SIZE_MAX} (default {PAGE_SIZE_DEFAULT}).",
     ),
 ]
 
@@ -394,6 +526,10 @@ def _encode_cursor(value, pk: int) -> str:
 
 
 def _decode_cursor(cursor: str, is_datetime: bool):
+    """A malformed cursor is a bad request (400); a well-formed one that we never issued
+    names no page (404, as an unknown id does)."""
+    if not re.fullmatch(CURSOR_PATTERN, cursor):
+        raise exceptions.ValidationError({"cursor": [_("Invalid cursor.")]})
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -405,7 +541,9 @@ def _decode_cursor(cursor: str, is_datetime: bool):
             raise ValueError
         return value, pk
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as error:
-        raise exceptions.ValidationError({"cursor": [_("Invalid cursor.")]}) from error
+        raise exceptions.NotFound(
+            _("Unknown cursor: follow a previous page's next."), code="unknown_cursor"
+        ) from error
 
 
 def _after(field: str, value, pk: int, descending: bool) -> Q:
@@ -419,19 +557,26 @@ def _after(field: str, value, pk: int, descending: bool) -> Q:
     return following if descending else following | Q(**{f"{field}__isnull": True})
 
 
+def query_data(request) -> dict:
+    """The query string as a plain dict for an input serializer: ``?start=`` is then a blank
+    value it rejects, as the schema does (with a QueryDict, DRF reads a blank as omitted, as
+    for HTML forms). A repeated parameter counts once, its last value."""
+    return request.query_params.dict()
+
+
 def keyset_page(
     request, queryset: QuerySet, field: str, *, descending: bool, is_datetime: bool = True
 ):
     """One page of ``queryset`` ordered by (``field``, id); returns the rows and the URL of
     the next page (or None). Stable under inserts, unlike offsets."""
-    try:
-        limit = int(request.query_params.get("limit", PAGE_SIZE_DEFAULT))
-    except ValueError:
-        raise exceptions.ValidationError({"limit": [_("A whole number is required.")]}) from None
+    raw_limit = request.query_params.get("limit", str(PAGE_SIZE_DEFAULT))
+    if not re.fullmatch(r"[0-9]{1,6}", raw_limit):
+        raise exceptions.ValidationError({"limit": [_("A whole number is required.")]})
+    limit = int(raw_limit)
     if not 1 <= limit <= PAGE_SIZE_MAX:
         raise exceptions.ValidationError({"limit": [_("Between 1 and %d.") % PAGE_SIZE_MAX]})
     cursor = request.query_params.get("cursor")
-    if cursor:
+    if cursor is not None:
         value, pk = _decode_cursor(cursor, is_datetime)
         queryset = queryset.filter(_after(field, value, pk, descending))
     if descending:

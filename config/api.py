@@ -4,12 +4,17 @@ plus the OpenAPI 3 schema (``/api/schema/``) and interactive docs (``/api/docs/`
 from pathlib import Path
 
 import drf_spectacular_sidecar
-from django.urls import include, path, reverse
+from django.http import JsonResponse
+from django.urls import include, path, re_path, reverse
+from django.utils.translation import gettext as _
+from django.views import defaults
 from django.views.decorators.cache import cache_control
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts.api_auth import error_body
 from config import api_assistants as assistants
 from config import api_campaigns as campaigns
 from config import api_contacts as contacts
@@ -224,9 +229,48 @@ def docs_asset(request, name):
     return serve(request, name, document_root=SWAGGER_UI)
 
 
+# --- Errors outside the API views: JSON under /api/, Django's pages elsewhere ------------------
+
+ERROR_CODES = {
+    400: ("bad_request", "The request is malformed."),
+    403: ("permission_denied", "You do not have permission to perform this action."),
+    404: ("not_found", "Not found."),
+    500: ("server_error", "Something went wrong on our side; it has been logged."),
+}
+
+
+def _api_error(request, status: int) -> JsonResponse | None:
+    if not request.path.startswith("/api/"):
+        return None
+    code, message = ERROR_CODES[status]
+    return JsonResponse(error_body(code=code, message=_(message)), status=status)
+
+
+@csrf_exempt
+def not_found(request, exception=None):
+    """Any /api/ URL no view answers (``/api/v1/chats/not-a-uuid/`` included): the API's
+    404 body, whatever the method, rather than Django's HTML page."""
+    return _api_error(request, 404) or defaults.page_not_found(request, exception)
+
+
+def bad_request(request, exception=None):
+    return _api_error(request, 400) or defaults.bad_request(request, exception)
+
+
+def permission_denied(request, exception=None):
+    return _api_error(request, 403) or defaults.permission_denied(request, exception)
+
+
+def server_error(request):
+    return _api_error(request, 500) or defaults.server_error(request)
+
+
 urlpatterns = [
     path("v1/", include(v1)),
     path("schema/", SchemaView.as_view(), name="api_schema"),
     path("docs/", SwaggerView.as_view(url_name="api_schema"), name="api_docs"),
     path("docs/assets/<str:name>", docs_asset, name="api_docs_asset"),
+    # Last: paths ending in a slash that nothing above matched. Others still get Django's
+    # APPEND_SLASH redirect (to here when nothing matches with the slash either).
+    re_path(r"^.*/$", not_found),
 ]

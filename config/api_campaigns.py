@@ -16,12 +16,14 @@ from rest_framework.response import Response
 
 from accounts.api_auth import (
     CURSOR_PARAMETERS,
+    ApiIn,
     ApiView,
     Conflict,
     ErrorBody,
     keyset_page,
     page_response,
     paginated,
+    query_data,
 )
 from campaigns import access, forms, selectors, services
 from campaigns.models import Campaign, CampaignRecipient, Segment
@@ -130,7 +132,7 @@ def _stats(campaign: Campaign) -> dict:
     }
 
 
-class CampaignCreateIn(serializers.Serializer):
+class CampaignCreateIn(ApiIn):
     name = serializers.CharField(max_length=120)
     number = serializers.UUIDField(help_text="The number that sends (GET /numbers/).")
     template = serializers.UUIDField(help_text="An APPROVED template of that number.")
@@ -264,7 +266,7 @@ class CampaignListApi(ApiView):
         responses={200: paginated(CampaignOut), **ERRORS},
     )
     def get(self, request):
-        params = self.CampaignFilterIn(data=request.query_params)
+        params = self.CampaignFilterIn(data=query_data(request))
         params.is_valid(raise_exception=True)
         data = params.validated_data
         campaigns = _campaigns(self.organization)
@@ -333,7 +335,7 @@ class _CampaignActionApi(ApiView):
 
 
 class CampaignScheduleApi(_CampaignActionApi):
-    class ScheduleIn(serializers.Serializer):
+    class ScheduleIn(ApiIn):
         scheduled_at = serializers.DateTimeField(
             required=False,
             help_text="Optional: send once at this moment instead of the campaign's schedule.",
@@ -487,7 +489,7 @@ class CampaignRecipientsApi(ApiView):
     )
     def get(self, request, code):
         campaign, _can_edit = access.get_campaign_for_member(self.membership, code)
-        params = self.RecipientFilterIn(data=request.query_params)
+        params = self.RecipientFilterIn(data=query_data(request))
         params.is_valid(raise_exception=True)
         data = params.validated_data
         recipients = selectors.campaign_recipients(campaign, data.get("status", ""))
@@ -571,7 +573,7 @@ class SegmentOut(serializers.Serializer):
         return selectors.segment_contacts(segment).count()
 
 
-class SegmentCreateIn(serializers.Serializer):
+class SegmentCreateIn(ApiIn):
     name = serializers.CharField(max_length=120)
     kind = serializers.ChoiceField(choices=Segment.Kind.values, default="dynamic")
     filters = SegmentFiltersIn(required=False)
@@ -583,7 +585,7 @@ class SegmentCreateIn(serializers.Serializer):
     )
 
 
-class SegmentUpdateIn(serializers.Serializer):
+class SegmentUpdateIn(ApiIn):
     name = serializers.CharField(required=False, max_length=120)
     filters = SegmentFiltersIn(required=False, help_text="Replaces the filter (kind `dynamic`).")
     add_contacts = serializers.ListField(
@@ -644,7 +646,7 @@ class SegmentListApi(ApiView):
         responses={200: paginated(SegmentOut), **ERRORS},
     )
     def get(self, request):
-        params = self.SegmentFilterIn(data=request.query_params)
+        params = self.SegmentFilterIn(data=query_data(request))
         params.is_valid(raise_exception=True)
         data = params.validated_data
         segments = Segment.objects.filter(organization=self.organization)

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from accounts.api_auth import (
     CURSOR_PARAMETERS,
+    ApiIn,
     ApiView,
     Conflict,
     ErrorBody,
@@ -21,6 +22,7 @@ from accounts.api_auth import (
     keyset_page,
     page_response,
     paginated,
+    query_data,
 )
 from campaigns import services as audience
 from campaigns.models import ConsentEvent
@@ -52,7 +54,7 @@ class ContactOut(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class ContactFieldsIn(serializers.Serializer):
+class ContactFieldsIn(ApiIn):
     name = serializers.CharField(required=False, allow_blank=True, max_length=255)
     email = serializers.EmailField(required=False, allow_blank=True)
     tags = serializers.ListField(
@@ -136,7 +138,7 @@ class ContactListApi(ApiView):
         responses={200: paginated(ContactOut), **ERRORS},
     )
     def get(self, request):
-        params = self.ContactFilterIn(data=request.query_params)
+        params = self.ContactFilterIn(data=query_data(request))
         params.is_valid(raise_exception=True)
         data = params.validated_data
         contacts = selectors.contact_search(self.membership, data.get("q", "").strip())
@@ -239,7 +241,7 @@ class ContactDetailApi(ApiView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ConsentIn(serializers.Serializer):
+class ConsentIn(ApiIn):
     detail = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -300,7 +302,7 @@ class ContactImportApi(ApiView):
 
     resource = "contacts"
 
-    class ContactImportRowIn(serializers.Serializer):
+    class ContactImportRowIn(ApiIn):
         phone = serializers.CharField(max_length=20)
         name = serializers.CharField(required=False, allow_blank=True, max_length=255)
         email = serializers.CharField(required=False, allow_blank=True, max_length=254)
@@ -315,7 +317,7 @@ class ContactImportApi(ApiView):
             child=serializers.CharField(allow_blank=True, max_length=500), required=False
         )
 
-    class ContactImportIn(serializers.Serializer):
+    class ContactImportIn(ApiIn):
         contacts = serializers.ListField(min_length=1, max_length=IMPORT_MAX_ROWS)
 
     class ContactImportOut(serializers.Serializer):

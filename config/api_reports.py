@@ -17,7 +17,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from accounts.api_auth import ApiView, ErrorBody
+from accounts.api_auth import ApiIn, ApiView, ErrorBody, query_data
 from inbox.models import Contact
 from reports import privacy, selectors, stats
 from reports.forms import PeriodForm
@@ -140,7 +140,7 @@ class ReportSummaryApi(ApiView):
         ],
     )
     def get(self, request):
-        params = self.PeriodIn(data=request.query_params)
+        params = self.PeriodIn(data=query_data(request))
         params.is_valid(raise_exception=True)
         form = PeriodForm(
             {key: str(value) for key, value in params.validated_data.items() if value is not None}
@@ -217,7 +217,7 @@ class ContactEraseApi(ApiView):
 
     resource = "privacy"
 
-    class EraseIn(serializers.Serializer):
+    class EraseIn(ApiIn):
         confirm = serializers.BooleanField(help_text="Must be true: erasure cannot be undone.")
 
         def validate_confirm(self, value):

@@ -24,5 +24,11 @@ urlpatterns = [
     path("api/", include("config.api")),
 ]
 
+# JSON under /api/ (config.api), Django's pages elsewhere.
+handler400 = "config.api.bad_request"
+handler403 = "config.api.permission_denied"
+handler404 = "config.api.not_found"
+handler500 = "config.api.server_error"
+
 if settings.DEBUG:
     urlpatterns += [path("media/<path:path>", serve, {"document_root": settings.MEDIA_ROOT})]
