@@ -210,20 +210,20 @@ def _json_type_errors(field, value):
 
 
 def json_type_errors(serializer: serializers.Serializer, data: dict) -> dict:
-    return {
-        name: error
-        for name, field in serializer.fields.items()
-        if not field.read_only
-        and field.source != "*"
-        and name in data
-        and (error := _json_type_errors(field, data[name]))
-    }
+    """Values of the wrong JSON type, and names the serializer does not know (the schema
+    says ``additionalProperties: false``: a misspelt field is an error, not ignored)."""
+    fields = {name: field for name, field in serializer.fields.items() if not field.read_only}
+    errors = {name: [_("Unknown field.")] for name in data if name not in fields}
+    for name, field in fields.items():
+        if name in data and (error := _json_type_errors(field, data[name])):
+            errors[name] = error
+    return errors
 
 
+# Base of the API's JSON body serializers: each value must already have the JSON type the
+# schema documents ("notes": 0 is refused, not stored as "0"). A comment, not a docstring: the
+# schema would show it as every input's description.
 class ApiIn(serializers.Serializer):
-    """Base of the API's JSON body serializers: each value must already have the JSON type
-    the schema documents (``"notes": 0`` is refused, not stored as "0")."""
-
     def to_internal_value(self, data):
         if isinstance(data, dict) and (errors := json_type_errors(self, data)):
             raise exceptions.ValidationError(errors)
@@ -247,27 +247,51 @@ SHARED_ERRORS = {
     429: "Too many requests: wait `Retry-After` seconds.",
 }
 BODY_ERRORS = (413, 415)
+NO_NUL = r"^[^\x00]*$"
+NOT_BLANK_NO_NUL = r"^[^\x00]*[^\s\x00][^\x00]*$"
 
 
 class ApiSchema(AutoSchema):
     """drf-spectacular's schema for ``ApiView``: each operation lists the shared error
     responses with the one error body, and a 429's ``Retry-After`` header."""
 
-    def get_response_serializers(self):
-        responses = super().get_response_serializers()
-        if not isinstance(responses, dict):
-            responses = {200: responses}
+    def _get_response_bodies(self, direction="response"):
+        # Not get_response_serializers(): @extend_schema(responses=…) replaces that one.
+        responses = super()._get_response_bodies(direction)
         with_body = self.method in ("POST", "PUT", "PATCH")
-        responses = dict(responses)
         for code, description in SHARED_ERRORS.items():
             if code in BODY_ERRORS and not with_body:
                 continue
             if code == 415 and self.view.parser_classes != [JSONParser]:
                 continue
-            existing = responses.get(code)
-            if existing is None or existing is ErrorBody:
-                responses[code] = OpenApiResponse(ErrorBody, description=description)
+            key = str(code)
+            if key not in responses:
+                responses[key] = self._get_response_for_code(
+                    OpenApiResponse(ErrorBody, description=description), key, direction=direction
+                )
+            elif not responses[key].get("description"):
+                responses[key]["description"] = description
         return responses
+
+    def _map_serializer(self, serializer, direction, bypass_extensions=False):
+        schema = super()._map_serializer(serializer, direction, bypass_extensions)
+        if direction == "request" and schema.get("type") == "object":
+            schema.setdefault("additionalProperties", False)  # as ApiIn enforces
+        return schema
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        """Strings in requests say what DRF accepts: no NUL character, and for a field that
+        may not be blank, something besides whitespace (DRF trims it first)."""
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if (
+            direction == "request"
+            and isinstance(field, serializers.CharField)
+            and schema.get("type") == "string"
+            and not {"pattern", "format", "enum"} & set(schema)
+        ):
+            blank_ok = field.allow_blank or not field.trim_whitespace
+            schema["pattern"] = NO_NUL if blank_ok else NOT_BLANK_NO_NUL
+        return schema
 
     def _get_response_headers_for_code(self, status_code, direction="response"):
         headers = super()._get_response_headers_for_code(status_code, direction)

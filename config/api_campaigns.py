@@ -354,14 +354,16 @@ class CampaignScheduleApi(_CampaignActionApi):
         ],
     )
     def post(self, request, code):
-        self.schedule_in = self.ScheduleIn(data=request.data)
-        self.schedule_in.is_valid(raise_exception=True)
         return super().post(request, code)
 
     def change(self, campaign: Campaign) -> bool:
+        # The body is read once the campaign is found: another organization's id is a 404
+        # whatever the body says.
+        data = self.ScheduleIn(data=self.request.data)
+        data.is_valid(raise_exception=True)
         if campaign.status != Campaign.Status.DRAFT:
             return False  # only drafts are scheduled (a paused campaign is resumed)
-        moment = self.schedule_in.validated_data.get("scheduled_at")
+        moment = data.validated_data.get("scheduled_at")
         with transaction.atomic():
             if moment is not None:
                 if moment <= timezone.now():

@@ -12,7 +12,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -73,6 +73,11 @@ class ReportSummaryOut(serializers.Serializer):
     current = FiguresOut()
     previous = FiguresOut()
     days = DayOut(many=True, help_text="Per day of the period.")
+
+
+@extend_schema_field({"type": "boolean", "enum": [True]})
+class ConfirmField(serializers.BooleanField):
+    """A yes that must be given: the schema says only true is accepted."""
 
 
 class ReportSummaryApi(ApiView):
@@ -218,7 +223,7 @@ class ContactEraseApi(ApiView):
     resource = "privacy"
 
     class EraseIn(ApiIn):
-        confirm = serializers.BooleanField(help_text="Must be true: erasure cannot be undone.")
+        confirm = ConfirmField(help_text="Must be true: erasure cannot be undone.")
 
         def validate_confirm(self, value):
             if not value:

@@ -617,7 +617,7 @@ class MediaUploadApi(ApiView):
     parser_classes = [MultiPartParser]
     max_body_bytes = MEDIA_MAX_BYTES + 64 * 1024
 
-    class MediaUploadIn(serializers.Serializer):
+    class MediaUploadIn(ApiIn):
         file = serializers.FileField()
         number = serializers.UUIDField(
             required=False, help_text="Optional when you have one number."

@@ -4,16 +4,18 @@ Schemathesis runs here as its command line does (``st run --checks all``): every
 (schema examples, coverage of each parameter's edges, fuzzing, stateful sequences) with every
 check (server errors, undocumented statuses, content types and headers, response bodies,
 schema-valid requests refused, schema-invalid requests accepted, deleted resources still
-answering, auth ignored, …), in-process through our WSGI handler, with a bounded number of
-examples so it stays around a minute on a small machine. One violation fails the test and the
-report names each one.
+answering, auth ignored, …) and the project's settings (``schemathesis.toml``), over HTTP to
+our WSGI handler in this process, with a bounded number of examples so it stays around a
+minute on a small machine. One violation fails the test and the report names each one.
 """
 
 import threading
+import tomllib
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 import schemathesis
+from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 from django.db import connections
 from django.test import override_settings
@@ -154,6 +156,7 @@ def _violations(event) -> list[str]:
             found.append(
                 f"{event.phase.value} {check.name}: {case.method} {case.formatted_path}"
                 f" → {check.failure_info.failure.title}: {answer}\n"
+                f"    {check.failure_info.failure.message[:SAMPLE_CHARS]}\n"
                 f"    {check.failure_info.code_sample[:SAMPLE_CHARS]}"
             )
     return found
@@ -168,15 +171,17 @@ def _violations(event) -> list[str]:
 )
 def test_the_api_conforms_to_its_schema(sandbox, api_url):
     organization, operations = _world()
+    project = tomllib.loads((settings.BASE_DIR / "schemathesis.toml").read_text())
     config = SchemathesisConfig.from_dict(
         {
+            **project,
             "seed": 8,
             "headers": {"Authorization": f"Bearer {key_for(organization)}"},
             "workers": 1,
             "checks": {"enabled": True},
             "generation": {"max-examples": EXAMPLES, "database": "none", "no-shrink": True},
             "phases": {"stateful": {"max-steps": 6}},
-            "operations": operations,
+            "operations": project.get("operations", []) + operations,
         }
     )
     schema = schemathesis.openapi.from_url(f"{api_url}/api/schema/", config=config)
