@@ -303,6 +303,32 @@ class ApiSchema(AutoSchema):
         return headers
 
 
+def schema_links(result, generator, request, public):
+    """drf-spectacular hook: what a create answers leads to its object's operations (OpenAPI
+    links: ``POST /contacts/`` → ``GET /contacts/{code}/`` with ``code`` = the new ``id``), so
+    clients and schemathesis' stateful tests can follow them."""
+    paths = result.get("paths", {})
+    for path, operations in paths.items():
+        created = operations.get("post", {}).get("responses", {}).get("201")
+        if created is None:
+            continue
+        links = {}
+        for other_path, other_operations in paths.items():
+            match = re.fullmatch(re.escape(path) + r"\{(\w+)\}/.*", other_path)
+            if match is None:
+                continue
+            parameters = {name: f"$request.path.{name}" for name in re.findall(r"\{(\w+)\}", path)}
+            parameters[match.group(1)] = "$response.body#/id"
+            for operation in other_operations.values():
+                links[operation["operationId"]] = {
+                    "operationId": operation["operationId"],
+                    "parameters": parameters,
+                }
+        if links:
+            created["links"] = links
+    return result
+
+
 # --- Authentication ---------------------------------------------------------------------------
 
 

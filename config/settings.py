@@ -273,6 +273,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,  # the schema describes the API, not itself
     # Request bodies get their own components, so non-blank strings say minLength 1 there.
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "accounts.api_auth.schema_links",  # a create's answer links to its object's operations
+    ],
 }
 
 # --- Product switches -----------------------------------------------------------------------
