@@ -243,7 +243,7 @@ SHARED_ERRORS = {
     403: "The key lacks the scope (or the member's role the permission).",
     404: "Not found: an unknown id, or another organization's object.",
     413: "The request body is too large (1 MB of JSON, 16 MB of media).",
-    415: "The body is not JSON (`Content-Type: application/json`).",
+    415: "Unsupported `Content-Type`: JSON (multipart/form-data for media uploads).",
     429: "Too many requests: wait `Retry-After` seconds.",
 }
 BODY_ERRORS = (413, 415)
@@ -261,8 +261,6 @@ class ApiSchema(AutoSchema):
         with_body = self.method in ("POST", "PUT", "PATCH")
         for code, description in SHARED_ERRORS.items():
             if code in BODY_ERRORS and not with_body:
-                continue
-            if code == 415 and self.view.parser_classes != [JSONParser]:
                 continue
             key = str(code)
             if key not in responses:

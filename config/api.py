@@ -6,7 +6,7 @@ from pathlib import Path
 import drf_spectacular_sidecar
 from django.http import JsonResponse
 from django.urls import include, path, re_path, reverse
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views import defaults
 from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import csrf_exempt
@@ -232,10 +232,10 @@ def docs_asset(request, name):
 # --- Errors outside the API views: JSON under /api/, Django's pages elsewhere ------------------
 
 ERROR_CODES = {
-    400: ("bad_request", "The request is malformed."),
-    403: ("permission_denied", "You do not have permission to perform this action."),
-    404: ("not_found", "Not found."),
-    500: ("server_error", "Something went wrong on our side; it has been logged."),
+    400: ("bad_request", gettext_lazy("The request is malformed.")),
+    403: ("permission_denied", gettext_lazy("You do not have permission to perform this action.")),
+    404: ("not_found", gettext_lazy("Not found.")),
+    500: ("server_error", gettext_lazy("Something went wrong on our side; it has been logged.")),
 }
 
 
@@ -243,7 +243,7 @@ def _api_error(request, status: int) -> JsonResponse | None:
     if not request.path.startswith("/api/"):
         return None
     code, message = ERROR_CODES[status]
-    return JsonResponse(error_body(code=code, message=_(message)), status=status)
+    return JsonResponse(error_body(code=code, message=str(message)), status=status)
 
 
 @csrf_exempt

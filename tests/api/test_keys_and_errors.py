@@ -1,9 +1,12 @@
-from django.test import override_settings
+import json
+
+from django.test import RequestFactory, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.api_auth import api_key_revoke
 from accounts.models import ApiKey
+from config import api as api_urls
 from tests.api.helpers import ApiTestCase, key_for
 
 
@@ -143,6 +146,21 @@ class ErrorShapeTests(ApiTestCase):
         self.assertError(self.client.get("/api/v1/no-such-thing/"), 404, "not_found")
         # Outside /api/ a missing page is still Django's.
         self.assertNotIn("json", self.client.get("/no-such-page/")["Content-Type"])
+
+    def test_djangos_own_errors_under_api_are_json(self):
+        """What Django answers before or after our views (a crash, a suspicious request)."""
+        for handler, status, code in (
+            (api_urls.server_error, 500, "server_error"),
+            (api_urls.bad_request, 400, "bad_request"),
+            (api_urls.permission_denied, 403, "permission_denied"),
+        ):
+            args = [] if status == 500 else [Exception()]
+            response = handler(RequestFactory().post("/api/v1/messages/"), *args)
+            with self.subTest(status=status):
+                self.assertEqual(response.status_code, status)
+                self.assertEqual(json.loads(response.content)["error"]["code"], code)
+        page = api_urls.server_error(RequestFactory().get("/inbox/"))
+        self.assertNotIn("json", page["Content-Type"])
 
     def test_a_body_that_is_not_json_is_415(self):
         response = self.client.post(
