@@ -129,15 +129,17 @@ Drive Porfin from your clinic system, CRM or automation tool.
 `Authorization: Bearer pfk_…`. Each key belongs to one organization and reaches only its data,
 with read or write scopes per resource (write implies read). Revoked keys stop at once.
 
-**Conventions.** JSON in and out; ids are UUIDs; phones are E.164 (`+5511999990000`); times
-are ISO-8601 in UTC (`2026-01-31T12:00:00Z`). Lists are paginated with an opaque cursor: follow
-`next` until it is null (`limit` 1–200).
+**Conventions.** JSON in and out (unknown fields and values of another JSON type are refused,
+not ignored); ids are UUIDs; phones are E.164 (`+5511999990000`); times are ISO-8601 in UTC
+(`2026-01-31T12:00:00Z`). Lists are paginated with an opaque cursor: follow `next` until it is
+null (`limit` 1–200).
 
 **Errors** always look like `{"error": {"code", "message", "details"}}`: 400 invalid fields
 (`details` per field), 401 missing or revoked key, 403 missing scope, 404 not found (also for
-other organizations' objects), 409 conflict, 413 body too large (1 MB JSON, 16 MB media),
-422 not possible now (e.g. free text outside WhatsApp's 24-hour window: send a template),
-429 too many requests (wait `Retry-After` seconds).
+other organizations' objects, and any URL under `/api/` that names nothing), 409 conflict,
+413 body too large (1 MB JSON, 16 MB media), 415 body not JSON, 422 not possible now (e.g.
+free text outside WhatsApp's 24-hour window: send a template), 429 too many requests (wait
+`Retry-After` seconds).
 
 **Scopes.** `numbers`, `templates`, `contacts`, `chats`, `messages`, `media`, `webhooks`,
 `assistants`, `campaigns`, `segments`, `reports` and `privacy` (a contact's LGPD export needs
