@@ -272,7 +272,8 @@ urlpatterns = [
     path("schema/", SchemaView.as_view(), name="api_schema"),
     path("docs/", SwaggerView.as_view(url_name="api_schema"), name="api_docs"),
     path("docs/assets/<str:name>", docs_asset, name="api_docs_asset"),
-    # Last: paths ending in a slash that nothing above matched. Others still get Django's
-    # APPEND_SLASH redirect (to here when nothing matches with the slash either).
-    re_path(r"^.*/$", not_found),
+    # Last: paths ending in a slash that nothing above matched (any characters, newlines
+    # too). Others still get Django's APPEND_SLASH redirect (to here when nothing matches with
+    # the slash either).
+    re_path(r"^[\s\S]*/\Z", not_found),
 ]

@@ -138,11 +138,12 @@ class ErrorShapeTests(ApiTestCase):
 
     def test_a_malformed_id_is_a_json_404(self):
         for method in ("get", "post", "delete"):
-            response = getattr(self.client, method)(
-                "/api/v1/chats/not-a-uuid/", HTTP_AUTHORIZATION=f"Bearer {self.secret}"
-            )
-            with self.subTest(method=method):
-                self.assertError(response, 404, "not_found")
+            for path in ("/api/v1/chats/not-a-uuid/", "/api/v1/chats/a%0Ab/opt-in/"):
+                response = getattr(self.client, method)(
+                    path, HTTP_AUTHORIZATION=f"Bearer {self.secret}"
+                )
+                with self.subTest(method=method, path=path):
+                    self.assertError(response, 404, "not_found")
         self.assertError(self.client.get("/api/v1/no-such-thing/"), 404, "not_found")
         # Outside /api/ a missing page is still Django's.
         self.assertNotIn("json", self.client.get("/no-such-page/")["Content-Type"])
