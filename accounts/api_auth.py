@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
@@ -29,9 +30,11 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -159,6 +162,169 @@ class ErrorBody(serializers.Serializer):
         details = serializers.JSONField()
 
     error = Error()
+
+
+# --- Input -------------------------------------------------------------------------------------
+
+
+def _json_type_errors(field, value):
+    """Why ``value`` (parsed JSON) is not of the JSON type the schema gives ``field``, or None.
+    DRF alone would take 0 for "0", 1 or "true" for true and "5" for 5."""
+    if value is None or isinstance(field, serializers.JSONField | serializers.FileField):
+        return None  # null is the field's own rule (allow_null)
+    if isinstance(field, serializers.BooleanField):
+        ok = isinstance(value, bool)
+    elif isinstance(field, serializers.IntegerField):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(field, serializers.FloatField):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif isinstance(field, serializers.ListField | serializers.ListSerializer):
+        if not isinstance(value, list):
+            return [_("Expected a list.")]
+        errors = {i: e for i, v in enumerate(value) if (e := _json_type_errors(field.child, v))}
+        return errors or None
+    elif isinstance(field, serializers.DictField):
+        if not isinstance(value, dict):
+            return [_("Expected an object.")]
+        errors = {k: e for k, v in value.items() if (e := _json_type_errors(field.child, v))}
+        return errors or None
+    elif isinstance(field, serializers.Serializer):
+        if not isinstance(value, dict):
+            return [_("Expected an object.")]
+        return json_type_errors(field, value) or None
+    elif isinstance(field, serializers.MultipleChoiceField):
+        ok = isinstance(value, list)
+    elif isinstance(
+        field,
+        serializers.CharField
+        | serializers.ChoiceField
+        | serializers.UUIDField
+        | serializers.DateField
+        | serializers.DateTimeField
+        | serializers.TimeField,
+    ):
+        ok = isinstance(value, str)
+    else:
+        return None
+    return None if ok else [_("Wrong type: see the schema.")]
+
+
+def json_type_errors(serializer: serializers.Serializer, data: dict) -> dict:
+    """Values of the wrong JSON type, and names the serializer does not know (the schema
+    says ``additionalProperties: false``: a misspelt field is an error, not ignored)."""
+    fields = {name: field for name, field in serializer.fields.items() if not field.read_only}
+    errors = {name: [_("Unknown field.")] for name in data if name not in fields}
+    for name, field in fields.items():
+        if name in data and (error := _json_type_errors(field, data[name])):
+            errors[name] = error
+    return errors
+
+
+# Base of the API's JSON body serializers: each value must already have the JSON type the
+# schema documents ("notes": 0 is refused, not stored as "0"). A comment, not a docstring: the
+# schema would show it as every input's description.
+class ApiIn(serializers.Serializer):
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and (errors := json_type_errors(self, data)):
+            raise exceptions.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+def error_body(*, code: str, message: str, details=None) -> dict:
+    """The error body outside DRF views (unknown /api/ paths, Django's own error handlers)."""
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+# Every operation may answer these (bodies only where a request has one); ``ApiSchema``
+# documents them, so that clients and schemathesis know each status the API can return.
+SHARED_ERRORS = {
+    400: "Invalid fields or parameters; `details` names each one.",
+    401: "Missing, invalid or revoked API key.",
+    403: "The key lacks the scope (or the member's role the permission).",
+    404: "Not found: an unknown id, or another organization's object.",
+    413: "The request body is too large (1 MB of JSON, 16 MB of media).",
+    415: "Unsupported `Content-Type`: JSON (multipart/form-data for media uploads).",
+    429: "Too many requests: wait `Retry-After` seconds.",
+}
+BODY_ERRORS = (413, 415)
+NO_NUL = r"^[^\x00]*$"
+NOT_BLANK_NO_NUL = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
+
+class ApiSchema(AutoSchema):
+    """drf-spectacular's schema for ``ApiView``: each operation lists the shared error
+    responses with the one error body, and a 429's ``Retry-After`` header."""
+
+    def _get_response_bodies(self, direction="response"):
+        # Not get_response_serializers(): @extend_schema(responses=…) replaces that one.
+        responses = super()._get_response_bodies(direction)
+        with_body = self.method in ("POST", "PUT", "PATCH")
+        for code, description in SHARED_ERRORS.items():
+            if code in BODY_ERRORS and not with_body:
+                continue
+            key = str(code)
+            if key not in responses:
+                responses[key] = self._get_response_for_code(
+                    OpenApiResponse(ErrorBody, description=description), key, direction=direction
+                )
+            elif not responses[key].get("description"):
+                responses[key]["description"] = description
+        return responses
+
+    def _map_serializer(self, serializer, direction, bypass_extensions=False):
+        schema = super()._map_serializer(serializer, direction, bypass_extensions)
+        if direction == "request" and schema.get("type") == "object":
+            schema.setdefault("additionalProperties", False)  # as ApiIn enforces
+        return schema
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        """Strings in requests say what DRF accepts: no NUL character, and for a field that
+        may not be blank, something besides whitespace (DRF trims it first)."""
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if (
+            direction == "request"
+            and isinstance(field, serializers.CharField)
+            and schema.get("type") == "string"
+            and not {"pattern", "format", "enum"} & set(schema)
+        ):
+            blank_ok = field.allow_blank or not field.trim_whitespace
+            schema["pattern"] = NO_NUL if blank_ok else NOT_BLANK_NO_NUL
+        return schema
+
+    def _get_response_headers_for_code(self, status_code, direction="response"):
+        headers = super()._get_response_headers_for_code(status_code, direction)
+        if str(status_code) == "429":
+            headers["Retry-After"] = {
+                "schema": {"type": "integer", "minimum": 0},
+                "description": "Seconds to wait before retrying.",
+            }
+        return headers
+
+
+def schema_links(result, generator, request, public):
+    """drf-spectacular hook: what a create answers leads to its object's operations (OpenAPI
+    links: ``POST /contacts/`` → ``GET /contacts/{code}/`` with ``code`` = the new ``id``), so
+    clients and schemathesis' stateful tests can follow them."""
+    paths = result.get("paths", {})
+    for path, operations in paths.items():
+        created = operations.get("post", {}).get("responses", {}).get("201")
+        if created is None:
+            continue
+        links = {}
+        for other_path, other_operations in paths.items():
+            match = re.fullmatch(re.escape(path) + r"\{(\w+)\}/.*", other_path)
+            if match is None:
+                continue
+            parameters = {name: f"$request.path.{name}" for name in re.findall(r"\{(\w+)\}", path)}
+            parameters[match.group(1)] = "$response.body#/id"
+            for operation in other_operations.values():
+                links[operation["operationId"]] = {
+                    "operationId": operation["operationId"],
+                    "parameters": parameters,
+                }
+        if links:
+            created["links"] = links
+    return result
 
 
 # --- Authentication ---------------------------------------------------------------------------
@@ -317,6 +483,8 @@ class ApiView(APIView):
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [ScopePermission]
     throttle_classes = [ApiRateThrottle]
+    parser_classes = [JSONParser]  # JSON in and out, as the schema says
+    schema = ApiSchema()
     resource = ""  # one of API_RESOURCES
     action = ""  # "read" / "write"; default: by HTTP method
     throttle_scope = ""  # default: read for safe methods, write otherwise
@@ -377,11 +545,23 @@ class ApiView(APIView):
 
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 200
+CURSOR_PATTERN = r"[A-Za-z0-9_-]{1,1000}"  # URL-safe base64 of [value, id], unpadded
 
 CURSOR_PARAMETERS = [
-    OpenApiParameter("cursor", str, description="Opaque cursor from a previous page's `next`."),
     OpenApiParameter(
-        "limit", int, description=f"Page size, 1–{PAGE_SIZE_MAX} (default {PAGE_SIZE_DEFAULT})."
+        "cursor",
+        {"type": "string", "pattern": f"^{CURSOR_PATTERN}$"},
+        description="Opaque cursor from a previous page's `next`.",
+    ),
+    OpenApiParameter(
+        "limit",
+        {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": PAGE_SIZE_MAX,
+            "default": PAGE_SIZE_DEFAULT,
+        },
+        description=f"Page size, 1–{PAGE_SIZE_MAX} (default {PAGE_SIZE_DEFAULT}).",
     ),
 ]
 
@@ -394,6 +574,10 @@ def _encode_cursor(value, pk: int) -> str:
 
 
 def _decode_cursor(cursor: str, is_datetime: bool):
+    """A malformed cursor is a bad request (400); a well-formed one that we never issued
+    names no page (404, as an unknown id does)."""
+    if not re.fullmatch(CURSOR_PATTERN, cursor):
+        raise exceptions.ValidationError({"cursor": [_("Invalid cursor.")]})
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -405,7 +589,9 @@ def _decode_cursor(cursor: str, is_datetime: bool):
             raise ValueError
         return value, pk
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as error:
-        raise exceptions.ValidationError({"cursor": [_("Invalid cursor.")]}) from error
+        raise exceptions.NotFound(
+            _("Unknown cursor: follow a previous page's next."), code="unknown_cursor"
+        ) from error
 
 
 def _after(field: str, value, pk: int, descending: bool) -> Q:
@@ -419,19 +605,26 @@ def _after(field: str, value, pk: int, descending: bool) -> Q:
     return following if descending else following | Q(**{f"{field}__isnull": True})
 
 
+def query_data(request) -> dict:
+    """The query string as a plain dict for an input serializer: ``?start=`` is then a blank
+    value it rejects, as the schema does (with a QueryDict, DRF reads a blank as omitted, as
+    for HTML forms). A repeated parameter counts once, its last value."""
+    return request.query_params.dict()
+
+
 def keyset_page(
     request, queryset: QuerySet, field: str, *, descending: bool, is_datetime: bool = True
 ):
     """One page of ``queryset`` ordered by (``field``, id); returns the rows and the URL of
     the next page (or None). Stable under inserts, unlike offsets."""
-    try:
-        limit = int(request.query_params.get("limit", PAGE_SIZE_DEFAULT))
-    except ValueError:
-        raise exceptions.ValidationError({"limit": [_("A whole number is required.")]}) from None
+    raw_limit = request.query_params.get("limit", str(PAGE_SIZE_DEFAULT))
+    if not re.fullmatch(r"[0-9]{1,6}", raw_limit):
+        raise exceptions.ValidationError({"limit": [_("A whole number is required.")]})
+    limit = int(raw_limit)
     if not 1 <= limit <= PAGE_SIZE_MAX:
         raise exceptions.ValidationError({"limit": [_("Between 1 and %d.") % PAGE_SIZE_MAX]})
     cursor = request.query_params.get("cursor")
-    if cursor:
+    if cursor is not None:
         value, pk = _decode_cursor(cursor, is_datetime)
         queryset = queryset.filter(_after(field, value, pk, descending))
     if descending:

@@ -4,12 +4,17 @@ plus the OpenAPI 3 schema (``/api/schema/``) and interactive docs (``/api/docs/`
 from pathlib import Path
 
 import drf_spectacular_sidecar
-from django.urls import include, path, reverse
+from django.http import JsonResponse
+from django.urls import include, path, re_path, reverse
+from django.utils.translation import gettext_lazy
+from django.views import defaults
 from django.views.decorators.cache import cache_control
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts.api_auth import error_body
 from config import api_assistants as assistants
 from config import api_campaigns as campaigns
 from config import api_contacts as contacts
@@ -124,15 +129,17 @@ Drive Porfin from your clinic system, CRM or automation tool.
 `Authorization: Bearer pfk_…`. Each key belongs to one organization and reaches only its data,
 with read or write scopes per resource (write implies read). Revoked keys stop at once.
 
-**Conventions.** JSON in and out; ids are UUIDs; phones are E.164 (`+5511999990000`); times
-are ISO-8601 in UTC (`2026-01-31T12:00:00Z`). Lists are paginated with an opaque cursor: follow
-`next` until it is null (`limit` 1–200).
+**Conventions.** JSON in and out (unknown fields and values of another JSON type are refused,
+not ignored); ids are UUIDs; phones are E.164 (`+5511999990000`); times are ISO-8601 in UTC
+(`2026-01-31T12:00:00Z`). Lists are paginated with an opaque cursor: follow `next` until it is
+null (`limit` 1–200).
 
 **Errors** always look like `{"error": {"code", "message", "details"}}`: 400 invalid fields
 (`details` per field), 401 missing or revoked key, 403 missing scope, 404 not found (also for
-other organizations' objects), 409 conflict, 413 body too large (1 MB JSON, 16 MB media),
-422 not possible now (e.g. free text outside WhatsApp's 24-hour window: send a template),
-429 too many requests (wait `Retry-After` seconds).
+other organizations' objects, and any URL under `/api/` that names nothing), 409 conflict,
+413 body too large (1 MB JSON, 16 MB media), 415 body not JSON, 422 not possible now (e.g.
+free text outside WhatsApp's 24-hour window: send a template), 429 too many requests (wait
+`Retry-After` seconds).
 
 **Scopes.** `numbers`, `templates`, `contacts`, `chats`, `messages`, `media`, `webhooks`,
 `assistants`, `campaigns`, `segments`, `reports` and `privacy` (a contact's LGPD export needs
@@ -224,9 +231,49 @@ def docs_asset(request, name):
     return serve(request, name, document_root=SWAGGER_UI)
 
 
+# --- Errors outside the API views: JSON under /api/, Django's pages elsewhere ------------------
+
+ERROR_CODES = {
+    400: ("bad_request", gettext_lazy("The request is malformed.")),
+    403: ("permission_denied", gettext_lazy("You do not have permission to perform this action.")),
+    404: ("not_found", gettext_lazy("Not found.")),
+    500: ("server_error", gettext_lazy("Something went wrong on our side; it has been logged.")),
+}
+
+
+def _api_error(request, status: int) -> JsonResponse | None:
+    if not request.path.startswith("/api/"):
+        return None
+    code, message = ERROR_CODES[status]
+    return JsonResponse(error_body(code=code, message=str(message)), status=status)
+
+
+@csrf_exempt
+def not_found(request, exception=None):
+    """Any /api/ URL no view answers (``/api/v1/chats/not-a-uuid/`` included): the API's
+    404 body, whatever the method, rather than Django's HTML page."""
+    return _api_error(request, 404) or defaults.page_not_found(request, exception)
+
+
+def bad_request(request, exception=None):
+    return _api_error(request, 400) or defaults.bad_request(request, exception)
+
+
+def permission_denied(request, exception=None):
+    return _api_error(request, 403) or defaults.permission_denied(request, exception)
+
+
+def server_error(request):
+    return _api_error(request, 500) or defaults.server_error(request)
+
+
 urlpatterns = [
     path("v1/", include(v1)),
     path("schema/", SchemaView.as_view(), name="api_schema"),
     path("docs/", SwaggerView.as_view(url_name="api_schema"), name="api_docs"),
     path("docs/assets/<str:name>", docs_asset, name="api_docs_asset"),
+    # Last: paths ending in a slash that nothing above matched (any characters, newlines
+    # too). Others still get Django's APPEND_SLASH redirect (to here when nothing matches with
+    # the slash either).
+    re_path(r"^[\s\S]*/\Z", not_found),
 ]

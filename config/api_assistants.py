@@ -15,11 +15,13 @@ from rest_framework.response import Response
 
 from accounts.api_auth import (
     CURSOR_PARAMETERS,
+    ApiIn,
     ApiView,
     ErrorBody,
     keyset_page,
     page_response,
     paginated,
+    query_data,
 )
 from assistants import selectors, services
 from assistants.models import Assistant, KnowledgeSource
@@ -55,7 +57,7 @@ class AssistantOut(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class AssistantUpdateIn(serializers.Serializer):
+class AssistantUpdateIn(ApiIn):
     name = serializers.CharField(required=False, max_length=120)
     purpose = serializers.CharField(required=False, allow_blank=True, max_length=255)
     instructions = serializers.CharField(required=False, allow_blank=True, max_length=20000)
@@ -94,7 +96,7 @@ class SourceOut(serializers.Serializer):
         return source.file.name.rsplit("/", 1)[-1] if source.file else ""
 
 
-class SourceCreateIn(serializers.Serializer):
+class SourceCreateIn(ApiIn):
     kind = serializers.ChoiceField(
         choices=["text", "faq", "url"],
         help_text="`text`: pasted text; `faq`: questions and answers; `url`: a web page's text. "
@@ -150,7 +152,7 @@ class AssistantListApi(ApiView):
         responses={200: paginated(AssistantOut), **ERRORS},
     )
     def get(self, request):
-        params = self.AssistantFilterIn(data=request.query_params)
+        params = self.AssistantFilterIn(data=query_data(request))
         params.is_valid(raise_exception=True)
         data = params.validated_data
         assistants = _assistants(self.organization)
@@ -224,7 +226,7 @@ class AssistantSourceListApi(ApiView):
     )
     def get(self, request, code):
         assistant = _assistant_in(self.organization, code)
-        params = self.SourceFilterIn(data=request.query_params)
+        params = self.SourceFilterIn(data=query_data(request))
         params.is_valid(raise_exception=True)
         sources = assistant.sources.all()
         if params.validated_data.get("kind"):
@@ -305,7 +307,7 @@ class AssistantSourceDetailApi(ApiView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class AskIn(serializers.Serializer):
+class AskIn(ApiIn):
     class TurnIn(serializers.Serializer):
         role = serializers.ChoiceField(choices=["user", "assistant"])
         content = serializers.CharField(max_length=4000)

@@ -16,12 +16,14 @@ from rest_framework.response import Response
 
 from accounts.api_auth import (
     CURSOR_PARAMETERS,
+    ApiIn,
     ApiView,
     Conflict,
     ErrorBody,
     keyset_page,
     page_response,
     paginated,
+    query_data,
 )
 from campaigns import access, forms, selectors, services
 from campaigns.models import Campaign, CampaignRecipient, Segment
@@ -130,7 +132,7 @@ def _stats(campaign: Campaign) -> dict:
     }
 
 
-class CampaignCreateIn(serializers.Serializer):
+class CampaignCreateIn(ApiIn):
     name = serializers.CharField(max_length=120)
     number = serializers.UUIDField(help_text="The number that sends (GET /numbers/).")
     template = serializers.UUIDField(help_text="An APPROVED template of that number.")
@@ -264,7 +266,7 @@ class CampaignListApi(ApiView):
         responses={200: paginated(CampaignOut), **ERRORS},
     )
     def get(self, request):
-        params = self.CampaignFilterIn(data=request.query_params)
+        params = self.CampaignFilterIn(data=query_data(request))
         params.is_valid(raise_exception=True)
         data = params.validated_data
         campaigns = _campaigns(self.organization)
@@ -333,7 +335,7 @@ class _CampaignActionApi(ApiView):
 
 
 class CampaignScheduleApi(_CampaignActionApi):
-    class ScheduleIn(serializers.Serializer):
+    class ScheduleIn(ApiIn):
         scheduled_at = serializers.DateTimeField(
             required=False,
             help_text="Optional: send once at this moment instead of the campaign's schedule.",
@@ -352,14 +354,16 @@ class CampaignScheduleApi(_CampaignActionApi):
         ],
     )
     def post(self, request, code):
-        self.schedule_in = self.ScheduleIn(data=request.data)
-        self.schedule_in.is_valid(raise_exception=True)
         return super().post(request, code)
 
     def change(self, campaign: Campaign) -> bool:
+        # The body is read once the campaign is found: another organization's id is a 404
+        # whatever the body says.
+        data = self.ScheduleIn(data=self.request.data)
+        data.is_valid(raise_exception=True)
         if campaign.status != Campaign.Status.DRAFT:
             return False  # only drafts are scheduled (a paused campaign is resumed)
-        moment = self.schedule_in.validated_data.get("scheduled_at")
+        moment = data.validated_data.get("scheduled_at")
         with transaction.atomic():
             if moment is not None:
                 if moment <= timezone.now():
@@ -487,7 +491,7 @@ class CampaignRecipientsApi(ApiView):
     )
     def get(self, request, code):
         campaign, _can_edit = access.get_campaign_for_member(self.membership, code)
-        params = self.RecipientFilterIn(data=request.query_params)
+        params = self.RecipientFilterIn(data=query_data(request))
         params.is_valid(raise_exception=True)
         data = params.validated_data
         recipients = selectors.campaign_recipients(campaign, data.get("status", ""))
@@ -571,7 +575,7 @@ class SegmentOut(serializers.Serializer):
         return selectors.segment_contacts(segment).count()
 
 
-class SegmentCreateIn(serializers.Serializer):
+class SegmentCreateIn(ApiIn):
     name = serializers.CharField(max_length=120)
     kind = serializers.ChoiceField(choices=Segment.Kind.values, default="dynamic")
     filters = SegmentFiltersIn(required=False)
@@ -583,7 +587,7 @@ class SegmentCreateIn(serializers.Serializer):
     )
 
 
-class SegmentUpdateIn(serializers.Serializer):
+class SegmentUpdateIn(ApiIn):
     name = serializers.CharField(required=False, max_length=120)
     filters = SegmentFiltersIn(required=False, help_text="Replaces the filter (kind `dynamic`).")
     add_contacts = serializers.ListField(
@@ -644,7 +648,7 @@ class SegmentListApi(ApiView):
         responses={200: paginated(SegmentOut), **ERRORS},
     )
     def get(self, request):
-        params = self.SegmentFilterIn(data=request.query_params)
+        params = self.SegmentFilterIn(data=query_data(request))
         params.is_valid(raise_exception=True)
         data = params.validated_data
         segments = Segment.objects.filter(organization=self.organization)

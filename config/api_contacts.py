@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from accounts.api_auth import (
     CURSOR_PARAMETERS,
+    ApiIn,
     ApiView,
     Conflict,
     ErrorBody,
@@ -22,6 +23,7 @@ from accounts.api_auth import (
     keyset_page,
     page_response,
     paginated,
+    query_data,
 )
 from campaigns import services as audience
 from campaigns.models import ConsentEvent
@@ -53,7 +55,7 @@ class ContactOut(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class ContactFieldsIn(serializers.Serializer):
+class ContactFieldsIn(ApiIn):
     name = serializers.CharField(required=False, allow_blank=True, max_length=255)
     email = serializers.EmailField(required=False, allow_blank=True)
     tags = serializers.ListField(
@@ -138,7 +140,7 @@ class ContactListApi(ApiView):
         responses={200: paginated(ContactOut), **ERRORS},
     )
     def get(self, request):
-        params = self.ContactFilterIn(data=request.query_params)
+        params = self.ContactFilterIn(data=query_data(request))
         params.is_valid(raise_exception=True)
         data = params.validated_data
         contacts = selectors.contact_search(self.membership, data.get("q", "").strip()).filter(
@@ -241,7 +243,7 @@ class ContactDetailApi(ApiView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ConsentIn(serializers.Serializer):
+class ConsentIn(ApiIn):
     detail = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -297,28 +299,33 @@ class ContactOptOutApi(_ConsentApi):
 IMPORT_COLUMNS = ["phone", "name", "email", "tags", "language", "time_zone", "stage", "opt_in"]
 
 
+class ContactImportRowIn(ApiIn):
+    """One contact of a bulk import."""
+
+    phone = serializers.CharField(max_length=20)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    email = serializers.CharField(required=False, allow_blank=True, max_length=254)
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=40), required=False, max_length=50
+    )
+    language = serializers.CharField(required=False, allow_blank=True, max_length=10)
+    time_zone = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    stage = serializers.CharField(required=False, allow_blank=True, max_length=12)
+    opt_in = serializers.BooleanField(required=False, allow_null=True, default=None)
+    attributes = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=500), required=False
+    )
+
+
 class ContactImportApi(ApiView):
     """All or nothing: any invalid row → 422 listing every row's error, and nothing is stored."""
 
     resource = "contacts"
 
-    class ContactImportRowIn(serializers.Serializer):
-        phone = serializers.CharField(max_length=20)
-        name = serializers.CharField(required=False, allow_blank=True, max_length=255)
-        email = serializers.CharField(required=False, allow_blank=True, max_length=254)
-        tags = serializers.ListField(
-            child=serializers.CharField(max_length=40), required=False, max_length=50
+    class ContactImportIn(ApiIn):
+        contacts = serializers.ListField(
+            child=ContactImportRowIn(), min_length=1, max_length=IMPORT_MAX_ROWS
         )
-        language = serializers.CharField(required=False, allow_blank=True, max_length=10)
-        time_zone = serializers.CharField(required=False, allow_blank=True, max_length=64)
-        stage = serializers.CharField(required=False, allow_blank=True, max_length=12)
-        opt_in = serializers.BooleanField(required=False, allow_null=True, default=None)
-        attributes = serializers.DictField(
-            child=serializers.CharField(allow_blank=True, max_length=500), required=False
-        )
-
-    class ContactImportIn(serializers.Serializer):
-        contacts = serializers.ListField(min_length=1, max_length=IMPORT_MAX_ROWS)
 
     class ContactImportOut(serializers.Serializer):
         created = serializers.IntegerField()
@@ -346,14 +353,13 @@ class ContactImportApi(ApiView):
         ],
     )
     def post(self, request):
-        outer = self.ContactImportIn(data=request.data)
-        outer.is_valid(raise_exception=True)
-        rows = self.ContactImportRowIn(data=outer.validated_data["contacts"], many=True)
-        rows.is_valid(raise_exception=True)
-        keys = sorted({k for row in rows.validated_data for k in row.get("attributes", {})})
+        data = self.ContactImportIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        rows = data.validated_data["contacts"]
+        keys = sorted({k for row in rows for k in row.get("attributes", {})})
         header = IMPORT_COLUMNS + [f"attribute:{k}" for k in keys]
         table = []
-        for row in rows.validated_data:
+        for row in rows:
             opt_in = row.get("opt_in")
             cells = [
                 row["phone"],

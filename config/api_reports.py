@@ -12,12 +12,12 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from accounts.api_auth import ApiView, ErrorBody
+from accounts.api_auth import ApiIn, ApiView, ErrorBody, query_data
 from inbox.models import Contact
 from reports import privacy, selectors, stats
 from reports.forms import PeriodForm
@@ -73,6 +73,11 @@ class ReportSummaryOut(serializers.Serializer):
     current = FiguresOut()
     previous = FiguresOut()
     days = DayOut(many=True, help_text="Per day of the period.")
+
+
+@extend_schema_field({"type": "boolean", "enum": [True]})
+class ConfirmField(serializers.BooleanField):
+    """A yes that must be given: the schema says only true is accepted."""
 
 
 class ReportSummaryApi(ApiView):
@@ -140,7 +145,7 @@ class ReportSummaryApi(ApiView):
         ],
     )
     def get(self, request):
-        params = self.PeriodIn(data=request.query_params)
+        params = self.PeriodIn(data=query_data(request))
         params.is_valid(raise_exception=True)
         form = PeriodForm(
             {key: str(value) for key, value in params.validated_data.items() if value is not None}
@@ -217,8 +222,8 @@ class ContactEraseApi(ApiView):
 
     resource = "privacy"
 
-    class EraseIn(serializers.Serializer):
-        confirm = serializers.BooleanField(help_text="Must be true: erasure cannot be undone.")
+    class EraseIn(ApiIn):
+        confirm = ConfirmField(help_text="Must be true: erasure cannot be undone.")
 
         def validate_confirm(self, value):
             if not value:

@@ -25,3 +25,9 @@ urlpatterns = [
     path("", include("integrations.urls")),
     path("api/", include("config.api")),
 ]
+
+# JSON under /api/ (config.api), Django's pages elsewhere.
+handler400 = "config.api.bad_request"
+handler403 = "config.api.permission_denied"
+handler404 = "config.api.not_found"
+handler500 = "config.api.server_error"

@@ -17,18 +17,20 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import exceptions, serializers, status
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from accounts.api_auth import (
     CURSOR_PARAMETERS,
     IDEMPOTENCY_HEADER,
+    ApiIn,
     ApiView,
     ErrorBody,
     idempotent,
     keyset_page,
     page_response,
     paginated,
+    query_data,
 )
 from accounts.models import User
 from inbox import access, selectors, services
@@ -220,7 +222,7 @@ class ChatListApi(ApiView):
         responses={200: paginated(ChatOut), **ERRORS},
     )
     def get(self, request):
-        params = self.ChatFilterIn(data=request.query_params)
+        params = self.ChatFilterIn(data=query_data(request))
         params.is_valid(raise_exception=True)
         data = params.validated_data
         filters = selectors.ChatFilters(
@@ -258,7 +260,7 @@ class ChatDetailApi(ApiView):
 class ChatAssignApi(ApiView):
     resource = "chats"
 
-    class ChatAssignIn(serializers.Serializer):
+    class ChatAssignIn(ApiIn):
         assignee = serializers.EmailField(
             allow_null=True, help_text="A teammate's email; null unassigns."
         )
@@ -291,7 +293,7 @@ class ChatAssignApi(ApiView):
 class ChatStatusApi(ApiView):
     resource = "chats"
 
-    class ChatStatusIn(serializers.Serializer):
+    class ChatStatusIn(ApiIn):
         status = serializers.ChoiceField(choices=Chat.Status.values)
 
     @extend_schema(
@@ -312,7 +314,7 @@ class ChatStatusApi(ApiView):
 class ChatAiApi(ApiView):
     resource = "chats"
 
-    class ChatAiIn(serializers.Serializer):
+    class ChatAiIn(ApiIn):
         enabled = serializers.BooleanField()
         reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
@@ -341,7 +343,7 @@ class ChatAiApi(ApiView):
 class ChatTagsApi(ApiView):
     resource = "chats"
 
-    class ChatTagsIn(serializers.Serializer):
+    class ChatTagsIn(ApiIn):
         tags = serializers.ListField(
             child=serializers.CharField(max_length=40),
             max_length=30,
@@ -377,7 +379,7 @@ def _messages_of(chat: Chat, *, include_internal: bool):
     return messages
 
 
-class MessageSendIn(serializers.Serializer):
+class MessageSendIn(ApiIn):
     """The WhatsApp Cloud API message shape: ``type`` and the object named after it."""
 
     type = serializers.ChoiceField(choices=SEND_TYPES)
@@ -501,7 +503,7 @@ class ChatMessagesApi(ApiView):
     )
     def get(self, request, code):
         chat = access.get_chat_for_member(self.membership, code)
-        params = self.MessageFilterIn(data=request.query_params)
+        params = self.MessageFilterIn(data=query_data(request))
         params.is_valid(raise_exception=True)
         ordering = params.validated_data["ordering"]
         messages = _messages_of(
@@ -615,10 +617,10 @@ class MediaUploadApi(ApiView):
     """Upload a file to WhatsApp once and send it in messages as ``{"id": "<id>"}``."""
 
     resource = "media"
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]
     max_body_bytes = MEDIA_MAX_BYTES + 64 * 1024
 
-    class MediaUploadIn(serializers.Serializer):
+    class MediaUploadIn(ApiIn):
         file = serializers.FileField()
         number = serializers.UUIDField(
             required=False, help_text="Optional when you have one number."

@@ -10,7 +10,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
-from accounts.api_auth import ApiView, ErrorBody, Unprocessable
+from accounts.api_auth import ApiIn, ApiView, ErrorBody, Unprocessable, query_data
 from integrations import outgoing, services
 from integrations.errors import IntegrationError
 from integrations.models import (
@@ -128,7 +128,7 @@ class TemplateListApi(ApiView):
         responses={200: TemplateListOut, **ERRORS},
     )
     def get(self, request):
-        params = self.TemplateFilterIn(data=request.query_params)
+        params = self.TemplateFilterIn(data=query_data(request))
         params.is_valid(raise_exception=True)
         templates = MessageTemplate.objects.filter(organization=self.organization).select_related(
             "number"
@@ -191,7 +191,7 @@ class WebhookListApi(ApiView):
     class WebhookListOut(serializers.Serializer):
         results = WebhookOut(many=True)
 
-    class WebhookCreateIn(serializers.Serializer):
+    class WebhookCreateIn(ApiIn):
         url = serializers.URLField(max_length=500)
         events = serializers.ListField(
             child=serializers.ChoiceField(choices=WebhookSubscription.Event.values),

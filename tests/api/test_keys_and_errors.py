@@ -1,9 +1,12 @@
-from django.test import override_settings
+import json
+
+from django.test import RequestFactory, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.api_auth import api_key_revoke
 from accounts.models import ApiKey
+from config import api as api_urls
 from tests.api.helpers import ApiTestCase, key_for
 
 
@@ -133,6 +136,74 @@ class ErrorShapeTests(ApiTestCase):
         )
         self.assertError(response, 413, "payload_too_large")
 
+    def test_a_malformed_id_is_a_json_404(self):
+        for method in ("get", "post", "delete"):
+            for path in ("/api/v1/chats/not-a-uuid/", "/api/v1/chats/a%0Ab/opt-in/"):
+                response = getattr(self.client, method)(
+                    path, HTTP_AUTHORIZATION=f"Bearer {self.secret}"
+                )
+                with self.subTest(method=method, path=path):
+                    self.assertError(response, 404, "not_found")
+        self.assertError(self.client.get("/api/v1/no-such-thing/"), 404, "not_found")
+        # Outside /api/ a missing page is still Django's.
+        self.assertNotIn("json", self.client.get("/no-such-page/")["Content-Type"])
+
+    def test_djangos_own_errors_under_api_are_json(self):
+        """What Django answers before or after our views (a crash, a suspicious request)."""
+        for handler, status, code in (
+            (api_urls.server_error, 500, "server_error"),
+            (api_urls.bad_request, 400, "bad_request"),
+            (api_urls.permission_denied, 403, "permission_denied"),
+        ):
+            args = [] if status == 500 else [Exception()]
+            response = handler(RequestFactory().post("/api/v1/messages/"), *args)
+            with self.subTest(status=status):
+                self.assertEqual(response.status_code, status)
+                self.assertEqual(json.loads(response.content)["error"]["code"], code)
+        page = api_urls.server_error(RequestFactory().get("/inbox/"))
+        self.assertNotIn("json", page["Content-Type"])
+
+    def test_a_body_that_is_not_json_is_415(self):
+        response = self.client.post(
+            reverse("api_contact_import"),
+            data="--x--\r\n",
+            content_type="multipart/form-data; boundary=x",
+            HTTP_AUTHORIZATION=f"Bearer {self.secret}",
+        )
+        self.assertError(response, 415, "unsupported_media_type")
+
+    def test_values_must_have_the_json_type_of_the_schema(self):
+        chat_ai = reverse("api_chat_ai", args=[self.other_chat.code])
+        response = self.api("post", chat_ai, {"enabled": 0})
+        self.assertError(response, 400, "invalid")
+        self.assertEqual(set(response.json()["error"]["details"]), {"enabled"})
+        opt_in = reverse("api_contact_opt_in", args=[self.other_chat.contact.code])
+        self.assertError(self.api("post", opt_in, {"detail": 0}), 400, "invalid")
+        self.assertEqual(self.api("post", chat_ai, {"enabled": False}).status_code, 200)
+
+    def test_unknown_fields_are_refused_not_ignored(self):
+        url = reverse("api_chat_status", args=[self.other_chat.code])
+        response = self.api("post", url, {"status": "resolved", "statuss": "open"})
+        self.assertError(response, 400, "invalid")
+        self.assertEqual(response.json()["error"]["details"], {"statuss": ["Unknown field."]})
+
+    def test_a_blank_query_parameter_is_refused(self):
+        response = self.api("get", reverse("api_reports_summary"), {"start": ""})
+        self.assertError(response, 400, "invalid")
+        self.assertIn("start", response.json()["error"]["details"])
+        self.assertError(self.api("get", reverse("api_chats"), {"status": ""}), 400, "invalid")
+
+    def test_the_page_size_is_checked_as_the_schema_says(self):
+        for limit in ("0", "201", "1.5", " 5"):
+            with self.subTest(limit=limit):
+                response = self.api("get", reverse("api_chats"), {"limit": limit})
+                self.assertError(response, 400, "invalid")
+        self.assertEqual(self.api("get", reverse("api_chats"), {"limit": "200"}).status_code, 200)
+
+    def test_a_well_formed_cursor_we_never_issued_is_404(self):
+        response = self.api("get", reverse("api_chats"), {"cursor": "AAAA"})
+        self.assertError(response, 404, "unknown_cursor")
+
     def test_times_are_iso_8601_utc(self):
         chat = self.api("get", reverse("api_chat", args=[self.other_chat.code])).json()
         self.assertTrue(chat["created_at"].endswith("Z"), chat["created_at"])
@@ -147,3 +218,20 @@ class DocsTests(ApiTestCase):
         self.assertNotIn("cdn", page.lower())
         asset = self.client.get(reverse("api_docs_asset", args=["swagger-ui-bundle.js"]))
         self.assertEqual(asset.status_code, 200)
+
+    def test_the_schema_documents_every_answer(self):
+        schema = self.client.get(reverse("api_schema"), {"format": "json"}).json()
+        chats = schema["paths"]["/api/v1/chats/"]["get"]
+        self.assertLessEqual({"400", "401", "403", "404", "429"}, set(chats["responses"]))
+        self.assertIn("Retry-After", chats["responses"]["429"]["headers"])
+        limit = next(p for p in chats["parameters"] if p["name"] == "limit")["schema"]
+        self.assertEqual((limit["minimum"], limit["maximum"]), (1, 200))
+        upsert = schema["paths"]["/api/v1/contacts/upsert/"]["post"]
+        self.assertLessEqual({"400", "413", "415", "429"}, set(upsert["responses"]))
+        self.assertEqual(list(upsert["requestBody"]["content"]), ["application/json"])
+        summary = schema["paths"]["/api/v1/reports/summary/"]["get"]
+        start = next(p for p in summary["parameters"] if p["name"] == "start")["schema"]
+        self.assertEqual(start["format"], "date")
+        # A create links to what can be done with what it created (stateful clients, tests).
+        created = schema["paths"]["/api/v1/contacts/"]["post"]["responses"]["201"]["links"]
+        self.assertEqual(created["contacts_retrieve"]["parameters"], {"code": "$response.body#/id"})
