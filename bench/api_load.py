@@ -83,7 +83,7 @@ def environment() -> dict:
         # Production settings need their own keys. Bench-only values.
         "SECRET_KEY": "bench-api-secret-key-not-for-production-0123456789",
         "FIELD_ENCRYPTION_KEY": "YmVuY2gtYXBpLWZlcm5ldC1rZXktMDEyMzQ1Njc4OTA=",
-        "OUTGOING_WEBHOOKS_ALLOW_PRIVATE": "0",
+        "EGRESS_ALLOW_PRIVATE": "0",
     }
 
 

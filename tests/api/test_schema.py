@@ -164,7 +164,7 @@ def _violations(event) -> list[str]:
 
 @pytest.mark.django_db(transaction=True)
 @override_settings(
-    OUTGOING_WEBHOOKS_ALLOW_PRIVATE=False,
+    EGRESS_ALLOW_PRIVATE=False,
     API_THROTTLE_RATES=dict.fromkeys(
         ("read", "write", "send", "sync", "ask", "auth"), "100000/min"
     ),
