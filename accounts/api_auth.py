@@ -529,17 +529,6 @@ class ApiView(APIView):
         timezone.deactivate()
         return super().finalize_response(request, response, *args, **kwargs)
 
-    def message_author(self) -> dict:
-        """Keyword arguments for ``message_send``: who wrote a message sent through the API."""
-        from inbox.models import Message
-
-        if isinstance(self.request.auth, ApiKey):
-            return {
-                "author_type": Message.Author.AUTOMATION,
-                "author_ref": f"api:{self.request.auth.prefix}",
-            }
-        return {"author_type": Message.Author.USER, "author_user": self.actor}
-
 
 # --- Cursor pagination ------------------------------------------------------------------------
 

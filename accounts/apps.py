@@ -11,7 +11,7 @@ class AccountsConfig(AppConfig):
 
     def ready(self):
         from accounts import services  # noqa: F401  (membership changes close live sockets)
-        from config import tasks
+        from kernel import tasks
 
         # The base app mirrors the periodic tasks into django-q2 schedules for `qcluster`.
         post_migrate.connect(tasks.ensure_schedules, sender=self, dispatch_uid="porfin-schedules")

@@ -13,7 +13,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from accounts.models import Invitation, Membership, Organization, Role, User
-from config import realtime
+from kernel import realtime
 
 
 def _unique_slug(name: str) -> str:

@@ -14,7 +14,7 @@ from assistants.models import (
     ReplyJob,
     UsageRecord,
 )
-from config import tasks
+from kernel import tasks
 
 
 @admin.register(AISettings)

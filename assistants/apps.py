@@ -8,6 +8,6 @@ class AssistantsConfig(AppConfig):
 
     def ready(self):
         from assistants import receivers  # noqa: F401  (subscribes to the inbox's domain events)
-        from config import tasks
+        from kernel import tasks
 
         tasks.register_periodic("assistants.tasks.reply_sweep", 60)

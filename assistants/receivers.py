@@ -7,9 +7,9 @@ from django.utils.translation import gettext_lazy as _
 from assistants import services
 from assistants import signals as assistant_signals
 from assistants.models import Assistant
-from config import tasks
 from inbox import router, signals
 from inbox.models import Chat, Message
+from kernel import tasks
 
 
 def _answers(inbound: router.Inbound) -> bool:

@@ -31,14 +31,14 @@ from assistants.models import (
     ReplyJob,
     UsageRecord,
 )
-from config import realtime, tasks
-from config.memo import ProcessMemo
 from inbox import services as inbox_services
 from inbox.consumers import organization_group, user_group
 from inbox.models import Chat, Message
 from inbox.router import PERSON
 from integrations.ai import AIError, ChatResult, provider_for
 from integrations.ai.client import normalize, terms
+from kernel import realtime, tasks
+from kernel.memo import ProcessMemo
 
 logger = logging.getLogger(__name__)
 
@@ -506,7 +506,7 @@ _answered_numbers = ProcessMemo()
 
 def _numbers_answered(organization_id: int) -> frozenset[int]:
     """Ids of the organization's numbers some active assistant answers by default: most inbound
-    messages of an organization without assistants need no query at all (``config.memo``)."""
+    messages of an organization without assistants need no query at all (``kernel.memo``)."""
     return _answered_numbers.get(
         organization_id,
         lambda: frozenset(

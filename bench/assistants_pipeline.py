@@ -129,9 +129,9 @@ def main() -> None:
 
     from assistants import services
     from assistants.models import AISettings, UsageRecord
-    from config import tasks as task_runner
     from inbox import services as inbox_services
     from inbox.models import Chat, Message
+    from kernel import tasks as task_runner
 
     logging.disable(logging.WARNING)
     organization, number, assistant = clinic("pipeline")

@@ -11,7 +11,7 @@ class CampaignsConfig(AppConfig):
 
     def ready(self):
         from campaigns import receivers  # noqa: F401
-        from config.tasks import register_periodic
+        from kernel.tasks import register_periodic
 
         register_periodic("campaigns.tasks.tick", 10)
         register_periodic("campaigns.tasks.automations_tick", 60)

@@ -28,12 +28,12 @@ from campaigns import drips, scheduling
 from campaigns import services as campaign_services
 from campaigns.messaging import ActionSkipped, send_text_or_template
 from campaigns.models import Automation, AutomationRun, CampaignRecipient
-from config import tasks
 from inbox import contacts as inbox_contacts
 from inbox import services as inbox_services
 from inbox.models import Chat, Contact, Message
 from integrations import outgoing
 from integrations.models import WhatsAppNumber
+from kernel import tasks
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,6 @@ from django.utils import timezone
 
 from campaigns import scheduling, selectors, services, signals
 from campaigns.models import Campaign, CampaignRecipient
-from config import pacing
 from inbox import services as inbox_services
 from inbox.models import Chat, Contact, Message, OrphanStatus
 from integrations.errors import (
@@ -42,6 +41,7 @@ from integrations.errors import (
     RecipientRateLimitedError,
 )
 from integrations.providers import capabilities_for, provider_for
+from kernel import pacing
 
 logger = logging.getLogger(__name__)
 
@@ -762,7 +762,7 @@ def campaign_dispatch(campaign_id: int, options: Options | None = None) -> str:
 def tick() -> dict:
     """The periodic scheduler: start due runs, and (re)start dispatch for running campaigns
     that have no live dispatcher (a worker died, a slice ended)."""
-    from config import tasks
+    from kernel import tasks
 
     started = start_due()
     now = timezone.now()

@@ -30,11 +30,11 @@ from campaigns.models import (
     DripQuestion,
     DripStep,
 )
-from config import tasks
-from config.memo import ProcessMemo
 from inbox import contacts as inbox_contacts
 from inbox import services as inbox_services
 from inbox.models import Chat, Contact, Message
+from kernel import tasks
+from kernel.memo import ProcessMemo
 
 logger = logging.getLogger(__name__)
 
@@ -292,7 +292,7 @@ _question_numbers = ProcessMemo()
 
 def _numbers_asking(organization_id: int) -> frozenset[int]:
     """Numbers of the organization that send daily questions: the router asks about every
-    customer message, and almost no number asks any (``config.memo``)."""
+    customer message, and almost no number asks any (``kernel.memo``)."""
     return _question_numbers.get(
         organization_id,
         lambda: frozenset(

@@ -8,10 +8,10 @@ from django.utils.translation import gettext_lazy as _
 
 from campaigns import automations, dispatch, drips, services
 from campaigns.models import AudienceSettings, DripProgram
-from config import tasks
 from inbox import router
 from inbox import signals as inbox_signals
 from integrations import signals as channel_signals
+from kernel import tasks
 
 # --- The conversation router's handlers (see ``inbox.router``) --------------------------------
 

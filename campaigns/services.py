@@ -33,8 +33,6 @@ from campaigns.models import (
     DripEnrolment,
     Segment,
 )
-from config import realtime, tasks
-from config.memo import ProcessMemo
 from inbox import contacts as inbox_contacts
 from inbox import services as inbox_services
 from inbox import signals as inbox_signals
@@ -42,6 +40,8 @@ from inbox.consumers import organization_group
 from inbox.models import Chat, Contact, Message
 from integrations.ai import AIError
 from integrations.providers import capabilities_for
+from kernel import realtime, tasks
+from kernel.memo import ProcessMemo
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ _audience_settings = ProcessMemo()
 
 
 def _audience_settings_of(organization_id: int) -> AudienceSettings:
-    """Every inbound message asks and almost none is a keyword; see ``config.memo``."""
+    """Every inbound message asks and almost none is a keyword; see ``kernel.memo``."""
     return _audience_settings.get(
         organization_id,
         lambda: (

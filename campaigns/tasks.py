@@ -6,8 +6,8 @@ from django.conf import settings
 
 from campaigns import automations, dispatch, drips, services
 from campaigns.models import Automation
-from config import tasks
 from inbox.models import Message
+from kernel import tasks
 
 logger = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.api_auth import error_body
-from config import api_assistants as assistants
-from config import api_campaigns as campaigns
-from config import api_contacts as contacts
-from config import api_reports as reports
+from assistants import api as assistants
+from campaigns import api as campaigns
+from campaigns import api_contacts as contacts
 from inbox import api as inbox
 from integrations import api as integrations
+from reports import api as reports
 
 v1 = [
     path("numbers/", integrations.NumberListApi.as_view(), name="api_numbers"),

@@ -16,13 +16,13 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 
 from accounts.middleware_ws import TenantWebsocketMiddleware  # noqa: E402
-from config import admission, health, realtime, tasks  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
+from kernel import admission, health, realtime, tasks  # noqa: E402
 
 
 class AdmittingDjangoHandler(ASGIHandler):
     """Django's handler, running at most ``limit`` requests' middleware and views at once in
-    this process (``config.admission``); the others wait their turn after their body has been
+    this process (``kernel.admission``); the others wait their turn after their body has been
     read and before any work. Sending a streamed response happens outside the limit."""
 
     def __init__(self, limit: int):

@@ -176,7 +176,7 @@ Q_CLUSTER = {
     "catch_up": False,
     "save_limit": 1000,
     "label": _("Background tasks"),
-    # One cluster per queue (config.tasks.cluster_name): Q_CLUSTER_NAME=porfin-inbound qcluster
+    # One cluster per queue (kernel.tasks.cluster_name): Q_CLUSTER_NAME=porfin-inbound qcluster
     "ALT_CLUSTERS": {
         # A worker restarts after `recycle` tasks (to bound leaks); at 500, an inbound worker
         # restarted every few seconds under load, and each restart is a second of CPU.

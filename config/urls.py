@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from config import health, pwa
+from kernel import health, pwa
 from reports import metrics
 
 admin.site.site_header = "Porfin"

@@ -32,7 +32,7 @@ from accounts.api_auth import (
     paginated,
     query_data,
 )
-from accounts.models import User
+from accounts.models import ApiKey, User
 from inbox import access, selectors, services
 from inbox.media import clean_filename, media_file_save
 from inbox.models import Chat, Contact, Media, Message
@@ -58,6 +58,17 @@ MEDIA_MAX_BYTES = 16 * 1024 * 1024
 
 
 # --- Shared output shapes ---------------------------------------------------------------------
+
+
+def message_author(view: ApiView) -> dict:
+    """Keyword arguments for ``message_send``: who wrote a message sent through the API (an
+    API key is an automation; a signed-in member is that person)."""
+    if isinstance(view.request.auth, ApiKey):
+        return {
+            "author_type": Message.Author.AUTOMATION,
+            "author_ref": f"api:{view.request.auth.prefix}",
+        }
+    return {"author_type": Message.Author.USER, "author_user": view.actor}
 
 
 class ContactRefOut(serializers.Serializer):
@@ -466,7 +477,7 @@ def _send(view: ApiView, chat: Chat, data: dict) -> Response:
         if reply_to is None:
             raise exceptions.ValidationError({"reply_to": [_("No such message in this chat.")]})
     message = services.message_send(
-        chat=chat, message_type=kind, content=content, reply_to=reply_to, **view.message_author()
+        chat=chat, message_type=kind, content=content, reply_to=reply_to, **message_author(view)
     )
     if kind in services.MEDIA_TYPES and content.get("id"):
         # Our copy of a file uploaded through the API shows in the chat.

@@ -16,7 +16,6 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from config import realtime, tasks
 from inbox import router, signals
 from inbox.consumers import organization_group, user_group
 from inbox.media import clean_filename, media_file_save
@@ -26,6 +25,7 @@ from integrations.events import InboundMessage, StatusUpdate
 from integrations.models import MessageTemplate, WhatsAppNumber
 from integrations.providers import MediaInfo, capabilities_for, provider_for
 from integrations.whatsapp import validation
+from kernel import realtime, tasks
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Thin tasks: take ids, call services."""
 
-from config.tasks import register_periodic
 from inbox import services
+from kernel.tasks import register_periodic
 
 
 def deliver_message(message_id: int) -> None:

@@ -36,12 +36,12 @@ from django.dispatch import receiver
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from config import tasks
-from config.admission import waiting_outside
-from config.memo import ProcessMemo
 from integrations import egress
 from integrations.egress import UnsafeURL, url_check
 from integrations.models import WebhookDelivery, WebhookSubscription
+from kernel import tasks
+from kernel.admission import waiting_outside
+from kernel.memo import ProcessMemo
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def subscriptions_changed(organization_id: int) -> None:
 
 def _active_subscriptions(organization_id: int) -> list[tuple[int, list[str]]]:
     """(id, events) of the organization's active subscriptions: every message and status asks,
-    and the answer rarely changes (it is often "none"); see ``config.memo``."""
+    and the answer rarely changes (it is often "none"); see ``kernel.memo``."""
     return _subscriptions.get(
         organization_id,
         lambda: list(

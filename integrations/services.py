@@ -15,13 +15,13 @@ from django.db import DataError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from config import tasks
 from integrations import events as channel_events
 from integrations import signals
 from integrations.errors import IntegrationError
 from integrations.models import MessageTemplate, WebhookEvent, WhatsAppNumber
 from integrations.providers import provider_for
 from integrations.whatsapp.payloads import TEMPLATE_STATUS_MAX
+from kernel import tasks
 
 logger = logging.getLogger(__name__)
 

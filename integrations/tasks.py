@@ -1,7 +1,7 @@
 """Thin django-q2 tasks: take ids, call services."""
 
-from config.tasks import register_periodic
 from integrations import services
+from kernel.tasks import register_periodic
 
 
 def process_webhook_events(event_ids: list[int]) -> None:

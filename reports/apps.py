@@ -7,7 +7,7 @@ class ReportsConfig(AppConfig):
     verbose_name = _("Reports and audit")
 
     def ready(self):
-        from config.tasks import register_periodic
+        from kernel.tasks import register_periodic
         from reports import receivers  # noqa: F401
 
         register_periodic("reports.tasks.stats_refresh", 600)

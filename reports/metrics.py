@@ -17,10 +17,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from assistants.models import UsageRecord
-from config import tasks
 from inbox import consumers
 from integrations.models import WebhookEvent
 from integrations.services import MAX_PROCESSING_ATTEMPTS
+from kernel import tasks
 
 
 def _allowed(request) -> bool:

@@ -12,11 +12,11 @@ from django.dispatch import receiver
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Membership, Organization
-from config import tasks
 from inbox import router
 from inbox import signals as inbox_signals
 from inbox.models import Chat
 from integrations.models import WhatsAppNumber
+from kernel import tasks
 from reports import csat, privacy
 from reports.models import AuditEvent
 from reports.services import audit_record

@@ -24,13 +24,13 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Rate limits and heartbeats live in the cache, small rows in per-process memos
-    (config.memo); every test starts without them (ids come back after a rollback)."""
+    (kernel.memo); every test starts without them (ids come back after a rollback)."""
     from django.conf import settings
 
     if settings.configured:
         from django.core.cache import cache
 
-        from config import memo
+        from kernel import memo
 
         cache.clear()
         memo.forget_all()

@@ -24,9 +24,9 @@ from typing import Any
 import openai
 from django.conf import settings
 
-from config.admission import waiting_outside
 from integrations import egress
 from integrations.errors import IntegrationError
+from kernel.admission import waiting_outside
 
 DEFAULT_TIMEOUT = 20.0
 

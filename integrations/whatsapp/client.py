@@ -25,7 +25,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
-from config.admission import waiting_outside
+from kernel.admission import waiting_outside
 
 from . import validation
 from .errors import (

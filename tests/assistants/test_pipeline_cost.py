@@ -10,8 +10,8 @@ from django.test.utils import CaptureQueriesContext
 
 from assistants import knowledge, services
 from assistants.models import Assistant, KnowledgeSource
-from config import memo
 from inbox.models import Message
+from kernel import memo
 from tests.assistants.helpers import AssistantTestCase
 
 
@@ -25,7 +25,7 @@ def passage(i: int) -> str:
 
 class PipelineQueryCountTests(AssistantTestCase):
     def setUp(self):
-        # Per-process memos (config.memo) expire after 2 s; on a loaded machine this test runs
+        # Per-process memos (kernel.memo) expire after 2 s; on a loaded machine this test runs
         # longer than that, and a refill query is not the reply's cost. Keep them for the test.
         for held in memo._all:
             self.addCleanup(setattr, held, "ttl", held.ttl)

@@ -14,10 +14,10 @@ from django.urls import reverse
 from assistants import tools
 from campaigns import automations
 from campaigns.models import Automation, AutomationRun
-from config import tasks
 from inbox import signals
 from inbox.models import Contact
 from integrations import outgoing
+from kernel import tasks
 from tests.api.helpers import ApiTestCase
 from tests.api.receiver import Receiver
 
@@ -70,7 +70,7 @@ class ContactEventsTests(ApiTestCase):
         existing = self.other_chat.contact
         rows = [{"phone": f"+55119876{i:05d}", "name": f"Importada {i}"} for i in range(450)]
         rows.append({"phone": existing.phone, "tags": ["vip"]})
-        with mock.patch("config.tasks.dispatch", wraps=tasks.dispatch) as dispatched:
+        with mock.patch("kernel.tasks.dispatch", wraps=tasks.dispatch) as dispatched:
             response = self.api("post", reverse("api_contact_import"), {"contacts": rows})
         self.assertEqual(response.json(), {"created": 450, "updated": 1, "merged": 0})
         new = Contact.objects.filter(organization=self.org, name__startswith="Importada ")

@@ -1,11 +1,11 @@
-"""A web process admits HTTP_CONCURRENCY Django requests at a time (config.admission)."""
+"""A web process admits HTTP_CONCURRENCY Django requests at a time (kernel.admission)."""
 
 import asyncio
 import time
 
 from asgiref.sync import sync_to_async
 
-from config import admission
+from kernel import admission
 
 
 def run_requests(limit: int, *requests):

@@ -24,7 +24,7 @@ def test_each_cluster_beats_and_readiness_ignores_workers(transactional_db):
     if not (redis_available() and settings.REDIS_URL == REDIS_URL):
         pytest.skip("needs the workers' Redis as this process's cache (the PostgreSQL + Redis run)")
 
-    from config import tasks
+    from kernel import tasks
 
     env = {
         **os.environ,

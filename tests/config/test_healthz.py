@@ -7,8 +7,8 @@ from pathlib import Path
 
 from django.test import TestCase, override_settings
 
-from config import tasks
-from config.tasks import Ticker
+from kernel import tasks
+from kernel.tasks import Ticker
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""Two bulk workers sending from one number share its cap (``config.pacing`` on real Redis,
+"""Two bulk workers sending from one number share its cap (``kernel.pacing`` on real Redis,
 in two real processes): together they stay at or under the rate, and use at least 95% of it."""
 
 import os
@@ -18,7 +18,7 @@ import os, sys, time
 import django
 
 django.setup()
-from config import pacing
+from kernel import pacing
 
 bucket = pacing.bucket_for(os.environ["KEY"], float(os.environ["RATE"]))
 start = float(os.environ["START"])

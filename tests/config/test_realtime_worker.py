@@ -21,7 +21,7 @@ import django
 django.setup()
 from django_q.signals import post_execute_in_worker
 
-from config import realtime
+from kernel import realtime
 
 for n in range(20):
     event = {"type": "live.event", "data": {"type": "message.new", "n": n}}

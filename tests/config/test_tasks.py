@@ -1,7 +1,7 @@
 from django.db import transaction
 from django.test import TestCase, override_settings
 
-from config import tasks
+from kernel import tasks
 
 CALLS = []
 

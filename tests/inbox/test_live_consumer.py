@@ -7,9 +7,9 @@ from django.test import Client, TransactionTestCase
 from django.urls import reverse
 
 from accounts.models import Membership, Organization, Role, User
-from config import realtime
 from config.asgi import application
 from inbox.consumers import organization_group, user_group
+from kernel import realtime
 
 
 def session_cookie(user) -> bytes:

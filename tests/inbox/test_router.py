@@ -7,13 +7,13 @@ from django.test import override_settings
 
 from assistants.models import ReplyJob
 from campaigns.models import DripDelivery, DripEnrolment, DripProgram, DripQuestion
-from config import tasks
 from inbox import router
 from inbox import services as inbox_services
 from inbox.models import Chat, Message
 from integrations import services as integration_services
 from integrations.models import WebhookEvent
 from integrations.whatsapp import payloads
+from kernel import tasks
 from tests.assistants.helpers import AssistantTestCase
 
 WA_ID = "5511977770000"

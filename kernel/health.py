@@ -21,7 +21,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from config import tasks
+from kernel import tasks
 
 LIVE_BODY = b'{"status":"ok"}'
 

@@ -177,7 +177,7 @@ class Ticker(threading.Thread):
             if seconds <= self.max_seconds
         ]
         work += [
-            ("config.tasks.heartbeat", (queue,), HEARTBEAT_SECONDS, queue)
+            ("kernel.tasks.heartbeat", (queue,), HEARTBEAT_SECONDS, queue)
             for queue in self.heartbeat_queues
         ]
         for func_path, args, seconds, queue in work:
@@ -237,7 +237,7 @@ def ensure_schedules(**_kwargs) -> None:
                 "repeats": -1,
             },
         )
-    Schedule.objects.filter(name="config.tasks.heartbeat").delete()  # now per cluster
+    Schedule.objects.filter(name="kernel.tasks.heartbeat").delete()  # now per cluster
 
 
 def enqueue_in(seconds: float, func_path: str, *args, queue: str = "default") -> None:
@@ -283,6 +283,6 @@ def enqueue_in(seconds: float, func_path: str, *args, queue: str = "default") ->
 def _live_events_flush(sender, **kwargs):
     """A django-q2 worker may exit right after a task (``recycle``): the live events the task
     published go out first."""
-    from config import realtime
+    from kernel import realtime
 
     realtime.flush()
