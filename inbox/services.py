@@ -232,6 +232,14 @@ def _chat_and_contact_record_inbound(chat: Chat, contact: Contact, message: Mess
             [when, _preview(message), when, when, window, window, Chat.Status.OPEN, chat.pk],
         )
         chat.seq = cursor.fetchone()[0]
+        # The same change in memory: the router's handlers get this chat next and may answer
+        # at once (a new chat's window is open now).
+        chat.status, chat.unread_count = Chat.Status.OPEN, (chat.unread_count or 0) + 1
+        if chat.last_message_at is None or chat.last_message_at <= sent_at:
+            chat.last_message_preview = _preview(message)
+            chat.last_message_at = sent_at
+        if length and (chat.window_expires_at is None or chat.window_expires_at < sent_at + length):
+            chat.window_expires_at = sent_at + length
         cursor.execute(
             f"UPDATE {Contact._meta.db_table} SET last_inbound_at = CASE"  # noqa: S608
             " WHEN last_inbound_at IS NULL OR last_inbound_at < %s THEN %s"

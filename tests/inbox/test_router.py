@@ -179,6 +179,28 @@ class RouterTests(AssistantTestCase):
         self.assertEqual(message.handled_by, "assistant")
         self.assertEqual([m.text for m in self.assistant_replies(chat)], ["Posso ajudar?"])
 
+    def test_a_handler_may_answer_a_brand_new_chat_at_once(self):
+        """The chat a handler gets already has the customer's message on it: its service
+        window is open, so an immediate reply is allowed."""
+
+        def greet(inbound: router.Inbound) -> None:
+            inbox_services.message_send(
+                chat=inbound.chat,
+                message_type="text",
+                content={"body": "Olá! Escolha uma opção."},
+                author_type=Message.Author.AUTOMATION,
+            )
+
+        router.register(
+            router.Handler(key="greeter", order=5, label="Greeter", accepts=bool, handle=greet)
+        )
+        self.addCleanup(router.unregister, "greeter")
+        message = self.receive("oi", wa_id="5511900001111")
+        message.refresh_from_db()
+        self.assertEqual(message.handled_by, "greeter")
+        replies = Message.objects.filter(chat=message.chat, author_type=Message.Author.AUTOMATION)
+        self.assertEqual([m.text for m in replies], ["Olá! Escolha uma opção."])
+
     def test_the_thread_says_who_handled_each_message(self):
         chat = self.ai_chat()
         self.stub.script({"content": "Abrimos às 8h."})
