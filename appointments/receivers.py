@@ -1,0 +1,1 @@
+"""Subscriptions of the appointments app (router handler, tools, events)."""
