@@ -1,0 +1,124 @@
+"""Booking over WhatsApp through list menus (router handler "booking"), end to end through the
+real inbound service and the sandbox."""
+
+from appointments import booking
+from appointments.models import Appointment, BookingSession
+from inbox.models import Chat, Message
+from integrations.whatsapp import payloads
+from tests.appointments.helpers import make_agenda
+from tests.assistants.helpers import AssistantTestCase
+
+WA_ID = "5511988887777"
+
+
+class WhatsAppBookingTests(AssistantTestCase):
+    def setUp(self):
+        super().setUp()
+        self.agenda = make_agenda(self.org)
+
+    def say(self, text):
+        return self.receive(text, wa_id=WA_ID)
+
+    def tap(self, reply_id, title="x", kind="list"):
+        build = payloads.build_list_reply if kind == "list" else payloads.build_button_reply
+        return self.receive(
+            "",
+            wa_id=WA_ID,
+            message_type="interactive",
+            content=build(reply_id=reply_id, title=title),
+        )
+
+    def last_sent(self, chat_id):
+        return (
+            Message.objects.filter(chat_id=chat_id, direction="out")
+            .order_by("-timestamp", "-id")
+            .first()
+        )
+
+    def rows(self, message):
+        interactive = message.content["interactive"]
+        self.assertEqual(interactive["type"], "list")
+        return [row for section in interactive["action"]["sections"] for row in section["rows"]]
+
+    def test_a_customer_books_limpeza_through_the_list_menus(self):
+        first = self.say("Agendar")
+        first.refresh_from_db()
+        self.assertEqual(first.handled_by, "booking")
+        chat = Chat.objects.get(pk=first.chat_id)
+        self.assertEqual(chat.held_by, "booking")
+        services_list = self.rows(self.last_sent(chat.pk))
+        self.assertEqual(
+            [row["title"] for row in services_list], ["Avaliação de implante", "Limpeza"]
+        )
+        cleaning = next(row for row in services_list if row["title"] == "Limpeza")
+        self.tap(cleaning["id"], "Limpeza")
+        days = self.rows(self.last_sent(chat.pk))
+        self.assertLessEqual(len(days), 10)
+        self.assertTrue(all(len(row["title"]) <= 24 for row in days))
+        self.tap(days[0]["id"])
+        times = self.rows(self.last_sent(chat.pk))
+        self.assertEqual(len(times), 10)  # nine times and "Later times"
+        self.assertEqual(times[-1]["title"], "Later times")
+        self.tap(times[-1]["id"])
+        later = self.rows(self.last_sent(chat.pk))
+        self.assertNotEqual(later[0]["id"], times[0]["id"])
+        # Something unexpected gets a polite re-ask, not a booking.
+        self.say("hmm, qual o preço?")
+        self.assertIn("please choose one of the options", self.last_sent(chat.pk).text)
+        self.tap(later[0]["id"], later[0]["title"])
+        confirm = self.last_sent(chat.pk).content["interactive"]
+        self.assertEqual(confirm["type"], "button")
+        self.assertIn("Limpeza with", confirm["body"]["text"])
+        self.tap("book:yes", "Confirm", kind="button")
+        appointment = Appointment.objects.get(contact=chat.contact)
+        self.assertEqual(appointment.channel, "bot")
+        self.assertEqual(appointment.service, self.agenda["cleaning"])
+        sent = list(Message.objects.filter(chat=chat, direction="out").order_by("id"))
+        self.assertIn("✅ Booked: Limpeza", sent[-2].text)
+        self.assertEqual(sent[-1].type, "document")
+        self.assertTrue(sent[-1].content["document"]["filename"].endswith(".ics"))
+        self.assertEqual(sent[-1].status, "sent")
+        chat.refresh_from_db()
+        self.assertEqual(chat.held_by, "")
+        self.assertFalse(BookingSession.objects.filter(chat=chat).exists())
+
+    def test_the_slot_taken_meanwhile_gets_a_polite_reply_and_new_times(self):
+        self.say("marcar")
+        chat = Chat.objects.get(contact__wa_id=WA_ID)
+        self.tap(f"book:svc:{self.agenda['implant'].code}")
+        day = self.rows(self.last_sent(chat.pk))[0]
+        self.tap(day["id"])
+        slot = self.rows(self.last_sent(chat.pk))[0]
+        self.tap(slot["id"])
+        session = BookingSession.objects.get(chat=chat)
+        from appointments import services
+
+        services.appointment_book(
+            service=self.agenda["implant"],
+            professional=session.professional,
+            starts_at=session.starts_at,
+            channel="staff",
+        )
+        self.tap("book:yes", kind="button")
+        reply = self.last_sent(chat.pk)
+        self.assertIn("just taken", reply.content["interactive"]["body"]["text"])
+        self.assertEqual(Appointment.objects.count(), 1)
+
+    def test_sair_leaves_and_releases_the_chat(self):
+        self.say("agendar")
+        chat = Chat.objects.get(contact__wa_id=WA_ID)
+        exit_message = self.say("desistir")
+        exit_message.refresh_from_db()
+        self.assertEqual(exit_message.handled_by, "booking")
+        chat.refresh_from_db()
+        self.assertEqual(chat.held_by, "")
+        self.assertIn("Booking cancelled", self.last_sent(chat.pk).text)
+        after = self.say("obrigado")
+        after.refresh_from_db()
+        self.assertEqual(after.handled_by, "")
+
+    def test_an_ordinary_message_is_not_a_booking(self):
+        message = self.say("Olá, bom dia")
+        message.refresh_from_db()
+        self.assertEqual(message.handled_by, "")
+        self.assertIn("agendar", booking.keywords_of(self.org.pk))
