@@ -15,10 +15,13 @@ def changed(appointment, op: str) -> None:
     from inbox.consumers import organization_group, user_group
 
     event = {
-        "type": "appointment.changed",
-        "op": op,
-        "appointment": str(appointment.code),
-        "professional": str(appointment.professional.code),
+        "type": "live.event",
+        "data": {
+            "type": "appointment.changed",
+            "op": op,
+            "appointment": str(appointment.code),
+            "professional": str(appointment.professional.code),
+        },
     }
     realtime.publish_on_commit(organization_group(appointment.organization), event)
     if appointment.professional.user_id:
