@@ -12,3 +12,6 @@ class AppointmentsConfig(AppConfig):
 
     def ready(self):
         from appointments import receivers  # noqa: F401
+        from config.tasks import register_periodic
+
+        register_periodic("appointments.tasks.reminders_tick", 60)

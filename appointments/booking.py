@@ -398,7 +398,7 @@ def _send_confirm(chat: Chat, session: BookingSession) -> None:
             f"{PREFIX}day:{session.day.isoformat()}" if session.day else f"{PREFIX}days",
             _("Another time"),
         ),
-        (f"{PREFIX}no", _("Cancel")),
+        (f"{PREFIX}no", _("Not now")),  # not "Cancelar": an opt-out keyword
     ]
     _send(
         chat,

@@ -57,7 +57,9 @@ class AgendaSettings(TenantModel):
         blank=True,
         help_text=_(
             "Approved template used when the 24-hour window is closed (body parameters: name, "
-            "service, date and time; quick-reply buttons Confirm / Reschedule / Cancel)."
+            "service, date and time, professional; quick-reply buttons Confirm / Reschedule / "
+            "Cancel). Do not title a button exactly like an opt-out keyword ('Cancelar'): the "
+            "tap would opt the customer out."
         ),
     )
     address = models.CharField(_("address"), max_length=300, blank=True)

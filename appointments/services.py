@@ -160,7 +160,9 @@ def appointment_book(
     begin, end, block_from, block_until = _span(service, starts_at)
 
     def write():
-        return Appointment.objects.create(
+        from appointments.reminders import reminders_schedule
+
+        appointment = Appointment.objects.create(
             organization_id=service.organization_id,
             professional=professional,
             service=service,
@@ -175,6 +177,8 @@ def appointment_book(
             notes=notes,
             created_by=created_by,
         )
+        reminders_schedule(appointment=appointment, now=now)
+        return appointment
 
     appointment = _serialised_write(professional.pk, block_from, block_until, write)
     signals.changed(appointment, "created")
@@ -221,19 +225,26 @@ def appointment_reschedule(
         )
         if not updated:
             raise BookingError(_("Only booked or confirmed appointments can be moved."))
+        from appointments.reminders import reminders_schedule
+
+        appointment.refresh_from_db()
+        reminders_schedule(appointment=appointment, now=now)
 
     _serialised_write(professional.pk, block_from, block_until, write, exclude_id=appointment.pk)
-    appointment.refresh_from_db()
     signals.changed(appointment, "rescheduled")
     return appointment
 
 
+@transaction.atomic
 def _status_move(appointment: Appointment, status: str, op: str, **fields) -> bool:
+    from appointments.reminders import reminders_drop
+
     updated = Appointment.objects.filter(pk=appointment.pk, status__in=Appointment.ACTIVE).update(
         status=status, updated_at=timezone.now(), **fields
     )
     appointment.refresh_from_db()
     if updated:
+        reminders_drop(appointment=appointment)
         signals.changed(appointment, op)
     return bool(updated)
 

@@ -6,7 +6,7 @@ import logging
 from django.core.files.base import ContentFile
 from django.utils import translation
 
-from appointments import calendar_files
+from appointments import calendar_files, reminders
 from appointments.models import Appointment
 from inbox import services as inbox_services
 from inbox.models import Chat, Media, Message
@@ -62,3 +62,8 @@ def calendar_file_send(appointment_id: int, chat_id: int) -> None:
     )
     media.file.save(filename, ContentFile(data), save=False)
     media.save()
+
+
+def reminders_tick() -> int:
+    """Send the reminders that are due (periodic, every minute); returns how many went out."""
+    return reminders.reminders_due_send()
