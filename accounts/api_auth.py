@@ -237,6 +237,7 @@ SESSION_SECTIONS = {
     "segments": "campaigns",
     "reports": "dashboard",
     "privacy": "settings",
+    "appointments": "chats",  # the agenda's own access (appointments.access) narrows it further
 }
 
 

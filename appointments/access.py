@@ -34,12 +34,15 @@ class AgendaScope:
 def agenda_scope(membership) -> AgendaScope:
     if membership is None:
         return AgendaScope(False, ())
+    everyone = access.level_for(membership, "chats") == access.Level.FULL
+    if membership.user_id is None:  # an API key: organization-wide, like an admin
+        return AgendaScope(everyone, ())
     own = tuple(
         Professional.objects.filter(
             organization=membership.organization, user_id=membership.user_id
         ).values_list("pk", flat=True)
     )
-    return AgendaScope(access.level_for(membership, "chats") == access.Level.FULL, own)
+    return AgendaScope(everyone, own)
 
 
 def professionals_for_member(membership):

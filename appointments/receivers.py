@@ -5,7 +5,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils.translation import gettext_lazy as _
 
-from appointments import booking, tools  # noqa: F401  (tools register themselves)
+from appointments import booking, outgoing_events, tools  # noqa: F401  (they register themselves)
 from appointments.models import AgendaSettings, Service
 from inbox import router
 

@@ -11,6 +11,7 @@ from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
+from appointments import services as appointment_services
 from assistants import services as assistant_services
 from assistants.models import Assistant
 from campaigns.models import Segment
@@ -18,6 +19,7 @@ from integrations import services as channel
 from integrations.models import WebhookSubscription
 from integrations.whatsapp.sandbox import SandboxServer
 from tests.api.helpers import key_for
+from tests.appointments.helpers import at, make_agenda, next_weekday
 from tests.base import make_chat, make_org
 from tests.campaigns.helpers import make_campaign, make_template
 
@@ -71,6 +73,14 @@ def test_the_api_conforms_to_its_schema(sandbox, wsgi_app):
     )
     segment = Segment.objects.create(organization=organization, name="Nobody", kind="static")
     campaign = make_campaign(organization, number, make_template(number), segment=segment)
+    agenda = make_agenda(organization)
+    appointment = appointment_services.appointment_book(
+        service=agenda["cleaning"],
+        professional=agenda["ana"],
+        starts_at=at(next_weekday(2), 9),
+        channel="staff",
+        customer_name="Schema Patient",
+    )
     schema = schemathesis.openapi.from_wsgi("/api/schema/", wsgi_app)
     real_codes = {
         "/api/v1/chats/": str(chat.code),
@@ -80,6 +90,7 @@ def test_the_api_conforms_to_its_schema(sandbox, wsgi_app):
         "/api/v1/assistants/": str(assistant.code),
         "/api/v1/campaigns/": str(campaign.code),
         "/api/v1/segments/": str(segment.code),
+        "/api/v1/appointments/": str(appointment.code),
     }
     tested = 0
     for result in schema.get_all_operations():
