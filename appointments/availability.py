@@ -25,6 +25,7 @@ from appointments.models import (
     Service,
     WorkingHours,
 )
+from config.memo import ProcessMemo
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,33 @@ class Slot:
         return self.starts_at.astimezone(tz)
 
 
+_settings = ProcessMemo()
+_holidays = ProcessMemo()
+
+
 def settings_for(organization) -> AgendaSettings:
-    agenda, _created = AgendaSettings.objects.get_or_create(organization=organization)
-    return agenda
+    """The organization's agenda rules (memoized per process; see ``config.memo``)."""
+
+    def load():
+        agenda, _created = AgendaSettings.objects.get_or_create(organization=organization)
+        return agenda
+
+    return _settings.get(organization.pk, load)
+
+
+def holidays_of(organization_id: int) -> frozenset:
+    return _holidays.get(
+        organization_id,
+        lambda: frozenset(
+            Holiday.objects.filter(organization_id=organization_id).values_list("date", flat=True)
+        ),
+    )
+
+
+def rules_changed(organization_id: int) -> None:
+    """Agenda settings or holidays changed: forget the memos (at once here, soon elsewhere)."""
+    _settings.forget(organization_id)
+    _holidays.forget(organization_id)
 
 
 def zone(organization) -> ZoneInfo:
@@ -70,21 +95,14 @@ def _subtract(periods: list[tuple], cut: tuple) -> list[tuple]:
 
 
 def working_periods(
-    *, organization, professional_ids: list[int], start: date, end: date
+    *, organization, professional_ids: list[int], start: date, end: date, weekly=None
 ) -> dict[int, list[tuple[datetime, datetime]]]:
     """{professional id: [(from, until) UTC]} of the days ``start``..``end`` (local dates),
     after extra hours, time off and clinic holidays."""
     tz = zone(organization)
-    weekly: dict[int, dict[int, list]] = defaultdict(lambda: defaultdict(list))
-    for hours in WorkingHours.objects.filter(professional_id__in=professional_ids).only(
-        "professional_id", "weekday", "starts_at", "ends_at"
-    ):
-        weekly[hours.professional_id][hours.weekday].append((hours.starts_at, hours.ends_at))
-    holidays = set(
-        Holiday.objects.filter(
-            organization=organization, date__gte=start, date__lte=end
-        ).values_list("date", flat=True)
-    )
+    if weekly is None:
+        weekly = weekly_hours(WorkingHours.objects.filter(professional_id__in=professional_ids))
+    holidays = holidays_of(organization.pk)
     range_from = datetime.combine(start, datetime.min.time(), tzinfo=tz)
     range_until = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=tz)
     exceptions = list(
@@ -116,6 +134,40 @@ def working_periods(
     return result
 
 
+def weekly_hours(rows) -> dict[int, dict[int, list]]:
+    weekly: dict[int, dict[int, list]] = defaultdict(lambda: defaultdict(list))
+    for professional_id, weekday, opens, closes in rows.values_list(
+        "professional_id", "weekday", "starts_at", "ends_at"
+    ):
+        weekly[professional_id][weekday].append((opens, closes))
+    return weekly
+
+
+_service_hours = ProcessMemo()
+
+
+def service_hours(service: Service, professional: Professional | None = None) -> dict:
+    """Who performs ``service`` (active) and their weekly hours, in one query, memoized per
+    process like the other agenda rules (a change is seen at once here, within 2 s elsewhere)."""
+
+    def load():
+        rows = WorkingHours.objects.filter(
+            professional__services=service, professional__active=True
+        )
+        return weekly_hours(rows)
+
+    weekly = _service_hours.get((service.organization_id, service.pk), load)
+    if professional is None:
+        return weekly
+    return {professional.pk: weekly[professional.pk]} if professional.pk in weekly else {}
+
+
+def hours_changed(organization_id: int) -> None:
+    """Working hours, a professional or a service changed: forget that organization's hours."""
+    for key in [k for k in _service_hours._values if k[0] == organization_id]:
+        _service_hours.forget(key)
+
+
 def _merge(periods: list[tuple]) -> list[tuple]:
     merged: list[list] = []
     for start, end in sorted(periods):
@@ -124,15 +176,6 @@ def _merge(periods: list[tuple]) -> list[tuple]:
         else:
             merged.append([start, end])
     return [(a, b) for a, b in merged]
-
-
-def professionals_for(service: Service, professional: Professional | None = None) -> list[int]:
-    ids = list(
-        service.professionals.filter(active=True).order_by("name").values_list("pk", flat=True)
-    )
-    if professional is not None:
-        return [professional.pk] if professional.pk in ids else []
-    return ids
 
 
 def free_slots(
@@ -156,10 +199,13 @@ def free_slots(
     today = now.astimezone(tz).date()
     start = max(start, today)
     end = min(end, latest.astimezone(tz).date())
-    ids = professionals_for(service, professional)
+    weekly = service_hours(service, professional)
+    ids = sorted(weekly)
     if not ids or start > end:
         return []
-    periods = working_periods(organization=organization, professional_ids=ids, start=start, end=end)
+    periods = working_periods(
+        organization=organization, professional_ids=ids, start=start, end=end, weekly=weekly
+    )
     duration = timedelta(minutes=service.duration_minutes)
     before = timedelta(minutes=service.buffer_before_minutes)
     after = timedelta(minutes=service.buffer_after_minutes)
@@ -183,22 +229,42 @@ def free_slots(
         busy[pid].append((b_from, b_until))
     slots = []
     for pid in ids:
-        taken = busy[pid]
+        taken = busy[pid]  # sorted, never overlapping (one professional)
+        cursor = 0
         for p_from, p_until in periods[pid]:
-            local = p_from.astimezone(tz)
-            while True:
-                begin = local.astimezone(UTC)
-                finish = begin + duration
-                if finish > p_until:
-                    break
-                exists = begin.astimezone(tz).replace(tzinfo=None) == local.replace(tzinfo=None)
-                if exists and earliest <= begin <= latest:
-                    block_from, block_until = begin - before, finish + after
-                    if not any(b < block_until and e > block_from for b, e in taken):
-                        slots.append(Slot(pid, begin, finish))
-                local = (local.replace(tzinfo=None) + step).replace(tzinfo=tz)
+            for begin in _starts(p_from, p_until - duration, step, tz):
+                if not earliest <= begin <= latest:
+                    continue
+                block_from, block_until = begin - before, begin + duration + after
+                while cursor < len(taken) and taken[cursor][1] <= block_from:
+                    cursor += 1
+                if cursor < len(taken) and taken[cursor][0] < block_until:
+                    continue
+                slots.append(Slot(pid, begin, begin + duration))
     slots.sort(key=lambda s: (s.starts_at, s.professional_id))
     return slots
+
+
+def _starts(first: datetime, last: datetime, step: timedelta, tz: ZoneInfo):
+    """Grid starts from ``first`` to ``last`` (UTC) every ``step`` of local wall-clock time.
+    Without a DST change inside the period that is plain UTC arithmetic (the common case,
+    and the hot path); across one, wall times are stepped and the nonexistent ones skipped."""
+    if first > last:
+        return
+    if first.astimezone(tz).utcoffset() == last.astimezone(tz).utcoffset():
+        begin = first
+        while begin <= last:
+            yield begin
+            begin += step
+        return
+    local = first.astimezone(tz).replace(tzinfo=None)
+    while True:
+        begin = local.replace(tzinfo=tz).astimezone(UTC)
+        if begin > last:
+            return
+        if begin.astimezone(tz).replace(tzinfo=None) == local:  # skips the spring-forward gap
+            yield begin
+        local += step
 
 
 def slot_is_free(

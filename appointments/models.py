@@ -287,7 +287,12 @@ class Appointment(TenantModel):
     class Meta:
         ordering = ["starts_at"]
         indexes = [
-            models.Index(fields=["professional", "blocked_from"], name="appt_prof_blocked"),
+            # Free-slot queries read only active appointments of a few professionals.
+            models.Index(
+                fields=["professional", "blocked_from"],
+                name="appt_prof_active",
+                condition=models.Q(status__in=["booked", "confirmed"]),
+            ),
             models.Index(fields=["organization", "starts_at"], name="appt_org_start"),
             models.Index(fields=["contact", "starts_at"], name="appt_contact_start"),
         ]

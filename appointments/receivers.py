@@ -1,12 +1,13 @@
 """How the appointments app plugs into the apps below it: the router handler "booking", memo
 invalidation, and (further down) assistant tools and outgoing webhook events."""
 
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 from django.utils.translation import gettext_lazy as _
 
-from appointments import booking, outgoing_events, tools  # noqa: F401  (they register themselves)
-from appointments.models import AgendaSettings, Service
+from accounts.models import Holiday
+from appointments import availability, booking, outgoing_events, tools  # noqa: F401  (they register themselves)
+from appointments.models import AgendaSettings, Professional, Service, WorkingHours
 from inbox import router
 
 router.register(
@@ -18,6 +19,24 @@ router.register(
         handle=booking.handle,
     )
 )
+
+
+@receiver([post_save, post_delete], sender=AgendaSettings, dispatch_uid="appointments-rules-memo")
+@receiver([post_save, post_delete], sender=Holiday, dispatch_uid="appointments-holiday-memo")
+def on_agenda_rules_changed(sender, instance, **kwargs):
+    availability.rules_changed(instance.organization_id)
+
+
+@receiver([post_save, post_delete], sender=WorkingHours, dispatch_uid="appointments-hours-memo")
+@receiver([post_save, post_delete], sender=Professional, dispatch_uid="appointments-pro-memo")
+@receiver([post_save, post_delete], sender=Service, dispatch_uid="appointments-svc-hours-memo")
+def on_hours_changed(sender, instance, **kwargs):
+    availability.hours_changed(instance.organization_id)
+
+
+@receiver(m2m_changed, sender=Service.professionals.through, dispatch_uid="appointments-m2m-memo")
+def on_service_professionals_changed(sender, instance, **kwargs):
+    availability.hours_changed(instance.organization_id)
 
 
 @receiver([post_save, post_delete], sender=AgendaSettings, dispatch_uid="appointments-agenda-memo")

@@ -160,9 +160,9 @@ class ReminderTests(AssistantTestCase):
         )
         from appointments.models import AgendaSettings
 
-        AgendaSettings.objects.filter(organization=self.org).update(
-            reminder_template="lembrete_consulta"
-        )
+        agenda = AgendaSettings.objects.get(organization=self.org)
+        agenda.reminder_template = "lembrete_consulta"
+        agenda.save()
         self.assertEqual(self.send_due(1), 1)
         (sent,) = self.reminders_sent()
         self.assertEqual(sent.type, "template")
