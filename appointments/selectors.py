@@ -125,3 +125,71 @@ def month_weeks(*, organization, day: date, professionals) -> list[list[dict]]:
         )
         current += timedelta(days=7)
     return weeks
+
+
+# --- Reports ----------------------------------------------------------------------------------
+
+
+@dataclass
+class AgendaReport:
+    by_channel: list[tuple[str, int]]
+    total: int
+    confirmation_rate: float | None  # of the appointments held (past or future, not cancelled)
+    no_show_rate: float | None  # of the past appointments not cancelled
+    cancelled: int
+    occupancy: list[dict]
+
+
+def agenda_report(*, organization, professionals, start: date, end: date) -> AgendaReport:
+    """Bookings by channel, confirmation and no-show rates, and each professional's occupancy
+    (booked minutes over working minutes) for the appointments starting ``start``..``end``."""
+    from django.db.models import Count, Q
+    from django.utils import timezone
+
+    rows = appointments_between(organization, professionals, start, end)
+    counts = dict(rows.values_list("channel").annotate(n=Count("id")).order_by())
+    by_channel = [(label, counts.get(value, 0)) for value, label in Appointment.Channel.choices]
+    now = timezone.now()
+    figures = rows.aggregate(
+        total=Count("id"),
+        cancelled=Count("id", filter=Q(status=Appointment.Status.CANCELLED)),
+        held=Count("id", filter=~Q(status=Appointment.Status.CANCELLED)),
+        confirmed=Count("id", filter=Q(confirmed_at__isnull=False) & ~Q(status="cancelled")),
+        past=Count("id", filter=Q(starts_at__lt=now) & ~Q(status=Appointment.Status.CANCELLED)),
+        no_show=Count("id", filter=Q(status=Appointment.Status.NO_SHOW)),
+    )
+    working = availability.working_periods(
+        organization=organization,
+        professional_ids=[p.pk for p in professionals],
+        start=start,
+        end=end,
+    )
+    booked: dict[int, float] = {}
+    for pid, starts_at, ends_at in rows.exclude(status=Appointment.Status.CANCELLED).values_list(
+        "professional_id", "starts_at", "ends_at"
+    ):
+        booked[pid] = booked.get(pid, 0) + (ends_at - starts_at).total_seconds() / 60
+    occupancy = []
+    for professional in professionals:
+        available = sum((b - a).total_seconds() / 60 for a, b in working.get(professional.pk, []))
+        used = booked.get(professional.pk, 0)
+        occupancy.append(
+            {
+                "professional": professional,
+                "booked_hours": round(used / 60, 1),
+                "working_hours": round(available / 60, 1),
+                "rate": round(100 * used / available) if available else None,
+            }
+        )
+
+    def rate(part, whole):
+        return round(100 * part / whole, 1) if whole else None
+
+    return AgendaReport(
+        by_channel=by_channel,
+        total=figures["total"],
+        confirmation_rate=rate(figures["confirmed"], figures["held"]),
+        no_show_rate=rate(figures["no_show"], figures["past"]),
+        cancelled=figures["cancelled"],
+        occupancy=occupancy,
+    )

@@ -94,6 +94,7 @@ def _done(request, appointment: Appointment, message: str):
 def appointment_create(request):
     professionals = access.professionals_for_member(request.membership)
     initial = {
+        "phone": request.GET.get("phone") or "",
         "date": request.GET.get("date") or "",
         "time": request.GET.get("time") or "",
         "professional": request.GET.get("professional") or "",
@@ -211,6 +212,29 @@ def appointment_status(request, code, action):
             "confirm": _("Appointment confirmed."),
             "no-show": _("Marked as no-show."),
         }[action],
+    )
+
+
+@require_GET
+@access.agenda_required
+def agenda_report(request):
+    """Bookings by channel, confirmation and no-show rates, occupancy per professional."""
+    organization = request.organization
+    today = timezone.now().astimezone(availability.zone(organization)).date()
+    start = (
+        _day(request.GET.get("from"), organization)
+        if request.GET.get("from")
+        else today - timedelta(days=29)
+    )
+    end = _day(request.GET.get("until"), organization) if request.GET.get("until") else today
+    if end < start or (end - start).days > 366:
+        start, end = today - timedelta(days=29), today
+    professionals = list(access.professionals_for_member(request.membership))
+    report = selectors.agenda_report(
+        organization=organization, professionals=professionals, start=start, end=end
+    )
+    return render(
+        request, "appointments/report.html", {"report": report, "start": start, "end": end}
     )
 
 
