@@ -5,8 +5,8 @@ A keyword ("agendar", "marcar"...), a tap on one of our menus, or a tap on a rem
 the chat is held for it (30 minutes), so the customer's answers come here before the assistant.
 Where the customer is lives in one ``BookingSession`` row per chat. Menus respect WhatsApp's
 limits (10 list rows, 24-character row titles, 3 buttons of 20 characters). Anything unexpected
-gets a polite re-ask; "cancelar"/"sair" leaves (unless the organization made those words opt-out
-keywords: opting out is checked first, order 10).
+gets a polite re-ask; "desistir" (or "cancelar"/"sair" when the organization has not made them
+opt-out keywords, as the default list does: opting out is checked first, order 10) leaves.
 
 ``start(chat)`` is the entry other apps (a flow's "book" step) call.
 """
@@ -506,7 +506,7 @@ def _appointment_reply(chat: Chat, choice: str) -> None:
 
 
 def _ask_again(chat: Chat, session: BookingSession) -> None:
-    intro = _("Sorry, please choose one of the options below (or write “sair” to stop).")
+    intro = _("Sorry, please choose one of the options below (or write “desistir” to stop).")
     if session.step == BookingSession.Step.SERVICE or session.service is None:
         _send_services(chat, session, intro)
     elif session.step == BookingSession.Step.DAY or session.day is None:

@@ -11,7 +11,7 @@ from tests.assistants.helpers import AssistantTestCase
 WA_ID = "5511988887777"
 
 
-class WhatsAppBookingTests(AssistantTestCase):
+class BookingTestCase(AssistantTestCase):
     def setUp(self):
         super().setUp()
         self.agenda = make_agenda(self.org)
@@ -40,6 +40,8 @@ class WhatsAppBookingTests(AssistantTestCase):
         self.assertEqual(interactive["type"], "list")
         return [row for section in interactive["action"]["sections"] for row in section["rows"]]
 
+
+class WhatsAppBookingTests(BookingTestCase):
     def test_a_customer_books_limpeza_through_the_list_menus(self):
         first = self.say("Agendar")
         first.refresh_from_db()
@@ -122,3 +124,30 @@ class WhatsAppBookingTests(AssistantTestCase):
         message.refresh_from_db()
         self.assertEqual(message.handled_by, "")
         self.assertIn("agendar", booking.keywords_of(self.org.pk))
+
+
+class PortugueseBookingTests(BookingTestCase):
+    def setUp(self):
+        super().setUp()
+        self.org.language = "pt-br"
+        self.org.save(update_fields=["language"])
+
+    def test_the_menus_speak_the_clinics_language_and_never_say_an_opt_out_word(self):
+        self.say("agendar")
+        chat = Chat.objects.get(contact__wa_id=WA_ID)
+        self.assertIn("Qual serviço você quer agendar?", self.last_sent(chat.pk).text)
+        self.tap(f"book:svc:{self.agenda['cleaning'].code}")
+        day = self.rows(self.last_sent(chat.pk))[0]
+        self.assertIn("horários livres", day["description"])
+        self.tap(day["id"])
+        self.tap(self.rows(self.last_sent(chat.pk))[0]["id"])
+        buttons = self.last_sent(chat.pk).content["interactive"]["action"]["buttons"]
+        titles = [b["reply"]["title"] for b in buttons]
+        self.assertEqual(titles, ["Confirmar", "Outro horário", "Agora não"])
+        # Tapping "Agora não" ends the booking; it is not an opt-out.
+        tap = self.tap("book:no", "Agora não", kind="button")
+        tap.refresh_from_db()
+        self.assertEqual(tap.handled_by, "booking")
+        self.assertNotEqual(
+            chat.contact.__class__.objects.get(pk=chat.contact_id).opt_in, "opted_out"
+        )
