@@ -9,6 +9,7 @@ from appointments.models import (
     Professional,
     Reminder,
     Service,
+    VisitNote,
     WorkingHours,
 )
 
@@ -67,4 +68,10 @@ class BookingSessionAdmin(ReadOnlyTenantAdmin):
 @admin.register(Reminder)
 class ReminderAdmin(ReadOnlyTenantAdmin):
     list_display = ("appointment", "hours", "due_at", "status", "sent_at")
+    list_filter = ("status",)
+
+
+@admin.register(VisitNote)
+class VisitNoteAdmin(ReadOnlyTenantAdmin):
+    list_display = ("appointment", "author", "status", "created_at")
     list_filter = ("status",)

@@ -380,3 +380,39 @@ class Reminder(TenantModel):
 
     def __str__(self):
         return f"{self.appointment_id} -{self.hours}h {self.status}"
+
+
+class VisitNote(TenantModel):
+    """A professional's voice note on an appointment, transcribed and structured (SOAP) by the
+    organization's model. Without a model it stays ``needs_model`` and says so."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Transcribing")
+        DONE = "done", _("Done")
+        NEEDS_MODEL = "needs_model", _("Needs an AI model")
+        FAILED = "failed", _("Failed")
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    appointment = models.ForeignKey(
+        Appointment, on_delete=models.CASCADE, related_name="notes_by_voice"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    audio = models.FileField(upload_to="visit-notes/%Y/%m/")
+    mime_type = models.CharField(max_length=100)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    transcript = models.TextField(blank=True)
+    note = models.JSONField(
+        default=dict, blank=True
+    )  # {"subjective", "objective", "assessment", "plan"}
+    error = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("visit note")
+        verbose_name_plural = _("visit notes")
+
+    def __str__(self):
+        return f"{self.appointment_id} {self.status}"

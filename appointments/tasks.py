@@ -67,3 +67,9 @@ def calendar_file_send(appointment_id: int, chat_id: int) -> None:
 def reminders_tick() -> int:
     """Send the reminders that are due (periodic, every minute); returns how many went out."""
     return reminders.reminders_due_send()
+
+
+def visit_note_process(note_id: int) -> None:
+    from appointments.visit_notes import visit_note_process as process
+
+    process(note_id)

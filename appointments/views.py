@@ -3,6 +3,7 @@ booking, moving and cancelling with htmx, and each professional's ICS subscripti
 
 from datetime import date, timedelta
 
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -138,6 +139,7 @@ def _detail_context(request, appointment, *, form=None, notice=""):
     )
     return {
         "appointment": appointment,
+        "visit_notes": list(appointment.notes_by_voice.all()[:20]),
         "local_start": local,
         "form": form,
         "notice": notice,
@@ -213,6 +215,24 @@ def appointment_status(request, code, action):
             "no-show": _("Marked as no-show."),
         }[action],
     )
+
+
+@require_POST
+@access.agenda_required
+def visit_note_create(request, code):
+    """A voice note recorded in the browser or uploaded, on one appointment."""
+    from appointments import visit_notes
+
+    appointment = access.get_appointment_for_member(request.membership, code)
+    upload = request.FILES.get("audio")
+    try:
+        if upload is None:
+            raise ValidationError(_("Record or choose an audio file first."))
+        visit_notes.visit_note_add(appointment=appointment, author=request.user, upload=upload)
+    except ValidationError as error:
+        return HttpResponse(error.messages[0], status=422)
+    appointment.refresh_from_db()
+    return _done(request, appointment, _("Voice note saved; the transcript follows."))
 
 
 @require_GET

@@ -51,4 +51,38 @@
       htmx.trigger(form, "submit");
     });
   });
+
+  // Voice notes: record in the browser when it can (MediaRecorder), else the file input stays.
+  document.addEventListener("click", async function (event) {
+    const button = event.target.closest && event.target.closest("[data-record]");
+    if (!button || !navigator.mediaDevices || !window.MediaRecorder) return;
+    const form = button.closest("form");
+    if (button.recorder) {
+      button.recorder.stop();
+      return;
+    }
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const recorder = new MediaRecorder(stream);
+    const chunks = [];
+    recorder.ondataavailable = (e) => chunks.push(e.data);
+    recorder.onstop = function () {
+      stream.getTracks().forEach((t) => t.stop());
+      const file = new File(chunks, "voice-note.webm", { type: recorder.mimeType || "audio/webm" });
+      const transfer = new DataTransfer();
+      transfer.items.add(file);
+      form.querySelector("input[name=audio]").files = transfer.files;
+      button.recorder = null;
+      button.textContent = button.dataset.label;
+      htmx.trigger(form, "submit");
+    };
+    button.dataset.label = button.textContent;
+    button.textContent = "■";
+    button.recorder = recorder;
+    recorder.start();
+  });
+  document.addEventListener("htmx:load", function () {
+    if (navigator.mediaDevices && window.MediaRecorder) {
+      document.querySelectorAll("[data-record][hidden]").forEach((b) => (b.hidden = false));
+    }
+  });
 })();
