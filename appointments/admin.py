@@ -10,6 +10,7 @@ from appointments.models import (
     Reminder,
     Service,
     VisitNote,
+    WaitlistEntry,
     WorkingHours,
 )
 
@@ -74,4 +75,10 @@ class ReminderAdmin(ReadOnlyTenantAdmin):
 @admin.register(VisitNote)
 class VisitNoteAdmin(ReadOnlyTenantAdmin):
     list_display = ("appointment", "author", "status", "created_at")
+    list_filter = ("status",)
+
+
+@admin.register(WaitlistEntry)
+class WaitlistEntryAdmin(ReadOnlyTenantAdmin):
+    list_display = ("contact", "service", "wanted_from", "wanted_until", "status", "offers")
     list_filter = ("status",)

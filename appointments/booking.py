@@ -37,6 +37,7 @@ APPOINTMENT_PREFIX = "appt:"
 SESSION_MINUTES = 30
 EXIT_WORDS = {"cancelar", "sair", "cancel", "exit", "desistir", "salir"}
 ROWS = 10
+WAIT_PREFIX = "wait:"  # waiting-list offers (appointments.waitlist)
 
 _keywords = ProcessMemo()
 
@@ -81,7 +82,7 @@ def accepts(inbound: router.Inbound) -> bool:
     if inbound.held_by == KEY:
         return True
     choice = reply_id(message)
-    if choice.startswith((PREFIX, APPOINTMENT_PREFIX)):
+    if choice.startswith((PREFIX, APPOINTMENT_PREFIX, WAIT_PREFIX)):
         return True
     return bool(
         message.type == Message.Type.TEXT
@@ -108,6 +109,11 @@ def _handle(chat: Chat, message: Message) -> None:
     choice = reply_id(message)
     if choice.startswith(APPOINTMENT_PREFIX):
         _appointment_reply(chat, choice)
+        return
+    if choice.startswith(WAIT_PREFIX):
+        from appointments import waitlist
+
+        waitlist.offer_reply(chat, choice)
         return
     session = (
         BookingSession.objects.select_related("service", "professional", "rescheduling")
@@ -169,6 +175,15 @@ def _choose(chat: Chat, session: BookingSession, choice: str) -> None:
         _send_confirm(chat, session)
     elif kind == "yes" and session.step == BookingSession.Step.CONFIRM:
         _book(chat, session)
+    elif kind == "wait":
+        from appointments import waitlist
+
+        waitlist.waitlist_join(chat=chat, service=session.service)
+        _finish(
+            chat,
+            _("You are on the waiting list for “%(service)s”: I will write when a time frees up.")
+            % {"service": session.service.name},
+        )
     elif kind == "no":
         _finish(chat, _("Booking cancelled. Write “agendar” whenever you want to book."))
     else:
@@ -317,7 +332,7 @@ def _send_days(chat: Chat, session: BookingSession, intro: str = "") -> None:
         _send_services(chat, session, "")
         return
     rows = []
-    for day, slots in list(by_day.items())[:ROWS]:
+    for day, slots in list(by_day.items())[: ROWS - 1]:
         times = len({slot.starts_at for slot in slots})
         rows.append(
             {
@@ -330,6 +345,13 @@ def _send_days(chat: Chat, session: BookingSession, intro: str = "") -> None:
                 ),
             }
         )
+    rows.append(
+        {
+            "id": f"{PREFIX}wait",
+            "title": _("None suits me"),
+            "description": _("Join the waiting list: I will write when a time frees up."),
+        }
+    )
     body = _("Which day suits you for “%(service)s”?") % {"service": session.service.name}
     if intro:
         body = f"{intro}\n\n{body}"

@@ -416,3 +416,32 @@ class VisitNote(TenantModel):
 
     def __str__(self):
         return f"{self.appointment_id} {self.status}"
+
+
+class WaitlistEntry(TenantModel):
+    """A customer waiting for a time for ``service`` between two dates; offered the first slot
+    that frees up (a cancellation), first come first served."""
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", _("Waiting")
+        BOOKED = "booked", _("Booked")
+        EXPIRED = "expired", _("Expired")
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    contact = models.ForeignKey("inbox.Contact", on_delete=models.CASCADE, related_name="+")
+    chat = models.ForeignKey("inbox.Chat", on_delete=models.CASCADE, related_name="+")
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="waitlist")
+    wanted_from = models.DateField()
+    wanted_until = models.DateField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.WAITING)
+    offers = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["service", "status"], name="waitlist_service_status")]
+        verbose_name = _("waiting list entry")
+        verbose_name_plural = _("waiting list")
+
+    def __str__(self):
+        return f"{self.contact_id} {self.service_id} {self.status}"

@@ -8,6 +8,8 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Holiday
 from appointments import availability, booking, outgoing_events, tools  # noqa: F401  (they register themselves)
 from appointments.models import AgendaSettings, Professional, Service, WorkingHours
+from appointments.signals import appointment_changed
+from config import tasks
 from inbox import router
 
 router.register(
@@ -43,3 +45,9 @@ def on_service_professionals_changed(sender, instance, **kwargs):
 @receiver([post_save, post_delete], sender=Service, dispatch_uid="appointments-service-memo")
 def on_booking_words_changed(sender, instance, **kwargs):
     booking.keywords_changed(instance.organization_id)
+
+
+@receiver(appointment_changed, dispatch_uid="appointments-waitlist")
+def on_appointment_cancelled(sender, *, appointment, op, **kwargs):
+    if op == "cancelled":
+        tasks.enqueue("appointments.tasks.waitlist_offer", appointment.pk)

@@ -73,3 +73,17 @@ def visit_note_process(note_id: int) -> None:
     from appointments.visit_notes import visit_note_process as process
 
     process(note_id)
+
+
+def waitlist_offer(appointment_id: int) -> None:
+    """A cancellation freed a time: offer it to the waiting list."""
+    from appointments.models import Appointment
+    from appointments.waitlist import waitlist_offer as offer
+
+    appointment = (
+        Appointment.objects.select_related("service", "professional", "organization")
+        .filter(pk=appointment_id, status=Appointment.Status.CANCELLED)
+        .first()
+    )
+    if appointment is not None:
+        offer(appointment=appointment)

@@ -87,7 +87,7 @@ class ReminderTests(AssistantTestCase):
         self.send_due(23)
         self.tap(f"appt:{self.appointment.code}:reschedule")
         days = self.reminders_sent()[-1].content["interactive"]["action"]["sections"][0]["rows"]
-        self.tap(days[-1]["id"], kind="list")
+        self.tap(days[-2]["id"], kind="list")  # the last day (the last row is the waiting list)
         times = self.reminders_sent()[-1].content["interactive"]["action"]["sections"][0]["rows"]
         self.tap(times[2]["id"], kind="list")
         self.tap("book:yes")

@@ -151,3 +151,43 @@ class PortugueseBookingTests(BookingTestCase):
         self.assertNotEqual(
             chat.contact.__class__.objects.get(pk=chat.contact_id).opt_in, "opted_out"
         )
+
+
+class WaitingListTests(BookingTestCase):
+    def test_a_cancellation_is_offered_to_the_waiting_list_and_the_first_tap_books_it(self):
+        from appointments import services as booking_services
+        from appointments.models import WaitlistEntry
+        from tests.appointments.helpers import at, next_weekday
+
+        taken = booking_services.appointment_book(
+            service=self.agenda["implant"],
+            professional=self.agenda["bruno"],
+            starts_at=at(next_weekday(2), 10),
+            channel="staff",
+            customer_name="Outra pessoa",
+        )
+        self.say("agendar")
+        chat = Chat.objects.get(contact__wa_id=WA_ID)
+        self.tap(f"book:svc:{self.agenda['implant'].code}")
+        days = self.rows(self.last_sent(chat.pk))
+        self.assertEqual(days[-1]["id"], "book:wait")
+        self.assertLessEqual(len(days), 10)
+        self.tap("book:wait", "None suits me")
+        self.assertIn("waiting list", self.last_sent(chat.pk).text)
+        entry = WaitlistEntry.objects.get(contact=chat.contact)
+        self.assertEqual(entry.status, "waiting")
+
+        with self.captureOnCommitCallbacks(execute=True):
+            booking_services.appointment_cancel(appointment=taken)
+        offer = self.last_sent(chat.pk).content["interactive"]
+        self.assertIn("A time just freed up", offer["body"]["text"])
+        book_it = offer["action"]["buttons"][0]["reply"]["id"]
+        self.tap(book_it, "Book it", kind="button")
+        mine = Appointment.objects.get(contact=chat.contact)
+        self.assertEqual(mine.starts_at, taken.starts_at)
+        entry.refresh_from_db()
+        self.assertEqual(entry.status, "booked")
+        # A second tap (or another customer's) finds the time taken, politely.
+        self.tap(book_it, "Book it", kind="button")
+        self.assertIn("no longer valid", self.last_sent(chat.pk).text)
+        self.assertEqual(Appointment.objects.filter(contact=chat.contact).count(), 1)
