@@ -42,7 +42,16 @@ class AppointmentForm(_WhenForm):
         label=_("Notes"), widget=forms.Textarea(attrs={"rows": 2}), required=False
     )
 
-    field_order = ["service", "professional", "date", "time", "customer_name", "phone", "notes"]
+    notify = forms.BooleanField(
+        label=_("Send the confirmation on WhatsApp"),
+        required=False,
+        initial=True,
+        help_text=_("With the date, time, address and a calendar file (open conversations only)."),
+    )
+
+    field_order = [
+        "service", "professional", "date", "time", "customer_name", "phone", "notes", "notify",
+    ]  # fmt: skip
 
     def __init__(self, *args, organization, professionals, **kwargs):
         super().__init__(*args, organization=organization, professionals=professionals, **kwargs)

@@ -121,9 +121,30 @@ def appointment_create(request):
         except services.BookingError as error:
             form.add_error(None, error.messages[0])
         else:
-            return _done(request, appointment, _("Appointment booked."))
+            message = _("Appointment booked.")
+            if form.cleaned_data["notify"] and appointment.contact_id:
+                message = _confirm_on_whatsapp(appointment, message)
+            return _done(request, appointment, message)
     status = 422 if request.method == "POST" else 200
     return _form_page(request, "appointments/appointment_form.html", {"form": form}, status)
+
+
+def _confirm_on_whatsapp(appointment: Appointment, message: str) -> str:
+    from appointments import booking
+    from inbox.models import Chat
+
+    chat = (
+        Chat.objects.select_related("contact", "organization", "number")
+        .filter(contact_id=appointment.contact_id)
+        .order_by("-last_message_at")
+        .first()
+    )
+    if chat is None or not chat.window_is_open:
+        return f"{message} " + _(
+            "No confirmation was sent: the customer has not written in the last 24 hours."
+        )
+    booking.confirmation_send(appointment=appointment, chat=chat)
+    return f"{message} " + _("The confirmation went to the customer on WhatsApp.")
 
 
 def _detail_context(request, appointment, *, form=None, notice=""):

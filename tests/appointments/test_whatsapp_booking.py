@@ -191,3 +191,37 @@ class WaitingListTests(BookingTestCase):
         self.tap(book_it, "Book it", kind="button")
         self.assertIn("no longer valid", self.last_sent(chat.pk).text)
         self.assertEqual(Appointment.objects.filter(contact=chat.contact).count(), 1)
+
+
+class StaffBookingFromTheChatTests(BookingTestCase):
+    def test_staff_books_from_the_contact_panel_and_the_customer_gets_the_confirmation(self):
+        from django.urls import reverse
+
+        from tests.appointments.helpers import next_weekday
+
+        first = self.say("oi, queria marcar uma limpeza")
+        chat = Chat.objects.get(pk=first.chat_id)
+        self.login(self.operator)
+        page = self.client.get(reverse("chat_detail", args=[chat.code]))
+        self.assertContains(page, f"/agenda/new/?phone={WA_ID}")
+        form = self.client.get(reverse("appointment_create"), {"phone": WA_ID})
+        self.assertContains(form, f'value="{WA_ID}"')
+        with self.captureOnCommitCallbacks(execute=True):
+            response = self.client.post(
+                reverse("appointment_create"),
+                {
+                    "service": self.agenda["cleaning"].code,
+                    "professional": self.agenda["ana"].code,
+                    "date": next_weekday(3).isoformat(),
+                    "time": "15:30",
+                    "phone": WA_ID,
+                    "notify": "on",
+                },
+                HTTP_HX_REQUEST="true",
+            )
+        self.assertContains(response, "The confirmation went to the customer on WhatsApp.")
+        appointment = Appointment.objects.get(contact=chat.contact)
+        self.assertEqual(appointment.channel, "staff")
+        sent = list(Message.objects.filter(chat=chat, direction="out").order_by("id"))
+        self.assertIn("✅ Booked: Limpeza with Dra. Ana Lima", sent[-2].text)
+        self.assertEqual(sent[-1].type, "document")
