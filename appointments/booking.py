@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
@@ -395,9 +396,29 @@ def _send_times(chat: Chat, session: BookingSession, *, offset: int = 0, intro: 
             }
         )
     body = _("Which time on %(day)s?") % {"day": formats.date_format(session.day, "l, d/m")}
+    body += _zone_note(chat)
     if intro:
         body = f"{intro}\n\n{body}"
     _send_list(chat, body, _("Times"), rows)
+
+
+def _zone_note(chat: Chat) -> str:
+    """Times are the clinic's; say so when the customer is known to live in another zone."""
+    clinic = chat.organization.time_zone or "UTC"
+    theirs = chat.contact.time_zone
+    if not theirs or theirs == clinic:
+        return ""
+    try:
+        other = ZoneInfo(theirs)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ""
+    now = timezone.now()
+    if now.astimezone(other).utcoffset() == now.astimezone(ZoneInfo(clinic)).utcoffset():
+        return ""
+    return " " + _("(Times are the clinic's, %(zone)s; it is now %(time)s there.)") % {
+        "zone": clinic,
+        "time": now.astimezone(ZoneInfo(clinic)).strftime("%H:%M"),
+    }
 
 
 def _when_text(organization, when: datetime) -> str:

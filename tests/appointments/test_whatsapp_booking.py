@@ -225,3 +225,16 @@ class StaffBookingFromTheChatTests(BookingTestCase):
         sent = list(Message.objects.filter(chat=chat, direction="out").order_by("id"))
         self.assertIn("✅ Booked: Limpeza with Dra. Ana Lima", sent[-2].text)
         self.assertEqual(sent[-1].type, "document")
+
+
+class OtherTimeZoneTests(BookingTestCase):
+    def test_a_customer_in_another_zone_is_told_the_times_are_the_clinics(self):
+        from inbox.models import Contact
+
+        self.say("agendar")
+        chat = Chat.objects.get(contact__wa_id=WA_ID)
+        Contact.objects.filter(pk=chat.contact_id).update(time_zone="Europe/Lisbon")
+        self.tap(f"book:svc:{self.agenda['cleaning'].code}")
+        self.tap(self.rows(self.last_sent(chat.pk))[0]["id"])
+        body = self.last_sent(chat.pk).content["interactive"]["body"]["text"]
+        self.assertIn("Times are the clinic's, America/Sao_Paulo", body)
