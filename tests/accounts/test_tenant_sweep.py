@@ -130,6 +130,7 @@ class TenantSweepTests(BaseTestCase):
             "segment_delete": {"code": self.foreign_segment.code},
             **self.api_foreign_kwargs(),
             **self.automation_foreign_kwargs(),
+            **self.appointment_foreign_kwargs(),
             **{
                 name: {"code": self.secret_chat.contact.code}
                 for name in ("contact_privacy", "contact_export", "contact_erase")
@@ -165,6 +166,11 @@ class TenantSweepTests(BaseTestCase):
             Membership.objects.filter(pk=self.foreign_membership.pk, role=Role.ADMIN).exists()
         )
         self.assertTrue(Invitation.objects.filter(pk=self.foreign_invitation.pk).exists())
+        self.foreign_appointment.refresh_from_db()
+        self.assertEqual(
+            (self.foreign_appointment.status, self.foreign_appointment.reschedule_count),
+            ("booked", 0),
+        )
 
     def test_no_page_shows_another_organizations_data(self):
         self.login(self.admin)
@@ -181,6 +187,34 @@ class TenantSweepTests(BaseTestCase):
                 body = raw.decode(errors="replace")
                 for secret in ("Clínica Bob Secreta", "Zelda Secretcustomer", "segredo-do-bob"):
                     self.assertNotIn(secret, body)
+
+    def appointment_foreign_kwargs(self):
+        """The agenda (appointments app)."""
+        from appointments import services as appointment_services
+        from tests.appointments.helpers import at, make_agenda, next_weekday
+
+        agenda = make_agenda(self.other_org)
+        appointment = appointment_services.appointment_book(
+            service=agenda["cleaning"],
+            professional=agenda["ana"],
+            starts_at=at(next_weekday(2), 9),
+            channel="staff",
+            customer_name="segredo-do-bob",
+        )
+        self.foreign_appointment = appointment
+        code = {"code": appointment.code}
+        return {
+            **dict.fromkeys(
+                ("appointment_detail", "appointment_move", "appointment_visit_note"), code
+            ),
+            **dict.fromkeys(
+                ("api_appointment", "api_appointment_reschedule", "api_appointment_cancel"), code
+            ),
+            "appointment_status": {**code, "action": "cancel"},
+            "appointments_ics_revoke": {"code": agenda["ana"].code},
+            # Public by design: the unguessable token is the secret; covered in test_calendar.
+            "appointments_ics_feed": None,
+        }
 
     def automation_foreign_kwargs(self):
         """Automations and drip programs (issue 6)."""
