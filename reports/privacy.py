@@ -93,6 +93,16 @@ def contact_export_data(contact: Contact) -> tuple[dict, list[tuple[str, Media]]
                 "campaign__name", "status", "sent_at", "delivered_at", "read_at", "replied_at"
             )
         )
+    if apps.is_installed("appointments"):
+        data["appointments"] = list(
+            apps.get_model("appointments", "Appointment")
+            .objects.filter(contact=contact)
+            .order_by("starts_at")
+            .values(
+                "service__name", "professional__name", "starts_at", "ends_at", "status",
+                "channel", "notes",
+            )
+        )  # fmt: skip
     if apps.is_installed("assistants"):
         analysis_model = apps.get_model("assistants", "ConversationAnalysis")
         data["analyses"] = list(
@@ -184,6 +194,14 @@ def contact_erase(*, contact: Contact, actor, request=None) -> ErasedContact:
         apps.get_model("assistants", "ConversationAnalysis").objects.filter(
             chat__contact=contact
         ).update(summary="", intent="", lead_score_reason="", next_step="")
+    if apps.is_installed("appointments"):
+        visits = apps.get_model("appointments", "Appointment").objects.filter(contact=contact)
+        notes = apps.get_model("appointments", "VisitNote").objects.filter(appointment__in=visits)
+        for note in notes.exclude(audio=""):
+            note.audio.delete(save=False)
+        notes.update(audio="", transcript="", note={}, error="")
+        visits.update(customer_name=token, notes="")
+        apps.get_model("appointments", "WaitlistEntry").objects.filter(contact=contact).delete()
     erased = ErasedContact.objects.create(
         organization=contact.organization, contact=contact, token=token, erased_by=actor
     )
