@@ -8,6 +8,7 @@ from appointments.models import (
     BookingSession,
     Professional,
     Reminder,
+    Room,
     Service,
     VisitNote,
     WaitlistEntry,
@@ -82,3 +83,9 @@ class VisitNoteAdmin(ReadOnlyTenantAdmin):
 class WaitlistEntryAdmin(ReadOnlyTenantAdmin):
     list_display = ("contact", "service", "wanted_from", "wanted_until", "status", "offers")
     list_filter = ("status",)
+
+
+@admin.register(Room)
+class RoomAdmin(TenantAdmin):
+    list_display = ("name", "organization")
+    search_fields = ("name",)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Holiday
@@ -162,10 +163,26 @@ def service_hours(service: Service, professional: Professional | None = None) ->
     return {professional.pk: weekly[professional.pk]} if professional.pk in weekly else {}
 
 
+_rooms = ProcessMemo()
+
+
+def rooms_of(organization_id: int) -> dict[int, int | None]:
+    """{professional id: room id} of the organization's professionals (memoized)."""
+    return _rooms.get(
+        organization_id,
+        lambda: dict(
+            Professional.objects.filter(organization_id=organization_id).values_list(
+                "pk", "room_id"
+            )
+        ),
+    )
+
+
 def hours_changed(organization_id: int) -> None:
     """Working hours, a professional or a service changed: forget that organization's hours."""
     for key in [k for k in _service_hours._values if k[0] == organization_id]:
         _service_hours.forget(key)
+    _rooms.forget(organization_id)
 
 
 def _merge(periods: list[tuple]) -> list[tuple]:
@@ -214,8 +231,12 @@ def free_slots(
     if window_from is None:
         return []
     window_until = max(p[1] for ps in periods.values() for p in ps)
+    rooms = {pid: room for pid, room in rooms_of(organization.pk).items() if pid in weekly and room}
+    who = Q(professional_id__in=ids)
+    if rooms:
+        who |= Q(room_id__in=set(rooms.values()))
     busy_rows = Appointment.objects.filter(
-        professional_id__in=ids,
+        who,
         status__in=Appointment.ACTIVE,
         blocked_from__lt=window_until + before,
         blocked_until__gt=window_from - after,
@@ -223,10 +244,15 @@ def free_slots(
     if exclude_appointment_id:
         busy_rows = busy_rows.exclude(pk=exclude_appointment_id)
     busy: dict[int, list] = defaultdict(list)
-    for pid, b_from, b_until in busy_rows.values_list(
-        "professional_id", "blocked_from", "blocked_until"
+    in_room: dict[int, list] = defaultdict(list)
+    for pid, room_id, b_from, b_until in busy_rows.values_list(
+        "professional_id", "room_id", "blocked_from", "blocked_until"
     ).order_by("blocked_from"):
         busy[pid].append((b_from, b_until))
+        if room_id:
+            in_room[room_id].append((b_from, b_until))
+    for pid, room_id in rooms.items():  # a shared room's other bookings block this one too
+        busy[pid] = _merge(busy[pid] + in_room[room_id])
     slots = []
     for pid in ids:
         taken = busy[pid]  # sorted, never overlapping (one professional)

@@ -90,6 +90,22 @@ def _hours(text: str) -> list[int]:
     return sorted(offsets, reverse=True)
 
 
+class Room(TenantModel):
+    """A surgery, chair or room. Professionals who share one cannot overlap in it."""
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    name = models.CharField(_("name"), max_length=80)
+    lock_version = models.PositiveBigIntegerField(default=0, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("room")
+        verbose_name_plural = _("rooms")
+
+    def __str__(self):
+        return self.name
+
+
 class Professional(TenantModel):
     """Someone with an agenda: a team member (``user``) or an external professional without a
     login. ``ics_token`` is the secret of their calendar subscription feed (revocable)."""
@@ -106,6 +122,15 @@ class Professional(TenantModel):
         help_text=_("The team member whose agenda this is (empty for external professionals)."),
     )
     color = models.CharField(_("colour"), max_length=7, default="#2563eb")
+    room = models.ForeignKey(
+        Room,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="professionals",
+        verbose_name=_("room"),
+        help_text=_("Where they see patients; shared rooms cannot be double booked either."),
+    )
     active = models.BooleanField(_("active"), default=True)
     ics_token = models.CharField(max_length=64, default=_ics_token, unique=True, editable=False)
     lock_version = models.PositiveBigIntegerField(default=0, editable=False)
@@ -263,6 +288,9 @@ class Appointment(TenantModel):
     )
     chat = models.ForeignKey(
         "inbox.Chat", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    room = models.ForeignKey(
+        Room, null=True, blank=True, on_delete=models.SET_NULL, related_name="appointments"
     )
     customer_name = models.CharField(_("customer"), max_length=255, blank=True)
     starts_at = models.DateTimeField(_("starts at"))

@@ -20,7 +20,7 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from appointments import availability, signals
-from appointments.models import Appointment, Professional, Service
+from appointments.models import Appointment, Professional, Room, Service
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,16 @@ def booking_check(
         )
     if _overlapping(professional.pk, block_from, block_until, exclude_appointment_id).exists():
         raise SlotTaken(_("That time was just taken. Please choose another one."))
+    if (
+        professional.room_id
+        and _room_overlapping(
+            professional.room_id, block_from, block_until, exclude_appointment_id
+        ).exists()
+    ):
+        raise SlotTaken(
+            _("%(room)s is in use at that time. Please choose another one.")
+            % {"room": professional.room.name}
+        )
 
 
 def _overlapping(professional_id: int, block_from, block_until, exclude_id=None):
@@ -120,16 +130,35 @@ def _overlapping(professional_id: int, block_from, block_until, exclude_id=None)
     return rows.exclude(pk=exclude_id) if exclude_id else rows
 
 
-def _serialised_write(professional_id: int, block_from, block_until, write, exclude_id=None):
-    """Run ``write()`` so that two bookings of one span can never both land."""
+def _room_overlapping(room_id: int, block_from, block_until, exclude_id=None):
+    rows = Appointment.objects.filter(
+        room_id=room_id,
+        status__in=Appointment.ACTIVE,
+        blocked_from__lt=block_until,
+        blocked_until__gt=block_from,
+    )
+    return rows.exclude(pk=exclude_id) if exclude_id else rows
+
+
+def _serialised_write(
+    professional_id: int, block_from, block_until, write, exclude_id=None, room_id=None
+):
+    """Run ``write()`` so that two bookings of one span (of a professional, or of a room) can
+    never both land."""
     try:
         with transaction.atomic():
             if connection.vendor != "postgresql":
-                # SQLite has no exclusion constraints: queue writers on the professional's row.
+                # SQLite has no exclusion constraints: queue writers on the professional's row
+                # (and the room's).
                 Professional.objects.filter(pk=professional_id).update(
                     lock_version=F("lock_version") + 1
                 )
-            if _overlapping(professional_id, block_from, block_until, exclude_id).exists():
+                if room_id:
+                    Room.objects.filter(pk=room_id).update(lock_version=F("lock_version") + 1)
+            taken = _overlapping(professional_id, block_from, block_until, exclude_id).exists()
+            if not taken and room_id:
+                taken = _room_overlapping(room_id, block_from, block_until, exclude_id).exists()
+            if taken:
                 raise SlotTaken(_("That time was just taken. Please choose another one."))
             return write()
     except IntegrityError as error:
@@ -165,6 +194,7 @@ def appointment_book(
         appointment = Appointment.objects.create(
             organization_id=service.organization_id,
             professional=professional,
+            room_id=professional.room_id,
             service=service,
             contact=contact,
             chat=chat,
@@ -180,7 +210,9 @@ def appointment_book(
         reminders_schedule(appointment=appointment, now=now)
         return appointment
 
-    appointment = _serialised_write(professional.pk, block_from, block_until, write)
+    appointment = _serialised_write(
+        professional.pk, block_from, block_until, write, room_id=professional.room_id
+    )
     signals.changed(appointment, "created")
     return appointment
 
@@ -214,6 +246,7 @@ def appointment_reschedule(
             pk=appointment.pk, status__in=Appointment.ACTIVE
         ).update(
             professional=professional,
+            room_id=professional.room_id,
             starts_at=begin,
             ends_at=end,
             blocked_from=block_from,
@@ -230,7 +263,14 @@ def appointment_reschedule(
         appointment.refresh_from_db()
         reminders_schedule(appointment=appointment, now=now)
 
-    _serialised_write(professional.pk, block_from, block_until, write, exclude_id=appointment.pk)
+    _serialised_write(
+        professional.pk,
+        block_from,
+        block_until,
+        write,
+        exclude_id=appointment.pk,
+        room_id=professional.room_id,
+    )
     signals.changed(appointment, "rescheduled")
     return appointment
 
