@@ -238,3 +238,18 @@ class OtherTimeZoneTests(BookingTestCase):
         self.tap(self.rows(self.last_sent(chat.pk))[0]["id"])
         body = self.last_sent(chat.pk).content["interactive"]["body"]["text"]
         self.assertIn("Times are the clinic's, America/Sao_Paulo", body)
+
+
+class StartFromAnotherAppTests(BookingTestCase):
+    def test_booking_start_is_the_entry_a_flow_step_calls(self):
+        first = self.say("oi")
+        chat = Chat.objects.select_related("contact", "organization").get(pk=first.chat_id)
+        with self.captureOnCommitCallbacks(execute=True):
+            booking.start(chat, service=self.agenda["cleaning"])
+        chat.refresh_from_db()
+        self.assertEqual(chat.held_by, "booking")
+        days = self.rows(self.last_sent(chat.pk))
+        self.assertTrue(days[0]["id"].startswith("book:day:"))
+        reply = self.tap(days[0]["id"])
+        reply.refresh_from_db()
+        self.assertEqual(reply.handled_by, "booking")
