@@ -52,6 +52,21 @@
     });
   });
 
+  // A click on a free spot of a column opens the booking form at that time (15-minute grid).
+  document.addEventListener("click", function (event) {
+    const column = event.target.closest && event.target.closest(".agenda-column");
+    if (!column || event.target.closest(".appt")) return;
+    const box = column.getBoundingClientRect();
+    const hours = Number(column.dataset.hours);
+    const first = parseInt(column.dataset.firstHour, 10);
+    let minutes = Math.floor((((event.clientY - box.top) / box.height) * hours * 60) / 15) * 15;
+    minutes = Math.max(0, Math.min(minutes, hours * 60 - 15));
+    const time = `${String(first + Math.floor(minutes / 60)).padStart(2, "0")}:${String(minutes % 60).padStart(2, "0")}`;
+    const params = new URLSearchParams({ date: column.dataset.date, time: time });
+    if (column.dataset.professional) params.set("professional", column.dataset.professional);
+    htmx.ajax("GET", `/agenda/new/?${params}`, { target: "#agenda-panel" });
+  });
+
   // Voice notes: record in the browser when it can (MediaRecorder), else the file input stays.
   document.addEventListener("click", async function (event) {
     const button = event.target.closest && event.target.closest("[data-record]");
