@@ -403,6 +403,7 @@ SESSION_SECTIONS = {
     "segments": "campaigns",
     "reports": "dashboard",
     "privacy": "settings",
+    "appointments": "chats",  # the agenda's own access (appointments.access) narrows it further
 }
 
 

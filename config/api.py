@@ -15,6 +15,7 @@ from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.api_auth import error_body
+from appointments import api as appointments
 from assistants import api as assistants
 from campaigns import api as campaigns
 from campaigns import api_contacts as contacts
@@ -56,6 +57,25 @@ v1 = [
     ),
     path(
         "contacts/<uuid:code>/erase/", reports.ContactEraseApi.as_view(), name="api_contact_erase"
+    ),
+    path("services/", appointments.ServiceListApi.as_view(), name="api_services"),
+    path("professionals/", appointments.ProfessionalListApi.as_view(), name="api_professionals"),
+    path("availability/", appointments.AvailabilityApi.as_view(), name="api_availability"),
+    path("appointments/", appointments.AppointmentListApi.as_view(), name="api_appointments"),
+    path(
+        "appointments/<uuid:code>/",
+        appointments.AppointmentDetailApi.as_view(),
+        name="api_appointment",
+    ),
+    path(
+        "appointments/<uuid:code>/reschedule/",
+        appointments.AppointmentRescheduleApi.as_view(),
+        name="api_appointment_reschedule",
+    ),
+    path(
+        "appointments/<uuid:code>/cancel/",
+        appointments.AppointmentCancelApi.as_view(),
+        name="api_appointment_cancel",
     ),
     path("chats/", inbox.ChatListApi.as_view(), name="api_chats"),
     path("chats/<uuid:code>/", inbox.ChatDetailApi.as_view(), name="api_chat"),

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "inbox",
     "assistants",
     "campaigns",
+    "appointments",
     "reports",
 ]
 

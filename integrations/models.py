@@ -162,6 +162,11 @@ class WebhookSubscription(TenantModel):
         CAMPAIGN_COMPLETED = "campaign.completed", "campaign.completed"
         ASSISTANT_HANDOFF = "assistant.handoff", "assistant.handoff"
         ANALYSIS_COMPLETED = "analysis.completed", "analysis.completed"
+        APPOINTMENT_CREATED = "appointment.created", "appointment.created"
+        APPOINTMENT_RESCHEDULED = "appointment.rescheduled", "appointment.rescheduled"
+        APPOINTMENT_CANCELLED = "appointment.cancelled", "appointment.cancelled"
+        APPOINTMENT_CONFIRMED = "appointment.confirmed", "appointment.confirmed"
+        APPOINTMENT_NO_SHOW = "appointment.no_show", "appointment.no_show"
 
     code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     url = models.URLField(_("URL"), max_length=500)

@@ -94,6 +94,16 @@ def contact_export_data(contact: Contact) -> tuple[dict, list[tuple[str, Media]]
                 "campaign__name", "status", "sent_at", "delivered_at", "read_at", "replied_at"
             )
         )
+    if apps.is_installed("appointments"):
+        data["appointments"] = list(
+            apps.get_model("appointments", "Appointment")
+            .objects.filter(contact=contact)
+            .order_by("starts_at")
+            .values(
+                "service__name", "professional__name", "starts_at", "ends_at", "status",
+                "channel", "notes",
+            )
+        )  # fmt: skip
     if apps.is_installed("assistants"):
         analysis_model = apps.get_model("assistants", "ConversationAnalysis")
         data["analyses"] = list(

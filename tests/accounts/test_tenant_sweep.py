@@ -183,6 +183,7 @@ class TenantSweepFixtures(BaseTestCase):
             "segment_delete": {"code": self.foreign_segment.code},
             **self.api_foreign_kwargs(),
             **self.automation_foreign_kwargs(),
+            **self.appointment_foreign_kwargs(),
             **{
                 name: {"code": self.secret_chat.contact.code}
                 for name in ("contact_privacy", "contact_export", "contact_erase")
@@ -191,6 +192,34 @@ class TenantSweepFixtures(BaseTestCase):
             "invitation_accept": None,
             # Authenticated by the number's own key and signature, not by a session.
             "whatsapp_webhook": None,
+        }
+
+    def appointment_foreign_kwargs(self):
+        """The agenda (appointments app)."""
+        from appointments import services as appointment_services
+        from tests.appointments.helpers import at, make_agenda, next_weekday
+
+        agenda = make_agenda(self.other_org)
+        appointment = appointment_services.appointment_book(
+            service=agenda["cleaning"],
+            professional=agenda["ana"],
+            starts_at=at(next_weekday(2), 9),
+            channel="staff",
+            customer_name="segredo-do-bob",
+        )
+        self.foreign_appointment = appointment
+        code = {"code": appointment.code}
+        return {
+            **dict.fromkeys(
+                ("appointment_detail", "appointment_move", "appointment_visit_note"), code
+            ),
+            **dict.fromkeys(
+                ("api_appointment", "api_appointment_reschedule", "api_appointment_cancel"), code
+            ),
+            "appointment_status": {**code, "action": "cancel"},
+            "appointments_ics_revoke": {"code": agenda["ana"].code},
+            # Public by design: the unguessable token is the secret; covered in test_calendar.
+            "appointments_ics_feed": None,
         }
 
     def automation_foreign_kwargs(self):

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from django.urls import URLPattern, URLResolver, reverse
 
 from accounts.models import API_RESOURCES
+from appointments import services as appointment_services
 from assistants import services as assistant_services
 from assistants.models import Assistant, KnowledgeSource
 from campaigns.models import Campaign, Segment
@@ -16,6 +17,7 @@ from config import api
 from inbox.models import Chat, Contact
 from integrations.models import WebhookSubscription
 from tests.api.helpers import ApiTestCase, key_for
+from tests.appointments.helpers import at, make_agenda, next_weekday
 from tests.campaigns.helpers import make_campaign, make_template
 from tests.tenancy import cross_tenant_links, missing_kwargs, tenant_rows
 
@@ -58,6 +60,14 @@ class ApiTenantSweepTests(ApiTestCase):
         cls.foreign_segment = Segment.objects.create(
             organization=cls.other_org, name="segredo-do-bob segment"
         )
+        foreign_agenda = make_agenda(cls.other_org)
+        cls.foreign_appointment = appointment_services.appointment_book(
+            service=foreign_agenda["cleaning"],
+            professional=foreign_agenda["ana"],
+            starts_at=at(next_weekday(2), 9),
+            channel="staff",
+            customer_name="segredo-do-bob",
+        )
         cls.foreign_campaign = make_campaign(
             cls.other_org,
             cls.other_number,
@@ -72,6 +82,7 @@ class ApiTenantSweepTests(ApiTestCase):
         contact = {"code": self.secret_chat.contact.code}
         assistant = {"code": self.foreign_assistant.code}
         campaign = {"code": self.foreign_campaign.code}
+        appointment = {"code": self.foreign_appointment.code}
         return {
             "api_number_health": number,
             "api_templates_sync": number,
@@ -99,6 +110,9 @@ class ApiTenantSweepTests(ApiTestCase):
             "api_campaign_stats": campaign,
             "api_campaign_recipients": campaign,
             "api_segment": {"code": self.foreign_segment.code},
+            "api_appointment": appointment,
+            "api_appointment_reschedule": appointment,
+            "api_appointment_cancel": appointment,
         }
 
     def test_every_object_endpoint_answers_404_for_another_organization(self):
@@ -151,12 +165,19 @@ class ApiTenantSweepTests(ApiTestCase):
         self.assertEqual(
             Segment.objects.get(pk=self.foreign_segment.pk).name, "segredo-do-bob segment"
         )
+        self.foreign_appointment.refresh_from_db()
+        self.assertEqual(self.foreign_appointment.status, "booked")
 
     def test_no_list_shows_another_organizations_data(self):
         for pattern in walk(api.v1):
             if pattern.pattern.converters or pattern.name in ("api_schema", "api_docs"):
                 continue
-            response = self.api("get", reverse(pattern.name))
+            params = {}
+            if pattern.name == "api_availability":  # needs a service: ask about Bob's
+                params = {"service": self.foreign_appointment.service.code}
+                self.assertEqual(self.api("get", reverse(pattern.name), params).status_code, 404)
+                continue
+            response = self.api("get", reverse(pattern.name), params)
             with self.subTest(url=reverse(pattern.name)):
                 self.assertIn(response.status_code, (200, 405))
                 for secret in SECRETS:

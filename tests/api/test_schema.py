@@ -22,6 +22,7 @@ from django.test import override_settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events, from_schema
 
+from appointments import services as appointment_services
 from assistants import services as assistant_services
 from assistants.models import Assistant
 from campaigns.models import Segment
@@ -29,6 +30,7 @@ from integrations import services as channel
 from integrations.models import WebhookSubscription
 from integrations.whatsapp.sandbox import SandboxServer
 from tests.api.helpers import key_for
+from tests.appointments.helpers import at, make_agenda, next_weekday
 from tests.base import make_chat, make_org
 from tests.campaigns.helpers import make_campaign, make_template
 
@@ -94,6 +96,14 @@ def _world():
     segment = Segment.objects.create(organization=organization, name="Nobody", kind="static")
     doomed_segment = Segment.objects.create(organization=organization, name="Old", kind="static")
     campaign = make_campaign(organization, number, make_template(number), segment=segment)
+    agenda = make_agenda(organization)
+    appointment = appointment_services.appointment_book(
+        service=agenda["cleaning"],
+        professional=agenda["ana"],
+        starts_at=at(next_weekday(2), 9),
+        channel="staff",
+        customer_name="Schema Patient",
+    )
     codes = [
         ("/api/v1/chats/{code}/", chat.code),
         ("/api/v1/contacts/{code}/export/", erased.contact.code),
@@ -104,6 +114,7 @@ def _world():
         ("/api/v1/assistants/{code}/", assistant.code),
         ("/api/v1/campaigns/{code}/", campaign.code),
         ("/api/v1/segments/{code}/", segment.code),
+        ("/api/v1/appointments/{code}/", appointment.code),
     ]
     operations = []
     for method, path, parameters in [

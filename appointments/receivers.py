@@ -1,0 +1,75 @@
+"""How the appointments app plugs into the apps below it: the router handler "booking", memo
+invalidation, and (further down) assistant tools and outgoing webhook events."""
+
+from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.dispatch import receiver
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Holiday
+from appointments import availability, booking, outgoing_events, tools  # noqa: F401  (they register themselves)
+from appointments.models import (
+    AgendaSettings,
+    Appointment,
+    Professional,
+    Service,
+    VisitNote,
+    WaitlistEntry,
+    WorkingHours,
+)
+from appointments.signals import appointment_changed
+from inbox import router
+from inbox import signals as inbox_signals
+from kernel import tasks
+
+router.register(
+    router.Handler(
+        key=booking.KEY,
+        order=50,
+        label=_("bookings"),
+        accepts=booking.accepts,
+        handle=booking.handle,
+    )
+)
+
+
+@receiver([post_save, post_delete], sender=AgendaSettings, dispatch_uid="appointments-rules-memo")
+@receiver([post_save, post_delete], sender=Holiday, dispatch_uid="appointments-holiday-memo")
+def on_agenda_rules_changed(sender, instance, **kwargs):
+    availability.rules_changed(instance.organization_id)
+
+
+@receiver([post_save, post_delete], sender=WorkingHours, dispatch_uid="appointments-hours-memo")
+@receiver([post_save, post_delete], sender=Professional, dispatch_uid="appointments-pro-memo")
+@receiver([post_save, post_delete], sender=Service, dispatch_uid="appointments-svc-hours-memo")
+def on_hours_changed(sender, instance, **kwargs):
+    availability.hours_changed(instance.organization_id)
+
+
+@receiver(m2m_changed, sender=Service.professionals.through, dispatch_uid="appointments-m2m-memo")
+def on_service_professionals_changed(sender, instance, **kwargs):
+    availability.hours_changed(instance.organization_id)
+
+
+@receiver([post_save, post_delete], sender=AgendaSettings, dispatch_uid="appointments-agenda-memo")
+@receiver([post_save, post_delete], sender=Service, dispatch_uid="appointments-service-memo")
+def on_booking_words_changed(sender, instance, **kwargs):
+    booking.keywords_changed(instance.organization_id)
+
+
+@receiver(appointment_changed, dispatch_uid="appointments-waitlist")
+def on_appointment_cancelled(sender, *, appointment, op, **kwargs):
+    if op == "cancelled":
+        tasks.enqueue("appointments.tasks.waitlist_offer", appointment.pk)
+
+
+@receiver(inbox_signals.contact_erasing, dispatch_uid="appointments-contact-erasing")
+def on_contact_erasing(sender, *, contact, token, **kwargs):
+    """LGPD erasure (``inbox.contacts.contact_erase``), in its transaction: the visits keep
+    their times for the agenda and reports, the person in them goes."""
+    visits = Appointment.objects.filter(contact=contact)
+    notes = VisitNote.objects.filter(appointment__in=visits)
+    for note in notes.exclude(audio=""):
+        note.audio.delete(save=False)
+    notes.update(audio="", transcript="", note={}, error="")
+    visits.update(customer_name=token, notes="")
+    WaitlistEntry.objects.filter(contact=contact).delete()
