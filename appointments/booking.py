@@ -94,10 +94,6 @@ def accepts(inbound: router.Inbound) -> bool:
 
 def handle(inbound: router.Inbound) -> None:
     chat = inbound.chat
-    # The inbound service moved the chat's service window in the database, not on this object.
-    window = inbound.message.timestamp + inbox_services.SERVICE_WINDOW
-    if chat.window_expires_at is None or chat.window_expires_at < window:
-        chat.window_expires_at = window
     with translation.override(_language(chat)):
         _handle(chat, inbound.message)
 

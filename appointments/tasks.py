@@ -10,8 +10,8 @@ from appointments import calendar_files, reminders
 from appointments.models import Appointment
 from inbox import services as inbox_services
 from inbox.models import Chat, Media, Message
-from integrations.services import client_for
-from integrations.whatsapp.errors import WhatsAppError
+from integrations.errors import IntegrationError
+from integrations.providers import provider_for
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,9 @@ def calendar_file_send(appointment_id: int, chat_id: int) -> None:
     # which phones' calendar apps open by its extension.
     data = text.encode()
     try:
-        media_id = client_for(chat.number).upload_media(data, "text/plain", filename)
+        media_id = provider_for(chat.number).upload_media(
+            data=data, mime_type="text/plain", filename=filename
+        )
         message = inbox_services.message_send(
             chat=chat,
             message_type="document",
@@ -48,7 +50,7 @@ def calendar_file_send(appointment_id: int, chat_id: int) -> None:
             author_type=Message.Author.AUTOMATION,
             author_ref="booking",
         )
-    except (WhatsAppError, inbox_services.SendRefused) as error:
+    except (IntegrationError, inbox_services.SendRefused) as error:
         logger.warning("Calendar file for appointment %s not sent: %s", appointment_id, error)
         return
     media = Media(
