@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".requirements.sha256"
+REQUIREMENTS = "requirements-dev.txt"  # the runtime (requirements.txt) plus tests and tools
 
 
 def ensure_environment() -> None:
@@ -24,11 +25,13 @@ def ensure_environment() -> None:
     if not PYTHON.exists():
         print("Creating .venv ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    digest = hashlib.sha256((ROOT / "requirements.txt").read_bytes()).hexdigest()
+    digest = hashlib.sha256(
+        b"".join((ROOT / name).read_bytes() for name in ("requirements.txt", REQUIREMENTS))
+    ).hexdigest()
     if not STAMP.exists() or STAMP.read_text() != digest:
         print("Installing requirements ...", flush=True)
         pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-        subprocess.run([*pip, "-r", str(ROOT / "requirements.txt")], check=True)
+        subprocess.run([*pip, "-r", str(ROOT / REQUIREMENTS)], check=True)
         STAMP.write_text(digest)
 
 

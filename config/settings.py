@@ -9,6 +9,7 @@ Production: ``DATABASE_URL`` (PostgreSQL), ``REDIS_URL`` (channels-redis, django
 box). Every value may also come from ``NAME_FILE`` (a path holding the secret).
 """
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -41,7 +42,8 @@ if not DEBUG and not FIELD_ENCRYPTION_KEY:
 REDIS_URL = env.str("REDIS_URL", default="")
 
 INSTALLED_APPS = [
-    "daphne",
+    # Development only (requirements-dev.txt): `runserver` serves ASGI, websockets included.
+    *(["daphne"] if importlib.util.find_spec("daphne") else []),
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
