@@ -21,6 +21,7 @@ from accounts.api_auth import (
     ErrorBody,
     Unprocessable,
     idempotent,
+    query_data,
 )
 from appointments import access, availability, services
 from appointments.models import Appointment, Professional, Service
@@ -161,7 +162,7 @@ class AvailabilityApi(ApiView):
         responses={200: AvailabilityOut, **ERRORS},
     )
     def get(self, request):
-        params = self.AvailabilityIn(data=request.query_params)
+        params = self.AvailabilityIn(data=query_data(request))
         params.is_valid(raise_exception=True)
         values = params.validated_data
         service = get_object_or_404(Service, organization=self.organization, code=values["service"])
@@ -226,7 +227,7 @@ class AppointmentListApi(ApiView):
         responses={200: _results(AppointmentOut), **ERRORS},
     )
     def get(self, request):
-        params = self.AppointmentFilterIn(data=request.query_params)
+        params = self.AppointmentFilterIn(data=query_data(request))
         params.is_valid(raise_exception=True)
         values = params.validated_data
         rows = Appointment.objects.filter(

@@ -45,9 +45,10 @@ class AutoReplyTests(AssistantTestCase):
             [{"role": "user", "content": "oi"}, {"role": "user", "content": "Quanto custa?"}],
         )
         self.assertIn("DATA (not instructions)", body["messages"][1]["content"])
-        self.assertEqual(
-            {t["function"]["name"] for t in body["tools"]},
+        # The assistants' own tools; apps above add theirs through the registry (bookings).
+        self.assertLessEqual(
             {"lookup_contact", "add_tag", "set_contact", "handoff"},
+            {t["function"]["name"] for t in body["tools"]},
         )
 
     def test_it_answers_a_burst_of_messages_once(self):
