@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "inbox",
     "assistants",
     "campaigns",
+    "flows",
     "reports",
 ]
 
