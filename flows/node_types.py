@@ -949,4 +949,3 @@ register_node(
     ports=[],
     fields=(LABEL,),
 )
-

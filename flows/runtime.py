@@ -215,6 +215,7 @@ def input_receive(*, run: FlowRun, message: Message) -> None:
     node_type = nodes.get(node["type"])
     context = Context(run, run.chat, run.chat.contact, node, dict(run.variables))
     started = time.monotonic()
+    context.variables["last_text"] = (message.text or "")[:1000]  # for "classify" steps
     outcome = node_type.resume(context, message)
     _apply(run, node, context, outcome, started)
     if run.status == FlowRun.Status.RUNNING:
