@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("inbox.urls")),
     path("assistants/", include("assistants.urls")),
     path("campaigns/", include("campaigns.urls")),
+    path("flows/", include("flows.urls")),
     path("reports/", include("reports.urls")),
     path("", include("integrations.urls")),
     path("api/", include("config.api")),
