@@ -281,6 +281,7 @@
 
   var library = document.querySelector("[data-library]");
   Object.keys(catalog).forEach(function (type) {
+    if (type === "start") return; // one per flow, always there
     var item = document.createElement("li");
     var button = document.createElement("button");
     button.type = "button";
