@@ -41,6 +41,7 @@ def run() -> None:
     manage("migrate", "--noinput", "-v", "0")
     manage("demo")
     manage("assistant_demo")
+    manage("flow_demo")
     print("Starting Porfin on http://127.0.0.1:8000 (Ctrl+C to stop)", flush=True)
     os.execv(str(PYTHON), [str(PYTHON), str(ROOT / "manage.py"), "runserver", "127.0.0.1:8000"])
 
