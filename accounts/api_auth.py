@@ -237,6 +237,7 @@ SESSION_SECTIONS = {
     "segments": "campaigns",
     "reports": "dashboard",
     "privacy": "settings",
+    "flows": "assistants",
 }
 
 

@@ -189,7 +189,7 @@ class TenantModel(models.Model):
 
 API_RESOURCES = (
     "numbers", "templates", "contacts", "chats", "messages", "media", "webhooks",
-    "assistants", "campaigns", "segments", "reports", "privacy",
+    "assistants", "campaigns", "segments", "reports", "privacy", "flows",
 )  # fmt: skip
 API_KEY_PREFIX = "pfk_"
 

@@ -14,6 +14,7 @@ from config import api_assistants as assistants
 from config import api_campaigns as campaigns
 from config import api_contacts as contacts
 from config import api_reports as reports
+from flows import api as flows
 from inbox import api as inbox
 from integrations import api as integrations
 
@@ -80,6 +81,10 @@ v1 = [
         assistants.AssistantAskApi.as_view(),
         name="api_assistant_ask",
     ),
+    path("flows/", flows.FlowListApi.as_view(), name="api_flows"),
+    path("flows/<uuid:code>/", flows.FlowDetailApi.as_view(), name="api_flow"),
+    path("flows/<uuid:code>/export/", flows.FlowExportApi.as_view(), name="api_flow_export"),
+    path("flows/<uuid:code>/start/", flows.FlowStartApi.as_view(), name="api_flow_start"),
     path("campaigns/", campaigns.CampaignListApi.as_view(), name="api_campaigns"),
     path("campaigns/<uuid:code>/", campaigns.CampaignDetailApi.as_view(), name="api_campaign"),
     path(

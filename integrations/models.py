@@ -141,6 +141,8 @@ class WebhookSubscription(TenantModel):
         CAMPAIGN_COMPLETED = "campaign.completed", "campaign.completed"
         ASSISTANT_HANDOFF = "assistant.handoff", "assistant.handoff"
         ANALYSIS_COMPLETED = "analysis.completed", "analysis.completed"
+        FLOW_COMPLETED = "flow.completed", "flow.completed"
+        FLOW_HANDOFF = "flow.handoff", "flow.handoff"
 
     code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     url = models.URLField(_("URL"), max_length=500)

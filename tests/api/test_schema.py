@@ -14,6 +14,7 @@ from schemathesis import checks
 from assistants import services as assistant_services
 from assistants.models import Assistant
 from campaigns.models import Segment
+from flows import services as flow_services
 from integrations import services as channel
 from integrations.models import WebhookSubscription
 from integrations.whatsapp.sandbox import SandboxServer
@@ -71,6 +72,7 @@ def test_the_api_conforms_to_its_schema(sandbox, wsgi_app):
     )
     segment = Segment.objects.create(organization=organization, name="Nobody", kind="static")
     campaign = make_campaign(organization, number, make_template(number), segment=segment)
+    flow = flow_services.flow_create(organization=organization, name="Schema flow")
     schema = schemathesis.openapi.from_wsgi("/api/schema/", wsgi_app)
     real_codes = {
         "/api/v1/chats/": str(chat.code),
@@ -80,6 +82,7 @@ def test_the_api_conforms_to_its_schema(sandbox, wsgi_app):
         "/api/v1/assistants/": str(assistant.code),
         "/api/v1/campaigns/": str(campaign.code),
         "/api/v1/segments/": str(segment.code),
+        "/api/v1/flows/": str(flow.code),
     }
     tested = 0
     for result in schema.get_all_operations():

@@ -140,3 +140,27 @@ class FlowPagesTests(BaseTestCase):
             ).as_dict(),
             response.json()["problems"],
         )
+
+
+class RunAdminTests(BaseTestCase):
+    def test_an_organization_admin_inspects_only_their_runs_read_only(self):
+        from flows.models import FlowRun
+
+        self.admin.is_staff = True
+        self.admin.save()
+        flow = services.flow_create(organization=self.org, name="Agendamento", draft=five_nodes())
+        version = services.flow_publish(flow=flow)
+        run = FlowRun.objects.create(
+            organization=self.org, flow=flow, version=version, chat=self.other_chat, node="menu"
+        )
+        secret_flow = services.flow_create(
+            organization=self.other_org, name="Segredo", draft=five_nodes()
+        )
+        services.flow_publish(flow=secret_flow)
+        self.login(self.admin)
+        response = self.client.get(reverse("admin:flows_flowrun_changelist"))
+        self.assertContains(response, f"/{run.pk}/change/")
+        self.assertNotContains(response, "Segredo")
+        detail = self.client.get(reverse("admin:flows_flowrun_change", args=[run.pk]))
+        self.assertEqual(detail.status_code, 200)
+        self.assertNotContains(detail, 'name="_save"')
