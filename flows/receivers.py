@@ -7,9 +7,11 @@ message, any message outside opening hours, or a button whose payload is ``flow:
 """
 
 import re
+from datetime import timedelta
 
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts import hours
@@ -20,6 +22,8 @@ from inbox import router
 from inbox.models import Message
 
 BUTTON_PREFIX = "flow:"
+OUTSIDE_HOURS = "outside opening hours"
+OUTSIDE_HOURS_REPEAT = timedelta(hours=12)  # an after-hours flow answers a chat once per night
 
 
 def _triggers(organization_id: int) -> list[dict]:
@@ -80,7 +84,7 @@ def trigger_match(inbound: router.Inbound) -> tuple[int, str] | None:
     ):
         for flow in flows:
             if flow["outside_hours"]:
-                return flow["id"], "outside opening hours"
+                return flow["id"], OUTSIDE_HOURS
     return None
 
 
@@ -106,6 +110,15 @@ def _accepts(inbound: router.Inbound) -> bool:
     # A run waiting for an answer whose hold a person released is abandoned: a trigger replaces it.
     if active is not None and active[1] != FlowRun.Status.WAITING_INPUT:
         return False
+    if (
+        match[1] == OUTSIDE_HOURS
+        and FlowRun.objects.filter(
+            chat_id=inbound.chat.pk,
+            flow_id=match[0],
+            started_at__gte=timezone.now() - OUTSIDE_HOURS_REPEAT,
+        ).exists()
+    ):
+        return False  # it answered this chat's earlier message tonight: do not repeat it
     inbound.notes["flow_start"] = match
     inbound.notes["flow_abandoned"] = active[0] if active else None
     return True

@@ -157,6 +157,9 @@ class ActionTests(FlowTestCase):
         self.published_flow(data)
         chat = self.receive("alguém aí?").chat
         self.assertEqual(self.sent(chat)[-1].text, "Abrimos às 8h.")
+        later = self.receive("e aí?")  # the same night: answered once, not at every message
+        later.refresh_from_db()
+        self.assertEqual((later.handled_by, len(self.sent(chat))), ("", 1))
 
     def test_classify_routes_by_intent(self):
         data = chain(
