@@ -325,6 +325,7 @@ register_node(
     resume=_choice_resume,
     validate=_buttons_validate,
     ports=_option_ports,
+    dynamic_ports="options",
     fields=(
         LABEL,
         Field("text", _l("Text"), kind="textarea", max_length=wa.MAX_INTERACTIVE_BODY),
@@ -342,6 +343,7 @@ register_node(
     resume=_choice_resume,
     validate=_list_validate,
     ports=_option_ports,
+    dynamic_ports="options",
     fields=(
         LABEL,
         Field("text", _l("Text"), kind="textarea", max_length=wa.MAX_INTERACTIVE_BODY),
@@ -624,6 +626,7 @@ register_node(
     run=_ai_run,
     validate=_ai_validate,
     ports=_ai_ports,
+    dynamic_ports="intents",
     fields=(
         LABEL,
         Field(

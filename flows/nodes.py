@@ -51,6 +51,9 @@ class NodeType:
     pauses: bool = False  # may stop the run (an answer or a wait), so a cycle through it is fine
     defaults: dict = field(default_factory=dict)
     icon: str = "•"
+    # How the editor names outputs that depend on the properties: "options" (opt1… + no_match,
+    # one per line of ``options``), "intents" (intent1… + other, when ``mode`` is "classify").
+    dynamic_ports: str = ""
 
 
 _registry: dict[str, NodeType] = {}
@@ -69,6 +72,7 @@ def register_node(
     pauses: bool = False,
     defaults: dict | None = None,
     icon: str = "•",
+    dynamic_ports: str = "",
 ) -> NodeType:
     """Add (or replace) a node type. ``ports`` is a list of edge names, or a function of the
     node's properties (a button per option)."""
@@ -92,6 +96,7 @@ def register_node(
         pauses=pauses or resume is not None,
         defaults=dict(defaults or {}),
         icon=icon,
+        dynamic_ports=dynamic_ports,
     )
     _registry[type] = node_type
     return node_type

@@ -140,7 +140,7 @@ def _catalog(organization) -> dict:
             "category": node_type.category,
             "defaults": node_type.defaults,
             "ports": node_type.ports(node_type.defaults),
-            "dynamic_ports": node_type.type in ("buttons", "list", "ai"),
+            "dynamic_ports": node_type.dynamic_ports,
             "fields": [
                 {
                     "name": f.name,

@@ -171,3 +171,42 @@ class RunTests(FlowTestCase):
         services.flow_publish(flow=flow)
         self.receive("Limpeza")
         self.assertEqual(self.sent(chat)[-1].text, "Qual o seu email?")
+
+
+class RegistryTests(FlowTestCase):
+    def test_another_app_adds_a_node_type_without_touching_flows(self):
+        from flows import nodes
+
+        def book(context):
+            context.variables["slot"] = "terça 9h"
+            return nodes.Outcome(port="booked", detail="booked")
+
+        nodes.register_node(
+            "book_test",
+            label="Book (test)",
+            run=book,
+            ports=["booked", "full"],
+            validate=lambda props: [] if props.get("agenda") else ["Choose an agenda."],
+        )
+        self.addCleanup(nodes._registry.pop, "book_test")
+        data = {
+            "nodes": [
+                {"id": "start", "type": "start", "props": {"keywords": "agendar"}},
+                {"id": "book", "type": "book_test", "props": {"agenda": "Dra. Ana"}},
+                {"id": "ok", "type": "message", "props": {"text": "Marcado: {{vars.slot}}"}},
+            ],
+            "edges": [
+                {"from": "start", "port": "next", "to": "book"},
+                {"from": "book", "port": "booked", "to": "ok"},
+            ],
+        }
+        self.published_flow(data)
+        chat = self.receive("agendar").chat
+        self.assertEqual(self.sent(chat)[-1].text, "Marcado: terça 9h")
+        from flows import definition
+
+        data["nodes"][1]["props"] = {}
+        self.assertEqual(
+            [(p.node, p.message) for p in definition.check(data) if p.blocking],
+            [("book", "Choose an agenda.")],
+        )

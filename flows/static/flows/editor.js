@@ -62,7 +62,7 @@
     var type = catalog[node.type];
     if (!type) return [];
     if (!type.dynamic_ports) return type.ports;
-    if (node.type === "ai") {
+    if (type.dynamic_ports === "intents") {
       if (node.props.mode !== "classify") return [];
       return options(node).map(function (_o, i) { return "intent" + (i + 1); }).concat(["other"]);
     }
