@@ -90,22 +90,22 @@ class ActionTests(FlowTestCase):
     def test_webhook_maps_the_response_into_variables(self):
         server = JsonServer({"price": {"value": "R$ 150"}})
         self.addCleanup(server.stop)
-        self.published_flow(
-            chain(
-                {
-                    "id": "ask",
-                    "type": "webhook",
-                    "follow": "ok",
-                    "props": {"url": server.url, "save": "price = price.value"},
-                },
-                {
-                    "id": "say",
-                    "type": "message",
-                    "props": {"text": "A limpeza custa {{vars.price}}."},
-                },
+        with override_settings(OUTGOING_WEBHOOKS_ALLOW_PRIVATE=True):  # a local test server
+            self.published_flow(
+                chain(
+                    {
+                        "id": "ask",
+                        "type": "webhook",
+                        "follow": "ok",
+                        "props": {"url": server.url, "save": "price = price.value"},
+                    },
+                    {
+                        "id": "say",
+                        "type": "message",
+                        "props": {"text": "A limpeza custa {{vars.price}}."},
+                    },
+                )
             )
-        )
-        with override_settings(OUTGOING_WEBHOOKS_ALLOW_PRIVATE=True):
             chat = self.receive("go").chat
         self.assertEqual(self.sent(chat)[-1].text, "A limpeza custa R$ 150.")
         self.assertEqual(server.bodies[0]["contact"]["phone"], "+5511966660000")
@@ -115,7 +115,12 @@ class ActionTests(FlowTestCase):
         self.addCleanup(server.stop)
         self.published_flow(
             chain(
-                {"id": "ask", "type": "webhook", "follow": "error", "props": {"url": server.url}},
+                {
+                    "id": "ask",
+                    "type": "webhook",
+                    "follow": "error",
+                    "props": {"url": server.url.replace("http://", "https://")},
+                },
                 {"id": "say", "type": "message", "props": {"text": "Sistema indisponível."}},
             )
         )
@@ -184,3 +189,13 @@ class ActionTests(FlowTestCase):
         self.receive("Quero marcar um horário")
         self.assertEqual(self.sent(chat)[-1].text, "Vamos marcar!")
         self.assertEqual(FlowRun.objects.get(chat=chat).variables["intent"], "agenda")
+
+
+class WebhookValidationTests(FlowTestCase):
+    def test_a_webhook_must_be_https(self):
+        from flows import definition
+
+        data = chain({"id": "ask", "type": "webhook", "props": {"url": "http://example.com/x"}})
+        with override_settings(OUTGOING_WEBHOOKS_ALLOW_PRIVATE=False):
+            problems = [(p.node, p.message) for p in definition.check(data) if p.blocking]
+        self.assertEqual(problems, [("ask", "The webhook needs an https:// URL.")])
