@@ -184,6 +184,10 @@ def contact_erase(*, contact: Contact, actor, request=None) -> ErasedContact:
         apps.get_model("assistants", "ConversationAnalysis").objects.filter(
             chat__contact=contact
         ).update(summary="", intent="", lead_score_reason="", next_step="")
+    if apps.is_installed("flows"):  # answers captured by flows (emails, names, free text)
+        apps.get_model("flows", "FlowRun").objects.filter(chat__contact=contact).update(
+            variables={}
+        )
     erased = ErasedContact.objects.create(
         organization=contact.organization, contact=contact, token=token, erased_by=actor
     )

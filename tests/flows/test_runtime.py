@@ -210,3 +210,18 @@ class RegistryTests(FlowTestCase):
             [(p.node, p.message) for p in definition.check(data) if p.blocking],
             [("book", "Choose an agenda.")],
         )
+
+
+class ErasureTests(FlowTestCase):
+    def test_erasing_a_contact_clears_the_answers_its_flow_runs_captured(self):
+        from reports.privacy import contact_erase
+
+        self.published_flow()
+        chat = self.receive("menu").chat
+        self.receive("Limpeza")
+        self.receive("maria@example.com")
+        run = FlowRun.objects.get(chat=chat)
+        self.assertEqual(run.variables["email"], "maria@example.com")
+        contact_erase(contact=Contact.objects.get(pk=chat.contact_id), actor=self.admin)
+        run.refresh_from_db()
+        self.assertEqual(run.variables, {})
