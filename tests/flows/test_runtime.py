@@ -225,3 +225,48 @@ class ErasureTests(FlowTestCase):
         contact_erase(contact=Contact.objects.get(pk=chat.contact_id), actor=self.admin)
         run.refresh_from_db()
         self.assertEqual(run.variables, {})
+
+
+class FailureTests(FlowTestCase):
+    def test_a_send_refused_after_a_long_wait_fails_the_run_and_stores_nothing(self):
+        data = five_nodes()
+        data["nodes"].insert(
+            1, {"id": "later", "type": "wait", "props": {"amount": 2, "unit": "days"}}
+        )
+        data["edges"][0] = {"from": "start", "port": "next", "to": "later"}
+        data["edges"].append({"from": "later", "port": "next", "to": "welcome"})
+        data["nodes"].append({"id": "vip", "type": "tag", "props": {"tag": "vip"}})
+        self.published_flow(data)
+        chat = self.receive("menu").chat
+        Chat.objects.filter(pk=chat.pk).update(window_expires_at=timezone.now())
+        with self.captureOnCommitCallbacks(execute=True):
+            runtime.sweep(now=timezone.now() + timedelta(days=2, minutes=1))
+        run = FlowRun.objects.get(chat=chat)
+        self.assertEqual(run.status, FlowRun.Status.FAILED)
+        self.assertIn("24-hour customer service window is closed", run.outcome)
+        self.assertEqual(self.sent(chat), [])
+        self.assertTrue(
+            Message.objects.filter(chat=chat, text__startswith="Flow Agendamento stopped").exists()
+        )
+
+    def test_a_node_that_breaks_rolls_its_step_back_and_fails_the_run(self):
+        from flows import nodes
+
+        def broken(context):
+            context.send("text", {"body": "half done"})
+            raise RuntimeError("boom")
+
+        nodes.register_node("broken_test", label="Broken", run=broken)
+        self.addCleanup(nodes._registry.pop, "broken_test")
+        data = {
+            "nodes": [
+                {"id": "start", "type": "start", "props": {"keywords": "go"}},
+                {"id": "oops", "type": "broken_test", "props": {}},
+            ],
+            "edges": [{"from": "start", "port": "next", "to": "oops"}],
+        }
+        self.published_flow(data)
+        chat = self.receive("go").chat
+        run = FlowRun.objects.get(chat=chat)
+        self.assertEqual((run.status, run.outcome), (FlowRun.Status.FAILED, "error at oops"))
+        self.assertEqual(self.sent(chat), [])  # the half-done send was rolled back
