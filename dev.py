@@ -45,6 +45,7 @@ def run() -> None:
     manage("demo")
     manage("assistant_demo")
     manage("appointments_demo")
+    manage("flow_demo")
     print("Starting Porfin on http://127.0.0.1:8000 (Ctrl+C to stop)", flush=True)
     os.execv(str(PYTHON), [str(PYTHON), str(ROOT / "manage.py"), "runserver", "127.0.0.1:8000"])
 

@@ -404,6 +404,7 @@ SESSION_SECTIONS = {
     "reports": "dashboard",
     "privacy": "settings",
     "appointments": "chats",  # the agenda's own access (appointments.access) narrows it further
+    "flows": "assistants",
 }
 
 

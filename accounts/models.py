@@ -189,7 +189,7 @@ class TenantModel(models.Model):
 
 API_RESOURCES = (
     "numbers", "templates", "contacts", "chats", "messages", "media", "webhooks",
-    "assistants", "campaigns", "segments", "reports", "privacy", "appointments",
+    "assistants", "campaigns", "segments", "reports", "privacy", "appointments", "flows",
 )  # fmt: skip
 API_KEY_PREFIX = "pfk_"
 

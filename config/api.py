@@ -19,6 +19,7 @@ from appointments import api as appointments
 from assistants import api as assistants
 from campaigns import api as campaigns
 from campaigns import api_contacts as contacts
+from flows import api as flows
 from inbox import api as inbox
 from integrations import api as integrations
 from reports import api as reports
@@ -105,6 +106,10 @@ v1 = [
         assistants.AssistantAskApi.as_view(),
         name="api_assistant_ask",
     ),
+    path("flows/", flows.FlowListApi.as_view(), name="api_flows"),
+    path("flows/<uuid:code>/", flows.FlowDetailApi.as_view(), name="api_flow"),
+    path("flows/<uuid:code>/export/", flows.FlowExportApi.as_view(), name="api_flow_export"),
+    path("flows/<uuid:code>/start/", flows.FlowStartApi.as_view(), name="api_flow_start"),
     path("campaigns/", campaigns.CampaignListApi.as_view(), name="api_campaigns"),
     path("campaigns/<uuid:code>/", campaigns.CampaignDetailApi.as_view(), name="api_campaign"),
     path(

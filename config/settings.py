@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "assistants",
     "campaigns",
     "appointments",
+    "flows",
     "reports",
 ]
 

@@ -22,6 +22,7 @@ urlpatterns = [
     path("assistants/", include("assistants.urls")),
     path("campaigns/", include("campaigns.urls")),
     path("agenda/", include("appointments.urls")),
+    path("flows/", include("flows.urls")),
     path("reports/", include("reports.urls")),
     path("", include("integrations.urls")),
     path("api/", include("config.api")),

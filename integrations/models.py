@@ -167,6 +167,8 @@ class WebhookSubscription(TenantModel):
         APPOINTMENT_CANCELLED = "appointment.cancelled", "appointment.cancelled"
         APPOINTMENT_CONFIRMED = "appointment.confirmed", "appointment.confirmed"
         APPOINTMENT_NO_SHOW = "appointment.no_show", "appointment.no_show"
+        FLOW_COMPLETED = "flow.completed", "flow.completed"
+        FLOW_HANDOFF = "flow.handoff", "flow.handoff"
 
     code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     url = models.URLField(_("URL"), max_length=500)

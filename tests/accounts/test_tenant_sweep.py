@@ -184,6 +184,7 @@ class TenantSweepFixtures(BaseTestCase):
             **self.api_foreign_kwargs(),
             **self.automation_foreign_kwargs(),
             **self.appointment_foreign_kwargs(),
+            **self.flow_foreign_kwargs(),
             **{
                 name: {"code": self.secret_chat.contact.code}
                 for name in ("contact_privacy", "contact_export", "contact_erase")
@@ -258,6 +259,35 @@ class TenantSweepFixtures(BaseTestCase):
             "drip_enrolment_stop": {**program_kwargs, "enrolment_code": enrolment.code},
             # Public by design: the unguessable slug is the secret; covered in test_optin_form.
             "drip_optin": None,
+        }
+
+    def flow_foreign_kwargs(self):
+        """Flows and their API."""
+        from flows import services as flow_services
+        from tests.flows.helpers import five_nodes
+
+        flow = flow_services.flow_create(
+            organization=self.other_org, name="segredo-do-bob", draft=five_nodes()
+        )
+        version = flow_services.flow_publish(flow=flow)
+        code = {"code": flow.code}
+        return {
+            **dict.fromkeys(
+                (
+                    "flow_edit",
+                    "flow_save",
+                    "flow_check",
+                    "flow_publish",
+                    "flow_unpublish",
+                    "flow_duplicate",
+                    "flow_export",
+                    "api_flow",
+                    "api_flow_export",
+                    "api_flow_start",
+                ),
+                code,
+            ),
+            "flow_rollback": {**code, "number": version.number},
         }
 
     def api_foreign_kwargs(self):

@@ -14,6 +14,7 @@ from assistants import services as assistant_services
 from assistants.models import Assistant, KnowledgeSource
 from campaigns.models import Campaign, Segment
 from config import api
+from flows import services as flow_services
 from inbox.models import Chat, Contact
 from integrations.models import WebhookSubscription
 from tests.api.helpers import ApiTestCase, key_for
@@ -75,6 +76,9 @@ class ApiTenantSweepTests(ApiTestCase):
             name="segredo-do-bob campaign",
             segment=cls.foreign_segment,
         )
+        cls.foreign_flow = flow_services.flow_create(
+            organization=cls.other_org, name="segredo-do-bob flow"
+        )
 
     def foreign_kwargs(self):
         chat = {"code": self.secret_chat.code}
@@ -113,6 +117,9 @@ class ApiTenantSweepTests(ApiTestCase):
             "api_appointment": appointment,
             "api_appointment_reschedule": appointment,
             "api_appointment_cancel": appointment,
+            "api_flow": {"code": self.foreign_flow.code},
+            "api_flow_export": {"code": self.foreign_flow.code},
+            "api_flow_start": {"code": self.foreign_flow.code},
         }
 
     def test_every_object_endpoint_answers_404_for_another_organization(self):

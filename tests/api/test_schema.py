@@ -26,6 +26,7 @@ from appointments import services as appointment_services
 from assistants import services as assistant_services
 from assistants.models import Assistant
 from campaigns.models import Segment
+from flows import services as flow_services
 from integrations import services as channel
 from integrations.models import WebhookSubscription
 from integrations.whatsapp.sandbox import SandboxServer
@@ -104,6 +105,7 @@ def _world():
         channel="staff",
         customer_name="Schema Patient",
     )
+    flow = flow_services.flow_create(organization=organization, name="Schema flow")
     codes = [
         ("/api/v1/chats/{code}/", chat.code),
         ("/api/v1/contacts/{code}/export/", erased.contact.code),
@@ -115,6 +117,7 @@ def _world():
         ("/api/v1/campaigns/{code}/", campaign.code),
         ("/api/v1/segments/{code}/", segment.code),
         ("/api/v1/appointments/{code}/", appointment.code),
+        ("/api/v1/flows/{code}/", flow.code),
     ]
     operations = []
     for method, path, parameters in [

@@ -1,0 +1,159 @@
+"""The conversation router's "flow" handler (order 40) and the flows' own subscriptions.
+
+Accepts a customer message when the chat has a run waiting for an answer (the flow holds the
+chat), or when a published flow's trigger matches: a keyword, a pattern, a new contact's first
+message, any message outside opening hours, or a button whose payload is ``flow:<flow id>``
+(campaign or template buttons). One run per chat: a trigger never interrupts a running flow.
+"""
+
+import re
+from datetime import timedelta
+
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from accounts import hours
+from flows import runtime, services
+from flows.models import Flow, FlowRun
+from flows.node_types import message_answer
+from inbox import router
+from inbox.models import Message
+
+BUTTON_PREFIX = "flow:"
+OUTSIDE_HOURS = "outside opening hours"
+OUTSIDE_HOURS_REPEAT = timedelta(hours=12)  # an after-hours flow answers a chat once per night
+
+
+def _triggers(organization_id: int) -> list[dict]:
+    def load():
+        found = []
+        for flow_id, code, definition in Flow.objects.filter(
+            organization_id=organization_id, is_active=True, published__isnull=False
+        ).values_list("pk", "code", "published__definition"):
+            start = next((n for n in definition["nodes"] if n["type"] == "start"), None)
+            props = (start or {}).get("props") or {}
+            keywords = {
+                k.strip().lower() for k in str(props.get("keywords") or "").split(",") if k.strip()
+            }
+            pattern = None
+            if props.get("regex"):
+                try:
+                    pattern = re.compile(props["regex"], re.IGNORECASE)
+                except re.error:
+                    pattern = None
+            found.append(
+                {
+                    "id": flow_id,
+                    "code": str(code),
+                    "keywords": keywords,
+                    "pattern": pattern,
+                    "new_contact": bool(props.get("new_contact")),
+                    "outside_hours": bool(props.get("outside_hours")),
+                }
+            )
+        return found
+
+    return services.triggers_memo.get(organization_id, load)
+
+
+def trigger_match(inbound: router.Inbound) -> tuple[int, str] | None:
+    """(flow id, why) of the first published flow this message starts, if any."""
+    flows = _triggers(inbound.chat.organization_id)
+    if not flows:
+        return None
+    reply_id, text = message_answer(inbound.message)
+    if reply_id.startswith(BUTTON_PREFIX):
+        code = reply_id[len(BUTTON_PREFIX) :].split(":", 1)[0]
+        for flow in flows:
+            if flow["code"] == code:
+                return flow["id"], "button"
+    lowered = text.strip().lower()
+    for flow in flows:
+        if lowered and lowered in flow["keywords"]:
+            return flow["id"], f"keyword {lowered[:40]}"
+        if lowered and flow["pattern"] is not None and flow["pattern"].search(text[:1000]):
+            return flow["id"], "pattern"
+    if inbound.new_chat:
+        for flow in flows:
+            if flow["new_contact"]:
+                return flow["id"], "new contact"
+    if any(flow["outside_hours"] for flow in flows) and not hours.is_open(
+        inbound.chat.organization
+    ):
+        for flow in flows:
+            if flow["outside_hours"]:
+                return flow["id"], OUTSIDE_HOURS
+    return None
+
+
+def _accepts(inbound: router.Inbound) -> bool:
+    if inbound.message.type in (Message.Type.REACTION, Message.Type.UNSUPPORTED):
+        return False
+    if inbound.held_by == runtime.HANDLER:
+        run_id = (
+            FlowRun.objects.filter(chat_id=inbound.chat.pk, status=FlowRun.Status.WAITING_INPUT)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        inbound.notes["flow_run"] = run_id
+        return run_id is not None
+    match = trigger_match(inbound)
+    if match is None:
+        return False
+    active = (
+        FlowRun.objects.filter(chat_id=inbound.chat.pk, status__in=FlowRun.ACTIVE)
+        .values_list("pk", "status")
+        .first()
+    )
+    # A run waiting for an answer whose hold a person released is abandoned: a trigger replaces it.
+    if active is not None and active[1] != FlowRun.Status.WAITING_INPUT:
+        return False
+    if (
+        match[1] == OUTSIDE_HOURS
+        and FlowRun.objects.filter(
+            chat_id=inbound.chat.pk,
+            flow_id=match[0],
+            started_at__gte=timezone.now() - OUTSIDE_HOURS_REPEAT,
+        ).exists()
+    ):
+        return False  # it answered this chat's earlier message tonight: do not repeat it
+    inbound.notes["flow_start"] = match
+    inbound.notes["flow_abandoned"] = active[0] if active else None
+    return True
+
+
+def _handle(inbound: router.Inbound) -> None:
+    if inbound.notes.get("flow_run"):
+        run = FlowRun.objects.get(pk=inbound.notes["flow_run"])
+        runtime.input_receive(run=run, message=inbound.message)
+        return
+    flow_id, why = inbound.notes["flow_start"]
+    if inbound.notes.get("flow_abandoned"):
+        run = FlowRun.objects.select_related("chat").get(pk=inbound.notes["flow_abandoned"])
+        runtime.run_cancel(run=run, reason=str(_("replaced by another flow")))
+    flow = Flow.objects.select_related("published").get(pk=flow_id)
+    _reply, text = message_answer(inbound.message)
+    runtime.run_start(
+        flow=flow, chat=inbound.chat, trigger=why, variables={"last_text": text[:1000]}
+    )
+
+
+router.register(
+    router.Handler(
+        key=runtime.HANDLER,
+        order=40,
+        label=_("flow"),
+        accepts=_accepts,
+        handle=_handle,
+    )
+)
+
+
+@receiver([post_save, post_delete], sender=Flow, dispatch_uid="flows-triggers-memo")
+def on_flow_saved(sender, instance, **kwargs):
+    services.flows_changed(instance.organization_id)
+
+
+from flows import outgoing_events  # noqa: F401,E402  (webhook events for integrators)
