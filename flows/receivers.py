@@ -19,6 +19,7 @@ from flows import runtime, services
 from flows.models import Flow, FlowRun
 from flows.node_types import message_answer
 from inbox import router
+from inbox import signals as inbox_signals
 from inbox.models import Message
 
 BUTTON_PREFIX = "flow:"
@@ -157,3 +158,10 @@ def on_flow_saved(sender, instance, **kwargs):
 
 
 from flows import outgoing_events  # noqa: F401,E402  (webhook events for integrators)
+
+
+@receiver(inbox_signals.contact_erasing, dispatch_uid="flows-contact-erasing")
+def on_contact_erasing(sender, *, contact, **kwargs):
+    """LGPD erasure, in its transaction: answers a flow captured (emails, names, free text)
+    go; the runs stay for the flow's funnel figures."""
+    FlowRun.objects.filter(chat__contact=contact).update(variables={})
