@@ -131,7 +131,7 @@ class AppointmentApiTests(ApiTestCase):
         self.assertEqual(foreign.status_code, 404)
 
 
-@override_settings(OUTGOING_WEBHOOKS_ALLOW_PRIVATE=True)
+@override_settings(EGRESS_ALLOW_PRIVATE=True)
 class AppointmentEventsTests(ApiTestCase):
     def test_created_confirmed_rescheduled_cancelled_events_reach_the_receiver(self):
         agenda = make_agenda(self.org)

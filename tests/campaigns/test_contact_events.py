@@ -46,7 +46,7 @@ class EventLog:
         return [(pk, data) for kind, pk, data in self.single if kind == change]
 
 
-@override_settings(OUTGOING_WEBHOOKS_ALLOW_PRIVATE=True)
+@override_settings(EGRESS_ALLOW_PRIVATE=True)
 class ContactEventsTests(ApiTestCase):
     def setUp(self):
         self.receiver = Receiver().start()

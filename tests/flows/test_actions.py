@@ -90,7 +90,7 @@ class ActionTests(FlowTestCase):
     def test_webhook_maps_the_response_into_variables(self):
         server = JsonServer({"price": {"value": "R$ 150"}})
         self.addCleanup(server.stop)
-        with override_settings(OUTGOING_WEBHOOKS_ALLOW_PRIVATE=True):  # a local test server
+        with override_settings(EGRESS_ALLOW_PRIVATE=True):  # a local test server
             self.published_flow(
                 chain(
                     {
@@ -124,7 +124,7 @@ class ActionTests(FlowTestCase):
                 {"id": "say", "type": "message", "props": {"text": "Sistema indisponível."}},
             )
         )
-        with override_settings(OUTGOING_WEBHOOKS_ALLOW_PRIVATE=False):
+        with override_settings(EGRESS_ALLOW_PRIVATE=False):
             chat = self.receive("go").chat
         self.assertEqual(self.sent(chat)[-1].text, "Sistema indisponível.")
         self.assertEqual(server.bodies, [])
@@ -196,6 +196,6 @@ class WebhookValidationTests(FlowTestCase):
         from flows import definition
 
         data = chain({"id": "ask", "type": "webhook", "props": {"url": "http://example.com/x"}})
-        with override_settings(OUTGOING_WEBHOOKS_ALLOW_PRIVATE=False):
+        with override_settings(EGRESS_ALLOW_PRIVATE=False):
             problems = [(p.node, p.message) for p in definition.check(data) if p.blocking]
         self.assertEqual(problems, [("ask", "The webhook needs an https:// URL.")])

@@ -85,7 +85,7 @@ class FlowApiTests(FlowTestCase):
         self.assertEqual(FlowRun.objects.get(chat_id=message.chat_id).trigger, "button")
 
 
-@override_settings(OUTGOING_WEBHOOKS_ALLOW_PRIVATE=True)
+@override_settings(EGRESS_ALLOW_PRIVATE=True)
 class FlowEventTests(FlowTestCase):
     def setUp(self):
         super().setUp()

@@ -108,7 +108,7 @@ def leaks(secrets) -> list[str]:
     return found
 
 
-@override_settings(OUTGOING_WEBHOOKS_ALLOW_PRIVATE=True)
+@override_settings(EGRESS_ALLOW_PRIVATE=True)
 class ErasureEverywhereTests(SandboxMixin, ApiTestCase):
     def setUp(self):
         super().setUp()
