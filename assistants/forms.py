@@ -33,7 +33,12 @@ class ListField(forms.CharField):
 
 class AssistantForm(forms.ModelForm):
     handoff_keywords = ListField(
-        label=_("Handoff keywords"), required=False, help_text=_("Comma-separated.")
+        label=_("Extra handoff phrases"),
+        required=False,
+        help_text=_(
+            "Comma-separated. Requests for a person in Portuguese, English and Spanish are "
+            "recognised without them; add your own words (e.g. a manager's name)."
+        ),
     )
     sensitive_topics = ListField(
         label=_("Sensitive topics"),
@@ -61,7 +66,7 @@ class AssistantForm(forms.ModelForm):
             "max_tokens", "greeting", "business_hours_enabled", "business_days", "opens_at",
             "closes_at", "outside_hours_message", "handoff_keywords", "handoff_on_low_confidence",
             "sensitive_topics", "max_turns_without_resolution", "handoff_message",
-            "handoff_target", "pause_on_human_reply", "default_for_numbers",
+            "handoff_wait_minutes", "handoff_closed_message", "handoff_rule", "handoff_target", "pause_on_human_reply", "default_for_numbers",
             "enable_for_new_chats", "monthly_budget", "is_active",
         ]  # fmt: skip
         widgets = {
@@ -69,6 +74,7 @@ class AssistantForm(forms.ModelForm):
             "greeting": forms.Textarea(attrs={"rows": 2}),
             "outside_hours_message": forms.Textarea(attrs={"rows": 2}),
             "handoff_message": forms.Textarea(attrs={"rows": 2}),
+            "handoff_closed_message": forms.Textarea(attrs={"rows": 2}),
             "opens_at": forms.TimeInput(attrs={"type": "time"}),
             "closes_at": forms.TimeInput(attrs={"type": "time"}),
         }

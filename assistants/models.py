@@ -9,7 +9,13 @@ from integrations.crypto import EncryptedTextField, mask
 
 
 def default_handoff_keywords() -> list[str]:
-    return ["atendente", "humano", "human", "pessoa"]
+    """Requests for a person are recognised in pt/en/es by ``assistants.handoff``; these are
+    only an organization's own extra phrases."""
+    return []
+
+
+# The defaults of old, now covered (better: "por pessoa" is no request) by ``assistants.handoff``.
+LEGACY_HANDOFF_KEYWORDS = frozenset({"atendente", "humano", "human", "pessoa"})
 
 
 def default_business_days() -> list[int]:
@@ -89,6 +95,37 @@ class Assistant(TenantModel):
         related_name="+",
         verbose_name=_("hand off to"),
         help_text=_("Empty: the chat becomes unassigned and open."),
+    )
+
+    class HandoffRule(models.TextChoices):
+        TARGET = "target", _("The chosen person (or unassigned)")
+        ROUND_ROBIN = "round_robin", _("Round robin among agents")
+
+    handoff_rule = models.CharField(
+        _("assign handed-off chats to"),
+        max_length=12,
+        choices=HandoffRule.choices,
+        default=HandoffRule.TARGET,
+        help_text=_("Round robin: each handoff goes to the next agent or operator in turn."),
+    )
+    handoff_last_assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    handoff_wait_minutes = models.PositiveSmallIntegerField(
+        _("expected wait for a person (minutes)"),
+        default=0,
+        help_text=_("Told to the customer on handoff during opening hours; 0: not mentioned."),
+    )
+    handoff_closed_message = models.TextField(
+        _("handoff message when closed"),
+        blank=True,
+        default="Nossa equipe volta {when} e responde você assim que abrir.",
+        help_text=_("Added to the handoff message outside opening hours; {when} is replaced."),
     )
     pause_on_human_reply = models.BooleanField(_("pause when a team member replies"), default=True)
     default_for_numbers = models.ManyToManyField(

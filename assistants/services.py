@@ -20,9 +20,11 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts import hours
 from accounts.models import Membership, Role
-from assistants import knowledge, signals, tools
+from assistants import handoff, knowledge, signals, tools
 from assistants.models import (
+    LEGACY_HANDOFF_KEYWORDS,
     AISettings,
     Assistant,
     AssistantVersion,
@@ -66,7 +68,8 @@ VERSIONED_FIELDS = (
     "name", "purpose", "instructions", "tone", "language", "model", "temperature", "max_tokens",
     "business_hours_enabled", "business_days", "opens_at", "closes_at", "outside_hours_message",
     "greeting", "handoff_keywords", "handoff_on_low_confidence", "sensitive_topics",
-    "max_turns_without_resolution", "handoff_message", "pause_on_human_reply", "is_active",
+    "max_turns_without_resolution", "handoff_message", "handoff_rule", "handoff_wait_minutes",
+    "handoff_closed_message", "pause_on_human_reply", "is_active",
     "enable_for_new_chats", "monthly_budget",
 )  # fmt: skip
 
@@ -291,13 +294,17 @@ class Turn:
 
 
 def rule_handoff_reason(assistant: Assistant, text: str) -> str:
-    """A handoff rule that fires on the customer's words (keywords, sensitive topics)."""
-    words = set(re.findall(r"\w+", normalize(text)))
+    """A handoff rule that fires on the customer's words: a request for a person (pt/en/es,
+    ``assistants.handoff``, plus the assistant's own phrases) or a sensitive topic. Pure: runs
+    before any model call, and costs no query."""
+    extra = [
+        k for k in assistant.handoff_keywords or [] if normalize(str(k)).strip()
+        and normalize(str(k)).strip() not in LEGACY_HANDOFF_KEYWORDS
+    ]  # fmt: skip
+    phrase = handoff.detect(text, extra)
+    if phrase:
+        return _("the customer asked for a person (“%(keyword)s”)") % {"keyword": phrase}
     folded = normalize(text)
-    for keyword in assistant.handoff_keywords or []:
-        keyword = normalize(str(keyword)).strip()
-        if keyword and (keyword in words if " " not in keyword else keyword in folded):
-            return _("the customer asked for a person (“%(keyword)s”)") % {"keyword": keyword}
     for topic in assistant.sensitive_topics or []:
         topic = normalize(str(topic)).strip()
         if topic and topic in folded:
@@ -717,14 +724,21 @@ def _answer(job: ReplyJob, token: str) -> None:
     if not chat.ai_enabled or assistant is None:
         finish()
         return
+    recent = _recent_messages(chat, target)
+    if _last_is_handled(recent):
+        finish()
+        return
+    history, pending = _history_from(recent)
+    asked = rule_handoff_reason(assistant, pending)
+    if asked:  # a person was asked for: no model, budget or opening hours stand in the way
+        with transaction.atomic():
+            if finish():
+                chat_handoff(chat=chat, assistant=assistant, reason=asked)
+        return
     if budget_exceeded(assistant):
         with transaction.atomic():
             finish()
             _budget_alert(assistant)
-        return
-    recent = _recent_messages(chat, target)
-    if _last_is_handled(recent):
-        finish()
         return
     if not _within_hours(assistant, chat.organization):
         with transaction.atomic():
@@ -805,38 +819,105 @@ def _has_outbound(chat: Chat, recent: list[Message]) -> bool:
     )
 
 
+HANDOFF_ROLES = (Role.AGENT, Role.OPERATOR)  # who answers chats, for the round robin
+
+
+def handoff_assignee(*, assistant: Assistant, organization_id: int):
+    """Who gets a handed-off chat: the assistant's chosen person, or (round robin) the agent
+    after the one who got the previous handoff; None leaves it unassigned for the whole team.
+
+    The round robin's cursor moves with a conditional UPDATE, so two handoffs at once go to
+    two different agents."""
+    members = Membership.objects.filter(organization_id=organization_id)
+    target = assistant.handoff_target
+    if target and not members.filter(user=target).exists():
+        target = None
+    if assistant.handoff_rule != Assistant.HandoffRule.ROUND_ROBIN:
+        return target
+    agents = list(
+        members.filter(role__in=HANDOFF_ROLES, user__is_active=True)
+        .select_related("user")
+        .order_by("user_id")
+    )
+    if not agents:
+        return target
+    for _attempt in range(3):
+        last = (
+            Assistant.objects.filter(pk=assistant.pk)
+            .values_list("handoff_last_assignee_id", flat=True)
+            .first()
+        )
+        following = [m.user for m in agents if last is None or m.user_id > last]
+        chosen = (following or [agents[0].user])[0]
+        if Assistant.objects.filter(pk=assistant.pk, handoff_last_assignee_id=last).update(
+            handoff_last_assignee=chosen
+        ):
+            return chosen
+    return chosen
+
+
+def handoff_customer_message(*, assistant: Assistant, organization, when=None) -> str:
+    """The handoff message, with the expected wait: minutes while the business is open, the
+    next opening (in the organization's time zone and the assistant's language) when closed."""
+    from django.utils import formats, translation
+
+    text = assistant.handoff_message or ""
+    if not text:
+        return ""
+    when = when or timezone.now()
+    if hours.is_open(organization, when):
+        if assistant.handoff_wait_minutes:
+            with translation.override(assistant.language):
+                text += " " + _("Expected wait: about %(n)s minutes.") % {
+                    "n": assistant.handoff_wait_minutes
+                }
+        return text
+    opening = hours.next_opening(organization, when)
+    if opening is None or not assistant.handoff_closed_message:
+        return text
+    with translation.override(assistant.language):
+        local = opening.astimezone(hours.zone(organization))
+        day = formats.date_format(local, "l")
+        if local.date() == when.astimezone(local.tzinfo).date():
+            day = _("today")
+        elif local.date() == (when.astimezone(local.tzinfo) + timedelta(days=1)).date():
+            day = _("tomorrow")
+        moment = f"{day} {formats.time_format(local, 'H:i')}".strip()
+    return f"{text} {assistant.handoff_closed_message.replace('{when}', moment)}"
+
+
 @transaction.atomic
 def chat_handoff(*, chat: Chat, assistant: Assistant, reason: str, note: str = "") -> None:
-    """AI off, chat open and unassigned (or with the chosen teammate), customer told, team told."""
+    """AI off, chat open and waiting for a person, assigned by the assistant's rule; the
+    customer gets the handoff message with the expected wait, the assignee (or, unassigned,
+    the whole team) an in-app and browser notification."""
     chat = Chat.objects.select_related("contact", "organization").get(pk=chat.pk)
     inbox_services.chat_set_ai(chat=chat, enabled=False, reason=reason)
-    target = assistant.handoff_target
-    if (
-        target
-        and not Membership.objects.filter(
-            user=target, organization_id=chat.organization_id
-        ).exists()
-    ):
-        target = None
+    target = handoff_assignee(assistant=assistant, organization_id=chat.organization_id)
     inbox_services.chat_assign(chat=chat, assignee=target)
     if chat.status != Chat.Status.OPEN:
         inbox_services.chat_set_status(chat=chat, status=Chat.Status.OPEN)
+    inbox_services.chat_wait_for_person(chat=chat, reason=reason)
     if note:
         inbox_services.note_add(chat=chat, author=None, body=note)
-    if assistant.handoff_message and chat.window_is_open:
-        _send(chat, assistant.handoff_message, current_version(assistant), {"handoff": True})
-    realtime.publish_on_commit(
-        organization_group(chat.organization),
-        {
-            "type": "live.event",
-            "data": {
-                "type": "notification",
-                "chat": str(chat.code),
-                "text": _("%(contact)s needs a person: %(reason)s")
-                % {"contact": chat.contact.display_name, "reason": reason},
-            },
+    message = handoff_customer_message(assistant=assistant, organization=chat.organization)
+    if message and chat.window_is_open:
+        _send(chat, message, current_version(assistant), {"handoff": True})
+    event = {
+        "type": "live.event",
+        "data": {
+            "type": "notification",
+            "handoff": True,
+            "chat": str(chat.code),
+            "text": _("%(contact)s needs a person: %(reason)s")
+            % {"contact": chat.contact.display_name, "reason": reason},
         },
-    )
+    }
+    # Agents see only their assigned chats: the assignee is told on their own group.
+    realtime.publish_on_commit(organization_group(chat.organization), event)
+    if target is not None:
+        realtime.publish_on_commit(user_group(target), event)
+    logger.info("Chat %s handed to %s: %s", chat.pk, target.pk if target else "team", reason)
     signals.send_on_commit(signals.handoff, chat=chat, assistant=assistant, reason=reason)
 
 
