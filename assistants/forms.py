@@ -52,6 +52,15 @@ class AssistantForm(forms.ModelForm):
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
+    contact_fields = forms.MultipleChoiceField(
+        label=_("Contact fields the assistant sees"),
+        choices=[
+            ("name", _("Name")), ("phone", _("Phone")), ("email", _("E-mail")),
+            ("tags", _("Tags")), ("attributes", _("Attributes")), ("language", _("Language")),
+        ],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )  # fmt: skip
     default_for_numbers = forms.ModelMultipleChoiceField(
         label=_("Answers by default on"),
         queryset=WhatsAppNumber.objects.none(),
@@ -62,7 +71,8 @@ class AssistantForm(forms.ModelForm):
     class Meta:
         model = Assistant
         fields = [
-            "name", "purpose", "instructions", "tone", "language", "model", "temperature",
+            "name", "purpose", "instructions", "private_notes", "contact_fields", "tone",
+            "language", "model", "temperature",
             "max_tokens", "greeting", "business_hours_enabled", "business_days", "opens_at",
             "closes_at", "outside_hours_message", "handoff_keywords", "handoff_on_low_confidence",
             "sensitive_topics", "max_turns_without_resolution", "handoff_message",
@@ -71,6 +81,7 @@ class AssistantForm(forms.ModelForm):
         ]  # fmt: skip
         widgets = {
             "instructions": forms.Textarea(attrs={"rows": 6}),
+            "private_notes": forms.Textarea(attrs={"rows": 3}),
             "greeting": forms.Textarea(attrs={"rows": 2}),
             "outside_hours_message": forms.Textarea(attrs={"rows": 2}),
             "handoff_message": forms.Textarea(attrs={"rows": 2}),

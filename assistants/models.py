@@ -18,6 +18,14 @@ def default_handoff_keywords() -> list[str]:
 LEGACY_HANDOFF_KEYWORDS = frozenset({"atendente", "humano", "human", "pessoa"})
 
 
+CONTACT_FIELDS = ("name", "phone", "email", "tags", "attributes", "language")
+
+
+def default_contact_fields() -> list[str]:
+    """What the model needs to be personal; phone and e-mail only when an owner allows it."""
+    return ["name", "tags", "attributes", "language"]
+
+
 def default_business_days() -> list[int]:
     return [0, 1, 2, 3, 4]
 
@@ -64,6 +72,21 @@ class Assistant(TenantModel):
     name = models.CharField(_("name"), max_length=120)
     purpose = models.CharField(_("purpose"), max_length=255, blank=True)
     instructions = models.TextField(_("instructions (system prompt)"), blank=True)
+    private_notes = models.TextField(
+        _("private notes for the assistant"),
+        blank=True,
+        help_text=_(
+            "Discount codes, internal phone numbers, rules for the team: the assistant may use "
+            "them to decide, but a reply that contains a code, number, e-mail, link or passage "
+            "from them is withheld and the chat goes to a person."
+        ),
+    )
+    contact_fields = models.JSONField(
+        _("contact fields the assistant sees"),
+        default=default_contact_fields,
+        blank=True,
+        help_text=_("Of: name, phone, email, tags, attributes, language."),
+    )
     tone = models.CharField(_("tone"), max_length=20, choices=Tone.choices, default=Tone.FRIENDLY)
     language = models.CharField(_("language"), max_length=10, default="pt-br")
     model = models.CharField(_("model"), max_length=100, default="gpt-4o-mini")
