@@ -166,7 +166,34 @@ class AISettingsForm(forms.ModelForm):
             "embedding_model",
             "transcription_model",
             "timeout_seconds",
+            "embedding_query_prefix",
+            "embedding_passage_prefix",
+            "synonyms",
+            "min_relevance",
+            "min_similarity",
         ]
+        widgets = {"synonyms": forms.Textarea(attrs={"rows": 4})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("min_relevance", "min_similarity"):  # empty: keep the default
+            self.fields[name].required = False
+
+    def clean_min_relevance(self):
+        value = self.cleaned_data["min_relevance"]
+        if value is None:
+            return AISettings._meta.get_field("min_relevance").default
+        if not 0 <= value <= 1:
+            raise forms.ValidationError(_("Between 0 and 1."))
+        return value
+
+    def clean_min_similarity(self):
+        value = self.cleaned_data["min_similarity"]
+        if value is None:
+            return AISettings._meta.get_field("min_similarity").default
+        if not 0 <= value <= 1:
+            raise forms.ValidationError(_("Between 0 and 1."))
+        return value
 
     def clean_timeout_seconds(self):
         value = self.cleaned_data["timeout_seconds"]

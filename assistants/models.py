@@ -47,6 +47,39 @@ class AISettings(TenantModel):
         _("transcription model"), max_length=100, default="whisper-1"
     )
     timeout_seconds = models.FloatField(_("model timeout (seconds)"), default=20.0)
+    embedding_query_prefix = models.CharField(
+        _("embedding query prefix"),
+        max_length=60,
+        blank=True,
+        help_text=_('What the embedding model wants before a question, e.g. "query: " for e5.'),
+    )
+    embedding_passage_prefix = models.CharField(
+        _("embedding passage prefix"),
+        max_length=60,
+        blank=True,
+        help_text=_('What it wants before a knowledge passage, e.g. "passage: " for e5.'),
+    )
+    synonyms = models.TextField(
+        _("synonyms"),
+        blank=True,
+        help_text=_(
+            "One group per line, comma-separated, e.g. “uniodonto, convênio”: customers' words "
+            "for what your knowledge calls otherwise."
+        ),
+    )
+    min_relevance = models.FloatField(
+        _("minimum relevance"),
+        default=0.35,
+        help_text=_(
+            "Share of the question a passage must cover (0–1) to be used; below it the "
+            "assistant says it does not know or calls a person."
+        ),
+    )
+    min_similarity = models.FloatField(
+        _("minimum embedding similarity"),
+        default=0.3,
+        help_text=_("Cosine similarity (0–1) a passage needs when found by embeddings."),
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization"], name="unique_ai_settings")]

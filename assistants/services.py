@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 
 from accounts import hours
 from accounts.models import Membership, Role
-from assistants import guard, handoff, knowledge, signals, tools
+from assistants import guard, handoff, knowledge, signals, textsearch, tools
 from assistants.models import (
     LEGACY_HANDOFF_KEYWORDS,
     AISettings,
@@ -172,6 +172,7 @@ def knowledge_add(
         source,
         provider_for_organization(assistant.organization_id, config),
         _embedding_model(assistant.organization_id, config),
+        passage_prefix=config.embedding_passage_prefix if config else "",
     )
     return source
 
@@ -314,7 +315,10 @@ def rule_handoff_reason(assistant: Assistant, text: str) -> str:
     return ""
 
 
-def system_prompt(assistant: Assistant) -> str:
+LANGUAGE_NAMES = {"pt": "Portuguese", "en": "English", "es": "Spanish"}
+
+
+def system_prompt(assistant: Assistant, *, customer_text: str = "") -> str:
     rules = [
         f"You are {assistant.name}, answering customers on WhatsApp for a business.",
         f"Purpose: {assistant.purpose}" if assistant.purpose else "",
@@ -327,8 +331,16 @@ def system_prompt(assistant: Assistant) -> str:
         "dates or medical advice.",
         "Tools act only on the customer of this conversation.",
     ]
-    if assistant.handoff_on_low_confidence:
-        rules.append("If you are not sure of the answer, call the handoff tool.")
+    rules.append(
+        "When the knowledge passages do not answer the question, say you do not know"
+        + (" and call the handoff tool." if assistant.handoff_on_low_confidence else ".")
+    )
+    spoken = textsearch.language_of(customer_text)
+    if spoken and not (assistant.language or "").lower().startswith(spoken):
+        rules.append(
+            f"The customer writes in {LANGUAGE_NAMES[spoken]}: answer in {LANGUAGE_NAMES[spoken]},"
+            " translating what the passages say."
+        )
     rules.append("Business instructions:\n" + (assistant.instructions or "-"))
     if assistant.private_notes:
         rules.append(
@@ -416,6 +428,8 @@ def generate_turn(
     provider = provider or provider_for_organization(assistant.organization_id, config)
     timings: dict = {}
     embedding_model = _embedding_model(assistant.organization_id, config)
+    # The customer's last few turns: "e quanto custa?" keeps the topic of the turn before.
+    said = [m["content"] for m in history if m.get("role") == "user" and m.get("content")]
     hits = knowledge.search(
         assistant,
         query,
@@ -423,6 +437,11 @@ def generate_turn(
         provider=provider,
         embedding_model=embedding_model,
         timings=timings,
+        context="\n".join(said[-4:]),
+        synonyms=config.synonyms if config else "",
+        query_prefix=config.embedding_query_prefix if config else "",
+        min_relevance=config.min_relevance if config else None,
+        min_similarity=config.min_similarity if config else None,
     )
     if "embed_ms" in timings:
         usage.append(
@@ -448,7 +467,7 @@ def generate_turn(
     context.contact_fields = tuple(assistant.contact_fields or ())
     facts = tools.contact_facts(context) if context.contact else None
     messages = [
-        {"role": "system", "content": system_prompt(assistant)},
+        {"role": "system", "content": system_prompt(assistant, customer_text=query)},
         _data_message(facts, hits),
         *history,
     ]
