@@ -160,6 +160,16 @@ class Hit:
     def source_title(self) -> str:
         return self.chunk.source.title
 
+    @property
+    def body(self) -> str:
+        """The passage without its heading line (the source's title, or a FAQ's question):
+        what an answer may quote."""
+        first, _newline, rest = self.chunk.text.partition("\n")
+        source = self.chunk.source
+        if rest.strip() and (source.kind == KnowledgeSource.Kind.FAQ or first == source.title):
+            return rest
+        return self.chunk.text
+
 
 # Each assistant's lexical index (``textsearch.LexicalIndex``), cached per process like the
 # vectors below and keyed the same way (how many chunks, highest id) plus the synonym list.

@@ -479,7 +479,7 @@ def generate_turn(
             tools=tools.schemas(),
             temperature=assistant.temperature,
             max_tokens=assistant.max_tokens,
-            passages=[hit.chunk.text for hit in hits],
+            passages=[hit.body for hit in hits],
         )
         usage.append(
             usage_build(
