@@ -158,6 +158,17 @@ class AISettingsForm(forms.ModelForm):
         help_text=_("Any OpenAI-compatible server, e.g. https://api.openai.com/v1"),
     )
 
+    prices = forms.CharField(
+        label=_("Model prices"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "gpt-4o-mini = 0.15, 0.60"}),
+        help_text=_(
+            "One model a line: “model = input, output” in USD per million tokens (embeddings: "
+            "input only), or “model = price” per minute for transcription. Models not listed "
+            "use the built-in prices."
+        ),
+    )
+
     class Meta:
         model = AISettings
         fields = [
@@ -171,6 +182,7 @@ class AISettingsForm(forms.ModelForm):
             "synonyms",
             "min_relevance",
             "min_similarity",
+            "prices",
         ]
         widgets = {"synonyms": forms.Textarea(attrs={"rows": 4})}
 
@@ -178,6 +190,29 @@ class AISettingsForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         for name in ("min_relevance", "min_similarity"):  # empty: keep the default
             self.fields[name].required = False
+        self.initial["prices"] = "\n".join(
+            f"{model} = {', '.join(str(v) for v in (values if isinstance(values, list) else [values]))}"
+            for model, values in (self.instance.prices or {}).items()
+        )
+
+    def clean_prices(self) -> dict:
+        """``model = 0.15, 0.60`` lines into ``{"model": [0.15, 0.6]}``; a bad line is named."""
+        prices: dict = {}
+        for number, line in enumerate((self.cleaned_data.get("prices") or "").splitlines(), 1):
+            if not line.strip():
+                continue
+            model, equals, values = line.partition("=")
+            try:
+                amounts = [float(v) for v in values.replace(";", ",").split(",") if v.strip()]
+            except ValueError:
+                amounts = []
+            if not equals or not model.strip() or not 1 <= len(amounts) <= 2 or min(amounts) < 0:
+                raise forms.ValidationError(
+                    _("Line %(n)s: write “model = input, output” with prices of 0 or more.")
+                    % {"n": number}
+                )
+            prices[model.strip()[:100]] = amounts
+        return prices
 
     def clean_min_relevance(self):
         value = self.cleaned_data["min_relevance"]

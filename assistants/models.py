@@ -75,6 +75,15 @@ class AISettings(TenantModel):
             "assistant says it does not know or calls a person."
         ),
     )
+    prices = models.JSONField(
+        _("model prices"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "USD per million tokens (input, output) for chat and embedding models, per minute "
+            "for transcription; models not listed use the built-in prices."
+        ),
+    )
     min_similarity = models.FloatField(
         _("minimum embedding similarity"),
         default=0.3,
@@ -307,7 +316,8 @@ class UsageRecord(TenantModel):
     month = models.CharField(max_length=7, db_index=True, help_text="YYYY-MM")
     tokens_in = models.PositiveIntegerField(default=0)
     tokens_out = models.PositiveIntegerField(default=0)
-    cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    # Ten places: one query's embedding costs about a millionth of a dollar.
+    cost = models.DecimalField(max_digits=18, decimal_places=10, default=0)
     latency_ms = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -48,15 +48,33 @@ logger = logging.getLogger(__name__)
 HISTORY_MESSAGES = 20
 TOOL_ROUNDS = 3
 CLAIM_LEASE = timedelta(minutes=2)
-# USD per million tokens (input, output); unknown models use DEFAULT_PRICE.
+# USD per million tokens (input, output); unknown models use DEFAULT_PRICE. An organization
+# may set its own prices per model (``AISettings.prices``), which win.
 PRICES = {
     "gpt-4o-mini": (Decimal("0.15"), Decimal("0.60")),
     "gpt-4o": (Decimal("2.50"), Decimal("10.00")),
     "gpt-4.1-mini": (Decimal("0.40"), Decimal("1.60")),
+    "gpt-4.1-nano": (Decimal("0.10"), Decimal("0.40")),
     "gpt-4.1": (Decimal("2.00"), Decimal("8.00")),
     "offline": (Decimal("0"), Decimal("0")),
 }
 DEFAULT_PRICE = (Decimal("0.50"), Decimal("1.50"))
+# Embeddings: USD per million input tokens (a chat model's price would be ~25× too high).
+EMBEDDING_PRICES = {
+    "text-embedding-3-small": Decimal("0.02"),
+    "text-embedding-3-large": Decimal("0.13"),
+    "text-embedding-ada-002": Decimal("0.10"),
+}
+DEFAULT_EMBEDDING_PRICE = Decimal("0.02")
+# Transcription: USD per minute of audio.
+TRANSCRIPTION_PRICES = {
+    "whisper-1": Decimal("0.006"),
+    "gpt-4o-mini-transcribe": Decimal("0.003"),
+    "gpt-4o-transcribe": Decimal("0.006"),
+}
+DEFAULT_TRANSCRIPTION_PRICE = Decimal("0.006")
+# A WhatsApp voice note (Opus) is about 2 kB per second: minutes estimated from the file size.
+VOICE_BYTES_PER_SECOND = 2000
 
 
 def debounce_seconds() -> float:
@@ -168,13 +186,32 @@ def knowledge_add(
         source.file = upload
     source.save()
     config = ai_settings(assistant.organization_id)
+    timings: dict = {}
+    model = _embedding_model(assistant.organization_id, config)
     knowledge.source_index(
         source,
         provider_for_organization(assistant.organization_id, config),
-        _embedding_model(assistant.organization_id, config),
+        model,
         passage_prefix=config.embedding_passage_prefix if config else "",
+        timings=timings,
     )
+    if "embed_ms" in timings:  # indexing is paid for too, and counts in the budget
+        usage_record(
+            organization_id=assistant.organization_id,
+            assistant=assistant,
+            kind=UsageRecord.Kind.EMBEDDING,
+            result=ChatResult(
+                text="",
+                model=model,
+                tokens_in=round(timings["embed_words"] * TOKENS_PER_WORD),
+                latency_ms=timings["embed_ms"],
+            ),
+            prices=config.prices if config else {},
+        )
     return source
+
+
+TOKENS_PER_WORD = 1.4  # Portuguese text in OpenAI's tokenizers, roughly
 
 
 def parse_faq(raw: str) -> list[dict]:
@@ -203,25 +240,106 @@ def _month(now=None) -> str:
     return (now or timezone.now()).strftime("%Y-%m")
 
 
-def estimate_cost(model: str, tokens_in: int, tokens_out: int) -> Decimal:
-    price_in, price_out = next(
-        (price for name, price in sorted(PRICES.items(), key=lambda p: -len(p[0]))
+def _by_prefix(table: dict, model: str):
+    return next(
+        (value for name, value in sorted(table.items(), key=lambda p: -len(p[0]))
          if model.startswith(name)),
-        DEFAULT_PRICE,
+        None,
     )  # fmt: skip
+
+
+def _decimal(value) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        return Decimal(0)
+
+
+def estimate_cost(
+    model: str,
+    tokens_in: int,
+    tokens_out: int,
+    *,
+    kind: str = "chat",
+    prices: dict | None = None,
+    minutes: float = 0,
+) -> Decimal:
+    """Estimated USD of one call: ``kind`` "chat" (per million tokens in and out),
+    "embedding" (per million tokens in) or "transcription" (per minute). ``prices`` are the
+    organization's own (``{model: [in, out]}`` or ``{model: per_minute}``), which win."""
+    own = _by_prefix(prices or {}, model)
+    if own is not None:
+        values = own if isinstance(own, list | tuple) else [own]
+        price_in = _decimal(values[0])
+        price_out = _decimal(values[1]) if len(values) > 1 else Decimal(0)
+    elif kind == "embedding":
+        price_in = _by_prefix(EMBEDDING_PRICES, model) or DEFAULT_EMBEDDING_PRICE
+        price_out = Decimal(0)
+    elif kind == "transcription":
+        price_in = _by_prefix(TRANSCRIPTION_PRICES, model) or DEFAULT_TRANSCRIPTION_PRICE
+        price_out = Decimal(0)
+    else:
+        price_in, price_out = _by_prefix(PRICES, model) or DEFAULT_PRICE
+    if kind == "transcription":
+        return (price_in * _decimal(round(minutes, 4))).quantize(Decimal("0.000001"))
     return (price_in * tokens_in + price_out * tokens_out) / Decimal(1_000_000)
 
 
-def usage_record(*, organization_id, assistant, kind, result: ChatResult) -> UsageRecord:
+_organization_prices = ProcessMemo()
+
+
+def organization_prices(organization_id: int) -> dict:
+    """The organization's own model prices (memo: usage is recorded on every AI call)."""
+    return _organization_prices.get(
+        organization_id,
+        lambda: (
+            AISettings.objects.filter(organization_id=organization_id)
+            .values_list("prices", flat=True)
+            .first()
+            or {}
+        ),
+    )
+
+
+def prices_changed(organization_id: int) -> None:
+    _organization_prices.forget(organization_id)
+
+
+def _price_kind(kind: str) -> str:
+    return {
+        UsageRecord.Kind.EMBEDDING: "embedding",
+        UsageRecord.Kind.TRANSCRIPTION: "transcription",
+    }.get(kind, "chat")
+
+
+def usage_record(
+    *, organization_id, assistant, kind, result: ChatResult, prices: dict | None = None
+) -> UsageRecord:
     record = usage_build(
-        organization_id=organization_id, assistant=assistant, kind=kind, result=result
+        organization_id=organization_id,
+        assistant=assistant,
+        kind=kind,
+        result=result,
+        prices=prices,
     )
     record.save()
     return record
 
 
-def usage_build(*, organization_id, assistant, kind, result: ChatResult) -> UsageRecord:
-    """An unsaved usage record, for callers that store several at once (``bulk_create``)."""
+def usage_build(
+    *, organization_id, assistant, kind, result: ChatResult, prices: dict | None = None
+) -> UsageRecord:
+    """An unsaved usage record, for callers that store several at once (``bulk_create``).
+    ``prices``: the organization's own, when the caller has them at hand (else from a memo)."""
+    cost = Decimal(0)
+    if not result.offline:
+        cost = estimate_cost(
+            result.model,
+            result.tokens_in,
+            result.tokens_out,
+            kind=_price_kind(kind),
+            prices=organization_prices(organization_id) if prices is None else prices,
+        )
     return UsageRecord(
         organization_id=organization_id,
         assistant=assistant,
@@ -230,9 +348,7 @@ def usage_build(*, organization_id, assistant, kind, result: ChatResult) -> Usag
         month=_month(),
         tokens_in=result.tokens_in,
         tokens_out=result.tokens_out,
-        cost=Decimal(0)
-        if result.offline
-        else estimate_cost(result.model, result.tokens_in, result.tokens_out),
+        cost=cost,
         latency_ms=result.latency_ms,
     )
 
@@ -427,6 +543,7 @@ def generate_turn(
     config = ai_settings(assistant.organization_id)
     provider = provider or provider_for_organization(assistant.organization_id, config)
     timings: dict = {}
+    prices = config.prices if config else {}
     embedding_model = _embedding_model(assistant.organization_id, config)
     # The customer's last few turns: "e quanto custa?" keeps the topic of the turn before.
     said = [m["content"] for m in history if m.get("role") == "user" and m.get("content")]
@@ -452,9 +569,10 @@ def generate_turn(
                 result=ChatResult(
                     text="",
                     model=embedding_model,
-                    tokens_in=len(query.split()),
+                    tokens_in=round(len(query.split()) * TOKENS_PER_WORD),
                     latency_ms=timings["embed_ms"],
                 ),
+                prices=prices,
             )
         )
         turn.latency_ms += timings["embed_ms"]
@@ -487,6 +605,7 @@ def generate_turn(
                 assistant=assistant,
                 kind=kind,
                 result=result,
+                prices=prices,
             )
         )
         turn.tokens_in += result.tokens_in
@@ -1195,13 +1314,20 @@ def message_transcribe(*, message: Message) -> str:
         data=data,
         mime_type=media.mime_type,
     )
+    model = config.transcription_model if config else "whisper-1"
     UsageRecord.objects.create(
         organization_id=message.organization_id,
+        # The chat's assistant pays for it (its budget counts it): it transcribes to answer.
+        assistant=assistant_for_chat(message.chat),
         kind=UsageRecord.Kind.TRANSCRIPTION,
-        model=config.transcription_model if config else "whisper-1",
+        model=model,
         month=_month(),
+        cost=estimate_cost(
+            model, 0, 0, kind="transcription", prices=config.prices if config else {},
+            minutes=len(data) / VOICE_BYTES_PER_SECOND / 60,
+        ),
         latency_ms=int((time.monotonic() - started) * 1000),
-    )
+    )  # fmt: skip
     with transaction.atomic():
         locked = Message.objects.select_for_update().get(pk=message.pk)
         locked.content = {**locked.content, "transcript": text}
