@@ -76,7 +76,8 @@ class AssistantForm(forms.ModelForm):
             "max_tokens", "greeting", "business_hours_enabled", "business_days", "opens_at",
             "closes_at", "outside_hours_message", "handoff_keywords", "handoff_on_low_confidence",
             "sensitive_topics", "max_turns_without_resolution", "handoff_message",
-            "handoff_wait_minutes", "handoff_closed_message", "handoff_rule", "handoff_target", "pause_on_human_reply", "default_for_numbers",
+            "handoff_wait_minutes", "handoff_wait_message", "handoff_closed_message",
+            "handoff_rule", "handoff_target", "pause_on_human_reply", "default_for_numbers",
             "enable_for_new_chats", "monthly_budget", "is_active",
         ]  # fmt: skip
         widgets = {
@@ -86,6 +87,7 @@ class AssistantForm(forms.ModelForm):
             "outside_hours_message": forms.Textarea(attrs={"rows": 2}),
             "handoff_message": forms.Textarea(attrs={"rows": 2}),
             "handoff_closed_message": forms.Textarea(attrs={"rows": 2}),
+            "handoff_wait_message": forms.Textarea(attrs={"rows": 2}),
             "opens_at": forms.TimeInput(attrs={"type": "time"}),
             "closes_at": forms.TimeInput(attrs={"type": "time"}),
         }

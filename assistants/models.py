@@ -186,6 +186,12 @@ class Assistant(TenantModel):
         default=0,
         help_text=_("Told to the customer on handoff during opening hours; 0: not mentioned."),
     )
+    handoff_wait_message = models.TextField(
+        _("expected wait message"),
+        blank=True,
+        default="A espera estimada é de cerca de {minutes} minutos.",
+        help_text=_("Added to the handoff message while open; {minutes} is replaced."),
+    )
     handoff_closed_message = models.TextField(
         _("handoff message when closed"),
         blank=True,

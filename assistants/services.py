@@ -89,7 +89,7 @@ VERSIONED_FIELDS = (
     "business_hours_enabled", "business_days", "opens_at", "closes_at", "outside_hours_message",
     "greeting", "handoff_keywords", "handoff_on_low_confidence", "sensitive_topics",
     "max_turns_without_resolution", "handoff_message", "handoff_rule", "handoff_wait_minutes",
-    "handoff_closed_message", "pause_on_human_reply", "is_active",
+    "handoff_wait_message", "handoff_closed_message", "pause_on_human_reply", "is_active",
     "enable_for_new_chats", "monthly_budget",
 )  # fmt: skip
 
@@ -1034,7 +1034,8 @@ def handoff_assignee(*, assistant: Assistant, organization_id: int):
 
 def handoff_customer_message(*, assistant: Assistant, organization, when=None) -> str:
     """The handoff message, with the expected wait: minutes while the business is open, the
-    next opening (in the organization's time zone and the assistant's language) when closed."""
+    next opening (weekday and time in the organization's zone, in the assistant's language)
+    when closed. The sentences are the assistant's own, so they speak the customer's language."""
     from django.utils import formats, translation
 
     text = assistant.handoff_message or ""
@@ -1042,23 +1043,18 @@ def handoff_customer_message(*, assistant: Assistant, organization, when=None) -
         return ""
     when = when or timezone.now()
     if hours.is_open(organization, when):
-        if assistant.handoff_wait_minutes:
-            with translation.override(assistant.language):
-                text += " " + _("Expected wait: about %(n)s minutes.") % {
-                    "n": assistant.handoff_wait_minutes
-                }
+        if assistant.handoff_wait_minutes and assistant.handoff_wait_message:
+            wait = assistant.handoff_wait_message.replace(
+                "{minutes}", str(assistant.handoff_wait_minutes)
+            )
+            text = f"{text} {wait}"
         return text
     opening = hours.next_opening(organization, when)
     if opening is None or not assistant.handoff_closed_message:
         return text
-    with translation.override(assistant.language):
-        local = opening.astimezone(hours.zone(organization))
-        day = formats.date_format(local, "l")
-        if local.date() == when.astimezone(local.tzinfo).date():
-            day = _("today")
-        elif local.date() == (when.astimezone(local.tzinfo) + timedelta(days=1)).date():
-            day = _("tomorrow")
-        moment = f"{day} {formats.time_format(local, 'H:i')}".strip()
+    local = opening.astimezone(hours.zone(organization))
+    with translation.override(assistant.language or None):
+        moment = f"{formats.date_format(local, 'l')} {local:%H:%M}"
     return f"{text} {assistant.handoff_closed_message.replace('{when}', moment)}"
 
 

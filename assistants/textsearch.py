@@ -33,6 +33,7 @@ onde where donde q oq hj hoje ontem amanha today tomorrow yesterday hoy ayer man
 should will just get got any some than then also vou vai ir iria ainda agora now ahora
 gente pessoal alguem algo coisa thing cosa favor ok okay sim nao yes no si
 take see tell give dar diz fala sabe sabem let need necesito preciso precisa
+bring trazer levar traer tienen tiene tengo does did
 """
 STOPWORDS = frozenset(
     "".join(c for c in unicodedata.normalize("NFKD", w) if not unicodedata.combining(c))
@@ -43,7 +44,7 @@ STOPWORDS = frozenset(
 # WhatsApp slang. Each group becomes one token on both sides, so it does not matter which word
 # the knowledge uses.
 SYNONYM_GROUPS = [
-    "horario horarios hora horas funciona funcionamento abre abrem abrir aberto abertos fecha "
+    "horario horarios funciona funcionamento work works abre abrem abrir aberto abertos fecha "
     "fecham fechar fechado expediente hours open opens opening close closes closing time "
     "abren abierto cierran cierra atienden",
     "sabado sabados saturday saturdays",
@@ -58,14 +59,17 @@ SYNONYM_GROUPS = [
     "metro metrô estacao subway station train trem",
     "convenio convenios plano planos seguro seguros insurance insurances obra aseguradora prepaga",
     "preco precos valor valores custa custam custo cuesta cuestan precio precios cost costs "
-    "price prices much quanto qto qnto quantos sai saem cobram cobra cobrado tarifa",
+    "price prices much quanto qto qnto quantos cuanto cuanta cuantos sai saem sale cobram cobra "
+    "cobrado tarifa",
     "limpeza profilaxia limpiar limpieza cleaning clean cleanings tartaro tartar",
     "clareamento clarear clareia branqueamento whitening whiten blanqueamiento blanquear",
     "implante implantes implant implants",
     "aparelho aparelhos ortodontia ortodontico braces brackets frenos ortodoncia orthodontics",
     "alinhador alinhadores aligner aligners invisalign alineadores alineador",
     "crianca criancas filho filha filhos infantil kid kids child children "
-    "nino ninos nina hijo hija hijos bebe nene",
+    "nino ninos nina hijo hija hijos bebe nene son daughter baby",
+    "ano anos idade year years old edad",
+    "avaliacao avaliacoes avaliar evaluation assessment checkup evaluacion valoracion",
     "pagamento pagar pago pagam pay payment payments pagos",
     "cartao card cards tarjeta credito credit debito debit",
     "parcelar parcela parcelas parcelado parcelamento vezes installments installment cuotas",

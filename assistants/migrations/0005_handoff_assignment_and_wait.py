@@ -20,6 +20,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name='assistant',
+            name='handoff_wait_message',
+            field=models.TextField(blank=True, default='A espera estimada é de cerca de {minutes} minutos.', help_text='Added to the handoff message while open; {minutes} is replaced.', verbose_name='expected wait message'),
+        ),
+        migrations.AddField(
+            model_name='assistant',
             name='handoff_last_assignee',
             field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
         ),

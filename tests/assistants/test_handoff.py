@@ -98,16 +98,15 @@ class HandoffTests(AssistantTestCase):
         self.receive("quiero hablar con un agente")
         (reply,) = self.replies(chat)
         self.assertTrue(reply.text.startswith(self.assistant.handoff_message))
-        self.assertIn("volta tomorrow 08:00", reply.text)
+        weekday = (now + timedelta(days=1)).strftime("%A")  # English, as the assistant speaks
+        self.assertIn(f"Nossa equipe volta {weekday} 08:00", reply.text)
 
     def test_the_expected_wait_is_told_while_open(self):
-        Assistant.objects.filter(pk=self.assistant.pk).update(
-            handoff_wait_minutes=10, language="en"
-        )
+        Assistant.objects.filter(pk=self.assistant.pk).update(handoff_wait_minutes=10)
         chat = self.ai_chat()
         self.receive("atendente")
         (reply,) = self.replies(chat)
-        self.assertIn("Expected wait: about 10 minutes.", reply.text)
+        self.assertIn("A espera estimada é de cerca de 10 minutos.", reply.text)
 
 
 class HandoffNotificationTests(TransactionTestCase):
