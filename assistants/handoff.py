@@ -18,10 +18,12 @@ _STAFF = (
     r"|someone|somebody|anyone|person|human|agent|representative|rep|operator|manager"
     r"|receptionist|reception|front desk|staff|team|owner|support|customer service"
     r"|alguien|persona|agente|asesor|asesora|encargado|encargada|recepcion|empleado|empleada"
-    r"|responsable)"
+    r"|responsable|chefe|boss|jefe|jefa|supervisora)"
 )
 # Anyone a customer may ask to talk to, professionals included ("falar com a dentista").
-_PERSON = rf"(?:{_STAFF}|dentista|doutor|doutora|dr|dra|medico|medica|doctor|doctora|nurse)"
+_PERSON = (
+    rf"(?:{_STAFF}|atendimento|dentista|doutor|doutora|dr|dra|medico|medica|doctor|doctora|nurse)"
+)
 _ARTICLE = (
     r"(?:(?:um|uma|o|a|os|as|algum|alguma|seu|sua|teu|tua|voces|vcs|an|the|your|some|un|una"
     r"|el|la|los|las|su|tu|de|do|da|pra|para|com|with|to|me|mim|al|con)\s+)*"
@@ -32,7 +34,7 @@ _TALK = (
     r"|passar|transfere|transfira|transferir|encaminha|encaminhe|encaminhar|liga|ligar|me poe"
     r"|me coloca|cade|talk|talking|chat|speak|speaking|connect|transfer|put|call|reach|contact"
     r"|hablar|habla|hable|hablo|hablando|comunicar|comunicarme|pasame|pasa|pase|pasar|llama"
-    r"|llamar|comunica|comuniqueme)"
+    r"|llamar|comunica|comunicas|comuniqueme|reclamar|reclamo|complain|ajuda|ajudar|help)"
 )
 # Verbs of wanting: the person must follow at once ("quero um atendente", "need a human").
 _WANT = r"(?:quero|queria|preciso|precisava|want|need|get|quiero|necesito|quisiera)"
@@ -60,6 +62,12 @@ _PATTERNS = [
     r"\balguem\s+(?:ai|pode me atender|me atende|pra me atender|para me atender|da equipe"
     r"|do atendimento)\b",
     r"\b(?:alguien|someone|somebody|anyone)\s+(?:que me atienda|there|to help me|help me)\b",
+    r"\b(?:e|eh|tem)\s+(?:uma\s+)?pessoa\s+(?:que|q|respondendo|ai|aqui)\b",
+    r"\b(?:ninguem|nobody|no one|nadie)\s+(?:me\s+|is\s+)?(?:responde|atende|answers|answering"
+    r"|responding|replies|responde|atiende)\b",
+    # A call back: "me liga", "can someone call me?", "llámame".
+    r"\b(?:me liga|me ligue|me ligar|me ligam|liga pra mim|ligar pra mim|call me|llamame"
+    r"|me llaman|me llame)\b",
 ]
 _REQUEST = re.compile("|".join(f"(?:{p})" for p in _PATTERNS))
 # The whole message is just a person word ("atendente", "gerente!", "reception please").

@@ -31,6 +31,11 @@ REQUESTS = [
     "gerente por favor",
     "pode chamar alguem da equipe?",
     "queria falar com uma pessoa",
+    "é uma pessoa que ta respondendo?",
+    "passa pro seu chefe",
+    "ninguém me responde?",
+    "preciso de ajuda de uma pessoa",
+    "me liga por favor",
     # English
     "can I talk to a real person?",
     "are you a bot?",
@@ -41,6 +46,8 @@ REQUESTS = [
     "I need a representative",
     "call the manager",
     "talk to reception",
+    "is this a real person?",
+    "can someone call me?",
     # Spanish
     "quiero hablar con un agente",
     "eres un robot?",
@@ -84,6 +91,14 @@ CONTROLS = [
     "la doctora atiende los sabados?",
     "obrigada, até amanhã!",
     "meu filho tem 5 anos, pode ir?",
+    "quantas pessoas cabem na sala de espera?",
+    "vocês atendem pessoas com deficiência?",
+    "qual o telefone da recepção?",
+    "preciso de ajuda com o agendamento",
+    "pode me ajudar a marcar?",
+    "how many people work there?",
+    "who is the dentist?",
+    "la recepcion abre a que hora?",
 ]
 
 
