@@ -63,8 +63,6 @@ _PATTERNS = [
     r"|do atendimento)\b",
     r"\b(?:alguien|someone|somebody|anyone)\s+(?:que me atienda|there|to help me|help me)\b",
     r"\b(?:e|eh|tem)\s+(?:uma\s+)?pessoa\s+(?:que|q|respondendo|ai|aqui)\b",
-    r"\b(?:ninguem|nobody|no one|nadie)\s+(?:me\s+|is\s+)?(?:responde|atende|answers|answering"
-    r"|responding|replies|responde|atiende)\b",
     # A call back: "me liga", "can someone call me?", "llámame".
     r"\b(?:me liga|me ligue|me ligar|me ligam|liga pra mim|ligar pra mim|call me|llamame"
     r"|me llaman|me llame)\b",

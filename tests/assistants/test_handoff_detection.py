@@ -33,7 +33,6 @@ REQUESTS = [
     "queria falar com uma pessoa",
     "é uma pessoa que ta respondendo?",
     "passa pro seu chefe",
-    "ninguém me responde?",
     "preciso de ajuda de uma pessoa",
     "me liga por favor",
     # English
