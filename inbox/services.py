@@ -894,7 +894,11 @@ def chat_set_ai(*, chat: Chat, enabled: bool, actor=None, reason: str = "") -> C
     if chat.ai_enabled == enabled:
         return chat
     chat.ai_enabled = enabled
-    chat.save(update_fields=["ai_enabled"])
+    fields = ["ai_enabled"]
+    if enabled and chat.waiting_since:  # handed back to the assistant: nobody waits for a person
+        chat.waiting_since = None
+        fields.append("waiting_since")
+    chat.save(update_fields=fields)
     if not enabled:
         router.chat_release(chat=chat)  # "AI off": no automation keeps the chat
     if enabled:

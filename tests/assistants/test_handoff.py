@@ -76,6 +76,16 @@ class HandoffTests(AssistantTestCase):
         chat.refresh_from_db()
         self.assertIsNone(chat.waiting_since)
 
+    def test_turning_the_assistant_back_on_ends_the_wait(self):
+        chat = self.ai_chat()
+        self.receive("vc é um bot?")
+        with self.captureOnCommitCallbacks(execute=True):
+            inbox_services.chat_set_ai(
+                chat=Chat.objects.get(pk=chat.pk), enabled=True, actor=self.admin
+            )
+        chat.refresh_from_db()
+        self.assertIsNone(chat.waiting_since)
+
     def test_round_robin_gives_consecutive_handoffs_to_different_agents(self):
         Assistant.objects.filter(pk=self.assistant.pk).update(handoff_rule="round_robin")
         first = self.ai_chat("5511977770001")
