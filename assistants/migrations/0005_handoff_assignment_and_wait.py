@@ -6,36 +6,65 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('assistants', '0004_usage_kind_campaign_text'),
+        ("assistants", "0004_usage_kind_campaign_text"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='assistant',
-            name='handoff_closed_message',
-            field=models.TextField(blank=True, default='Nossa equipe volta {when} e responde você assim que abrir.', help_text='Added to the handoff message outside opening hours; {when} is replaced.', verbose_name='handoff message when closed'),
+            model_name="assistant",
+            name="handoff_closed_message",
+            field=models.TextField(
+                blank=True,
+                default="Nossa equipe volta {when} e responde você assim que abrir.",
+                help_text="Added to the handoff message outside opening hours; {when} is replaced.",
+                verbose_name="handoff message when closed",
+            ),
         ),
         migrations.AddField(
-            model_name='assistant',
-            name='handoff_wait_message',
-            field=models.TextField(blank=True, default='A espera estimada é de cerca de {minutes} minutos.', help_text='Added to the handoff message while open; {minutes} is replaced.', verbose_name='expected wait message'),
+            model_name="assistant",
+            name="handoff_wait_message",
+            field=models.TextField(
+                blank=True,
+                default="A espera estimada é de cerca de {minutes} minutos.",
+                help_text="Added to the handoff message while open; {minutes} is replaced.",
+                verbose_name="expected wait message",
+            ),
         ),
         migrations.AddField(
-            model_name='assistant',
-            name='handoff_last_assignee',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="assistant",
+            name="handoff_last_assignee",
+            field=models.ForeignKey(
+                blank=True,
+                editable=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='assistant',
-            name='handoff_rule',
-            field=models.CharField(choices=[('target', 'The chosen person (or unassigned)'), ('round_robin', 'Round robin among agents')], default='target', help_text='Round robin: each handoff goes to the next agent or operator in turn.', max_length=12, verbose_name='assign handed-off chats to'),
+            model_name="assistant",
+            name="handoff_rule",
+            field=models.CharField(
+                choices=[
+                    ("target", "The chosen person (or unassigned)"),
+                    ("round_robin", "Round robin among agents"),
+                ],
+                default="target",
+                help_text="Round robin: each handoff goes to the next agent or operator in turn.",
+                max_length=12,
+                verbose_name="assign handed-off chats to",
+            ),
         ),
         migrations.AddField(
-            model_name='assistant',
-            name='handoff_wait_minutes',
-            field=models.PositiveSmallIntegerField(default=0, help_text='Told to the customer on handoff during opening hours; 0: not mentioned.', verbose_name='expected wait for a person (minutes)'),
+            model_name="assistant",
+            name="handoff_wait_minutes",
+            field=models.PositiveSmallIntegerField(
+                default=0,
+                help_text="Told to the customer on handoff during opening hours; 0: not mentioned.",
+                verbose_name="expected wait for a person (minutes)",
+            ),
         ),
     ]

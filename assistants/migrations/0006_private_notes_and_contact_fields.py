@@ -5,20 +5,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('assistants', '0005_handoff_assignment_and_wait'),
+        ("assistants", "0005_handoff_assignment_and_wait"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='assistant',
-            name='contact_fields',
-            field=models.JSONField(blank=True, default=assistants.models.default_contact_fields, help_text='Of: name, phone, email, tags, attributes, language.', verbose_name='contact fields the assistant sees'),
+            model_name="assistant",
+            name="contact_fields",
+            field=models.JSONField(
+                blank=True,
+                default=assistants.models.default_contact_fields,
+                help_text="Of: name, phone, email, tags, attributes, language.",
+                verbose_name="contact fields the assistant sees",
+            ),
         ),
         migrations.AddField(
-            model_name='assistant',
-            name='private_notes',
-            field=models.TextField(blank=True, help_text='Discount codes, internal phone numbers, rules for the team: the assistant may use them to decide, but a reply that contains a code, number, e-mail, link or passage from them is withheld and the chat goes to a person.', verbose_name='private notes for the assistant'),
+            model_name="assistant",
+            name="private_notes",
+            field=models.TextField(
+                blank=True,
+                help_text="Discount codes, internal phone numbers, rules for the team: the assistant may use them to decide, but a reply that contains a code, number, e-mail, link or passage from them is withheld and the chat goes to a person.",
+                verbose_name="private notes for the assistant",
+            ),
         ),
     ]

@@ -4,35 +4,56 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('assistants', '0006_private_notes_and_contact_fields'),
+        ("assistants", "0006_private_notes_and_contact_fields"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='aisettings',
-            name='embedding_passage_prefix',
-            field=models.CharField(blank=True, help_text='What it wants before a knowledge passage, e.g. "passage: " for e5.', max_length=60, verbose_name='embedding passage prefix'),
+            model_name="aisettings",
+            name="embedding_passage_prefix",
+            field=models.CharField(
+                blank=True,
+                help_text='What it wants before a knowledge passage, e.g. "passage: " for e5.',
+                max_length=60,
+                verbose_name="embedding passage prefix",
+            ),
         ),
         migrations.AddField(
-            model_name='aisettings',
-            name='embedding_query_prefix',
-            field=models.CharField(blank=True, help_text='What the embedding model wants before a question, e.g. "query: " for e5.', max_length=60, verbose_name='embedding query prefix'),
+            model_name="aisettings",
+            name="embedding_query_prefix",
+            field=models.CharField(
+                blank=True,
+                help_text='What the embedding model wants before a question, e.g. "query: " for e5.',
+                max_length=60,
+                verbose_name="embedding query prefix",
+            ),
         ),
         migrations.AddField(
-            model_name='aisettings',
-            name='min_relevance',
-            field=models.FloatField(default=0.35, help_text='Share of the question a passage must cover (0–1) to be used; below it the assistant says it does not know or calls a person.', verbose_name='minimum relevance'),
+            model_name="aisettings",
+            name="min_relevance",
+            field=models.FloatField(
+                default=0.35,
+                help_text="Share of the question a passage must cover (0–1) to be used; below it the assistant says it does not know or calls a person.",
+                verbose_name="minimum relevance",
+            ),
         ),
         migrations.AddField(
-            model_name='aisettings',
-            name='min_similarity',
-            field=models.FloatField(default=0.3, help_text='Cosine similarity (0–1) a passage needs when found by embeddings.', verbose_name='minimum embedding similarity'),
+            model_name="aisettings",
+            name="min_similarity",
+            field=models.FloatField(
+                default=0.3,
+                help_text="Cosine similarity (0–1) a passage needs when found by embeddings.",
+                verbose_name="minimum embedding similarity",
+            ),
         ),
         migrations.AddField(
-            model_name='aisettings',
-            name='synonyms',
-            field=models.TextField(blank=True, help_text="One group per line, comma-separated, e.g. “uniodonto, convênio”: customers' words for what your knowledge calls otherwise.", verbose_name='synonyms'),
+            model_name="aisettings",
+            name="synonyms",
+            field=models.TextField(
+                blank=True,
+                help_text="One group per line, comma-separated, e.g. “uniodonto, convênio”: customers' words for what your knowledge calls otherwise.",
+                verbose_name="synonyms",
+            ),
         ),
     ]

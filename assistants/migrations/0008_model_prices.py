@@ -4,20 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('assistants', '0007_retrieval_settings'),
+        ("assistants", "0007_retrieval_settings"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='aisettings',
-            name='prices',
-            field=models.JSONField(blank=True, default=dict, help_text='USD per million tokens (input, output) for chat and embedding models, per minute for transcription; models not listed use the built-in prices.', verbose_name='model prices'),
+            model_name="aisettings",
+            name="prices",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                help_text="USD per million tokens (input, output) for chat and embedding models, per minute for transcription; models not listed use the built-in prices.",
+                verbose_name="model prices",
+            ),
         ),
         migrations.AlterField(
-            model_name='usagerecord',
-            name='cost',
+            model_name="usagerecord",
+            name="cost",
             field=models.DecimalField(decimal_places=10, default=0, max_digits=18),
         ),
     ]

@@ -4,15 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('inbox', '0010_merge_media_and_router'),
+        ("inbox", "0010_merge_media_and_router"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='chat',
-            name='waiting_since',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='waiting for a person since'),
+            model_name="chat",
+            name="waiting_since",
+            field=models.DateTimeField(
+                blank=True, null=True, verbose_name="waiting for a person since"
+            ),
         ),
     ]
