@@ -33,7 +33,12 @@ class ListField(forms.CharField):
 
 class AssistantForm(forms.ModelForm):
     handoff_keywords = ListField(
-        label=_("Handoff keywords"), required=False, help_text=_("Comma-separated.")
+        label=_("Extra handoff phrases"),
+        required=False,
+        help_text=_(
+            "Comma-separated. Requests for a person in Portuguese, English and Spanish are "
+            "recognised without them; add your own words (e.g. a manager's name)."
+        ),
     )
     sensitive_topics = ListField(
         label=_("Sensitive topics"),
@@ -47,6 +52,15 @@ class AssistantForm(forms.ModelForm):
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
+    contact_fields = forms.MultipleChoiceField(
+        label=_("Contact fields the assistant sees"),
+        choices=[
+            ("name", _("Name")), ("phone", _("Phone")), ("email", _("E-mail")),
+            ("tags", _("Tags")), ("attributes", _("Attributes")), ("language", _("Language")),
+        ],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )  # fmt: skip
     default_for_numbers = forms.ModelMultipleChoiceField(
         label=_("Answers by default on"),
         queryset=WhatsAppNumber.objects.none(),
@@ -57,18 +71,23 @@ class AssistantForm(forms.ModelForm):
     class Meta:
         model = Assistant
         fields = [
-            "name", "purpose", "instructions", "tone", "language", "model", "temperature",
+            "name", "purpose", "instructions", "private_notes", "contact_fields", "tone",
+            "language", "model", "temperature",
             "max_tokens", "greeting", "business_hours_enabled", "business_days", "opens_at",
             "closes_at", "outside_hours_message", "handoff_keywords", "handoff_on_low_confidence",
             "sensitive_topics", "max_turns_without_resolution", "handoff_message",
-            "handoff_target", "pause_on_human_reply", "default_for_numbers",
+            "handoff_wait_minutes", "handoff_wait_message", "handoff_closed_message",
+            "handoff_rule", "handoff_target", "pause_on_human_reply", "default_for_numbers",
             "enable_for_new_chats", "monthly_budget", "is_active",
         ]  # fmt: skip
         widgets = {
             "instructions": forms.Textarea(attrs={"rows": 6}),
+            "private_notes": forms.Textarea(attrs={"rows": 3}),
             "greeting": forms.Textarea(attrs={"rows": 2}),
             "outside_hours_message": forms.Textarea(attrs={"rows": 2}),
             "handoff_message": forms.Textarea(attrs={"rows": 2}),
+            "handoff_closed_message": forms.Textarea(attrs={"rows": 2}),
+            "handoff_wait_message": forms.Textarea(attrs={"rows": 2}),
             "opens_at": forms.TimeInput(attrs={"type": "time"}),
             "closes_at": forms.TimeInput(attrs={"type": "time"}),
         }
@@ -141,6 +160,17 @@ class AISettingsForm(forms.ModelForm):
         help_text=_("Any OpenAI-compatible server, e.g. https://api.openai.com/v1"),
     )
 
+    prices = forms.CharField(
+        label=_("Model prices"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "gpt-4o-mini = 0.15, 0.60"}),
+        help_text=_(
+            "One model a line: “model = input, output” in USD per million tokens (embeddings: "
+            "input only), or “model = price” per minute for transcription. Models not listed "
+            "use the built-in prices."
+        ),
+    )
+
     class Meta:
         model = AISettings
         fields = [
@@ -149,7 +179,58 @@ class AISettingsForm(forms.ModelForm):
             "embedding_model",
             "transcription_model",
             "timeout_seconds",
+            "embedding_query_prefix",
+            "embedding_passage_prefix",
+            "synonyms",
+            "min_relevance",
+            "min_similarity",
+            "prices",
         ]
+        widgets = {"synonyms": forms.Textarea(attrs={"rows": 4})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("min_relevance", "min_similarity"):  # empty: keep the default
+            self.fields[name].required = False
+        self.initial["prices"] = "\n".join(
+            f"{model} = {', '.join(str(v) for v in (values if isinstance(values, list) else [values]))}"
+            for model, values in (self.instance.prices or {}).items()
+        )
+
+    def clean_prices(self) -> dict:
+        """``model = 0.15, 0.60`` lines into ``{"model": [0.15, 0.6]}``; a bad line is named."""
+        prices: dict = {}
+        for number, line in enumerate((self.cleaned_data.get("prices") or "").splitlines(), 1):
+            if not line.strip():
+                continue
+            model, equals, values = line.partition("=")
+            try:
+                amounts = [float(v) for v in values.replace(";", ",").split(",") if v.strip()]
+            except ValueError:
+                amounts = []
+            if not equals or not model.strip() or not 1 <= len(amounts) <= 2 or min(amounts) < 0:
+                raise forms.ValidationError(
+                    _("Line %(n)s: write “model = input, output” with prices of 0 or more.")
+                    % {"n": number}
+                )
+            prices[model.strip()[:100]] = amounts
+        return prices
+
+    def clean_min_relevance(self):
+        value = self.cleaned_data["min_relevance"]
+        if value is None:
+            return AISettings._meta.get_field("min_relevance").default
+        if not 0 <= value <= 1:
+            raise forms.ValidationError(_("Between 0 and 1."))
+        return value
+
+    def clean_min_similarity(self):
+        value = self.cleaned_data["min_similarity"]
+        if value is None:
+            return AISettings._meta.get_field("min_similarity").default
+        if not 0 <= value <= 1:
+            raise forms.ValidationError(_("Between 0 and 1."))
+        return value
 
     def clean_timeout_seconds(self):
         value = self.cleaned_data["timeout_seconds"]

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, Max
 from django.utils.translation import gettext as _
 
+from assistants import textsearch
 from assistants.models import Assistant, KnowledgeChunk, KnowledgeSource
 from integrations.ai import AIError
-from integrations.ai.client import terms
 
 logger = logging.getLogger(__name__)
 
@@ -103,14 +103,29 @@ def source_chunks(source: KnowledgeSource) -> list[str]:
 
 
 @transaction.atomic
-def source_index(source: KnowledgeSource, provider=None, embedding_model: str = "") -> int:
-    """(Re)build a source's chunks; embed them when ``provider`` can."""
+def source_index(
+    source: KnowledgeSource,
+    provider=None,
+    embedding_model: str = "",
+    *,
+    passage_prefix: str = "",
+    timings: dict | None = None,
+) -> int:
+    """(Re)build a source's chunks; embed them when ``provider`` can (``passage_prefix``: what
+    models such as e5 want before a passage, e.g. "passage: "). ``timings`` receives
+    ``embed_ms`` and ``embed_words`` for the usage record."""
     source.chunks.all().delete()
     texts = source_chunks(source)
     vectors: list | None = None
     if provider is not None and not provider.offline and texts:
+        started = time.monotonic()
         try:
-            vectors = provider.embed(model=embedding_model, texts=texts)
+            vectors = provider.embed(
+                model=embedding_model, texts=[passage_prefix + text for text in texts]
+            )
+            if timings is not None:
+                timings["embed_ms"] = int((time.monotonic() - started) * 1000)
+                timings["embed_words"] = sum(len(text.split()) for text in texts)
         except AIError as error:
             logger.info("Knowledge source %s indexed without embeddings: %s", source.pk, error)
     KnowledgeChunk.objects.bulk_create(
@@ -139,46 +154,61 @@ def source_index(source: KnowledgeSource, provider=None, embedding_model: str = 
 class Hit:
     chunk: KnowledgeChunk
     score: float
+    relevance: float = 1.0  # lexical coverage or cosine similarity, 0–1
 
     @property
     def source_title(self) -> str:
         return self.chunk.source.title
 
+    @property
+    def body(self) -> str:
+        """The passage without its heading line (the source's title, or a FAQ's question):
+        what an answer may quote."""
+        first, _newline, rest = self.chunk.text.partition("\n")
+        source = self.chunk.source
+        if rest.strip() and (source.kind == KnowledgeSource.Kind.FAQ or first == source.title):
+            return rest
+        return self.chunk.text
+
+
+# Each assistant's lexical index (``textsearch.LexicalIndex``), cached per process like the
+# vectors below and keyed the same way (how many chunks, highest id) plus the synonym list.
+_lexical_cache: OrderedDict = OrderedDict()
+
+
+def lexical_index(assistant: Assistant, synonyms: str = "") -> textsearch.LexicalIndex:
+    chunks = KnowledgeChunk.objects.filter(assistant=assistant)
+    key = (*chunks.aggregate(n=Count("id"), last=Max("id")).values(), synonyms)
+    with _vector_cache_lock:
+        index = _lexical_cache.get(assistant.pk)
+        if index is not None and index[0] == key:
+            _lexical_cache.move_to_end(assistant.pk)
+            return index[1]
+    rows = list(chunks.order_by("id").values_list("id", "text")) if key[0] else []
+    built = textsearch.LexicalIndex.build(
+        rows, textsearch.synonyms_for(textsearch.parse_synonyms(synonyms))
+    )
+    with _vector_cache_lock:
+        _lexical_cache[assistant.pk] = (key, built)
+        _lexical_cache.move_to_end(assistant.pk)
+        while len(_lexical_cache) > VECTOR_CACHE_ASSISTANTS:
+            _lexical_cache.popitem(last=False)
+    return built
+
+
+def lexical_ranked(
+    assistant: Assistant, query: str, k: int, *, context: str = "", synonyms: str = ""
+) -> list[tuple[int, float]]:
+    """(chunk id, relevance 0–1) of ``assistant``'s chunks for ``query``, best first."""
+    index = lexical_index(assistant, synonyms)
+    return [
+        (chunk_id, relevance) for chunk_id, _score, relevance in index.search(query, context, k)
+    ]
+
 
 def lexical_ids(assistant: Assistant, query: str, k: int) -> list[int]:
     """Chunk ids of ``assistant`` ranked by the lexical index (best first)."""
-    if connection.vendor == "postgresql":
-        from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
-
-        words = [re.sub(r"[^\w]", "", w) for w in terms(query, fold=False)]
-        words = [w for w in words if w]
-        if not words:
-            return []
-        vector = SearchVector("text", config="simple")
-        search = SearchQuery(
-            " | ".join(f"{w[:6]}:*" for w in words), search_type="raw", config="simple"
-        )
-        return list(
-            KnowledgeChunk.objects.annotate(rank=SearchRank(vector, search))
-            .filter(assistant=assistant)
-            .annotate(document=vector)
-            .filter(document=search)
-            .order_by("-rank", "id")
-            .values_list("id", flat=True)[:k]
-        )
-    words = terms(query)
-    if not words:
-        return []
-    match = " OR ".join(f'"{w[:6]}"*' for w in dict.fromkeys(words))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.id FROM assistants_chunk_fts f "
-            "JOIN assistants_knowledgechunk c ON c.id = f.rowid "
-            "WHERE assistants_chunk_fts MATCH %s AND c.assistant_id = %s "
-            "ORDER BY bm25(assistants_chunk_fts), c.id LIMIT %s",
-            [match, assistant.pk, k],
-        )
-        return [row[0] for row in cursor.fetchall()]
+    return [chunk_id for chunk_id, _relevance in lexical_ranked(assistant, query, k)]
 
 
 # Embedded chunks per assistant as one matrix of unit vectors, cached per process: an answer
@@ -197,6 +227,10 @@ class VectorIndex:
 
     def top(self, query: list[float], k: int) -> list[int]:
         """Ids of the ``k`` chunks most similar (cosine) to ``query``, best first."""
+        return [chunk_id for chunk_id, _similarity in self.top_scored(query, k)]
+
+    def top_scored(self, query: list[float], k: int) -> list[tuple[int, float]]:
+        """(id, cosine similarity) of the ``k`` chunks most similar to ``query``."""
         vector = np.asarray(query, dtype=np.float32)
         if vector.shape != (self.vectors.shape[1],):
             logger.info(
@@ -206,7 +240,7 @@ class VectorIndex:
         norm = np.linalg.norm(vector)
         scores = self.vectors @ (vector / norm if norm else vector)
         order = np.lexsort((self.ids, -scores))[:k]  # ties: lower id first
-        return self.ids[order].tolist()
+        return list(zip(self.ids[order].tolist(), scores[order].tolist(), strict=True))
 
 
 def _unit_rows(vectors: list[list[float]]) -> np.ndarray:
@@ -252,6 +286,35 @@ def vector_index(assistant: Assistant) -> VectorIndex | None:
 def vector_cache_clear() -> None:
     with _vector_cache_lock:
         _vector_cache.clear()
+        _lexical_cache.clear()
+
+
+def embedding_ranked(
+    assistant: Assistant,
+    query: str,
+    k: int,
+    provider,
+    embedding_model: str,
+    timings: dict | None = None,
+    *,
+    query_prefix: str = "",
+) -> list[tuple[int, float]]:
+    """(chunk id, cosine similarity) ranked by the query's embedding (empty if unavailable)."""
+    if provider is None or provider.offline:
+        return []
+    index = vector_index(assistant)
+    if index is None:
+        return []
+    started = time.monotonic()
+    try:
+        (vector,) = provider.embed(model=embedding_model, texts=[query_prefix + query])
+    except AIError as error:
+        logger.info("Query embedding failed, lexical retrieval only: %s", error)
+        return []
+    finally:
+        if timings is not None:
+            timings["embed_ms"] = int((time.monotonic() - started) * 1000)
+    return index.top_scored(vector, k)
 
 
 def embedding_ids(
@@ -263,21 +326,14 @@ def embedding_ids(
     timings: dict | None = None,
 ) -> list[int]:
     """Chunk ids ranked by cosine similarity to the query's embedding (empty if unavailable)."""
-    if provider is None or provider.offline:
-        return []
-    index = vector_index(assistant)
-    if index is None:
-        return []
-    started = time.monotonic()
-    try:
-        (vector,) = provider.embed(model=embedding_model, texts=[query])
-    except AIError as error:
-        logger.info("Query embedding failed, lexical retrieval only: %s", error)
-        return []
-    finally:
-        if timings is not None:
-            timings["embed_ms"] = int((time.monotonic() - started) * 1000)
-    return index.top(vector, k)
+    ranked = embedding_ranked(assistant, query, k, provider, embedding_model, timings)
+    return [chunk_id for chunk_id, _similarity in ranked]
+
+
+# Below these a passage does not answer the question (lexical: share of the question's weight
+# it covers; embeddings: cosine similarity). ``AISettings`` may set its own.
+MIN_RELEVANCE = 0.35
+MIN_SIMILARITY = 0.3
 
 
 def search(
@@ -289,23 +345,52 @@ def search(
     provider=None,
     embedding_model: str = "",
     timings: dict | None = None,
+    context: str = "",
+    synonyms: str = "",
+    query_prefix: str = "",
+    min_relevance: float | None = None,
+    min_similarity: float | None = None,
 ) -> list[Hit]:
-    """The ``k`` chunks that best answer ``query``: lexical, embeddings, or both fused (RRF).
+    """Up to ``k`` chunks that answer ``query`` (with ``context``, the customer's earlier
+    turns, counting less): lexical, embeddings, or both fused (RRF). Passages below the
+    relevance thresholds are left out, so an empty list means "the knowledge does not say".
 
     ``timings`` (a dict) receives ``embed_ms``, the time spent embedding the query."""
-    rankings = []
+    min_relevance = MIN_RELEVANCE if min_relevance is None else min_relevance
+    min_similarity = MIN_SIMILARITY if min_similarity is None else min_similarity
+    rankings: list[list[tuple[int, float]]] = []
+    passing: dict[int, float] = {}
     if mode in ("lexical", "hybrid"):
-        rankings.append(lexical_ids(assistant, query, k * 2))
+        ranked = lexical_ranked(assistant, query, k * 2, context=context, synonyms=synonyms)
+        rankings.append(ranked)
+        passing.update((cid, rel) for cid, rel in ranked if rel >= min_relevance)
     if mode in ("embedding", "hybrid"):
-        rankings.append(embedding_ids(assistant, query, k * 2, provider, embedding_model, timings))
+        text = query
+        if context:  # the earlier turns first; the question itself only once
+            text = context if context.rstrip().endswith(query.strip()) else f"{context}\n{query}"
+        ranked = embedding_ranked(
+            assistant, text, k * 2, provider, embedding_model, timings, query_prefix=query_prefix
+        )
+        rankings.append(ranked)
+        for cid, similarity in ranked:
+            if similarity >= min_similarity:
+                passing[cid] = max(passing.get(cid, 0.0), similarity)
     scores: dict[int, float] = {}
     for ranking in rankings:
-        for rank, chunk_id in enumerate(ranking):
+        for rank, (chunk_id, _score) in enumerate(ranking):
             scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (60 + rank)
-    best = sorted(scores, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:k]
+    best = sorted((cid for cid in scores if cid in passing), key=lambda cid: (-scores[cid], cid))[
+        :k
+    ]
+    if not best:
+        return []
     chunks = (
         KnowledgeChunk.objects.select_related("source")
         .defer("embedding", "source__text", "source__faq")  # big, and not needed to answer
         .in_bulk(best)
     )
-    return [Hit(chunks[chunk_id], scores[chunk_id]) for chunk_id in best if chunk_id in chunks]
+    return [
+        Hit(chunks[chunk_id], scores[chunk_id], passing[chunk_id])
+        for chunk_id in best
+        if chunk_id in chunks
+    ]

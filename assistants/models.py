@@ -9,7 +9,21 @@ from integrations.crypto import EncryptedTextField, mask
 
 
 def default_handoff_keywords() -> list[str]:
-    return ["atendente", "humano", "human", "pessoa"]
+    """Requests for a person are recognised in pt/en/es by ``assistants.handoff``; these are
+    only an organization's own extra phrases."""
+    return []
+
+
+# The defaults of old, now covered (better: "por pessoa" is no request) by ``assistants.handoff``.
+LEGACY_HANDOFF_KEYWORDS = frozenset({"atendente", "humano", "human", "pessoa"})
+
+
+CONTACT_FIELDS = ("name", "phone", "email", "tags", "attributes", "language")
+
+
+def default_contact_fields() -> list[str]:
+    """What the model needs to be personal; phone and e-mail only when an owner allows it."""
+    return ["name", "tags", "attributes", "language"]
 
 
 def default_business_days() -> list[int]:
@@ -33,6 +47,48 @@ class AISettings(TenantModel):
         _("transcription model"), max_length=100, default="whisper-1"
     )
     timeout_seconds = models.FloatField(_("model timeout (seconds)"), default=20.0)
+    embedding_query_prefix = models.CharField(
+        _("embedding query prefix"),
+        max_length=60,
+        blank=True,
+        help_text=_('What the embedding model wants before a question, e.g. "query: " for e5.'),
+    )
+    embedding_passage_prefix = models.CharField(
+        _("embedding passage prefix"),
+        max_length=60,
+        blank=True,
+        help_text=_('What it wants before a knowledge passage, e.g. "passage: " for e5.'),
+    )
+    synonyms = models.TextField(
+        _("synonyms"),
+        blank=True,
+        help_text=_(
+            "One group per line, comma-separated, e.g. “uniodonto, convênio”: customers' words "
+            "for what your knowledge calls otherwise."
+        ),
+    )
+    min_relevance = models.FloatField(
+        _("minimum relevance"),
+        default=0.35,
+        help_text=_(
+            "Share of the question a passage must cover (0–1) to be used; below it the "
+            "assistant says it does not know or calls a person."
+        ),
+    )
+    prices = models.JSONField(
+        _("model prices"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "USD per million tokens (input, output) for chat and embedding models, per minute "
+            "for transcription; models not listed use the built-in prices."
+        ),
+    )
+    min_similarity = models.FloatField(
+        _("minimum embedding similarity"),
+        default=0.3,
+        help_text=_("Cosine similarity (0–1) a passage needs when found by embeddings."),
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization"], name="unique_ai_settings")]
@@ -58,6 +114,21 @@ class Assistant(TenantModel):
     name = models.CharField(_("name"), max_length=120)
     purpose = models.CharField(_("purpose"), max_length=255, blank=True)
     instructions = models.TextField(_("instructions (system prompt)"), blank=True)
+    private_notes = models.TextField(
+        _("private notes for the assistant"),
+        blank=True,
+        help_text=_(
+            "Discount codes, internal phone numbers, rules for the team: the assistant may use "
+            "them to decide, but a reply that contains a code, number, e-mail, link or passage "
+            "from them is withheld and the chat goes to a person."
+        ),
+    )
+    contact_fields = models.JSONField(
+        _("contact fields the assistant sees"),
+        default=default_contact_fields,
+        blank=True,
+        help_text=_("Of: name, phone, email, tags, attributes, language."),
+    )
     tone = models.CharField(_("tone"), max_length=20, choices=Tone.choices, default=Tone.FRIENDLY)
     language = models.CharField(_("language"), max_length=10, default="pt-br")
     model = models.CharField(_("model"), max_length=100, default="gpt-4o-mini")
@@ -89,6 +160,43 @@ class Assistant(TenantModel):
         related_name="+",
         verbose_name=_("hand off to"),
         help_text=_("Empty: the chat becomes unassigned and open."),
+    )
+
+    class HandoffRule(models.TextChoices):
+        TARGET = "target", _("The chosen person (or unassigned)")
+        ROUND_ROBIN = "round_robin", _("Round robin among agents")
+
+    handoff_rule = models.CharField(
+        _("assign handed-off chats to"),
+        max_length=12,
+        choices=HandoffRule.choices,
+        default=HandoffRule.TARGET,
+        help_text=_("Round robin: each handoff goes to the next agent or operator in turn."),
+    )
+    handoff_last_assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    handoff_wait_minutes = models.PositiveSmallIntegerField(
+        _("expected wait for a person (minutes)"),
+        default=0,
+        help_text=_("Told to the customer on handoff during opening hours; 0: not mentioned."),
+    )
+    handoff_wait_message = models.TextField(
+        _("expected wait message"),
+        blank=True,
+        default="A espera estimada é de cerca de {minutes} minutos.",
+        help_text=_("Added to the handoff message while open; {minutes} is replaced."),
+    )
+    handoff_closed_message = models.TextField(
+        _("handoff message when closed"),
+        blank=True,
+        default="Nossa equipe volta {when} e responde você assim que abrir.",
+        help_text=_("Added to the handoff message outside opening hours; {when} is replaced."),
     )
     pause_on_human_reply = models.BooleanField(_("pause when a team member replies"), default=True)
     default_for_numbers = models.ManyToManyField(
@@ -214,7 +322,8 @@ class UsageRecord(TenantModel):
     month = models.CharField(max_length=7, db_index=True, help_text="YYYY-MM")
     tokens_in = models.PositiveIntegerField(default=0)
     tokens_out = models.PositiveIntegerField(default=0)
-    cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    # Ten places: one query's embedding costs about a millionth of a dollar.
+    cost = models.DecimalField(max_digits=18, decimal_places=10, default=0)
     latency_ms = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from assistants import services
 from assistants import signals as assistant_signals
-from assistants.models import Assistant
+from assistants.models import AISettings, Assistant
 from inbox import router, signals
 from inbox.models import Chat, Message
 from kernel import tasks
@@ -70,3 +70,8 @@ def on_assistant_saved(sender, instance, **kwargs):
     organization_id = getattr(instance, "organization_id", None)
     if organization_id is not None:
         services.assistants_changed(organization_id)
+
+
+@receiver(post_save, sender=AISettings, dispatch_uid="assistants-prices-memo")
+def on_ai_settings_saved(sender, instance, **kwargs):
+    services.prices_changed(instance.organization_id)

@@ -25,6 +25,8 @@ class ToolContext:
     dry_run: bool = False
     handoff_reason: str = ""
     log: list[dict] = field(default_factory=list)
+    # The contact fields the assistant may see (``Assistant.contact_fields``); None: all.
+    contact_fields: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,14 @@ def execute(context: ToolContext, name: str, arguments: dict) -> dict:
     return result
 
 
+def contact_facts(context: ToolContext) -> dict:
+    """The facts about the chat's contact the assistant is allowed to see."""
+    facts = _contact_facts(context.contact)
+    if context.contact_fields is None:
+        return facts
+    return {key: value for key, value in facts.items() if key in context.contact_fields}
+
+
 def _contact_facts(contact: Contact) -> dict:
     return {
         "name": contact.display_name,
@@ -101,7 +111,7 @@ def _contact_facts(contact: Contact) -> dict:
 def lookup_contact(context: ToolContext, arguments: dict) -> dict:
     if context.contact is None:
         return {"error": "no customer in the playground"}
-    return _contact_facts(context.contact)
+    return contact_facts(context)
 
 
 @register(

@@ -3,7 +3,8 @@
     .venv/bin/python bench/retrieval_eval.py [--database-url URL]
 
 Indexes a small clinic knowledge base (one source per topic), asks 21 customer questions whose
-answering source is known, and reports hit@1/hit@3 for the lexical index (SQLite FTS5 by default,
+answering source is known, then a harder set (typos, slang, no accents, English, Spanish,
+follow-ups that need the previous turn), and reports hit@1/hit@3 for the lexical index (SQLite FTS5 by default,
 PostgreSQL full-text with ``--database-url postgres://...``) and for embeddings. Embeddings come
 from the local OpenAI stub (``tests/assistants/openai_stub.py``): deterministic hashed bags of
 word stems, so that figure checks the embedding path end to end, not semantic quality; point
@@ -41,6 +42,55 @@ QUESTIONS = [
     ("Meus dentes ficaram sensíveis depois do clareamento, é normal?", "Sensibilidade"),
 ]
 
+# Harder: WhatsApp-style Portuguese (typos, slang, no accents), English and Spanish, follow-ups
+# that need the earlier turn (``context``). (question, expected source, earlier customer turn)
+HARD_QUESTIONS = [
+    ("vcs abrem sabado?", "Horários", ""),
+    ("q horas fecha hj", "Horários", ""),
+    ("ta aberto domingo?", "Horários", ""),
+    ("what time do you open on saturday?", "Horários", ""),
+    ("a que hora cierran?", "Horários", ""),
+    ("onde fica a clinica", "Endereço", ""),
+    ("qual o endereco", "Endereço", ""),
+    ("where are you located?", "Endereço", ""),
+    ("cual es la direccion?", "Endereço", ""),
+    ("tem metro perto?", "Endereço", ""),
+    ("onde deixo o carro?", "Estacionamento", ""),
+    ("tem vaga pra carro", "Estacionamento", ""),
+    ("is there parking?", "Estacionamento", ""),
+    ("hay estacionamiento?", "Estacionamento", ""),
+    ("aceita bradesco dental", "Convênios", ""),
+    ("do you take insurance?", "Convênios", ""),
+    ("aceptan seguro dental?", "Convênios", ""),
+    ("qto custa a limpesa", "Limpeza", ""),
+    ("how much is a cleaning?", "Limpeza", ""),
+    ("cuanto cuesta la limpieza?", "Limpeza", ""),
+    ("e quanto custa?", "Limpeza", "queria fazer uma limpeza"),
+    ("qnto sai clarear os dentes", "Clareamento", ""),
+    ("how much is teeth whitening?", "Clareamento", ""),
+    ("blanqueamiento precio", "Clareamento", ""),
+    ("quanto sai implante", "Implantes", ""),
+    ("do you do implants?", "Implantes", ""),
+    ("vcs tem invisalign?", "Ortodontia", ""),
+    ("do you have braces?", "Ortodontia", ""),
+    ("meu filho tem 3 anos, vcs atendem?", "Crianças", ""),
+    ("do you see kids?", "Crianças", ""),
+    ("atienden niños?", "Crianças", ""),
+    ("da pra parcelar?", "Pagamento", ""),
+    ("aceita pix", "Pagamento", ""),
+    ("can I pay by card?", "Pagamento", ""),
+    ("puedo pagar con tarjeta?", "Pagamento", ""),
+    ("preciso desmarcar minha consulta", "Cancelamento", ""),
+    ("how do I cancel my appointment?", "Cancelamento", ""),
+    ("quiero cancelar mi cita", "Cancelamento", ""),
+    ("quebrei o dente, socorro", "Urgência", ""),
+    ("I broke a tooth, emergency", "Urgência", ""),
+    ("tirei o dente ontem posso fazer academia?", "Pós-extração", ""),
+    ("what should I avoid after a tooth extraction?", "Pós-extração", ""),
+    ("depois do clareamento fiquei com os dente sensivel", "Sensibilidade", ""),
+    ("my teeth are sensitive after whitening", "Sensibilidade", ""),
+]
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -67,31 +117,38 @@ def main() -> None:
     for title, text in KNOWLEDGE.items():
         services.knowledge_add(assistant=assistant, kind="text", title=title, text=text)
     provider = services.provider_for_organization(organization.pk)
-    print(f"database: {connection.vendor}; {len(KNOWLEDGE)} sources, {len(QUESTIONS)} questions")
-    for mode in ("lexical", "embedding", "hybrid"):
-        hit1 = hit3 = 0
-        misses = []
-        for question, expected in QUESTIONS:
-            hits = knowledge.search(
-                assistant,
-                question,
-                k=3,
-                mode=mode,
-                provider=provider,
-                embedding_model="text-embedding-3-small",
+    print(f"database: {connection.vendor}; {len(KNOWLEDGE)} sources")
+    sets = {
+        "standard": [(q, expected, "") for q, expected in QUESTIONS],
+        "harder": HARD_QUESTIONS,
+    }
+    for name, questions in sets.items():
+        print(f"{name} set: {len(questions)} questions")
+        for mode in ("lexical", "embedding", "hybrid"):
+            hit1 = hit3 = 0
+            misses = []
+            for question, expected, context in questions:
+                hits = knowledge.search(
+                    assistant,
+                    question,
+                    k=3,
+                    mode=mode,
+                    provider=provider,
+                    embedding_model="text-embedding-3-small",
+                    context=context,
+                )
+                titles = [hit.source_title for hit in hits]
+                hit1 += titles[:1] == [expected]
+                hit3 += expected in titles
+                if expected not in titles:
+                    misses.append(f"{question!r} → {titles}")
+            total = len(questions)
+            print(
+                f"{mode:>9}: hit@1 {hit1 / total:.2f} ({hit1}/{total})  "
+                f"hit@3 {hit3 / total:.2f} ({hit3}/{total})"
             )
-            titles = [hit.source_title for hit in hits]
-            hit1 += titles[:1] == [expected]
-            hit3 += expected in titles
-            if expected not in titles:
-                misses.append(f"{question!r} → {titles}")
-        total = len(QUESTIONS)
-        print(
-            f"{mode:>9}: hit@1 {hit1 / total:.2f} ({hit1}/{total})  "
-            f"hit@3 {hit3 / total:.2f} ({hit3}/{total})"
-        )
-        for miss in misses:
-            print(f"           miss: {miss}")
+            for miss in misses:
+                print(f"           miss: {miss}")
     stub.stop()
 
 

@@ -115,6 +115,8 @@ class Chat(TenantModel):
     held_by = models.CharField(_("held by"), max_length=20, blank=True, default="")
     held_until = models.DateTimeField(_("held until"), null=True, blank=True)
     tags = models.JSONField(_("tags"), default=list, blank=True)
+    # Set when an assistant hands the chat to the team; cleared by a person's reply.
+    waiting_since = models.DateTimeField(_("waiting for a person since"), null=True, blank=True)
     seq = models.PositiveBigIntegerField(default=0, help_text=_("Last live-event sequence number"))
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -591,9 +591,11 @@ def message_send(
         author_user=author_user,
         author_ref=author_ref,
     )
-    Chat.objects.filter(pk=chat.pk).update(
-        last_message_at=message.timestamp, last_message_preview=_preview(message)
-    )
+    changes = {"last_message_at": message.timestamp, "last_message_preview": _preview(message)}
+    if author_type == Message.Author.USER:
+        changes["waiting_since"] = None  # a person answered: nobody is waiting any more
+        chat.waiting_since = None
+    Chat.objects.filter(pk=chat.pk).update(**changes)
     if author_type == Message.Author.USER:
         router.person_answered(chat=chat, since=message.timestamp - PERSON_REPLY_LOOKBACK)
     publish_chat_event(chat, "message.new", message=str(message.code))
@@ -907,7 +909,11 @@ def chat_set_status(*, chat: Chat, status: str, actor=None) -> Chat:
     if chat.status == status:
         return chat
     chat.status = status
-    chat.save(update_fields=["status"])
+    fields = ["status"]
+    if status == Chat.Status.RESOLVED and chat.waiting_since:
+        chat.waiting_since = None
+        fields.append("waiting_since")
+    chat.save(update_fields=fields)
     text = _("%(actor)s marked the chat as %(status)s") % {
         "actor": _actor_name(actor),
         "status": chat.get_status_display().lower(),
@@ -925,7 +931,11 @@ def chat_set_ai(*, chat: Chat, enabled: bool, actor=None, reason: str = "") -> C
     if chat.ai_enabled == enabled:
         return chat
     chat.ai_enabled = enabled
-    chat.save(update_fields=["ai_enabled"])
+    fields = ["ai_enabled"]
+    if enabled and chat.waiting_since:  # handed back to the assistant: nobody waits for a person
+        chat.waiting_since = None
+        fields.append("waiting_since")
+    chat.save(update_fields=fields)
     if not enabled:
         router.chat_release(chat=chat)  # "AI off": no automation keeps the chat
     if enabled:
@@ -944,6 +954,21 @@ def chat_set_ai(*, chat: Chat, enabled: bool, actor=None, reason: str = "") -> C
         change="ai",
         actor=actor,
         data={"enabled": enabled, "reason": reason},
+    )
+    return chat
+
+
+@transaction.atomic
+def chat_wait_for_person(*, chat: Chat, reason: str = "") -> Chat:
+    """Mark the chat as waiting for a person (an assistant handed it over): the chat list shows
+    it until a person replies or resolves it."""
+    if chat.waiting_since is not None:
+        return chat
+    chat.waiting_since = timezone.now()
+    chat.save(update_fields=["waiting_since"])
+    publish_chat_event(chat, "chat.changed", change="waiting")
+    signals.send_on_commit(
+        signals.chat_changed, chat=chat, change="waiting", actor=None, data={"reason": reason}
     )
     return chat
 

@@ -187,13 +187,40 @@ def _stem(word: str) -> str:
     return word[:5]
 
 
-class OfflineProvider:
-    """No model: answers with the knowledge sentences that best match the customer's words.
+# Abbreviations a sentence does not end on ("Dra. Paula", "Av. Paulista", "nº. 12").
+_ABBREVIATION_TEXT = """dr dra drs dras sr sra srs sras srta prof profa av avda r rua n nº tel cel ed
+    edif apto sta sto etc ex obs aprox min max mr mrs ms st vs"""
+_ABBREVIATIONS = frozenset(_ABBREVIATION_TEXT.split())
 
-    When nothing matches and the ``handoff`` tool is offered, it calls it (low confidence).
+
+def sentences(text: str) -> list[str]:
+    """Whole sentences of ``text``, not cut after an abbreviation or inside a number."""
+    pieces: list[str] = []
+    for line in re.split(r"\n+", text or ""):
+        current = ""
+        for piece in re.split(r"(?<=[.!?])\s+", line.strip()):
+            current = f"{current} {piece}".strip() if current else piece
+            last = re.findall(r"(\w+)\.$", current)
+            if last and normalize(last[0]) in _ABBREVIATIONS:
+                continue  # "Dra." ends no sentence: keep going
+            pieces.append(current)
+            current = ""
+        if current:
+            pieces.append(current)
+    return [p.strip(" -*#\t") for p in pieces if p.strip(" -*#\t")]
+
+
+class OfflineProvider:
+    """No model: answers with whole sentences of the best knowledge passage.
+
+    Retrieval sends only passages that clear the assistant's relevance threshold, best first;
+    without one (nothing in the knowledge answers) it calls the ``handoff`` tool when offered,
+    so the customer hears that a person will answer instead of a confident guess. Passages
+    arrive without their source titles (``passages``), so no title dangles in an answer.
     """
 
     offline = True
+    MAX_SENTENCES = 2
 
     def chat(
         self,
@@ -209,32 +236,34 @@ class OfflineProvider:
         question = next(
             (m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), ""
         )
-        wanted = {_stem(t) for t in terms(question)}
-        best: list[tuple[int, int, str]] = []
-        for p_index, passage in enumerate(passages or []):
-            for sentence in re.split(r"(?<=[.!?])\s+|\n+", passage):
-                sentence = sentence.strip(" -*#\t")
-                score = len(wanted & {_stem(t) for t in terms(sentence)})
-                if sentence and score:
-                    best.append((score, -p_index, sentence))
-        best.sort(reverse=True)
+        tokens_in = sum(len(str(m.get("content") or "").split()) for m in messages)
+        best = next((p for p in passages or [] if p.strip()), "")
         tool_names = {(t.get("function") or {}).get("name") for t in tools or []}
-        if not best and "handoff" in tool_names:
-            return ChatResult(
-                text="",
-                tool_calls=[ToolCall("offline-1", "handoff", {"reason": "low confidence"})],
-                model="offline",
-                latency_ms=int((time.monotonic() - started) * 1000),
-                offline=True,
-                tokens_in=sum(len(str(m.get("content") or "").split()) for m in messages),
-            )
-        text = " ".join(s for _, _, s in best[:2])[: max_tokens * 4]
+        if not best:
+            if "handoff" in tool_names:
+                return ChatResult(
+                    text="",
+                    tool_calls=[ToolCall("offline-1", "handoff", {"reason": "low confidence"})],
+                    model="offline",
+                    latency_ms=int((time.monotonic() - started) * 1000),
+                    offline=True,
+                    tokens_in=tokens_in,
+                )
+            return ChatResult(text="", model="offline", offline=True, tokens_in=tokens_in)
+        wanted = {_stem(t) for t in terms(question)}
+        found = sentences(best)
+        score = [len(wanted & {_stem(t) for t in terms(s)}) for s in found]
+        ranked = sorted(range(len(found)), key=lambda i: (-score[i], i))
+        # No sentence shares a word: the passage matched on its title or a synonym; its first
+        # sentence is what it is about.
+        chosen = [i for i in ranked if score[i]][: self.MAX_SENTENCES] or [0]
+        text = " ".join(found[i] for i in sorted(chosen))
         return ChatResult(
             text=text,
             model="offline",
             latency_ms=int((time.monotonic() - started) * 1000),
             offline=True,
-            tokens_in=sum(len(str(m.get("content") or "").split()) for m in messages),
+            tokens_in=tokens_in,
             tokens_out=len(text.split()),
         )
 

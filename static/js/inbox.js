@@ -179,6 +179,12 @@
     item.textContent = event.detail.text;
     panel.prepend(item);
     document.querySelector(".notifications-button")?.classList.add("has-new");
+    // A chat handed over by the assistant needs someone now: tell the browser too.
+    if (event.detail.handoff && localStorage.getItem("porfin-notify") === "on"
+        && "Notification" in window && Notification.permission === "granted") {
+      new Notification("Porfin", { body: event.detail.text, tag: `handoff-${event.detail.chat}` });
+      if (localStorage.getItem("porfin-sound") === "on") beep();
+    }
   });
   function beep() {
     try {

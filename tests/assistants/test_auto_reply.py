@@ -171,7 +171,8 @@ class AutoReplyTests(AssistantTestCase):
         requests = self.stub.chat_requests()
         tool_results = [m for m in requests[-1]["messages"] if m["role"] == "tool"]
         lookup = json.loads(tool_results[0]["content"])
-        self.assertEqual(lookup["phone"], "+5511977770000")
+        self.assertEqual(lookup["name"], "Maria Cliente")
+        self.assertNotIn("phone", lookup)  # not among the fields this assistant may see
         dumped = json.dumps(requests, ensure_ascii=False)
         self.assertNotIn("segredo@outra.test", dumped)
         self.assertNotIn("Outra Paciente Confidencial", dumped)

@@ -62,7 +62,8 @@ class BuilderTests(AssistantTestCase):
             "sensitive_topics": "processo, advogado", "max_turns_without_resolution": "5",
             "handoff_message": "Já chamo alguém!", "business_days": ["0", "1"],
             "default_for_numbers": [str(self.number.pk)], "handoff_on_low_confidence": "on",
-            "pause_on_human_reply": "on", "is_active": "on",
+            "pause_on_human_reply": "on", "is_active": "on", "handoff_rule": "target",
+            "handoff_wait_minutes": "0",
         }  # fmt: skip
         data.update(overrides)
         return data
