@@ -11,9 +11,10 @@ keyword trigger, the booking keywords, a daily-question program. The message mix
 clinic's inbox sees: mostly ordinary text (which every handler declines but the assistant, in
 AI chats), some "menu"/"agendar" keywords and a few STOPs.
 
-Prints, per message, the time inside ``inbox.router.route`` (the router's whole cost: every
-handler's ``accepts``, the claim and the owner's ``handle``) and the whole ``message_receive``,
-p50/p95/p99 in ms. Target (issue 14): the router adds < 2 ms p95.
+Prints, per message, the router's own cost (every handler's ``accepts`` and the claim: what the
+router adds), the time inside ``inbox.router.route`` including the owner's ``handle`` (work the
+listeners did before the router too) and the whole ``message_receive``, p50/p95/p99 in ms.
+Target (issue 14): the router adds < 2 ms p95.
 
 Uses its own database (dropped and created) and no Redis.
 """
@@ -21,8 +22,8 @@ Uses its own database (dropped and created) and no Redis.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
-import statistics
 import time
 
 from _assistants_setup import clinic, setup_django
@@ -70,14 +71,34 @@ def main() -> None:
     flow_services.flow_publish(flow=flow)
 
     timings: list[float] = []
+    overheads: list[float] = []
+    in_handle = [0.0]
     real_route = router.route
 
+    def timed(handle):
+        def run(inbound):
+            started = time.perf_counter()
+            try:
+                return handle(inbound)
+            finally:
+                in_handle[0] += time.perf_counter() - started
+
+        return run
+
+    # The owners' own work (a reply job, a flow's next message) was done before the router
+    # too; what the router adds is asking every handler and claiming the message.
+    for handler in router.handlers():
+        router.register(dataclasses.replace(handler, handle=timed(handler.handle)))
+
     def timed_route(inbound):
+        in_handle[0] = 0.0
         started = time.perf_counter()
         try:
             return real_route(inbound)
         finally:
-            timings.append((time.perf_counter() - started) * 1000)
+            elapsed = time.perf_counter() - started
+            timings.append(elapsed * 1000)
+            overheads.append((elapsed - in_handle[0]) * 1000)
 
     texts = ["Bom dia, quanto custa a limpeza?", "Vocês abrem sábado?", "ok, obrigado"] * 6
     texts += ["menu", "agendar", "STOP"]
@@ -102,14 +123,20 @@ def main() -> None:
             )
             if i == args.customers // 2:  # by now most customers have a chat: AI on in half
                 chats = Chat.objects.filter(number=number).order_by("pk")
-                Chat.objects.filter(pk__in=chats.values("pk")[::2]).update(ai_enabled=True)
+                half = list(chats.values_list("pk", flat=True))[::2]
+                Chat.objects.filter(pk__in=half).update(ai_enabled=True)
     print(f"messages: {args.messages} from {args.customers} customers; owners: {owners}")
     print(
-        f"router.route per message: p50 {percentile(timings, 0.5):.2f} ms, p95 {percentile(timings, 0.95):.2f} ms, p99 {percentile(timings, 0.99):.2f} ms, mean {statistics.mean(timings):.2f} ms"
+        "router's own cost (every handler's accepts, the claim): "
+        + _figures(overheads)
+        + "  <- what the router adds (target p95 < 2 ms)"
     )
-    print(
-        f"message_receive per message: p50 {percentile(totals, 0.5):.2f} ms, p95 {percentile(totals, 0.95):.2f} ms"
-    )
+    print("router.route including the owner's handle: " + _figures(timings))
+    print("message_receive, whole: " + _figures(totals))
+
+
+def _figures(values: list[float]) -> str:
+    return f"p50 {percentile(values, 0.5):.2f} ms, p95 {percentile(values, 0.95):.2f} ms, p99 {percentile(values, 0.99):.2f} ms"
 
 
 def _inbound(number, wa_id: str, text: str, wamid: str):
