@@ -27,6 +27,7 @@ import random
 import time
 
 from _assistants_setup import clinic, setup_django
+from assistants_pipeline import inbound
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/porfin_bench_router"
 
@@ -113,10 +114,10 @@ def main() -> None:
     ):
         for i in range(args.messages):
             wa_id = rng.choice(wa_ids)
-            inbound = _inbound(number, wa_id, rng.choice(texts), f"wamid.router.{i}")
+            parsed = inbound(number, wa_id, rng.choice(texts), f"wamid.router.{i}")
             started = time.perf_counter()
             with transaction.atomic():
-                message = inbox_services.message_receive(number=number, inbound=inbound)
+                message = inbox_services.message_receive(number=number, inbound=parsed)
             totals.append((time.perf_counter() - started) * 1000)
             owners[message.handled_by or "(team)"] = (
                 owners.get(message.handled_by or "(team)", 0) + 1
@@ -137,30 +138,6 @@ def main() -> None:
 
 def _figures(values: list[float]) -> str:
     return f"p50 {percentile(values, 0.5):.2f} ms, p95 {percentile(values, 0.95):.2f} ms, p99 {percentile(values, 0.99):.2f} ms"
-
-
-def _inbound(number, wa_id: str, text: str, wamid: str):
-    from integrations.whatsapp import payloads
-
-    body = payloads.build_webhook(
-        number.waba_id,
-        [
-            payloads.build_messages_change(
-                phone_number_id=number.phone_number_id,
-                display_phone_number="551140000000",
-                contacts=[payloads.build_contact(wa_id=wa_id, profile_name="Paciente")],
-                messages=[
-                    payloads.build_inbound_message(
-                        wamid=wamid,
-                        from_wa_id=wa_id,
-                        message_type="text",
-                        content=payloads.build_text(text),
-                    )
-                ],
-            )
-        ],
-    )
-    return payloads.parse_webhook(body)[0]
 
 
 if __name__ == "__main__":
