@@ -147,8 +147,14 @@ def audience_settings_changed(organization_id: int) -> None:
 
 def consent_keyword(message: Message) -> bool | None:
     """Is the customer's whole message an opt-out word (False: STOP, PARAR...) or an opt-in word
-    (True: START, VOLTAR...)? None otherwise. No query for most messages (memoized words)."""
+    (True: START, VOLTAR...)? None otherwise. No query for most messages (memoized words).
+
+    A tap on one of our own reply buttons or list rows (a flow's or a booking's "Cancelar") is
+    an answer to that menu, never consent; typed words and a template's quick-reply button
+    ("Parar promoções") are."""
     if message.direction != Message.Direction.INBOUND or not message.text:
+        return None
+    if message.type == Message.Type.INTERACTIVE:
         return None
     prefs = _audience_settings_of(message.organization_id)
     word = normalize_keyword(message.text)

@@ -39,6 +39,31 @@ class OptOutTests(SandboxMixin, BaseTestCase):
             self.assertEqual(contact.opt_in_source, "conversation")
             self.assertIsNotNone(contact.opt_in_at)
 
+    def test_a_tap_on_our_own_menu_is_never_consent_but_a_template_stop_button_is(self):
+        """A booking's or a flow's "Cancelar" button answers that menu; a marketing template's
+        quick-reply "PARAR" is the customer opting out."""
+        from dataclasses import replace
+
+        tap = replace(
+            inbound(self.number, "5511900000002", ""),
+            type="interactive",
+            content={"type": "button_reply", "button_reply": {"id": "appt:x", "title": "Cancelar"}},
+        )
+        with self.captureOnCommitCallbacks(execute=True):
+            message = inbox_services.message_receive(number=self.number, inbound=tap)
+        self.assertEqual(message.text, "Cancelar")
+        contact = Contact.objects.get(organization=self.org, wa_id="5511900000002")
+        self.assertNotEqual(contact.opt_in, Contact.OptIn.OPTED_OUT)
+        quick_reply = replace(
+            inbound(self.number, "5511900000002", ""),
+            type="button",
+            content={"payload": "stop-promotions", "text": "PARAR"},
+        )
+        with self.captureOnCommitCallbacks(execute=True):
+            inbox_services.message_receive(number=self.number, inbound=quick_reply)
+        contact.refresh_from_db()
+        self.assertEqual(contact.opt_in, Contact.OptIn.OPTED_OUT)
+
     def test_it_ignores_keywords_inside_a_longer_message(self):
         contact = self.receive("não quero parar o tratamento")
         self.assertNotEqual(contact.opt_in, Contact.OptIn.OPTED_OUT)
