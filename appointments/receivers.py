@@ -17,6 +17,8 @@ from appointments.models import (
     WorkingHours,
 )
 from appointments.signals import appointment_changed
+from campaigns import automations
+from campaigns.models import register_trigger
 from inbox import router
 from inbox import signals as inbox_signals
 from kernel import tasks
@@ -73,3 +75,28 @@ def on_contact_erasing(sender, *, contact, token, **kwargs):
     notes.update(audio="", transcript="", note={}, error="")
     visits.update(customer_name=token, notes="")
     WaitlistEntry.objects.filter(contact=contact).delete()
+
+
+# --- Automation triggers (campaigns' registry) --------------------------------------------------
+
+# op of ``appointment_changed`` → the automation trigger (≤ 20 characters) and its label.
+AUTOMATION_TRIGGERS = {
+    "created": ("appt_created", _("Appointment booked")),
+    "rescheduled": ("appt_rescheduled", _("Appointment rescheduled")),
+    "cancelled": ("appt_cancelled", _("Appointment cancelled")),
+    "confirmed": ("appt_confirmed", _("Appointment confirmed by the customer")),
+    "no_show": ("appt_no_show", _("The customer did not come")),
+}
+for _trigger, _label in AUTOMATION_TRIGGERS.values():
+    register_trigger(_trigger, _label)
+
+
+@receiver(appointment_changed, dispatch_uid="appointments-automations")
+def fire_automations(sender, *, appointment, op, **kwargs):
+    trigger = AUTOMATION_TRIGGERS.get(op, ("", ""))[0]
+    if (
+        trigger
+        and appointment.contact_id
+        and automations.has_active_rules(appointment.organization_id, trigger)
+    ):
+        tasks.enqueue("appointments.tasks.appointment_automations", appointment.pk, op)

@@ -89,3 +89,23 @@ def waitlist_offer(appointment_id: int) -> None:
     )
     if appointment is not None:
         offer(appointment=appointment)
+
+
+def appointment_automations(appointment_id: int, op: str) -> int:
+    """Run the automation rules of an appointment event; once per event (the run's key)."""
+    from appointments.receivers import AUTOMATION_TRIGGERS
+    from campaigns import automations
+
+    appointment = Appointment.objects.filter(pk=appointment_id, contact__isnull=False).first()
+    if appointment is None or op not in AUTOMATION_TRIGGERS:
+        return 0
+    key = f"appointment:{appointment.code}:{op}:{appointment.reschedule_count}"
+    runs = automations.automations_fire(
+        organization_id=appointment.organization_id,
+        trigger=AUTOMATION_TRIGGERS[op][0],
+        contact_id=appointment.contact_id,
+        chat_id=appointment.chat_id,
+        context={"appointment": str(appointment.code)},
+        key=key,
+    )
+    return len(runs)

@@ -317,6 +317,21 @@ class CampaignRecipient(TenantModel):
 # --- Automations --------------------------------------------------------------------------------
 
 
+_extra_triggers: dict[str, object] = {}
+
+
+def register_trigger(value: str, label) -> None:
+    """Apps above campaigns add automation triggers from their ``ready()`` (appointments:
+    "appointment booked"...); they fire them with ``campaigns.automations.automations_fire``."""
+    if len(value) > 20:
+        raise ValueError(f"Trigger {value!r} is longer than 20 characters")
+    _extra_triggers[value] = label
+
+
+def trigger_choices() -> list[tuple[str, object]]:
+    return [*Automation.Trigger.choices, *_extra_triggers.items()]
+
+
 class Automation(TenantModel):
     """An event-driven rule: when ``trigger`` happens and the conditions hold, run the actions.
 
@@ -343,7 +358,7 @@ class Automation(TenantModel):
     code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     name = models.CharField(_("name"), max_length=120)
     is_active = models.BooleanField(_("active"), default=True)
-    trigger = models.CharField(_("trigger"), max_length=20, choices=Trigger.choices)
+    trigger = models.CharField(_("trigger"), max_length=20, choices=trigger_choices)
     keywords = models.CharField(
         _("keywords"),
         max_length=500,
@@ -465,7 +480,7 @@ class AutomationRun(TenantModel):
     chat = models.ForeignKey(
         "inbox.Chat", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    trigger = models.CharField(max_length=20, choices=Automation.Trigger.choices)
+    trigger = models.CharField(max_length=20, choices=trigger_choices)
     # Time-based triggers fire once per key (e.g. the unanswered message, the attribute's date).
     key = models.CharField(max_length=120, blank=True)
     outcome = models.CharField(max_length=10, choices=Outcome.choices)
