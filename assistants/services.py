@@ -34,6 +34,7 @@ from assistants.models import (
     ReplyJob,
     UsageRecord,
 )
+from inbox import presence
 from inbox import services as inbox_services
 from inbox.consumers import organization_group, user_group
 from inbox.models import Chat, Message
@@ -1000,7 +1001,8 @@ HANDOFF_ROLES = (Role.AGENT, Role.OPERATOR)  # who answers chats, for the round 
 
 def handoff_assignee(*, assistant: Assistant, organization_id: int):
     """Who gets a handed-off chat: the assistant's chosen person, or (round robin) the agent
-    after the one who got the previous handoff; None leaves it unassigned for the whole team.
+    after the one who got the previous handoff, among the agents online in the inbox when any
+    is (``inbox.presence``); None leaves it unassigned for the whole team.
 
     The round robin's cursor moves with a conditional UPDATE, so two handoffs at once go to
     two different agents."""
@@ -1017,6 +1019,9 @@ def handoff_assignee(*, assistant: Assistant, organization_id: int):
     )
     if not agents:
         return target
+    # Dealt among those in the inbox now; when nobody is, among all (someone will open it).
+    online = presence.online_user_ids(organization_id, [m.user_id for m in agents])
+    agents = [m for m in agents if m.user_id in online] or agents
     for _attempt in range(3):
         last = (
             Assistant.objects.filter(pk=assistant.pk)

@@ -7,6 +7,7 @@ from django.http import Http404
 
 from accounts.access import Level, level_for
 from accounts.services import membership_group
+from inbox import presence
 
 
 def organization_group(organization) -> str:
@@ -55,12 +56,15 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         _sockets[0] += 1
         self._counted = True
+        await presence.seen(membership.organization_id, membership.user_id)
         await self.send_json({"type": "hello", "organization": str(membership.organization.code)})
 
     async def disconnect(self, code):
         if getattr(self, "_counted", False):
             _sockets[0] -= 1
             self._counted = False
+            membership = self.scope["membership"]
+            await presence.gone(membership.organization_id, membership.user_id)
         if self._flush is not None:
             self._flush.cancel()
         for group in getattr(self, "groups_joined", []):
@@ -83,6 +87,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if self._revoked:
             return
         kind = content.get("type")
+        if kind in ("ping", "presence"):  # the page says it is there (every 10 s)
+            membership = self.scope["membership"]
+            await presence.seen(membership.organization_id, membership.user_id)
         if kind == "ping":
             await self.send_json({"type": "pong"})
         elif kind == "presence" and content.get("state") in ("viewing", "typing", "left"):

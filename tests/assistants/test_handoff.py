@@ -96,6 +96,22 @@ class HandoffTests(AssistantTestCase):
         second.refresh_from_db()
         self.assertEqual({first.assignee, second.assignee}, {self.operator, self.agent})
 
+    def test_round_robin_deals_to_the_agents_online_in_the_inbox(self):
+        from asgiref.sync import async_to_sync
+
+        from inbox import presence
+
+        Assistant.objects.filter(pk=self.assistant.pk).update(handoff_rule="round_robin")
+        async_to_sync(presence.seen)(
+            self.org.pk, self.agent.pk
+        )  # only the agent has the inbox open
+        chats = [self.ai_chat(f"551197777000{i}") for i in range(3)]
+        for i in range(3):
+            self.receive("chama o gerente", wa_id=f"551197777000{i}")
+        for chat in chats:
+            chat.refresh_from_db()
+        self.assertEqual({chat.assignee for chat in chats}, {self.agent})
+
     def test_outside_opening_hours_the_customer_learns_when_the_team_is_back(self):
         zone = ZoneInfo(self.org.time_zone or "UTC")
         now = datetime.now(zone)
