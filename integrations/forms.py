@@ -102,3 +102,89 @@ class WebhookSubscriptionForm(forms.Form):
 
         super().__init__(*args, **kwargs)
         self.fields["events"].choices = WebhookSubscription.Event.choices
+
+
+# --- Settings › Numbers -----------------------------------------------------------------------
+
+
+class NumberCreateForm(forms.Form):
+    """Connect a Cloud API number (credentials checked live on save) or a sandbox one."""
+
+    provider = forms.ChoiceField(label=_("Connection"), widget=forms.RadioSelect, choices=())
+    name = forms.CharField(
+        label=_("Name"), max_length=80, help_text=_("How your team sees it, e.g. Reception.")
+    )
+    phone_number_id = forms.RegexField(
+        label=_("Phone number ID"),
+        regex=r"^\d{5,64}$",
+        required=False,
+        help_text=_("Meta › WhatsApp › API Setup: the number's ID (digits), not the phone number."),
+        error_messages={"invalid": _("The phone number ID has digits only.")},
+    )
+    waba_id = forms.RegexField(
+        label=_("WhatsApp Business Account ID"),
+        regex=r"^\d{5,64}$",
+        required=False,
+        error_messages={"invalid": _("The WhatsApp Business Account ID has digits only.")},
+    )
+    access_token = forms.CharField(
+        label=_("Access token"),
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=_("A System User's permanent token with whatsapp_business_messaging."),
+    )
+    app_secret = forms.CharField(
+        label=_("App secret"),
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=_("Meta app › Settings › Basic; it signs the webhooks Meta sends."),
+    )
+
+    CLOUD_FIELDS = ("phone_number_id", "waba_id", "access_token", "app_secret")
+
+    def __init__(self, *args, sandbox: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [(WhatsAppNumber.Provider.CLOUD_API, _("WhatsApp Cloud API (Meta)"))]
+        if sandbox:
+            choices.append((WhatsAppNumber.Provider.SANDBOX, _("Sandbox (try it without Meta)")))
+        self.fields["provider"].choices = choices
+        self.fields["provider"].initial = WhatsAppNumber.Provider.CLOUD_API
+
+    def clean(self):
+        data = super().clean()
+        if data.get("provider") == WhatsAppNumber.Provider.CLOUD_API:
+            for name in self.CLOUD_FIELDS:
+                if not data.get(name) and name not in self.errors:
+                    self.add_error(name, _("Required for a Cloud API number."))
+            pnid = data.get("phone_number_id")
+            if pnid and WhatsAppNumber.objects.filter(phone_number_id=pnid).exists():
+                self.add_error("phone_number_id", _("This number is already connected."))
+        return data
+
+
+class NumberEditForm(forms.Form):
+    """Rename; rotate the access token or app secret (blank keeps the current one)."""
+
+    name = forms.CharField(label=_("Name"), max_length=80)
+    access_token = forms.CharField(
+        label=_("New access token"),
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=_("Leave blank to keep the current one. A new token is checked before saving."),
+    )
+    app_secret = forms.CharField(
+        label=_("New app secret"),
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=_("Leave blank to keep the current one."),
+    )
+
+    def __init__(self, *args, credentials: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not credentials:
+            del self.fields["access_token"]
+            del self.fields["app_secret"]

@@ -18,6 +18,7 @@ from integrations import ingest, selectors, services
 from integrations.errors import IntegrationError
 from integrations.forms import SandboxMessageForm
 from integrations.models import WhatsAppNumber
+from integrations.numbers import numbers_health
 from integrations.providers import capabilities_for, provider_for
 
 logger = logging.getLogger(__name__)
@@ -28,10 +29,12 @@ logger = logging.getLogger(__name__)
 def number_list(request):
     numbers = selectors.numbers_of(request.organization)
     templates = selectors.templates_by_number(request.organization)
+    health = numbers_health(numbers)
     for number in numbers:
         number.webhook_url = selectors.webhook_url(request, number)
         number.synced_templates = templates.get(number.pk, [])
         number.capabilities = capabilities_for(number)
+        number.health = health[number.pk]
     context = {"numbers": numbers, "can_edit": access.can_edit(request.membership, "settings")}
     return render(request, "integrations/number_list.html", context)
 
