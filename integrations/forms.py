@@ -12,6 +12,7 @@ CUSTOMER_TYPES = [
     ("audio", _("Voice note")),
     ("location", _("Location")),
     ("button_reply", _("Button reply")),
+    ("list_reply", _("List menu choice")),
     ("reaction", _("Reaction")),
 ]
 
@@ -39,6 +40,7 @@ class SandboxMessageForm(forms.Form):
     reply_id = forms.CharField(label=_("Button id"), required=False, max_length=256)
     message_id = forms.CharField(label=_("wamid reacted to"), required=False, max_length=128)
     emoji = forms.CharField(label=_("Emoji"), required=False, max_length=8)
+    context_id = forms.CharField(required=False, max_length=128, widget=forms.HiddenInput)
 
     def __init__(self, *args, numbers, **kwargs):
         super().__init__(*args, **kwargs)
@@ -56,6 +58,7 @@ class SandboxMessageForm(forms.Form):
             "audio": ["file"],
             "location": ["latitude", "longitude"],
             "button_reply": ["reply_id", "text"],
+            "list_reply": ["reply_id", "text"],
             "reaction": ["message_id", "emoji"],
         }.get(kind, [])
         for name in required:
@@ -81,10 +84,12 @@ class SandboxMessageForm(forms.Form):
                 spec["voice"] = True
         elif kind == "location":
             spec.update(latitude=data["latitude"], longitude=data["longitude"], name=data["text"])
-        elif kind == "button_reply":
+        elif kind in ("button_reply", "list_reply"):
             spec.update(reply_id=data["reply_id"], title=data["text"])
         elif kind == "reaction":
             spec.update(message_id=data["message_id"], emoji=data["emoji"])
+        if data.get("context_id"):
+            spec["context_id"] = data["context_id"]  # a tap answers the menu it was on
         return spec
 
 
@@ -116,14 +121,14 @@ class NumberCreateForm(forms.Form):
     )
     phone_number_id = forms.RegexField(
         label=_("Phone number ID"),
-        regex=r"^\d{5,64}$",
+        regex=r"^\d{1,64}$",
         required=False,
         help_text=_("Meta › WhatsApp › API Setup: the number's ID (digits), not the phone number."),
         error_messages={"invalid": _("The phone number ID has digits only.")},
     )
     waba_id = forms.RegexField(
         label=_("WhatsApp Business Account ID"),
-        regex=r"^\d{5,64}$",
+        regex=r"^\d{1,64}$",
         required=False,
         error_messages={"invalid": _("The WhatsApp Business Account ID has digits only.")},
     )
