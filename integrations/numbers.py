@@ -85,10 +85,10 @@ def _webhook_errors(numbers: list[WhatsAppNumber]) -> dict[int, dict[str, Any]]:
 def connection_state(number: WhatsAppNumber) -> tuple[str, bool | None]:
     """(label, connected) from the provider's optional ``connection_state()``; ("", None) when the
     provider has no such notion (the Cloud API is always "connected" while its token works)."""
-    method = getattr(provider_for(number), "connection_state", None)
-    if method is None:
-        return "", None
     try:
+        method = getattr(provider_for(number), "connection_state", None)
+        if method is None:
+            return "", None
         state = method()
     except UnsupportedError:
         return "", None

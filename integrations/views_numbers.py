@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import access
 from integrations import numbers, selectors
-from integrations.errors import IntegrationError
+from integrations.errors import IntegrationError, UnsupportedError
 from integrations.forms import NumberCreateForm, NumberEditForm
 from integrations.models import WhatsAppNumber
 from integrations.providers import capabilities_for, provider_for
@@ -27,7 +27,10 @@ def _number(request, code) -> WhatsAppNumber:
 
 def _testable(number: WhatsAppNumber) -> bool:
     """Numbers whose webhooks Meta's way (verify token + signature) can be self-tested."""
-    return isinstance(provider_for(number), CloudAPIProvider)
+    try:
+        return isinstance(provider_for(number), CloudAPIProvider)
+    except UnsupportedError:  # a provider this installation does not have
+        return False
 
 
 @require_http_methods(["GET", "POST"])

@@ -32,9 +32,7 @@ def wait_for(query, timeout=10):
     raise AssertionError(f"nothing matched {query.query} within {timeout}s")
 
 
-def test_an_owner_adds_a_sandbox_number_tests_its_webhook_and_receives_a_message(
-    server, browser
-):
+def test_an_owner_adds_a_sandbox_number_tests_its_webhook_and_receives_a_message(server, browser):
     org = Organization.objects.create(name="Clínica Nova", slug="clinica-nova", language="en")
     owner = User.objects.create_user(email="dona@nova.test", password=PASSWORD, name="Dona")
     Membership.objects.create(user=owner, organization=org, role=Role.ADMIN)
