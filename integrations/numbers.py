@@ -360,10 +360,11 @@ class Check:
 def webhook_self_test(number: WhatsAppNumber, url: str) -> list[Check]:
     """Call the number's webhook URL the way Meta does, from this server: the subscription
     handshake (GET with the verify token must echo the challenge) and a delivery signed with the
-    app secret (must be accepted with 200). It proves the URL, the verify token and the secret
-    agree; it cannot prove Meta reaches the URL from the internet, nor that the app is
-    subscribed in Meta's dashboard. The test delivery carries no message: nothing reaches the
-    inbox."""
+    app secret (must be accepted with 200). It proves the URL reaches this installation (through
+    ``PUBLIC_BASE_URL`` and any proxy) and the number's webhook answers; it cannot prove Meta
+    reaches the URL from the internet, nor that Meta's dashboard holds the same verify token and
+    app secret, nor that the app is subscribed to the WABA. The test delivery carries no
+    message: nothing reaches the inbox."""
     checks = []
     challenge = secrets.token_hex(8)
     try:

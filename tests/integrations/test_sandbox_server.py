@@ -46,3 +46,25 @@ def test_addresses_follow_the_server_the_process_serves_on():
             assert sandbox_links.webhook_base_url() == "https://porfin.example"
     finally:
         sandbox_links.forget_server()
+
+
+def test_the_webhook_self_test_is_green_for_an_active_number_and_red_otherwise(
+    unconfigured_server,
+):
+    from integrations import numbers
+    from integrations.models import WhatsAppNumber
+    from tests.base import make_org
+
+    _org, number = make_org("Clínica Teste", "clinica-teste", "7701")
+    number.provider = WhatsAppNumber.Provider.CLOUD_API
+    number.save()
+    url = f"{unconfigured_server.url}/webhooks/whatsapp/{number.webhook_key}/"
+    checks = numbers.webhook_self_test(number, url)
+    assert [check.ok for check in checks] == [True, True], checks
+
+    # A URL that is not this number's (a stale key pasted from another install): 404s.
+    checks = numbers.webhook_self_test(number, url.replace(number.webhook_key, "not-a-key"))
+    assert [check.ok for check in checks] == [False, False]
+    assert "HTTP 404" in checks[1].detail
+    unreachable = numbers.webhook_self_test(number, "http://127.0.0.1:9/webhooks/whatsapp/x/")
+    assert all("Unreachable" in check.detail for check in unreachable)
