@@ -141,7 +141,7 @@ def sandbox_phone(request):
     )
     initial = {}
     if request.method == "GET":
-        chosen = numbers.filter(pk=request.GET.get("number") or None).first()
+        chosen = _one_of(numbers, request.GET.get("number"))
         initial = {
             "number": chosen,
             "phone": request.GET.get("phone") or "5511999990000",
@@ -173,7 +173,7 @@ def sandbox_phone(request):
                 return redirect(f"{reverse('sandbox_phone')}?{query}")
         status = 400
     number = form["number"].value() if request.method == "POST" else form.initial.get("number")
-    number = numbers.filter(pk=getattr(number, "pk", number) or None).first()
+    number = _one_of(numbers, getattr(number, "pk", number))
     if number is None and len(numbers) == 1:
         number = numbers[0]
     phone = (form["phone"].value() or "") if request.method == "POST" else initial.get("phone")
@@ -182,6 +182,13 @@ def sandbox_phone(request):
     if request.GET.get("fragment"):
         return render(request, "integrations/_sandbox_conversation.html", context)
     return render(request, "integrations/sandbox_phone.html", context, status=status)
+
+
+def _one_of(numbers, pk):
+    """The number with this id among ``numbers`` (the organization's), or None for anything
+    else: another organization's id, a code, garbage."""
+    pk = str(pk or "")
+    return numbers.filter(pk=int(pk)).first() if pk.isdigit() else None
 
 
 def _tell_delivery(request, result: dict, phone: str) -> None:
