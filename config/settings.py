@@ -331,9 +331,13 @@ WHATSAPP_GRAPH_BASE_URL = env.str("WHATSAPP_GRAPH_BASE_URL", default="https://gr
 # The in-product sandbox (a local Cloud API emulator) is on in development and demos; it is
 # served at /sandbox/graph by the same process (its phone page at /sandbox/phone/). Tests and benchmarks point SANDBOX_URL at a standalone
 # one (`manage.py whatsapp_sandbox`). Sandbox numbers' webhooks go to SANDBOX_WEBHOOK_BASE_URL.
+# Left empty, both follow the address the server listens on (integrations.sandbox_links); a
+# worker in its own process (django-q) needs them or PUBLIC_BASE_URL. The control API wants
+# SANDBOX_CONTROL_TOKEN in X-Sandbox-Token (empty: derived from SECRET_KEY).
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
-SANDBOX_URL = env.str("SANDBOX_URL", default="http://127.0.0.1:8000/sandbox/graph")
-SANDBOX_WEBHOOK_BASE_URL = env.str("SANDBOX_WEBHOOK_BASE_URL", default="http://127.0.0.1:8000")
+SANDBOX_URL = env.str("SANDBOX_URL", default="")
+SANDBOX_WEBHOOK_BASE_URL = env.str("SANDBOX_WEBHOOK_BASE_URL", default="")
+SANDBOX_CONTROL_TOKEN = env.str("SANDBOX_CONTROL_TOKEN", default="")
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=3 * 1024 * 1024)
 # Days the raw webhook log (names, phones, message texts as Meta sent them) is kept once a
 # delivery is processed (or given up on); messages themselves follow the retention policy.

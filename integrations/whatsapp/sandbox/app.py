@@ -21,6 +21,7 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -36,7 +37,7 @@ from ..validation import (
     normalize_phone,
 )
 from .customers import build_inbound, new_wamid
-from .delivery import Scheduler, Target, WebhookSender
+from .delivery import Outcome, Scheduler, Target, WebhookSender
 from .http import (
     BodyTooLarge,
     Receive,
@@ -263,18 +264,38 @@ class SandboxApp:
             )
             body = wa.build_webhook(config.waba_id, [change])
             target = self._target(config)
+        wamids = [m["id"] for m in messages]
+        on_result = partial(self._note_delivery, phone_number_id, wamids)
         status = None
         if target is not None and wait:
-            status = self._sender.deliver(target, body, kind="inbound")
+            status = self._sender.deliver(target, body, kind="inbound", on_result=on_result)
         elif target is not None:
-            self._sender.deliver_async(target, body, kind="inbound")
-        wamids = [m["id"] for m in messages]
+            self._sender.deliver_async(target, body, kind="inbound", on_result=on_result)
+        else:
+            on_result(Outcome("failed", None, "the number has no webhook URL", 0))
         return {
             "wamid": wamids[0],
             "wamids": wamids,
             "media_ids": media_ids,
             "webhook_status": status,
         }
+
+    def _note_delivery(self, phone_number_id: str, wamids: list[str], outcome: Outcome) -> None:
+        """Record on the customer's messages whether the business's webhook took them, so the
+        phone shows a refused or abandoned message as failed, with the reason."""
+        with self._lock:
+            number = self._numbers.get(phone_number_id)
+            if number is None:
+                return
+            for wamid in wamids:
+                entry = number.by_wamid.get(wamid)
+                if entry is not None:
+                    entry["delivery"] = {
+                        "state": outcome.state,
+                        "status_code": outcome.status_code,
+                        "reason": outcome.reason,
+                        "attempts": outcome.attempts,
+                    }
 
     def reset(self, *, keep_numbers: bool = False) -> None:
         """Forget messages, media, templates, failures and pending webhooks."""
