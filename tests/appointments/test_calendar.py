@@ -113,6 +113,31 @@ class CalendarTests(BaseTestCase):
         self.assertEqual(created.channel, "staff")
         self.assertEqual(Appointment.objects.count(), 3)
 
+    def test_staff_bookings_in_the_past_or_for_a_service_not_performed_are_refused(self):
+        from datetime import timedelta
+
+        self.login(self.operator)
+        before = Appointment.objects.count()
+        data = {
+            "service": self.agenda["implant"].code,  # only Bruno performs it
+            "professional": self.agenda["ana"].code,
+            "date": self.monday.isoformat(),
+            "time": "15:00",
+            "customer_name": "Rita",
+        }
+        response = self.client.post(reverse("appointment_create"), data, HTTP_HX_REQUEST="true")
+        self.assertContains(response, "does not perform", status_code=422)
+        data.update(
+            service=self.agenda["cleaning"].code,
+            date=(self.monday - timedelta(days=35)).isoformat(),
+        )
+        response = self.client.post(reverse("appointment_create"), data, HTTP_HX_REQUEST="true")
+        self.assertContains(response, "in the past", status_code=422)
+        data.update(date="31/02/2027")
+        response = self.client.post(reverse("appointment_create"), data, HTTP_HX_REQUEST="true")
+        self.assertContains(response, "Enter a valid date", status_code=422)
+        self.assertEqual(Appointment.objects.count(), before)
+
     def test_move_and_cancel(self):
         self.login(self.operator)
         url = reverse("appointment_move", args=[self.ana_visit.code])

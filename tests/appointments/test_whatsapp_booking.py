@@ -106,6 +106,30 @@ class WhatsAppBookingTests(BookingTestCase):
         self.assertIn("just taken", reply.content["interactive"]["body"]["text"])
         self.assertEqual(Appointment.objects.count(), 1)
 
+    def test_a_forged_or_stale_time_gets_a_polite_reply_and_no_row(self):
+        """Menu ids come back from the customer's phone: an old menu's time (now in the past),
+        one outside the hours or of someone who does not do the service is refused politely."""
+        from tests.appointments.helpers import at, next_weekday
+
+        self.say("marcar")
+        chat = Chat.objects.get(contact__wa_id=WA_ID)
+        self.tap(f"book:svc:{self.agenda['implant'].code}")
+        day = next_weekday(1)
+        bruno, ana = self.agenda["bruno"], self.agenda["ana"]
+        self.tap(f"book:day:{day.isoformat()}")
+        for professional, when in (
+            (bruno, at(day, 10).replace(year=2020)),  # past
+            (bruno, at(day, 22)),  # outside the hours
+            (ana, at(day, 10)),  # Ana does not do implants
+        ):
+            self.tap(f"book:slot:{professional.pk}:{int(when.timestamp())}")
+            self.tap("book:yes", kind="button")
+            reply = self.last_sent(chat.pk)
+            self.assertEqual(reply.direction, "out")
+            self.assertNotIn("Booked", reply.text or "")
+        self.assertEqual(Appointment.objects.count(), 0)
+        self.assertTrue(Chat.objects.filter(pk=chat.pk, held_by="booking").exists())
+
     def test_sair_leaves_and_releases_the_chat(self):
         self.say("agendar")
         chat = Chat.objects.get(contact__wa_id=WA_ID)
