@@ -9,12 +9,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import access as accounts_access
 from flows import access, analytics, definition, nodes, selectors, services, templates_library
 from flows.access import SECTION
-from flows.models import FlowVersion
+from flows.models import FlowRun, FlowVersion
 
 MAX_BODY = 1_000_000  # bytes of JSON an editor or an import may send
 
@@ -260,3 +260,28 @@ def flow_export(request, code):
     response = HttpResponse(body, content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="{slugify(flow.name) or "flow"}.json"'
     return response
+
+
+@require_http_methods(["GET", "POST"])
+@accounts_access.section_required(SECTION, edit=True)
+def flow_delete(request, code):
+    """Confirm, then delete. While conversations are in the flow the page says how many and
+    deletes only when asked to stop them too."""
+    flow = access.get_editable_flow_for_member(request.membership, code)
+    active = FlowRun.objects.filter(flow=flow, status__in=FlowRun.ACTIVE).count()
+    context = {"flow": flow, "active": active, "total": flow.runs.count()}
+    if request.method == "POST":
+        if request.POST.get("name", "").strip() != flow.name:
+            context["error"] = _("Type the flow's name to confirm.")
+            return render(request, "flows/flow_delete.html", context, status=422)
+        try:
+            stopped = services.flow_delete(flow=flow, stop_runs=bool(request.POST.get("stop_runs")))
+        except services.FlowBusy as busy:
+            context["error"] = str(busy) + " " + _("Tick “stop them” to delete it anyway.")
+            return render(request, "flows/flow_delete.html", context, status=409)
+        text = _("Flow %(name)s deleted.") % {"name": flow.name}
+        if stopped:
+            text += " " + _("%(n)d conversations in it were stopped.") % {"n": stopped}
+        messages.success(request, text)
+        return redirect("flow_list")
+    return render(request, "flows/flow_delete.html", context)
