@@ -29,6 +29,7 @@ from inbox import router
 from inbox import services as inbox_services
 from inbox.models import Chat, Contact, Message
 from kernel import tasks
+from kernel.memo import ProcessMemo
 
 logger = logging.getLogger(__name__)
 
@@ -145,23 +146,25 @@ def run_start(*, flow: Flow, chat: Chat, trigger: str, variables: dict | None = 
 
 # --- The published graph, memoised -------------------------------------------------------------
 
-_graphs: dict[int, tuple[dict, dict]] = {}
+# Published versions never change: their graphs are kept for good (no expiry), bounded by
+# dropping the oldest half. A ProcessMemo so tests clear it with the others (ids come back).
+_graphs = ProcessMemo(ttl=float("inf"))
 _GRAPHS_KEPT = 512
 
 
 def version_graph(version_id: int, definition: dict | None = None) -> tuple[dict, dict]:
-    """(nodes by id, edges) of a published version, parsed once per process: published versions
-    never change, so the memo needs no invalidation (bounded by dropping the oldest half)."""
-    graph = _graphs.get(version_id)
-    if graph is None:
-        if definition is None:
-            definition = FlowVersion.objects.values_list("definition", flat=True).get(pk=version_id)
-        graph = flow_definition.graph(definition)
-        if len(_graphs) >= _GRAPHS_KEPT:
-            for key in list(_graphs)[: _GRAPHS_KEPT // 2]:
-                _graphs.pop(key, None)
-        _graphs[version_id] = graph
-    return graph
+    """(nodes by id, edges) of a published version, parsed once per process."""
+
+    def load():
+        if len(_graphs._values) >= _GRAPHS_KEPT:
+            for key in list(_graphs._values)[: _GRAPHS_KEPT // 2]:
+                _graphs._values.pop(key, None)
+        data = definition
+        if data is None:
+            data = FlowVersion.objects.values_list("definition", flat=True).get(pk=version_id)
+        return flow_definition.graph(data)
+
+    return _graphs.get(version_id, load)
 
 
 def run_cancel(*, run: FlowRun, reason: str) -> None:
@@ -323,7 +326,7 @@ def _apply(
     if outcome.wait == "time":
         run.status = FlowRun.Status.WAITING_TIME
         run.due_at = outcome.until
-        run.node = edges.get((node["id"], outcome.port), "")
+        run.node = node["id"] if outcome.stay else edges.get((node["id"], outcome.port), "")
         run.retries = 0
         if run.node == "":
             _finish(run, FlowRun.Status.COMPLETED, "", node=node, step=step)

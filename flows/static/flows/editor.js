@@ -63,7 +63,7 @@
     if (!type) return [];
     if (!type.dynamic_ports) return type.ports;
     if (type.dynamic_ports === "intents") {
-      if (node.props.mode !== "classify") return [];
+      if (node.props.mode !== "classify") return node.props.exit === "continue" ? ["next"] : [];
       return options(node).map(function (_o, i) { return "intent" + (i + 1); }).concat(["other"]);
     }
     return options(node).map(function (_o, i) { return "opt" + (i + 1); }).concat(["no_match"]);
