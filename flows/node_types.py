@@ -126,7 +126,11 @@ def _message_validate(props):
     if kind:
         problems = []
         url = str(props.get("media_url") or "")
-        if not url.startswith("https://"):
+        if props.get("media_file"):
+            pass  # an uploaded file (flows.media); its type was checked on upload
+        elif not url:
+            problems.append(_("Upload a file or give an https:// link to it."))
+        elif not url.startswith("https://"):
             problems.append(_("The media link must be an https:// URL."))
         if kind != "audio":
             problems += _text_problems(
@@ -139,6 +143,17 @@ def _message_validate(props):
 def _message_run(context):
     props, text = context.props, context.render(context.props.get("text", ""))
     kind = props.get("media_type") or ""
+    if kind and props.get("media_file"):
+        from flows import media as flow_media
+
+        stored = flow_media.stored_media(context.run.organization_id, props["media_file"])
+        if stored is None:
+            raise inbox_services.SendRefused(
+                _("The file of step %(node)s was deleted: upload it again.")
+                % {"node": context.node["id"]}
+            )
+        flow_media.send_stored(context, stored, text[: wa.MAX_CAPTION])
+        return Outcome(port="next")
     if kind:
         content = {"link": props["media_url"]}
         if text and kind != "audio":
@@ -166,7 +181,13 @@ register_node(
             help=_l("Variables: {{contact.first_name}}, {{contact.name}}, {{vars.name}}"),
         ),
         Field("media_type", _l("Media"), kind="select", choices=MEDIA_KINDS),
-        Field("media_url", _l("Media link (https)")),
+        Field(
+            "media_file",
+            _l("Upload the file"),
+            kind="upload",
+            help=_l("Image (JPEG, PNG, 5 MB), document (PDF, office, 100 MB) or audio (16 MB)."),
+        ),
+        Field("media_url", _l("…or a link to it (https)")),
     ),
 )
 

@@ -15,4 +15,5 @@ urlpatterns = [
     path("<uuid:code>/duplicate/", views.flow_duplicate, name="flow_duplicate"),
     path("<uuid:code>/export/", views.flow_export, name="flow_export"),
     path("<uuid:code>/delete/", views.flow_delete, name="flow_delete"),
+    path("<uuid:code>/media/", views.flow_media_upload, name="flow_media_upload"),
 ]

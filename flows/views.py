@@ -103,6 +103,7 @@ def flow_edit(request, code):
                     "save": reverse("flow_save", args=[flow.code]),
                     "check": reverse("flow_check", args=[flow.code]),
                     "publish": reverse("flow_publish", args=[flow.code]),
+                    "media": reverse("flow_media_upload", args=[flow.code]),
                 },
                 "can_edit": can_edit,
                 "strings": _editor_strings(),
@@ -127,6 +128,8 @@ def _editor_strings() -> dict:
         "median": _("median"),
         "failed": _("Could not save"),
         "untitled": _("Untitled step"),
+        "uploading": _("Uploading…"),
+        "uploaded": _("File:"),
     }
 
 
@@ -285,3 +288,29 @@ def flow_delete(request, code):
         messages.success(request, text)
         return redirect("flow_list")
     return render(request, "flows/flow_delete.html", context)
+
+
+@require_POST
+@accounts_access.section_required(SECTION, edit=True)
+def flow_media_upload(request, code):
+    """A file for a message step (multipart ``file``); answers its id for the step's props."""
+    from django.core.exceptions import ValidationError
+
+    from flows import media as flow_media
+
+    access.get_editable_flow_for_member(request.membership, code)
+    upload = request.FILES.get("file")
+    if upload is None:
+        return _error(_("Choose a file to upload."))
+    try:
+        media = flow_media.flow_media_add(organization=request.organization, upload=upload)
+    except ValidationError as error:
+        return _error(error.messages[0], status=422)
+    return JsonResponse(
+        {
+            "media": str(media.code),
+            "filename": media.filename,
+            "kind": flow_media.kind_of(media.mime_type),
+            "size": media.size,
+        }
+    )
