@@ -1044,3 +1044,50 @@ register_node(
     ports=[],
     fields=(LABEL,),
 )
+
+
+# --- book an appointment (appointments' booking menus, through the router's starters) ---------
+
+BOOKING = "booking"  # the router starter appointments registers
+
+
+def _book_validate(props):
+    from inbox import router
+
+    if router.starter(BOOKING) is None:
+        return [_("Bookings are not available here (the agenda is not installed).")]
+    return []
+
+
+def _book_run(context):
+    from inbox import router
+
+    starter = router.starter(BOOKING)
+    if starter is None:
+        return Outcome(end="failed", detail=_("bookings are not available"))
+    starter.start(context.chat, str(context.props.get("service") or ""))
+    # The booking menus hold the chat now; the flow's part is done.
+    return Outcome(end="completed", detail=_("handed to the booking menus"))
+
+
+register_node(
+    "book",
+    label=_l("Book an appointment"),
+    category="actions",
+    icon="📅",
+    run=_book_run,
+    validate=_book_validate,
+    ports=[],
+    fields=(
+        LABEL,
+        Field(
+            "service",
+            _l("Service"),
+            kind="select",
+            help=_l(
+                "The customer picks a day and a time in the booking menus; empty: they pick "
+                "the service too. The flow ends here."
+            ),
+        ),
+    ),
+)

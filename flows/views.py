@@ -156,6 +156,13 @@ def _catalog(organization) -> dict:
                 for f in node_type.fields
             ],
         }
+    from inbox import router
+
+    booking = router.starter("booking")
+    if booking is not None and "book" in catalog:
+        for field in catalog["book"]["fields"]:
+            if field["name"] == "service":
+                field["choices"] = [["", "—"], *booking.options(organization.pk)]
     flows = selectors.flow_choices(organization)
     if "goto" in catalog:
         for field in catalog["goto"]["fields"]:
