@@ -138,6 +138,31 @@ class CalendarTests(BaseTestCase):
         self.assertContains(response, "Enter a valid date", status_code=422)
         self.assertEqual(Appointment.objects.count(), before)
 
+    def test_no_show_only_once_the_visit_began_and_only_on_visible_agendas(self):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        self.login(self.operator)
+        url = reverse("appointment_status", args=[self.ana_visit.code, "no-show"])
+        early = self.client.post(url, HTTP_HX_REQUEST="true")
+        self.assertEqual(early.status_code, 422)
+        self.ana_visit.refresh_from_db()
+        self.assertEqual(self.ana_visit.status, "booked")
+        past = timezone.now() - timedelta(hours=1)
+        Appointment.objects.filter(pk=self.ana_visit.pk).update(
+            starts_at=past, ends_at=past + timedelta(minutes=30)
+        )
+        with self.captureOnCommitCallbacks(execute=True):
+            marked = self.client.post(url, HTTP_HX_REQUEST="true")
+        self.assertContains(marked, "Marked as no-show.")
+        self.ana_visit.refresh_from_db()
+        self.assertEqual(self.ana_visit.status, "no_show")
+        self.assertEqual(self.client.post(url, HTTP_HX_REQUEST="true").status_code, 409)
+        self.login(self.agent)  # Ana's agenda only: Bruno's visit is not theirs to mark
+        other = reverse("appointment_status", args=[self.bruno_visit.code, "no-show"])
+        self.assertEqual(self.client.post(other).status_code, 404)
+
     def test_move_and_cancel(self):
         self.login(self.operator)
         url = reverse("appointment_move", args=[self.ana_visit.code])
