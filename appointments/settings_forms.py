@@ -2,7 +2,7 @@
 the organization's opening hours and holidays, and the booking rules. Every choice is limited
 to the organization's own rows, and every refusal names what to fix."""
 
-from datetime import datetime
+from datetime import datetime, time, timedelta
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -298,8 +298,6 @@ class ExceptionForm(forms.Form):
         if self.errors:
             return cleaned
         tz = availability.zone(self.organization)
-        from datetime import time, timedelta
-
         start = datetime.combine(cleaned["starts_on"], cleaned.get("starts_time") or time(0), tz)
         if cleaned.get("ends_time"):
             end = datetime.combine(cleaned["ends_on"], cleaned["ends_time"], tz)
