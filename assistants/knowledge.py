@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from django.core.exceptions import ValidationError
@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from assistants import textsearch
 from assistants.models import Assistant, KnowledgeChunk, KnowledgeSource
 from integrations.ai import AIError
+from kernel.memo import ProcessMemo
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ def source_index(
     source.chunk_count = len(texts)
     source.embedded = bool(vectors)
     source.save(update_fields=["chunk_count", "embedded"])
+    knowledge_changed(source.assistant_id)
     return len(texts)
 
 
@@ -171,57 +173,22 @@ class Hit:
         return self.chunk.text
 
 
-# Each assistant's lexical index (``textsearch.LexicalIndex``), cached per process like the
-# vectors below and keyed the same way (how many chunks, highest id) plus the synonym list.
-_lexical_cache: OrderedDict = OrderedDict()
-
-
-def lexical_index(assistant: Assistant, synonyms: str = "") -> textsearch.LexicalIndex:
-    chunks = KnowledgeChunk.objects.filter(assistant=assistant)
-    key = (*chunks.aggregate(n=Count("id"), last=Max("id")).values(), synonyms)
-    with _vector_cache_lock:
-        index = _lexical_cache.get(assistant.pk)
-        if index is not None and index[0] == key:
-            _lexical_cache.move_to_end(assistant.pk)
-            return index[1]
-    rows = list(chunks.order_by("id").values_list("id", "text")) if key[0] else []
-    built = textsearch.LexicalIndex.build(
-        rows, textsearch.synonyms_for(textsearch.parse_synonyms(synonyms))
-    )
-    with _vector_cache_lock:
-        _lexical_cache[assistant.pk] = (key, built)
-        _lexical_cache.move_to_end(assistant.pk)
-        while len(_lexical_cache) > VECTOR_CACHE_ASSISTANTS:
-            _lexical_cache.popitem(last=False)
-    return built
-
-
-def lexical_ranked(
-    assistant: Assistant, query: str, k: int, *, context: str = "", synonyms: str = ""
-) -> list[tuple[int, float]]:
-    """(chunk id, relevance 0–1) of ``assistant``'s chunks for ``query``, best first."""
-    index = lexical_index(assistant, synonyms)
-    return [
-        (chunk_id, relevance) for chunk_id, _score, relevance in index.search(query, context, k)
-    ]
-
-
-def lexical_ids(assistant: Assistant, query: str, k: int) -> list[int]:
-    """Chunk ids of ``assistant`` ranked by the lexical index (best first)."""
-    return [chunk_id for chunk_id, _relevance in lexical_ranked(assistant, query, k)]
-
-
-# Embedded chunks per assistant as one matrix of unit vectors, cached per process: an answer
-# then costs one aggregate query and a matrix product instead of loading and parsing every
-# chunk's vector. At most this many assistants' matrices are kept (least recently used out).
+# Each assistant's knowledge, kept hot per process: its chunks (text and source, no query to
+# turn ranked ids into passages), the matrix of unit vectors, and the lexical index per synonym
+# list. Keyed by (chunks, highest chunk id, embedded chunks), which moves with any change:
+# indexing a source replaces its chunks with new, higher ids, deleting one lowers the count.
+# The key itself is memoised (``kernel.memo``): this process sees its own changes at once
+# (``knowledge_changed``), others within the memo's seconds. At most this many assistants are
+# kept (least recently used out).
 VECTOR_CACHE_ASSISTANTS = 32
-_vector_cache: OrderedDict = OrderedDict()
+_indexes: OrderedDict = OrderedDict()
 _vector_cache_lock = threading.Lock()
+_keys = ProcessMemo()
 
 
 @dataclass(frozen=True)
 class VectorIndex:
-    key: tuple[int, int]  # (how many embedded chunks, highest chunk id)
+    key: tuple  # the knowledge's key when built
     ids: np.ndarray
     vectors: np.ndarray  # float32, one unit-length row per chunk
 
@@ -242,6 +209,135 @@ class VectorIndex:
         order = np.lexsort((self.ids, -scores))[:k]  # ties: lower id first
         return list(zip(self.ids[order].tolist(), scores[order].tolist(), strict=True))
 
+    @property
+    def nbytes(self) -> int:
+        return int(self.ids.nbytes + self.vectors.nbytes)
+
+
+@dataclass
+class KnowledgeIndex:
+    """One assistant's knowledge in memory."""
+
+    key: tuple
+    chunks: dict[int, KnowledgeChunk]  # with ``source`` (id, code, title, kind) attached
+    vectors: VectorIndex | None
+    lexical: dict[str, textsearch.LexicalIndex] = field(default_factory=dict)
+
+    def lexical_for(self, synonyms: str) -> textsearch.LexicalIndex:
+        index = self.lexical.get(synonyms)
+        if index is None:
+            rows = [(chunk_id, chunk.text) for chunk_id, chunk in self.chunks.items()]
+            index = textsearch.LexicalIndex.build(
+                rows, textsearch.synonyms_for(textsearch.parse_synonyms(synonyms))
+            )
+            with _vector_cache_lock:
+                if len(self.lexical) >= 4:  # synonym lists change rarely: keep the latest few
+                    self.lexical.pop(next(iter(self.lexical)))
+                self.lexical[synonyms] = index
+        return index
+
+
+def _knowledge_key(assistant_id: int) -> tuple:
+    return _keys.get(
+        assistant_id,
+        lambda: tuple(
+            KnowledgeChunk.objects.filter(assistant_id=assistant_id)
+            .aggregate(n=Count("id"), last=Max("id"), embedded=Count("embedding"))
+            .values()
+        ),
+    )
+
+
+def knowledge_changed(assistant_id: int) -> None:
+    """A source was indexed or deleted: this process rereads the key now (others soon)."""
+    _keys.forget(assistant_id)
+
+
+def _vectors(key: tuple, rows: list[tuple[int, list]]) -> VectorIndex | None:
+    if not rows:
+        return None
+    # A change of embedding model leaves vectors of two sizes until re-indexed: keep the most
+    # common size.
+    size = Counter(len(vector) for _id, vector in rows).most_common(1)[0][0]
+    rows = [(chunk_id, vector) for chunk_id, vector in rows if len(vector) == size]
+    return VectorIndex(
+        key=key,
+        ids=np.array([chunk_id for chunk_id, _vector in rows], dtype=np.int64),
+        vectors=_unit_rows([vector for _id, vector in rows]),
+    )
+
+
+def knowledge_index(assistant: Assistant | int) -> KnowledgeIndex:
+    """The assistant's knowledge from this process's cache (no query while the memoised key
+    holds; one to reload it after a change)."""
+    assistant_id = getattr(assistant, "pk", assistant)
+    key = _knowledge_key(assistant_id)
+    with _vector_cache_lock:
+        index = _indexes.get(assistant_id)
+        if index is not None and index.key == key:
+            _indexes.move_to_end(assistant_id)
+            return index
+    chunks: dict[int, KnowledgeChunk] = {}
+    sources: dict[int, KnowledgeSource] = {}
+    embedded = []
+    rows = (
+        KnowledgeChunk.objects.filter(assistant_id=assistant_id)
+        .order_by("id")
+        .values_list(
+            "id",
+            "text",
+            "embedding",
+            "position",
+            "organization_id",
+            "source_id",
+            "source__code",
+            "source__title",
+            "source__kind",
+        )  # fmt: skip
+        if key[0]
+        else []
+    )
+    for chunk_id, text, vector, position, org_id, source_id, code, title, kind in rows:
+        source = sources.get(source_id)
+        if source is None:
+            source = sources[source_id] = KnowledgeSource(
+                pk=source_id, organization_id=org_id, assistant_id=assistant_id,
+                code=code, title=title, kind=kind,
+            )  # fmt: skip
+        chunk = KnowledgeChunk(
+            pk=chunk_id, organization_id=org_id, assistant_id=assistant_id,
+            source=source, position=position, text=text,
+        )  # fmt: skip
+        chunks[chunk_id] = chunk
+        if vector:
+            embedded.append((chunk_id, vector))
+    index = KnowledgeIndex(key=key, chunks=chunks, vectors=_vectors(key, embedded))
+    with _vector_cache_lock:
+        _indexes[assistant_id] = index
+        _indexes.move_to_end(assistant_id)
+        while len(_indexes) > VECTOR_CACHE_ASSISTANTS:
+            _indexes.popitem(last=False)
+    return index
+
+
+def lexical_index(assistant: Assistant, synonyms: str = "") -> textsearch.LexicalIndex:
+    return knowledge_index(assistant).lexical_for(synonyms)
+
+
+def lexical_ranked(
+    assistant: Assistant, query: str, k: int, *, context: str = "", synonyms: str = ""
+) -> list[tuple[int, float]]:
+    """(chunk id, relevance 0–1) of ``assistant``'s chunks for ``query``, best first."""
+    index = lexical_index(assistant, synonyms)
+    return [
+        (chunk_id, relevance) for chunk_id, _score, relevance in index.search(query, context, k)
+    ]
+
+
+def lexical_ids(assistant: Assistant, query: str, k: int) -> list[int]:
+    """Chunk ids of ``assistant`` ranked by the lexical index (best first)."""
+    return [chunk_id for chunk_id, _relevance in lexical_ranked(assistant, query, k)]
+
 
 def _unit_rows(vectors: list[list[float]]) -> np.ndarray:
     matrix = np.asarray(vectors, dtype=np.float32)
@@ -250,43 +346,25 @@ def _unit_rows(vectors: list[list[float]]) -> np.ndarray:
 
 
 def vector_index(assistant: Assistant) -> VectorIndex | None:
-    """The assistant's embedded chunks, from this process's cache when its knowledge is unchanged.
-
-    The key (count and highest id of the embedded chunks) moves with any change: indexing a
-    source replaces its chunks with new, higher ids, and deleting one lowers the count."""
-    chunks = KnowledgeChunk.objects.filter(assistant=assistant, embedding__isnull=False)
-    key = tuple(chunks.aggregate(n=Count("id"), last=Max("id")).values())
-    if not key[0]:
-        return None
-    with _vector_cache_lock:
-        index = _vector_cache.get(assistant.pk)
-        if index is not None and index.key == key:
-            _vector_cache.move_to_end(assistant.pk)
-            return index
-    rows = list(chunks.order_by("id").values_list("id", "embedding"))
-    if not rows:
-        return None
-    # A change of embedding model leaves vectors of two sizes until re-indexed: keep the most
-    # common size.
-    size = Counter(len(vector) for _id, vector in rows).most_common(1)[0][0]
-    rows_of_size = [(chunk_id, vector) for chunk_id, vector in rows if len(vector) == size]
-    index = VectorIndex(
-        key=(len(rows), rows[-1][0]),
-        ids=np.array([chunk_id for chunk_id, _vector in rows_of_size], dtype=np.int64),
-        vectors=_unit_rows([vector for _id, vector in rows_of_size]),
-    )
-    with _vector_cache_lock:
-        _vector_cache[assistant.pk] = index
-        _vector_cache.move_to_end(assistant.pk)
-        while len(_vector_cache) > VECTOR_CACHE_ASSISTANTS:
-            _vector_cache.popitem(last=False)
-    return index
+    """The assistant's embedded chunks as one matrix (None when none is embedded)."""
+    return knowledge_index(assistant).vectors
 
 
 def vector_cache_clear() -> None:
     with _vector_cache_lock:
-        _vector_cache.clear()
-        _lexical_cache.clear()
+        _indexes.clear()
+    _keys._values.clear()
+
+
+def cache_bytes() -> int:
+    """Rough size of this process's knowledge caches: the vectors exactly, texts by length."""
+    with _vector_cache_lock:
+        indexes = list(_indexes.values())
+    total = 0
+    for index in indexes:
+        total += index.vectors.nbytes if index.vectors is not None else 0
+        total += sum(len(chunk.text) for chunk in index.chunks.values())
+    return total
 
 
 def embedding_ranked(
@@ -384,11 +462,7 @@ def search(
     ]
     if not best:
         return []
-    chunks = (
-        KnowledgeChunk.objects.select_related("source")
-        .defer("embedding", "source__text", "source__faq")  # big, and not needed to answer
-        .in_bulk(best)
-    )
+    chunks = knowledge_index(assistant).chunks
     return [
         Hit(chunks[chunk_id], scores[chunk_id], passing[chunk_id])
         for chunk_id in best
