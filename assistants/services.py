@@ -426,11 +426,13 @@ class Turn:
 
 def rule_handoff_reason(assistant: Assistant, text: str) -> str:
     """A handoff rule that fires on the customer's words: a request for a person (pt/en/es,
-    ``assistants.handoff``, plus the assistant's own phrases) or a sensitive topic. Pure: runs
-    before any model call, and costs no query."""
+    ``assistants.handoff``, plus the organization's phrases from its AI settings and the
+    assistant's own) or a sensitive topic. Runs before any model call; the settings come from
+    a per-process memo."""
+    config = ai_settings_cached(assistant.organization_id)
     extra = [
-        k for k in assistant.handoff_keywords or [] if normalize(str(k)).strip()
-        and normalize(str(k)).strip() not in LEGACY_HANDOFF_KEYWORDS
+        k for k in [*organization_handoff_phrases(config), *(assistant.handoff_keywords or [])]
+        if normalize(str(k)).strip() and normalize(str(k)).strip() not in LEGACY_HANDOFF_KEYWORDS
     ]  # fmt: skip
     phrase = handoff.detect(text, extra)
     if phrase:
@@ -441,6 +443,13 @@ def rule_handoff_reason(assistant: Assistant, text: str) -> str:
         if topic and topic in folded:
             return _("sensitive topic (“%(topic)s”)") % {"topic": topic}
     return ""
+
+
+def organization_handoff_phrases(config: AISettings | None) -> list[str]:
+    """The organization's extra handoff phrases (AI settings), one a line or comma-separated."""
+    if config is None or not config.handoff_phrases:
+        return []
+    return [p.strip() for p in re.split(r"[\n,;]+", config.handoff_phrases) if p.strip()]
 
 
 LANGUAGE_NAMES = {"pt": "Portuguese", "en": "English", "es": "Spanish"}
