@@ -5,18 +5,23 @@ The lexical index is always there (SQLite FTS5 or PostgreSQL full-text, created 
 fuses both rankings.
 """
 
+import hashlib
 import io
 import logging
+import os
 import re
 import threading
 import time
+import uuid
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Max
+from django.db.models import BooleanField, Count, ExpressionWrapper, Max, Q
 from django.utils.translation import gettext as _
 
 from assistants import textsearch
@@ -269,7 +274,8 @@ def _vectors(key: tuple, rows: list[tuple[int, list]]) -> VectorIndex | None:
 
 def knowledge_index(assistant: Assistant | int) -> KnowledgeIndex:
     """The assistant's knowledge from this process's cache (no query while the memoised key
-    holds; one to reload it after a change)."""
+    holds; after a change, one to reload the chunks and, unless another worker process has
+    already written them to the shared vector files, one for the vectors)."""
     assistant_id = getattr(assistant, "pk", assistant)
     key = _knowledge_key(assistant_id)
     with _vector_cache_lock:
@@ -279,14 +285,15 @@ def knowledge_index(assistant: Assistant | int) -> KnowledgeIndex:
             return index
     chunks: dict[int, KnowledgeChunk] = {}
     sources: dict[int, KnowledgeSource] = {}
-    embedded = []
+    embedded: list[int] = []
     rows = (
         KnowledgeChunk.objects.filter(assistant_id=assistant_id)
         .order_by("id")
+        .annotate(has_vector=ExpressionWrapper(Q(embedding__isnull=False), BooleanField()))
         .values_list(
             "id",
             "text",
-            "embedding",
+            "has_vector",
             "position",
             "organization_id",
             "source_id",
@@ -297,27 +304,81 @@ def knowledge_index(assistant: Assistant | int) -> KnowledgeIndex:
         if key[0]
         else []
     )
-    for chunk_id, text, vector, position, org_id, source_id, code, title, kind in rows:
+    for chunk_id, text, has_vector, position, org_id, source_id, code, title, kind in rows:
         source = sources.get(source_id)
         if source is None:
             source = sources[source_id] = KnowledgeSource(
                 pk=source_id, organization_id=org_id, assistant_id=assistant_id,
                 code=code, title=title, kind=kind,
             )  # fmt: skip
-        chunk = KnowledgeChunk(
+        chunks[chunk_id] = KnowledgeChunk(
             pk=chunk_id, organization_id=org_id, assistant_id=assistant_id,
             source=source, position=position, text=text,
         )  # fmt: skip
-        chunks[chunk_id] = chunk
-        if vector:
-            embedded.append((chunk_id, vector))
-    index = KnowledgeIndex(key=key, chunks=chunks, vectors=_vectors(key, embedded))
+        if has_vector:
+            embedded.append(chunk_id)
+    vectors = _shared_vectors(assistant_id, key, chunks, embedded) if embedded else None
+    index = KnowledgeIndex(key=key, chunks=chunks, vectors=vectors)
     with _vector_cache_lock:
         _indexes[assistant_id] = index
         _indexes.move_to_end(assistant_id)
         while len(_indexes) > VECTOR_CACHE_ASSISTANTS:
             _indexes.popitem(last=False)
     return index
+
+
+def vector_dir() -> Path | None:
+    """Where worker processes share the knowledge vectors (None: each keeps its own copy)."""
+    configured = getattr(settings, "KNOWLEDGE_VECTOR_DIR", None)
+    if configured == "":
+        return None
+    return Path(configured) if configured else Path(settings.VAR_DIR) / "knowledge-vectors"
+
+
+def _shared_vectors(
+    assistant_id: int, key: tuple, chunks: dict[int, KnowledgeChunk], embedded: list[int]
+) -> VectorIndex | None:
+    """The vectors of ``embedded`` chunks, memory-mapped from a file that every worker process
+    on this machine maps (one copy in the page cache, however many workers), written by the
+    first process that needs it. The file is named by a digest of the chunks' ids and texts, so
+    a stale file is never read; without a usable directory, each process keeps its own copy."""
+    directory = vector_dir()
+    digest = hashlib.sha256()
+    # One vector tells the embedding model apart (the same texts embedded by another model).
+    first = KnowledgeChunk.objects.filter(pk=embedded[0]).values_list("embedding", flat=True)
+    digest.update(repr(first.first()).encode())
+    for chunk_id in embedded:
+        digest.update(f"{chunk_id}\0{chunks[chunk_id].text}\0".encode())
+    stem = f"{assistant_id}-{digest.hexdigest()[:32]}"
+    if directory is not None:
+        try:
+            ids = np.load(directory / f"{stem}.ids.npy")
+            return VectorIndex(key, ids, np.load(directory / f"{stem}.npy", mmap_mode="r"))
+        except (OSError, ValueError):
+            pass  # not written yet (or being replaced): load from the database
+    rows = list(
+        KnowledgeChunk.objects.filter(pk__in=embedded, embedding__isnull=False)
+        .order_by("id")
+        .values_list("id", "embedding")
+    )
+    index = _vectors(key, rows)
+    if index is None or directory is None:
+        return index
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for suffix, array in ((".ids.npy", index.ids), (".npy", index.vectors)):
+            temporary = directory / f"{stem}.{uuid.uuid4().hex}.tmp"
+            with open(temporary, "wb") as handle:
+                np.save(handle, array)
+            os.replace(temporary, directory / f"{stem}{suffix}")
+        for old in directory.glob(f"{assistant_id}-*.npy"):
+            if not old.name.startswith(stem):
+                old.unlink(missing_ok=True)  # workers that mapped it keep their mapping
+        mapped = np.load(directory / f"{stem}.npy", mmap_mode="r")
+        return VectorIndex(key, index.ids, mapped)
+    except OSError as error:
+        logger.warning("Knowledge vectors not shared (%s): kept in this process", error)
+        return index
 
 
 def lexical_index(assistant: Assistant, synonyms: str = "") -> textsearch.LexicalIndex:
@@ -356,15 +417,18 @@ def vector_cache_clear() -> None:
     _keys._values.clear()
 
 
-def cache_bytes() -> int:
-    """Rough size of this process's knowledge caches: the vectors exactly, texts by length."""
+def cache_bytes() -> dict[str, int]:
+    """Rough size of this process's knowledge caches: texts (by length) and vectors, those
+    kept in this process apart from those mapped from the shared files."""
     with _vector_cache_lock:
         indexes = list(_indexes.values())
-    total = 0
+    sizes = {"texts": 0, "vectors_own": 0, "vectors_shared": 0}
     for index in indexes:
-        total += index.vectors.nbytes if index.vectors is not None else 0
-        total += sum(len(chunk.text) for chunk in index.chunks.values())
-    return total
+        sizes["texts"] += sum(len(chunk.text) for chunk in index.chunks.values())
+        if index.vectors is not None:
+            shared = isinstance(index.vectors.vectors, np.memmap)
+            sizes["vectors_shared" if shared else "vectors_own"] += index.vectors.nbytes
+    return sizes
 
 
 def embedding_ranked(

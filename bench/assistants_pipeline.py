@@ -225,9 +225,12 @@ def main() -> None:
 
     from assistants import knowledge
 
+    sizes = knowledge.cache_bytes()
     print(
         f"   memory: process RSS {rss_mb():.0f} MB (one AI worker: Django, the stubs and the"
-        f" knowledge caches, {knowledge.cache_bytes() / 1024:.0f} kB)"
+        f" knowledge caches: texts {sizes['texts'] / 1024:.0f} kB, vectors"
+        f" {sizes['vectors_own'] / 1024:.0f} kB own + {sizes['vectors_shared'] / 1024:.0f} kB"
+        f" mapped from files shared by the workers)"
     )
 
     # 2. Concurrency, 1 s model, thread runner.

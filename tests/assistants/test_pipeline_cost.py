@@ -156,6 +156,23 @@ class VectorIndexTests(AssistantTestCase):
         )  # fmt: skip
         self.assertIn("crianças", hits[0].chunk.text)
 
+    def test_worker_processes_share_one_copy_of_the_vectors(self):
+        import numpy as np
+
+        for i in range(3):
+            services.knowledge_add(
+                assistant=self.assistant, kind="text", title=f"Fonte {i}", text=passage(i)
+            )
+        first = self.search("valor do procedimento 2")
+        mapped = knowledge.vector_index(self.assistant).vectors
+        self.assertIsInstance(mapped, np.memmap)  # written once to the shared file
+        knowledge.vector_cache_clear()  # another worker process, starting cold
+        with CaptureQueriesContext(connection) as queries:
+            self.assertEqual(self.search("valor do procedimento 2"), first)
+        loaded = [q["sql"] for q in queries if '"embedding"' in q["sql"] and "IN (" in q["sql"]]
+        self.assertEqual(loaded, [], "the vectors were read from the database again")
+        self.assertIsInstance(knowledge.vector_index(self.assistant).vectors, np.memmap)
+
     def test_an_index_never_mixes_assistants(self):
         other = Assistant.objects.create(organization=self.other_org, name="Bob bot")
         services.knowledge_add(assistant=other, kind="text", title="Bob", text="Segredo do Bob.")
