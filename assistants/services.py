@@ -788,7 +788,13 @@ def reply_schedule(*, message: Message) -> None:
         return
     due = (message.created_at or timezone.now()) + timedelta(seconds=debounce_seconds())
     _reply_job_upsert(message.chat, message.pk, due)
-    tasks.enqueue("assistants.tasks.reply_to_chat", message.chat_id, queue="ai")
+    chat = message.chat
+    # The due time and the chat's organization and number go with the task: the worker warms
+    # its memos and sleeps out the debounce without asking the database first.
+    tasks.enqueue(
+        "assistants.tasks.reply_to_chat", chat.pk, due.timestamp(), chat.organization_id,
+        chat.number_id, queue="ai",
+    )  # fmt: skip
 
 
 def _reply_job_upsert(chat: Chat, message_id: int, due) -> None:
@@ -882,13 +888,28 @@ def _claim(chat_id: int, token: str, now) -> _Claim | None:
     return _Claim(row[0], chat_id, token, row[1]) if row else None
 
 
-def reply_run(chat_id: int) -> None:
+def reply_run(
+    chat_id: int,
+    due: float | None = None,
+    organization_id: int | None = None,
+    number_id: int | None = None,
+) -> None:
     """Answer a chat's pending customer messages once, in order; loops while more arrive.
 
     Waiting out the debounce, the worker warms what the answer needs (assistant, settings,
-    knowledge index, model client), so the model is called as soon as the window closes."""
+    knowledge index, model client), so the model is called as soon as the window closes.
+    ``due`` (a timestamp), ``organization_id`` and ``number_id`` come from ``reply_schedule``
+    (the sweep gives only the chat): with them the wait costs no query."""
     token = uuid.uuid4().hex
     warmed = False
+    if due is not None and due > time.time():
+        if organization_id is not None and number_id is not None:
+            _reply_warm_for(organization_id, number_id)
+            warmed = True
+        wait = due - time.time()
+        if wait > 0:
+            release_database_connection()
+            time.sleep(min(wait, 5))
     for _attempt in range(10):
         now = timezone.now()
         claim = _claim(chat_id, token, now)
@@ -922,8 +943,12 @@ def reply_run(chat_id: int) -> None:
 def _reply_warm(chat_id: int) -> None:
     """Load into this process's memos what answering the chat will read (one query)."""
     chat = Chat.objects.filter(pk=chat_id).only("id", "organization_id", "number_id").first()
-    if chat is None:
-        return
+    if chat is not None:
+        _reply_warm_for(chat.organization_id, chat.number_id)
+
+
+def _reply_warm_for(organization_id: int, number_id: int) -> None:
+    chat = Chat(organization_id=organization_id, number_id=number_id)
     assistant, _version = _assistant_and_version(chat)
     if assistant is None:
         return
