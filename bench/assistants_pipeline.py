@@ -225,7 +225,10 @@ def main() -> None:
 
     from assistants import knowledge
 
-    sizes = knowledge.cache_bytes()
+    # (An older checkout, for a before/after run with this file copied into it, has no sizes.)
+    sizes = getattr(knowledge, "cache_bytes", lambda: {})() or {
+        "texts": 0, "vectors_own": 0, "vectors_shared": 0,
+    }  # fmt: skip
     print(
         f"   memory: process RSS {rss_mb():.0f} MB (one AI worker: Django, the stubs and the"
         f" knowledge caches: texts {sizes['texts'] / 1024:.0f} kB, vectors"
