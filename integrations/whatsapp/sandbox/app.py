@@ -310,6 +310,8 @@ class SandboxApp:
             response = _graph_error(100, "The request body is too large.", status=413)
         else:
             response = await self._dispatch(request)
+        if response.hold:
+            await asyncio.sleep(response.hold)
         await response.send(send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -525,8 +527,15 @@ class SandboxApp:
                 "callback_data": str(payload.get("biz_opaque_callback_data") or ""),
             }
             number.remember(entry)
-            plan = _status_plan(config, failure, window_closed, dropped)
+            failed_status = failure if failure is not None and failure.mode == "status" else None
+            plan = _status_plan(config, failed_status, window_closed, dropped)
         self._run_status_plan(pnid, wamid, plan, time.monotonic())
+        if failure is not None and failure.mode == "accept_fail":
+            return _failure_response(failure)  # sent, but the caller is told it failed
+        if failure is not None and failure.mode == "accept_timeout":
+            response = _failure_response(failure)
+            response.hold = failure.hang_seconds
+            return response
         contact = (
             {"input": recipient, "user_id": recipient}
             if recipient
