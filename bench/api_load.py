@@ -51,18 +51,20 @@ SELECT %(org)s, gen_random_uuid(), (5511900000000 + g)::text, '+' || (5511900000
 FROM generate_series(1, %(chats)s) g;
 
 INSERT INTO inbox_chat (organization_id, code, contact_id, number_id, status, assignee_id, last_message_at,
-    last_message_preview, unread_count, window_expires_at, ai_enabled, tags, seq, created_at)
+    last_message_preview, unread_count, window_expires_at, ai_enabled, tags, seq, created_at, held_by)
 SELECT %(org)s, gen_random_uuid(), c.id, %(number)s, (ARRAY['open','open','pending','resolved'])[1 + (c.id %% 4)],
     NULL, now() - (c.id || ' minutes')::interval, 'Mensagem ' || c.id, 0, now() + interval '6 hours',
-    false, '[]', 0, now()
+    false, '[]', 0, now(), ''
 FROM inbox_contact c WHERE c.organization_id = %(org)s;
 
 INSERT INTO inbox_message (organization_id, code, chat_id, number_id, direction, type, text, content, wamid,
-    reply_to_wamid, status, error_title, error_details, author_type, author_ref, timestamp, created_at)
+    reply_to_wamid, status, error_title, error_details, author_type, author_ref, timestamp, created_at,
+    handled_by)
 SELECT %(org)s, gen_random_uuid(), ch.id, %(number)s, CASE WHEN g %% 2 = 0 THEN 'in' ELSE 'out' END, 'text',
     'Olá, mensagem ' || g, jsonb_build_object('type', 'text', 'text', jsonb_build_object('body', 'Olá ' || g)),
     'wamid.bench.' || ch.id || '.' || g, '', CASE WHEN g %% 2 = 0 THEN 'received' ELSE 'read' END, '', '',
-    CASE WHEN g %% 2 = 0 THEN 'customer' ELSE 'user' END, '', now() - ((10 - g) || ' minutes')::interval, now()
+    CASE WHEN g %% 2 = 0 THEN 'customer' ELSE 'user' END, '', now() - ((10 - g) || ' minutes')::interval, now(),
+    ''
 FROM inbox_chat ch, generate_series(1, 10) g WHERE ch.organization_id = %(org)s;
 """
 

@@ -18,7 +18,7 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-local counter, statuses, server_ms = 0, {}, {}
+counter, statuses, server_ms = 0, {}, {}
 local body = '{"type": "text", "text": {"body": "Sua consulta esta confirmada."}}'
 
 function init(args)

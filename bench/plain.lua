@@ -2,7 +2,7 @@
 -- same JSON line as api_mix.lua (no server time).
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
-local statuses = {}
+statuses = {}
 function response(status, headers, body) statuses[status] = (statuses[status] or 0) + 1 end
 function done(summary, latency, requests)
   local all = {}
