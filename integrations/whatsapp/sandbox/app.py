@@ -488,13 +488,11 @@ class SandboxApp:
             if failure is not None and failure.mode == "sync":
                 return _failure_response(failure)
             now = time.monotonic()
+            refusal, category = None, "service"
             if number.throughput_exceeded(now):
-                return _graph_error(130429)
-            category = "service"
-            if message_type == "template":
-                error, category = self._check_template_send(config.waba_id, payload["template"])
-                if error is not None:
-                    return error
+                refusal = _graph_error(130429)
+            elif message_type == "template":
+                refusal, category = self._check_template_send(config.waba_id, payload["template"])
             window_open = number.window_open(user, time.time())
             window_closed = (
                 config.enforce_window
@@ -502,10 +500,14 @@ class SandboxApp:
                 and not window_open
                 and not dropped
             )
-            if window_closed and config.window_error_mode == "sync":
-                return _graph_error(131047)
-            if not number.take_pair_token(user, now):
-                return _graph_error(131056)
+            if refusal is None and window_closed and config.window_error_mode == "sync":
+                refusal = _graph_error(131047)
+            if refusal is None and not number.take_pair_token(user, now):
+                refusal = _graph_error(131056)
+            if refusal is not None:
+                if failure is not None:
+                    number.restore_failure(failure)  # it applies to the next accepted send
+                return refusal
             number.count_message(now)
             wamid = new_wamid(user)
             free = window_open and category in ("service", "utility")

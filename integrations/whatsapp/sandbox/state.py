@@ -274,6 +274,12 @@ class NumberState:
         self.pair_tokens[user] = (tokens - 1, now)
         return True
 
+    def restore_failure(self, failure: Failure) -> None:
+        """Give back a failure taken by a send that was then refused for another reason."""
+        failure.count += 1
+        if not any(f is failure for f in self.failures):
+            self.failures.appendleft(failure)
+
     def next_failure(self, recipient: str) -> Failure | None:
         for failure in self.failures:
             if not failure.to or failure.to == recipient:
