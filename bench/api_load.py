@@ -8,8 +8,8 @@
    windows open) and ``--keys`` API keys (secrets kept in ``var/<db>.keys`` for ``--reuse``).
 2. Serves it with the README's production command (uvicorn, ``--workers`` processes, no access
    log; Redis db ``--redis`` for the cache, throttles and the django-q2 broker; nothing in it
-   is cleared) and ``BENCH_REFERENCE_VIEW=1``, which routes a trivial Django JSON view at
-   ``/bench/json/`` through the same middleware: the reference.
+   is cleared) with ``bench/api_reference_settings.py``: the production settings plus a
+   trivial Django JSON view at ``/bench/json/`` through the same middleware, the reference.
 3. ``wrk`` (Debian: ``apt-get install wrk``) with ``--clients`` connections, for ``--duration``
    seconds each: the reference view; the API mix (``bench/api_mix.lua``: ``GET /api/v1/chats/``
    and ``POST /api/v1/chats/<id>/messages/`` alternating, the clients' keys in turn, a fresh
@@ -83,7 +83,8 @@ def environment() -> dict:
         **os.environ,
         "DATABASE_URL": f"{PG}/{DB_NAME}",
         "REDIS_URL": REDIS,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
+        # The production settings plus the reference view's URL (bench/api_reference.py).
+        "DJANGO_SETTINGS_MODULE": "bench.api_reference_settings",
         "DEBUG": "0",  # as in production (DEBUG keeps every query in memory)
         "EMAIL_URL": "consolemail://",  # production refuses to start without e-mail
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -93,7 +94,6 @@ def environment() -> dict:
         "SECRET_KEY": "bench-api-secret-key-not-for-production-0123456789",
         "FIELD_ENCRYPTION_KEY": "YmVuY2gtYXBpLWZlcm5ldC1rZXktMDEyMzQ1Njc4OTA=",
         "EGRESS_ALLOW_PRIVATE": "0",
-        "BENCH_REFERENCE_VIEW": "1",  # /bench/json/, the reference view
         **SERVER_ENV,
     }
 

@@ -360,8 +360,6 @@ INBOUND_MEDIA_MAX_BYTES = env.int("INBOUND_MEDIA_MAX_BYTES", default=100 * 1024 
 # Public base URL used to build webhook URLs shown to owners (defaults to the request host).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
 WORKER_HEARTBEAT_MAX_AGE = env.int("WORKER_HEARTBEAT_MAX_AGE", default=180)
-# bench/api_load.py only: route a trivial JSON view at /bench/json/ as the API's reference.
-BENCH_REFERENCE_VIEW = env.bool("BENCH_REFERENCE_VIEW", default=False)
 # Bearer token for Prometheus scrapers of /metrics (superusers may read it signed in).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 

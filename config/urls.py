@@ -1,6 +1,4 @@
-from django.conf import settings
 from django.contrib import admin
-from django.http import JsonResponse
 from django.urls import include, path
 
 from kernel import health, pwa
@@ -29,11 +27,6 @@ urlpatterns = [
     path("", include("integrations.urls")),
     path("api/", include("config.api")),
 ]
-
-if settings.BENCH_REFERENCE_VIEW:
-    # bench/api_load.py's reference: a trivial Django JSON view through the same stack (server,
-    # middleware, settings) as the API. Only routed when the bench's environment asks for it.
-    urlpatterns.append(path("bench/json/", lambda request: JsonResponse({"ok": True})))
 
 # JSON under /api/ (config.api), Django's pages elsewhere.
 handler400 = "config.api.bad_request"
