@@ -346,6 +346,10 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
 WORKER_HEARTBEAT_MAX_AGE = env.int("WORKER_HEARTBEAT_MAX_AGE", default=180)
 # Bearer token for Prometheus scrapers of /metrics (superusers may read it signed in).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Contact imports (campaigns.imports): rows per committed chunk, and how long a worker holds an
+# import before another may resume it from its checkpoint.
+CONTACT_IMPORT_CHUNK = env.int("CONTACT_IMPORT_CHUNK", default=1000)
+CONTACT_IMPORT_LEASE_SECONDS = env.int("CONTACT_IMPORT_LEASE_SECONDS", default=60)
 
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain")  # "json": one JSON object per line
 LOGGING = {
