@@ -74,6 +74,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "kernel.tracing.RequestIdMiddleware",  # outermost: every line of the request has its id
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -355,16 +356,22 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="plain")  # "json": one JSON object p
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"scrub": {"()": "config.logs.ScrubSecrets"}},
+    "filters": {
+        "scrub": {"()": "config.logs.ScrubSecrets"},
+        "context": {"()": "config.logs.Context"},
+    },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "()": "config.logs.UTCFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s%(trace)s %(message)s",
+        },
         "json": {"()": "config.logs.JsonFormatter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json" if LOG_FORMAT == "json" else "plain",
-            "filters": ["scrub"],
+            "filters": ["scrub", "context"],
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
@@ -372,10 +379,20 @@ LOGGING = {
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "django-q": {"level": "WARNING"},  # django-q2's own logger: not one line per task
-        "uvicorn.access": {"handlers": ["console"], "propagate": False},
+        # kernel.tracing logs one line per request, with its id ("porfin.request").
+        "uvicorn.access": {"handlers": ["console"], "propagate": False, "level": "WARNING"},
     },
 }
 # Errors by e-mail to ADMINS ("Name <a@b>, ...") when set; Sentry when SENTRY_DSN is set.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from config.logs import sentry_init
+
+    sentry_init(
+        SENTRY_DSN,
+        environment=env.str("SENTRY_ENVIRONMENT", default="production"),
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+    )
 ADMINS = [
     tuple(part.strip(" >") for part in admin.split("<")) if "<" in admin else ("", admin)
     for admin in env.list("ADMINS", default=[])

@@ -89,3 +89,63 @@ class ProductionSettingsTests(TestCase):
         membership = Membership.objects.get(organization=organization, user=owner)
         self.assertEqual(membership.role, Role.ADMIN)
         self.assertIn("dona@nova.test is its admin", out.getvalue())
+
+
+class SentryTests(TestCase):
+    def test_errors_go_to_sentry_when_its_dsn_is_set_without_webhook_keys(self):
+        """A local HTTP server stands for Sentry: the SDK posts its envelope there."""
+        import gzip
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received: list[bytes] = []
+
+        class Ingest(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                received.append(body)
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Ingest)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.shutdown)
+        port = server.server_address[1]
+        script = (
+            "import django, logging; django.setup();"
+            "import sentry_sdk;"
+            "logging.getLogger('porfin.test').error('delivery to /webhooks/whatsapp/Key-123/ failed');"
+            "sentry_sdk.flush(5)"
+        )
+        environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
+        environment.update(
+            **PRODUCTION,
+            EMAIL_URL="consolemail://",
+            SENTRY_DSN=f"http://publickey@127.0.0.1:{port}/42",
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(done.returncode, 0, done.stderr)
+        sent = b"".join(received).decode()
+        self.assertIn("delivery to /webhooks/whatsapp/[redacted]/ failed", sent)
+        self.assertNotIn("Key-123", sent)
+        # Without a DSN nothing is initialised.
+        environment.pop("SENTRY_DSN")
+        off = subprocess.run(
+            [sys.executable, "-c", "import django; django.setup(); import sentry_sdk;"
+             "print(sentry_sdk.get_client().is_active())"],
+            cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        self.assertEqual(off.stdout.strip(), "False", off.stderr)
