@@ -318,6 +318,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,  # the schema describes the API, not itself
     # Request bodies get their own components, so non-blank strings say minLength 1 there.
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name per shared choice set (`manage.py check --deploy` warns of ambiguous names).
+    "ENUM_NAME_OVERRIDES": {
+        "ContactStageEnum": "inbox.models.Contact.Stage",
+        "CampaignStatusEnum": "campaigns.models.Campaign.Status",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "accounts.api_auth.schema_links",  # a create's answer links to its object's operations

@@ -149,3 +149,34 @@ class SentryTests(TestCase):
             cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         self.assertEqual(off.stdout.strip(), "False", off.stderr)
+
+
+class DeployCheckTests(TestCase):
+    def test_check_deploy_is_clean_with_the_production_environment(self):
+        """The environment the README's production section asks for (no server is reached:
+        ``check`` only reads the settings)."""
+        environment = {k: v for k, v in os.environ.items() if k not in ("EMAIL_URL",)}
+        environment.update(
+            DJANGO_SETTINGS_MODULE="config.settings",
+            DEBUG="0",
+            SECRET_KEY="deploy-check-secret-key-with-plenty-of-entropy-0123456789-abcdefghij",
+            FIELD_ENCRYPTION_KEY="cHJvZHVjdGlvbi1zZXR0aW5ncy10ZXN0LWtleS0wMTI=",
+            EMAIL_URL="smtp+tls://porfin:secret@smtp.example.com:587",
+            ALLOWED_HOSTS="porfin.example.com",
+            CSRF_TRUSTED_ORIGINS="https://porfin.example.com",
+            DATABASE_URL="postgres://porfin@db.internal:5432/porfin",
+            REDIS_URL="redis://redis.internal:6379/0",
+            MEDIA_STORAGE="s3",
+            AWS_STORAGE_BUCKET_NAME="porfin-media",
+            METRICS_TOKEN="scrape-token",
+        )
+        done = subprocess.run(
+            [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertIn("System check identified no issues", done.stdout)
