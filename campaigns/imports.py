@@ -13,7 +13,6 @@ CSV the owner can fix and import again.
 import csv
 import io
 import logging
-import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -26,13 +25,9 @@ from django.utils.translation import gettext as _
 from campaigns import services
 from campaigns.models import ConsentEvent, ContactImport, ContactImportError
 from inbox import contacts as inbox_contacts
-from inbox.models import Contact
 from kernel import tasks
 
 logger = logging.getLogger(__name__)
-
-YES = ("1", "yes", "y", "sim", "s", "sí", "si", "true", "opted_in", "x")
-NO = ("0", "no", "n", "não", "nao", "false", "opted_out")
 
 
 def upload_path(organization, token: str) -> str:
@@ -59,38 +54,6 @@ def import_start(
         )
         tasks.enqueue("campaigns.tasks.contact_import_run", job.pk, queue="bulk")
     return job
-
-
-def row_values(row: list[str], columns: dict[int, str], region: str) -> tuple[str, dict]:
-    """``(phone, values)`` of one row; raises ``ValueError`` with the reason for a bad row."""
-    values: dict = {"attributes": {}, "tags": []}
-    for index, cell in enumerate(row):
-        target, cell = columns.get(index, ""), cell.strip()
-        if not target or not cell:
-            continue
-        if target.startswith("attribute:"):
-            values["attributes"][target.split(":", 1)[1]] = cell
-        elif target == "tags":
-            values["tags"] += [t for t in re.split(r"[,;|]", cell) if t.strip()]
-        else:
-            values[target] = cell
-    phone = services.phone_normalize(values.get("phone", ""), region)
-    if phone is None:
-        raise ValueError(
-            _("“%(phone)s” is not a valid phone number.") % {"phone": values.get("phone", "")}
-        )
-    if values.get("email") and "@" not in values["email"]:
-        raise ValueError(_("“%(email)s” is not an email address.") % values)
-    if values.get("stage") and values["stage"] not in Contact.Stage.values:
-        raise ValueError(_("Unknown stage “%(stage)s”.") % values)
-    opt = (values.get("opt_in") or "").strip().lower()
-    if opt in YES:
-        values["opt_in"] = True
-    elif opt in NO:
-        values["opt_in"] = False
-    elif opt:
-        raise ValueError(_("Opt-in must be yes or no, not “%(value)s”.") % {"value": opt})
-    return phone, values
 
 
 def _claim(import_id: int) -> ContactImport | None:
@@ -165,7 +128,7 @@ def _import_chunk(job, rows, *, first_line: int, columns, region) -> dict[str, i
         if not any(cell.strip() for cell in row):
             continue
         try:
-            phone, values = row_values(row, columns, region)
+            phone, values = services.import_row_values(row, columns, region)
         except ValueError as error:
             errors.append(
                 ContactImportError(

@@ -2,7 +2,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from accounts.models import Role
-from campaigns.models import Campaign, ConsentEvent, Segment
+from campaigns.models import Campaign, ConsentEvent, ContactImport, Segment
 from inbox.models import Contact
 from integrations.models import WhatsAppNumber
 from tests.base import BaseTestCase
@@ -215,6 +215,13 @@ class ContactPagesTests(BaseTestCase):
         errors = self.client.get(reverse("campaign_contact_import_errors", args=[job.code]))
         self.assertEqual(errors["Content-Type"], "text/csv; charset=utf-8")
         self.assertIn("12345,Bad,", errors.content.decode())
+        # A mapping without the phone is refused before anything starts.
+        token, _response = self.upload("phone,name\n+5511977776666,Ana\n")
+        response = self.client.post(
+            reverse("campaign_contact_import"), {"token": token, "col_0": "", "col_1": "name"}
+        )
+        self.assertContains(response, "Map one column to the phone number.")
+        self.assertEqual(ContactImport.objects.filter(organization=self.org).count(), 1)
         # Another organization's member never sees the import, nor its rows.
         self.login(self.outsider)
         for name in ("campaign_contact_import_detail", "campaign_contact_import_errors"):
