@@ -6,8 +6,10 @@
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /build
-COPY requirements.txt .
-RUN pip wheel --wheel-dir /wheels -r requirements.txt
+# requirements.lock: every runtime package pinned with its hashes (pip-compile --generate-hashes);
+# pip refuses a download whose hash differs.
+COPY requirements.lock .
+RUN pip wheel --require-hashes --no-deps --wheel-dir /wheels -r requirements.lock
 
 # --- runtime ---------------------------------------------------------------------------------
 FROM python:3.11-slim
@@ -18,7 +20,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends gettext \
     && groupadd --system porfin && useradd --system --gid porfin --home /app porfin
 WORKDIR /app
 COPY --from=build /wheels /wheels
-RUN pip install --no-index --find-links /wheels /wheels/* && rm -rf /wheels
+RUN pip install --no-index --no-deps /wheels/* && rm -rf /wheels
 COPY --chown=porfin:porfin . .
 # Static files (hashed names, as production serves them) and translations at build time; the
 # settings need these values to load, none of them is used or kept.

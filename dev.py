@@ -16,7 +16,10 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".requirements.sha256"
-REQUIREMENTS = "requirements-dev.txt"  # the runtime (requirements.txt) plus tests and tools
+# The runtime (requirements.txt) plus tests and tools, as pinned with their hashes by
+# `pip-compile --generate-hashes` (see the README's "Dependencies"): pip refuses any file
+# whose hash differs from the one recorded.
+REQUIREMENTS = "requirements-dev.lock"
 
 
 def ensure_environment() -> None:
@@ -25,13 +28,11 @@ def ensure_environment() -> None:
     if not PYTHON.exists():
         print("Creating .venv ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    digest = hashlib.sha256(
-        b"".join((ROOT / name).read_bytes() for name in ("requirements.txt", REQUIREMENTS))
-    ).hexdigest()
+    digest = hashlib.sha256((ROOT / REQUIREMENTS).read_bytes()).hexdigest()
     if not STAMP.exists() or STAMP.read_text() != digest:
         print("Installing requirements ...", flush=True)
         pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-        subprocess.run([*pip, "-r", str(ROOT / REQUIREMENTS)], check=True)
+        subprocess.run([*pip, "--require-hashes", "-r", str(ROOT / REQUIREMENTS)], check=True)
         STAMP.write_text(digest)
 
 

@@ -4,7 +4,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 
 from accounts import access
-from campaigns.models import Campaign, Segment
+from campaigns.models import Campaign, ContactImport, Segment
 from inbox.models import Contact
 
 
@@ -32,3 +32,10 @@ def get_segment_for_member(membership, code) -> tuple[Segment, bool]:
 def get_contact_for_member(membership, code) -> tuple[Contact, bool]:
     contact = get_object_or_404(Contact, organization=membership.organization, code=code)
     return contact, access.can_edit(membership, "campaigns")
+
+
+def get_contact_import_for_member(membership, code) -> ContactImport:
+    """An import is seen by whoever may edit contacts (it names the file's rows)."""
+    if not access.can_edit(membership, "campaigns"):
+        raise PermissionDenied
+    return get_object_or_404(ContactImport, organization=membership.organization, code=code)

@@ -530,7 +530,7 @@ class SegmentFiltersIn(serializers.Serializer):
     )
     opt_in = serializers.ChoiceField(choices=Contact.OptIn.values, required=False)
     stages = serializers.ListField(
-        child=serializers.ChoiceField(choices=Contact.Stage.values), required=False, max_length=10
+        child=serializers.ChoiceField(choices=Contact.Stage.choices), required=False, max_length=10
     )
     inbound_after = serializers.DateField(required=False, help_text="Wrote on or after.")
     inbound_before = serializers.DateField(required=False, help_text="Silent since.")

@@ -15,3 +15,4 @@ class CampaignsConfig(AppConfig):
 
         register_periodic("campaigns.tasks.tick", 10)
         register_periodic("campaigns.tasks.automations_tick", 60)
+        register_periodic("campaigns.tasks.contact_imports_resume", 15)

@@ -449,6 +449,12 @@ class ImportMappingForm(forms.Form):
                 initial=GUESSES.get(name.strip().lower(), "attribute"),
             )
 
+    def clean(self):
+        cleaned = super().clean()
+        if "phone" not in cleaned.values():
+            raise forms.ValidationError(_("Map one column to the phone number."))
+        return cleaned
+
     def mapping(self) -> dict[str, str]:
         mapping = {}
         for index, name in enumerate(self.header):

@@ -749,3 +749,73 @@ class DripDelivery(TenantModel):
 
     def __str__(self):
         return f"{self.enrolment_id} @ {self.sent_at:%Y-%m-%d}"
+
+
+class ContactImport(TenantModel):
+    """A CSV/XLSX contact import run in the background (``campaigns.imports``).
+
+    ``processed_rows`` is the checkpoint: rows before it are committed together with it, chunk
+    by chunk, so a worker killed midway resumes there; ``attempt`` fences an older worker out
+    once another has taken the lease over."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Importing")
+        DONE = "done", _("Finished")
+        FAILED = "failed", _("Failed")
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    path = models.CharField(max_length=300)  # in the media storage, shared by every box
+    header = models.JSONField(default=list)
+    mapping = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    merged_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    attempt = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    failure = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "lease_until"], name="contact_import_due")]
+        verbose_name = _("contact import")
+        verbose_name_plural = _("contact imports")
+
+    def __str__(self):
+        return f"{self.code} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE or not self.total_rows:
+            return 100 if self.status == self.Status.DONE else 0
+        return min(100, self.processed_rows * 100 // self.total_rows)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+
+class ContactImportError(models.Model):
+    """A row an import could not take, with the reason and its cells (for the errors CSV)."""
+
+    contact_import = models.ForeignKey(
+        ContactImport, on_delete=models.CASCADE, related_name="row_errors"
+    )
+    line = models.PositiveIntegerField()  # the file's line (1 is the header)
+    message = models.CharField(max_length=300)
+    cells = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["line", "id"]
+
+    def __str__(self):
+        return f"{self.line}: {self.message}"

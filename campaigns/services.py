@@ -582,6 +582,44 @@ def csv_read(data: bytes) -> tuple[list[str], list[list[str]]]:
     return [h.strip() for h in rows[0]], rows[1:]
 
 
+IMPORT_YES = ("1", "yes", "y", "sim", "s", "sí", "si", "true", "opted_in", "x")
+IMPORT_NO = ("0", "no", "n", "não", "nao", "false", "opted_out")
+
+
+def import_row_values(row: list[str], columns: dict[int, str], region: str) -> tuple[str, dict]:
+    """``(phone, values)`` of one import row (``columns``: index → target); raises
+    ``ValueError`` with the reason for a bad row. Shared by the page's background import
+    (``campaigns.imports``) and the API's."""
+    values: dict = {"attributes": {}, "tags": []}
+    for index, cell in enumerate(row):
+        target, cell = columns.get(index, ""), cell.strip()
+        if not target or not cell:
+            continue
+        if target.startswith("attribute:"):
+            values["attributes"][target.split(":", 1)[1]] = cell
+        elif target == "tags":
+            values["tags"] += [t for t in re.split(r"[,;|]", cell) if t.strip()]
+        else:
+            values[target] = cell
+    phone = phone_normalize(values.get("phone", ""), region)
+    if phone is None:
+        raise ValueError(
+            _("“%(phone)s” is not a valid phone number.") % {"phone": values.get("phone", "")}
+        )
+    if values.get("email") and "@" not in values["email"]:
+        raise ValueError(_("“%(email)s” is not an email address.") % values)
+    if values.get("stage") and values["stage"] not in Contact.Stage.values:
+        raise ValueError(_("Unknown stage “%(stage)s”.") % values)
+    opt = (values.get("opt_in") or "").strip().lower()
+    if opt in IMPORT_YES:
+        values["opt_in"] = True
+    elif opt in IMPORT_NO:
+        values["opt_in"] = False
+    elif opt:
+        raise ValueError(_("Opt-in must be yes or no, not “%(value)s”.") % {"value": opt})
+    return phone, values
+
+
 def contacts_import(
     *, organization, actor, header: list[str], rows: list[list[str]], mapping: dict[str, str]
 ) -> ImportReport:
@@ -599,44 +637,11 @@ def contacts_import(
     for line, row in enumerate(rows, start=2):
         if not any(cell.strip() for cell in row):
             continue
-        values: dict = {"attributes": {}, "tags": []}
-        for index, cell in enumerate(row):
-            target, cell = columns.get(index, ""), cell.strip()
-            if not target or not cell:
-                continue
-            if target.startswith("attribute:"):
-                values["attributes"][target.split(":", 1)[1]] = cell
-            elif target == "tags":
-                values["tags"] += [t for t in re.split(r"[,;|]", cell) if t.strip()]
-            else:
-                values[target] = cell
-        phone = phone_normalize(values.get("phone", ""), region)
-        if phone is None:
-            report.errors.append(
-                (
-                    line,
-                    _("“%(phone)s” is not a valid phone number.")
-                    % {"phone": values.get("phone", "")},
-                )
-            )
+        try:
+            phone, values = import_row_values(row, columns, region)
+        except ValueError as error:
+            report.errors.append((line, str(error)))
             continue
-        if values.get("email") and "@" not in values["email"]:
-            report.errors.append((line, _("“%(email)s” is not an email address.") % values))
-            continue
-        if values.get("stage") and values["stage"] not in Contact.Stage.values:
-            report.errors.append((line, _("Unknown stage “%(stage)s”.") % values))
-            continue
-        opt = (values.get("opt_in") or "").strip().lower()
-        if opt:
-            if opt in ("1", "yes", "y", "sim", "s", "sí", "si", "true", "opted_in", "x"):
-                values["opt_in"] = True
-            elif opt in ("0", "no", "n", "não", "nao", "false", "opted_out"):
-                values["opt_in"] = False
-            else:
-                report.errors.append(
-                    (line, _("Opt-in must be yes or no, not “%(value)s”.") % {"value": opt})
-                )
-                continue
         if phone in merged:
             report.merged += 1
             previous = merged[phone]

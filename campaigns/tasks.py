@@ -4,7 +4,7 @@ import logging
 
 from django.conf import settings
 
-from campaigns import automations, dispatch, drips, services
+from campaigns import automations, dispatch, drips, imports, services
 from campaigns.models import Automation
 from inbox.models import Message
 from kernel import tasks
@@ -29,6 +29,14 @@ def dispatch_campaign(campaign_id: int):
     if outcome == "slice" and settings.TASK_RUNNER != "inline":
         tasks.dispatch("campaigns.tasks.dispatch_campaign", campaign_id, queue="bulk")
     return outcome
+
+
+def contact_import_run(import_id: int):
+    return imports.import_run(import_id)
+
+
+def contact_imports_resume():
+    return imports.imports_resume()
 
 
 # --- Automations and drips --------------------------------------------------------------------

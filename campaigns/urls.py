@@ -16,6 +16,16 @@ urlpatterns = [
     path("contacts/", views.contact_list, name="campaign_contact_list"),
     path("contacts/bulk/", views.contact_bulk, name="campaign_contact_bulk"),
     path("contacts/import/", views.contact_import, name="campaign_contact_import"),
+    path(
+        "contacts/import/<uuid:code>/",
+        views.contact_import_detail,
+        name="campaign_contact_import_detail",
+    ),
+    path(
+        "contacts/import/<uuid:code>/errors.csv",
+        views.contact_import_errors,
+        name="campaign_contact_import_errors",
+    ),
     path("contacts/export/", views.contact_export, name="campaign_contact_export"),
     path("contacts/opt-out/", views.audience_settings, name="audience_settings"),
     path("contacts/<uuid:code>/", views.contact_edit, name="campaign_contact_edit"),

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import access as accounts_access
-from campaigns import access, forms, selectors, services
+from campaigns import access, forms, imports, selectors, services
 from campaigns.models import Campaign, CampaignRecipient, Segment
 from inbox.services import SendRefused
 from integrations.errors import IntegrationError
@@ -310,43 +310,37 @@ def contact_export(request):
     return response
 
 
-def _import_path(request, token: str) -> str:
-    """The uploaded file (CSV or XLSX, told apart by its content) until it is imported."""
-    return f"contact-imports/{request.organization.code}/{token}.upload"
-
-
 @require_http_methods(["GET", "POST"])
 @accounts_access.section_required("campaigns", edit=True)
 def contact_import(request):
+    """Upload, then map the columns; the import itself runs in the background."""
     token = request.POST.get("token", "")
     pending = request.session.get("contact_import")
-    if token and pending == token and default_storage.exists(_import_path(request, token)):
-        with default_storage.open(_import_path(request, token)) as handle:
+    path = imports.upload_path(request.organization, token) if token else ""
+    if token and pending == token and default_storage.exists(path):
+        with default_storage.open(path) as handle:
             header, rows = services.import_file_read(handle.read())
         form = forms.ImportMappingForm(request.POST, header=header)
         if form.is_valid():
-            report = services.contacts_import(
+            job = imports.import_start(
                 organization=request.organization,
                 actor=request.user,
+                path=path,
                 header=header,
-                rows=rows,
                 mapping=form.mapping(),
+                rows=len(rows),
             )
-            if report.ok:
-                default_storage.delete(_import_path(request, token))
-                request.session.pop("contact_import", None)
-            return render(
-                request,
-                "campaigns/contact_import.html",
-                {"report": report, "mapping_form": form, "token": token, "rows": len(rows)},
-            )
+            request.session.pop("contact_import", None)
+            return redirect("campaign_contact_import_detail", code=job.code)
         return render(
             request, "campaigns/contact_import.html", {"mapping_form": form, "token": token}
         )
     upload = forms.ImportUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and upload.is_valid():
         token = uuid.uuid4().hex
-        default_storage.save(_import_path(request, token), ContentFile(upload.data_bytes))
+        default_storage.save(
+            imports.upload_path(request.organization, token), ContentFile(upload.data_bytes)
+        )
         request.session["contact_import"] = token
         return render(
             request,
@@ -360,6 +354,26 @@ def contact_import(request):
             },
         )
     return render(request, "campaigns/contact_import.html", {"upload_form": upload})
+
+
+@require_GET
+@accounts_access.section_required("campaigns", edit=True)
+def contact_import_detail(request, code):
+    """The import's progress; htmx polls the progress part until it has finished."""
+    job = access.get_contact_import_for_member(request.membership, code)
+    template = "campaigns/contact_import_detail.html"
+    if request.htmx:
+        template += "#progress"
+    return render(request, template, {"job": job})
+
+
+@require_GET
+@accounts_access.section_required("campaigns", edit=True)
+def contact_import_errors(request, code):
+    job = access.get_contact_import_for_member(request.membership, code)
+    response = HttpResponse(imports.errors_csv(job), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="import-errors-{job.code}.csv"'
+    return response
 
 
 # --- Segments ---------------------------------------------------------------------------------

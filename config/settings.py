@@ -74,6 +74,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "kernel.tracing.RequestIdMiddleware",  # outermost: every line of the request has its id
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -318,6 +319,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,  # the schema describes the API, not itself
     # Request bodies get their own components, so non-blank strings say minLength 1 there.
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name per shared choice set (`manage.py check --deploy` warns of ambiguous names).
+    "ENUM_NAME_OVERRIDES": {
+        "ContactStageEnum": "inbox.models.Contact.Stage",
+        "CampaignStatusEnum": "campaigns.models.Campaign.Status",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "accounts.api_auth.schema_links",  # a create's answer links to its object's operations
@@ -366,21 +372,31 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
 WORKER_HEARTBEAT_MAX_AGE = env.int("WORKER_HEARTBEAT_MAX_AGE", default=180)
 # Bearer token for Prometheus scrapers of /metrics (superusers may read it signed in).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Contact imports (campaigns.imports): rows per committed chunk, and how long a worker holds an
+# import before another may resume it from its checkpoint.
+CONTACT_IMPORT_CHUNK = env.int("CONTACT_IMPORT_CHUNK", default=1000)
+CONTACT_IMPORT_LEASE_SECONDS = env.int("CONTACT_IMPORT_LEASE_SECONDS", default=60)
 
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain")  # "json": one JSON object per line
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"scrub": {"()": "config.logs.ScrubSecrets"}},
+    "filters": {
+        "scrub": {"()": "config.logs.ScrubSecrets"},
+        "context": {"()": "config.logs.Context"},
+    },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "()": "config.logs.UTCFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s%(trace)s %(message)s",
+        },
         "json": {"()": "config.logs.JsonFormatter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json" if LOG_FORMAT == "json" else "plain",
-            "filters": ["scrub"],
+            "filters": ["scrub", "context"],
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
@@ -388,10 +404,20 @@ LOGGING = {
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "django-q": {"level": "WARNING"},  # django-q2's own logger: not one line per task
-        "uvicorn.access": {"handlers": ["console"], "propagate": False},
+        # kernel.tracing logs one line per request, with its id ("porfin.request").
+        "uvicorn.access": {"handlers": ["console"], "propagate": False, "level": "WARNING"},
     },
 }
 # Errors by e-mail to ADMINS ("Name <a@b>, ...") when set; Sentry when SENTRY_DSN is set.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from config.logs import sentry_init
+
+    sentry_init(
+        SENTRY_DSN,
+        environment=env.str("SENTRY_ENVIRONMENT", default="production"),
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+    )
 ADMINS = [
     tuple(part.strip(" >") for part in admin.split("<")) if "<" in admin else ("", admin)
     for admin in env.list("ADMINS", default=[])

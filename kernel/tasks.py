@@ -25,6 +25,8 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 from django_q.signals import post_execute_in_worker
 
+from kernel import tracing
+
 logger = logging.getLogger(__name__)
 
 # Queue name → threads in embedded mode. "inbound" is separate so bulk work never starves it.
@@ -48,17 +50,23 @@ def register_periodic(func_path: str, seconds: int) -> None:
 def enqueue(func_path: str, *args, queue: str = "default") -> None:
     if queue not in QUEUES:
         raise ValueError(f"Unknown queue {queue!r}")
-    transaction.on_commit(lambda: dispatch(func_path, *args, queue=queue))
+    carried = tracing.current()  # the request's ids, now: the commit may come after it
+
+    def after_commit():
+        with tracing.carrying(carried):
+            dispatch(func_path, *args, queue=queue)
+
+    transaction.on_commit(after_commit)
 
 
 def dispatch(func_path: str, *args, queue: str = "default") -> None:
     """Hand a task to the runner now (use ``enqueue`` inside transactions)."""
     runner = settings.TASK_RUNNER
     if runner == "inline":
-        run(func_path, *args)
+        run_traced(tracing.current(), func_path, *args)
     elif runner == "thread":
-        _executor(queue).submit(run, func_path, *args)
-    else:
+        _executor(queue).submit(run_traced, tracing.current(), func_path, *args)
+    else:  # the request id and organization travel in the package (kernel.tracing)
         from django_q.tasks import async_task
 
         # Inbound tasks are many and their outcome lives in our own rows (WebhookEvent): not
@@ -91,6 +99,18 @@ def cluster_name(queue: str) -> str:
     """django-q2 cluster (= broker list) that serves ``queue``; see the README's worker command."""
     base = settings.Q_CLUSTER["name"]
     return base if queue == "default" else f"{base}-{queue}"
+
+
+def run_traced(carried: dict, func_path: str, *args):
+    """``run`` with the queuing request's ids on its log lines, and its own one line."""
+    scope = tracing.TaskScope(func_path, carried)
+    ok = False
+    try:
+        result = run(func_path, *args)
+        ok = True
+        return result
+    finally:
+        scope.finish(ok=ok)
 
 
 def run(func_path: str, *args):

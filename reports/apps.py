@@ -14,3 +14,4 @@ class ReportsConfig(AppConfig):
         register_periodic("reports.tasks.retention_apply", 3600)
         register_periodic("reports.tasks.audit_reconcile", 60)
         register_periodic("reports.tasks.weekly_reports_send", 300)
+        register_periodic("reports.tasks.alerts_evaluate", 60)

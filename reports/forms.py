@@ -3,7 +3,13 @@ from datetime import timedelta
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from reports.models import AuditEvent, ReportSettings, RetentionPolicy
+from reports.models import (
+    AlertSettings,
+    AuditEvent,
+    OpsSettings,
+    ReportSettings,
+    RetentionPolicy,
+)
 from reports.selectors import Period
 
 MAX_DAYS = 366
@@ -118,3 +124,21 @@ class ReportSettingsForm(forms.ModelForm):
 
     def weekly_fields(self):
         return [self[name] for name in self.WEEKLY_FIELDS]
+
+
+class AlertSettingsForm(forms.ModelForm):
+    class Meta:
+        model = AlertSettings
+        fields = [
+            "send_error_percent",
+            "send_error_min_sends",
+            "ai_budget_percent",
+            "quality_alerts",
+            "email",
+        ]
+
+
+class OpsSettingsForm(forms.ModelForm):
+    class Meta:
+        model = OpsSettings
+        fields = ["queue_backlog"]

@@ -18,9 +18,9 @@ from django.views.decorators.http import require_GET
 
 from assistants.models import UsageRecord
 from inbox import consumers
-from integrations.models import WebhookEvent
+from integrations.models import WebhookEvent, WhatsAppNumber
 from integrations.services import MAX_PROCESSING_ATTEMPTS
-from kernel import tasks
+from kernel import counters, tasks
 
 
 def _allowed(request) -> bool:
@@ -70,6 +70,15 @@ def collect() -> list[str]:
         if beat is not None:
             age = round(now.timestamp() - beat, 1)
             lines.append(_line("porfin_worker_heartbeat_age_seconds", age, queue=queue))
+    numbers = dict(WhatsAppNumber.objects.values_list("pk", "phone_number_id"))
+    lines += [
+        "# HELP porfin_sends_total Messages each number's provider accepted (use rate()).",
+        "# TYPE porfin_sends_total counter",
+    ]
+    for number_id, count in sorted(counters.read("sends", numbers).items()):
+        lines.append(
+            _line("porfin_sends_total", count, number=number_id, phone_number_id=numbers[number_id])
+        )
     month = now.strftime("%Y-%m")
     usage = UsageRecord.objects.filter(month=month).aggregate(calls=Count("id"), cost=Sum("cost"))
     lines += [

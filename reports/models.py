@@ -378,3 +378,106 @@ class WeeklyReportDelivery(TenantModel):
 
     def __str__(self):
         return f"{self.organization_id} {self.scheduled_for}"
+
+
+# --- Operational alerts (reports.alerts) --------------------------------------------------------
+
+
+class AlertSettings(TenantModel):
+    """An organization's alert thresholds, edited by its admins (Reports → Alerts)."""
+
+    send_error_percent = models.PositiveSmallIntegerField(
+        _("failed sends (%)"),
+        default=20,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text=_("Alert when at least this share of the last 15 minutes' sends failed."),
+    )
+    send_error_min_sends = models.PositiveIntegerField(
+        _("counting from (sends)"),
+        default=20,
+        validators=[MinValueValidator(1)],
+        help_text=_("Fewer sends than this in 15 minutes never raise the alert."),
+    )
+    ai_budget_percent = models.PositiveSmallIntegerField(
+        _("AI budget used (%)"),
+        default=80,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text=_("Alert when an assistant has spent this share of its monthly budget."),
+    )
+    quality_alerts = models.BooleanField(
+        _("number quality"),
+        default=True,
+        help_text=_("Alert when WhatsApp flags a number or its quality drops to yellow or red."),
+    )
+    email = models.BooleanField(
+        _("also by e-mail"), default=True, help_text=_("Admins get each alert by e-mail too.")
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization"], name="unique_alert_settings")
+        ]
+        verbose_name = _("alert settings")
+        verbose_name_plural = _("alert settings")
+
+    def __str__(self):
+        return str(self.organization_id)
+
+
+class OpsSettings(models.Model):
+    """The operator's thresholds for the whole installation (one row, the ops page)."""
+
+    queue_backlog = models.PositiveIntegerField(
+        _("queue backlog (tasks)"),
+        default=1000,
+        validators=[MinValueValidator(1)],
+        help_text=_("Alert superusers when a worker cluster has this many tasks waiting."),
+    )
+
+    class Meta:
+        verbose_name = _("operations settings")
+        verbose_name_plural = _("operations settings")
+
+    def __str__(self):
+        return f"queue backlog {self.queue_backlog}"
+
+    @classmethod
+    def get(cls) -> "OpsSettings":
+        return cls.objects.get_or_create(pk=1)[0]
+
+
+class Alert(models.Model):
+    """One episode of a condition: opened once when it starts, cleared when it is back to
+    normal (the open row is the claim: one per scope, kind and subject)."""
+
+    class Kind(models.TextChoices):
+        SEND_ERRORS = "send_errors", _("Failed sends")
+        NUMBER_QUALITY = "number_quality", _("Number quality")
+        AI_BUDGET = "ai_budget", _("AI budget")
+        QUEUE_BACKLOG = "queue_backlog", _("Queue backlog")
+
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )  # empty: the installation's (superusers')
+    scope = models.CharField(max_length=30)  # "org:<id>" or "system"
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    subject = models.CharField(max_length=100, blank=True)  # a number, an assistant, a queue
+    params = models.JSONField(default=dict)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope", "kind", "subject"],
+                condition=models.Q(cleared_at__isnull=True),
+                name="one_open_alert_per_subject",
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "cleared_at"], name="alert_org_open")]
+        verbose_name = _("alert")
+        verbose_name_plural = _("alerts")
+
+    def __str__(self):
+        return f"{self.scope} {self.kind} {self.subject}"

@@ -4,7 +4,7 @@ send CSAT surveys and record their answers, send the weekly report emails."""
 from datetime import timedelta
 
 from accounts.models import Organization
-from reports import csat, stats, weekly
+from reports import alerts, csat, stats, weekly
 from reports.models import RetentionPolicy
 from reports.privacy import retention_purge
 from reports.services import api_key_revocations_reconcile
@@ -37,3 +37,7 @@ def csat_answer(message_id: int) -> None:
 
 def weekly_reports_send() -> None:
     weekly.weekly_reports_send()
+
+
+def alerts_evaluate() -> dict:
+    return alerts.alerts_evaluate()

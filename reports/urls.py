@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reports import views
+from reports import ops, views
 
 urlpatterns = [
     path("", views.dashboard, name="reports_dashboard"),
@@ -8,6 +8,8 @@ urlpatterns = [
     path("settings/", views.report_settings, name="report_settings"),
     path("settings/send-now/", views.report_send_now, name="report_send_now"),
     path("audit/", views.audit_log, name="audit_log"),
+    path("alerts/", ops.alert_list, name="alert_list"),
+    path("ops/", ops.ops_page, name="ops_page"),
     path("privacy/", views.privacy_settings, name="privacy_settings"),
     path("privacy/contacts/<uuid:code>/", views.contact_privacy, name="contact_privacy"),
     path("privacy/contacts/<uuid:code>/export/", views.contact_export, name="contact_export"),

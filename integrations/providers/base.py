@@ -93,6 +93,20 @@ class WebhookVerdict(enum.Enum):
     FORGED = "forged"  # a proof that does not match: 403
 
 
+def _counted(send):
+    import functools
+
+    from kernel import counters
+
+    @functools.wraps(send)
+    def counted(self, **kwargs):
+        message_id = send(self, **kwargs)
+        counters.incr("sends", self.number.pk)
+        return message_id
+
+    return counted
+
+
 class ChannelProvider:
     """One number's connection to WhatsApp through one provider; subclass per provider."""
 
@@ -107,6 +121,13 @@ class ChannelProvider:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(number={self.number.pk!r})"
+
+    def __init_subclass__(cls, **kwargs):
+        """Every provider's accepted sends are counted per number for ``/metrics``
+        (``porfin_sends_total``), whoever sends: inbox, campaigns, flows, assistants."""
+        super().__init_subclass__(**kwargs)
+        if "send" in cls.__dict__:
+            cls.send = _counted(cls.__dict__["send"])
 
     # --- Sending --------------------------------------------------------------------------------
 

@@ -175,7 +175,7 @@
     if (!panel) return;
     const item = document.createElement("a");
     item.className = "menu-item";
-    item.href = `/inbox/${event.detail.chat}/`;
+    item.href = event.detail.url || `/inbox/${event.detail.chat}/`;
     item.textContent = event.detail.text;
     panel.prepend(item);
     document.querySelector(".notifications-button")?.classList.add("has-new");

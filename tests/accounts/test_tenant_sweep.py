@@ -81,6 +81,11 @@ class TenantSweepFixtures(BaseTestCase):
         cls.foreign_campaign, cls.foreign_segment = _foreign_campaign(
             cls.other_org, cls.other_number
         )
+        from campaigns.models import ContactImport
+
+        cls.foreign_import = ContactImport.objects.create(
+            organization=cls.other_org, path="contact-imports/x.upload", total_rows=1
+        )
         cls.secret_message = cls.secret_chat.messages.get()
         # A real stored file, so a view that forgot the check would answer 200, not 404.
         cls.foreign_media = Media(
@@ -187,6 +192,8 @@ class TenantSweepFixtures(BaseTestCase):
             "campaign_contact_edit": {"code": self.secret_chat.contact.code},
             "segment_detail": {"code": self.foreign_segment.code},
             "segment_delete": {"code": self.foreign_segment.code},
+            "campaign_contact_import_detail": {"code": self.foreign_import.code},
+            "campaign_contact_import_errors": {"code": self.foreign_import.code},
             **self.api_foreign_kwargs(),
             **self.automation_foreign_kwargs(),
             **self.appointment_foreign_kwargs(),

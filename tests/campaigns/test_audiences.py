@@ -66,20 +66,22 @@ class XlsxImportTests(BaseTestCase):
         self.assertContains(response, "Cidade")
         self.assertContains(response, "5511988887777")  # the preview shows the cells as text
         self.assertEqual(response.context["rows"], 4)
-        response = self.client.post(
-            reverse("campaign_contact_import"),
-            {
-                "token": response.context["token"],
-                "col_0": "name",
-                "col_1": "phone",
-                "col_2": "attribute",
-                "col_3": "opt_in",
-                "col_4": "attribute",
-            },
-        )
+        with self.captureOnCommitCallbacks(execute=True):  # the import task runs after commit
+            response = self.client.post(
+                reverse("campaign_contact_import"),
+                {
+                    "token": response.context["token"],
+                    "col_0": "name",
+                    "col_1": "phone",
+                    "col_2": "attribute",
+                    "col_3": "opt_in",
+                    "col_4": "attribute",
+                },
+            )
+        response = self.client.get(response["Location"])
         self.assertContains(response, "Import finished")
-        report = response.context["report"]
-        self.assertEqual((report.created, report.updated, report.merged), (2, 0, 1))
+        job = response.context["job"]
+        self.assertEqual((job.created_count, job.updated_count, job.merged_count), (2, 0, 1))
         maria = Contact.objects.get(organization=self.org, phone="+5511988887777")
         self.assertEqual(maria.name, "Maria Souza")
         self.assertEqual(maria.attributes, {"cidade": "Santos", "desde": "2024-03-01"})
@@ -88,8 +90,7 @@ class XlsxImportTests(BaseTestCase):
         self.assertEqual(joao.opt_in, Contact.OptIn.OPTED_OUT)
         self.assertEqual(set(ConsentEvent.objects.values_list("source", flat=True)), {"import"})
 
-    def test_a_workbook_with_bad_rows_imports_nothing_and_reports_each_row(self):
-        before = Contact.objects.count()
+    def test_a_workbook_imports_its_good_rows_and_offers_the_bad_ones_to_download(self):
         data = workbook(
             [
                 ["phone", "name", "email", "stage"],
@@ -100,15 +101,29 @@ class XlsxImportTests(BaseTestCase):
             ]
         )
         token = self.upload(data).context["token"]
-        response = self.client.post(
-            reverse("campaign_contact_import"),
-            {"token": token, "col_0": "phone", "col_1": "name", "col_2": "email", "col_3": "stage"},
+        with self.captureOnCommitCallbacks(execute=True):
+            response = self.client.post(
+                reverse("campaign_contact_import"),
+                {
+                    "token": token,
+                    "col_0": "phone",
+                    "col_1": "name",
+                    "col_2": "email",
+                    "col_3": "stage",
+                },
+            )
+        response = self.client.get(response["Location"])
+        self.assertContains(response, "3 rows were not imported")
+        self.assertTrue(Contact.objects.filter(organization=self.org, name="Ana").exists())
+        errors = self.client.get(
+            reverse("campaign_contact_import_errors", args=[response.context["job"].code])
         )
-        self.assertContains(response, "Nothing was imported")
-        errors = response.context["report"].errors
-        self.assertEqual([line for line, _message in errors], [3, 4, 5])
-        self.assertIn("12345", errors[0][1])
-        self.assertEqual(Contact.objects.count(), before)
+        lines = errors.content.decode().splitlines()
+        self.assertEqual(lines[0], "line,problem,phone,name,email,stage")
+        self.assertEqual([line.split(",")[0] for line in lines[1:]], ["3", "4", "5"])
+        self.assertIn("12345", lines[1])
+        self.assertIn("not-an-email", lines[2])
+        self.assertFalse(Contact.objects.filter(name__in=["Curto", "Eva", "Rui"]).exists())
 
     def test_it_rejects_files_it_cannot_import_with_a_clear_error(self):
         not_a_workbook = io.BytesIO()

@@ -2,7 +2,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from accounts.models import Role
-from campaigns.models import Campaign, ConsentEvent, Segment
+from campaigns.models import Campaign, ConsentEvent, ContactImport, Segment
 from inbox.models import Contact
 from integrations.models import WhatsAppNumber
 from tests.base import BaseTestCase
@@ -184,7 +184,9 @@ class ContactPagesTests(BaseTestCase):
             "col_2": "attribute",
             "col_3": "opt_in",
         }
-        response = self.client.post(reverse("campaign_contact_import"), mapping)
+        with self.captureOnCommitCallbacks(execute=True):
+            response = self.client.post(reverse("campaign_contact_import"), mapping)
+        response = self.client.get(response["Location"])
         self.assertContains(response, "1 duplicate rows merged")
         maria = Contact.objects.get(organization=self.org, phone="+5511988887777")
         self.assertEqual((maria.name, maria.attributes), ("Maria Souza", {"cidade": "Santos"}))
@@ -194,19 +196,40 @@ class ContactPagesTests(BaseTestCase):
         self.assertEqual(joao.opt_in, Contact.OptIn.OPTED_OUT)
         self.assertEqual(set(ConsentEvent.objects.values_list("source", flat=True)), {"import"})
 
-    def test_a_file_with_bad_rows_imports_nothing_and_reports_each_row(self):
+    def test_a_file_with_bad_rows_imports_the_others_and_lists_each_bad_row(self):
         self.login(self.admin)
         before = Contact.objects.count()
         token, _response = self.upload(
             "phone,name,email\n+5511977776666,Ana,ana@x.com\n12345,Bad,\n+5511955554444,Eve,not-an-email\n"
         )
+        with self.captureOnCommitCallbacks(execute=True):
+            response = self.client.post(
+                reverse("campaign_contact_import"),
+                {"token": token, "col_0": "phone", "col_1": "name", "col_2": "email"},
+            )
+        response = self.client.get(response["Location"])
+        job = response.context["job"]
+        self.assertContains(response, "2 rows were not imported")
+        self.assertEqual(list(job.row_errors.values_list("line", flat=True)), [3, 4])
+        self.assertEqual(Contact.objects.count(), before + 1)
+        errors = self.client.get(reverse("campaign_contact_import_errors", args=[job.code]))
+        self.assertEqual(errors["Content-Type"], "text/csv; charset=utf-8")
+        self.assertIn("12345,Bad,", errors.content.decode())
+        # A mapping without the phone is refused before anything starts.
+        token, _response = self.upload("phone,name\n+5511977776666,Ana\n")
         response = self.client.post(
-            reverse("campaign_contact_import"),
-            {"token": token, "col_0": "phone", "col_1": "name", "col_2": "email"},
+            reverse("campaign_contact_import"), {"token": token, "col_0": "", "col_1": "name"}
         )
-        self.assertContains(response, "Nothing was imported")
-        self.assertEqual([line for line, _ in response.context["report"].errors], [3, 4])
-        self.assertEqual(Contact.objects.count(), before)
+        self.assertContains(response, "Map one column to the phone number.")
+        self.assertEqual(ContactImport.objects.filter(organization=self.org).count(), 1)
+        # Another organization's member never sees the import, nor its rows.
+        self.login(self.outsider)
+        for name in ("campaign_contact_import_detail", "campaign_contact_import_errors"):
+            self.assertEqual(self.client.get(reverse(name, args=[job.code])).status_code, 404)
+        # A member who may not edit contacts may not read them there either.
+        self.login(self.agent)
+        response = self.client.get(reverse("campaign_contact_import_errors", args=[job.code]))
+        self.assertIn(response.status_code, (403, 404))
 
     def test_it_filters_tags_in_bulk_and_exports(self):
         contacts = make_contacts(self.org, 3)

@@ -233,11 +233,12 @@ class MediaFilesOnS3(MediaFilesOnDisk):
         keys = self.s3.keys(f"contact-imports/{self.org.code}/")
         self.assertEqual([key for key in keys if re.search(token, key)], keys)
         self.assertEqual(len(keys), 1)
-        with override_settings(MEDIA_ROOT=box_b.name):
+        with override_settings(MEDIA_ROOT=box_b.name), self.captureOnCommitCallbacks(execute=True):
             mapped = client.post(
                 reverse("campaign_contact_import"),
                 {"token": token, "col_0": "name", "col_1": "phone"},
             )
+        mapped = client.get(mapped["Location"])
         self.assertContains(mapped, "Import finished")
         self.assertTrue(
             Contact.objects.filter(organization=self.org, phone="+5511988887777").exists()

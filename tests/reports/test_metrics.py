@@ -1,9 +1,15 @@
 """``/metrics`` for the operator's Prometheus: hidden from everyone else."""
 
-from django.test import override_settings
+from datetime import timedelta
 
+from django.test import override_settings
+from django.utils import timezone
+
+from inbox import services as inbox_services
+from inbox.models import Chat, Message
 from integrations.models import WebhookEvent
 from tests.base import BaseTestCase
+from tests.campaigns.helpers import SandboxMixin
 
 
 @override_settings(METRICS_TOKEN="scrape-token-123")
@@ -31,3 +37,24 @@ class MetricsTests(BaseTestCase):
         self.admin.save(update_fields=["is_superuser"])
         self.client.force_login(self.admin)
         self.assertEqual(self.client.get("/metrics").status_code, 200)
+
+
+@override_settings(METRICS_TOKEN="scrape-token-123")
+class SendRateTests(SandboxMixin, BaseTestCase):
+    def test_each_numbers_accepted_sends_are_counted(self):
+        chat = Chat.objects.select_related("contact", "organization").get(pk=self.agent_chat.pk)
+        chat.window_expires_at = timezone.now() + timedelta(hours=20)
+        chat.save(update_fields=["window_expires_at"])
+        for text in ("Olá!", "Tudo bem?"):
+            with self.captureOnCommitCallbacks(execute=True):
+                inbox_services.message_send(
+                    chat=chat, message_type="text", content={"body": text}, author_user=self.admin
+                )
+        self.assertEqual(Message.objects.filter(chat=chat, status="sent").count(), 2)
+        body = self.client.get(
+            "/metrics", headers={"Authorization": "Bearer scrape-token-123"}
+        ).content.decode()
+        self.assertIn(
+            f'porfin_sends_total{{number="{self.number.pk}",phone_number_id="111"}} 2', body
+        )
+        self.assertNotIn(f'number="{self.other_number.pk}"', body)  # it sent nothing
