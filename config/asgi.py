@@ -127,6 +127,12 @@ if settings.SANDBOX_ENABLED:
     http_app = mount(
         "/sandbox/graph", SandboxApp(api_version=settings.WHATSAPP_GRAPH_API_VERSION), http_app
     )
+    # And the Evolution API emulator (WhatsApp Web numbers) at /sandbox/evolution.
+    from integrations.whatsapp.evolution_sandbox import EvolutionSandboxApp
+
+    http_app = mount(
+        "/sandbox/evolution", EvolutionSandboxApp(api_key=settings.SANDBOX_EVOLUTION_KEY), http_app
+    )
 
 application = ServerLoopApplication(
     ProtocolTypeRouter(

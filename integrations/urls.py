@@ -1,8 +1,9 @@
-from django.urls import path
+from django.urls import include, path
 
 from integrations import views
 
 urlpatterns = [
+    path("", include("integrations.urls_web")),  # WhatsApp Web numbers (Evolution API)
     path("settings/numbers/", views.number_list, name="number_list"),
     path(
         "settings/numbers/<uuid:code>/sync-templates/",

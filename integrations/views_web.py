@@ -1,0 +1,123 @@
+"""WhatsApp Web numbers (Evolution API): the webhook receiver and the "connect by QR" pages."""
+
+import functools
+import logging
+
+from django.contrib import messages
+from django.db import DatabaseError
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts import access
+from integrations import ingest, services, web
+from integrations.errors import IntegrationError
+from integrations.forms_web import WebNumberForm
+from integrations.models import WhatsAppNumber
+from integrations.providers.evolution import webhook_url
+from integrations.views import _body, _refusal
+
+logger = logging.getLogger(__name__)
+
+
+@csrf_exempt
+@require_POST
+async def evolution_webhook(request, key, secret=None):
+    """Evolution API's deliveries for one WhatsApp Web number.
+
+    Evolution signs nothing, so the number's secret must come with each delivery (in the path
+    Porfin configures, ``/webhooks/evolution/<key>/<secret>/``, or an ``apikey`` header):
+    without it 401, a wrong one 403, and nothing is stored. Then the same durable path as Meta's
+    deliveries: stored before the 200, processed once by the inbound queue.
+    """
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    ingest.with_path_secret(headers, secret)
+    checked = await ingest.delivery_check(key, headers, functools.partial(_body, request))
+    if isinstance(checked, ingest.Refusal):
+        return _refusal(checked)
+    try:
+        event = await ingest.database(
+            services.webhook_event_store, number=checked.number, body=checked.body, headers=headers
+        )
+    except DatabaseError:
+        logger.exception("Webhook for number %s could not be stored", checked.number.pk)
+        return _refusal(ingest.UNAVAILABLE)
+    return JsonResponse({"received": event.pk})
+
+
+def _web_number(request, code) -> WhatsAppNumber:
+    return get_object_or_404(
+        WhatsAppNumber,
+        organization=request.organization,
+        code=code,
+        provider=WhatsAppNumber.Provider.EVOLUTION,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@access.section_required("settings", edit=True)
+def web_number_add(request):
+    """Name a new WhatsApp Web number; the next page shows its QR code."""
+    form = WebNumberForm(request.POST or None, organization=request.organization)
+    if request.method == "POST" and form.is_valid():
+        number = web.web_number_create(
+            organization=request.organization,
+            name=form.cleaned_data["name"],
+            server=form.cleaned_data.get("server"),
+            daily_cap=form.cleaned_data.get("daily_cap"),
+        )
+        _connect(request, number)
+        return redirect("web_number_connect", code=number.code)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "integrations/web/number_add.html", {"form": form}, status=status)
+
+
+def _connect(request, number) -> None:
+    try:
+        web.web_number_connect(number)
+    except IntegrationError as error:
+        logger.warning("Connecting WhatsApp Web number %s failed: %s", number.pk, error)
+        messages.error(
+            request,
+            _("Could not reach the Evolution API server: %(error)s") % {"error": _(error.message)},
+        )
+
+
+@require_GET
+@access.section_required("settings", edit=True)
+def web_number_connect(request, code):
+    """The number's QR code and state; the state panel refreshes itself until paired."""
+    number = _web_number(request, code)
+    context = {"number": number, "webhook_url": webhook_url(number)}
+    return render(request, "integrations/web/connect.html", context)
+
+
+@require_GET
+@access.section_required("settings", edit=True)
+def web_number_state(request, code):
+    """The state panel alone (htmx polls it every 2 s while the page waits for a phone)."""
+    number = _web_number(request, code)
+    return render(request, "integrations/web/_state.html", {"number": number})
+
+
+@require_POST
+@access.section_required("settings", edit=True)
+def web_number_reconnect(request, code):
+    number = _web_number(request, code)
+    _connect(request, number)
+    return redirect("web_number_connect", code=number.code)
+
+
+@require_POST
+@access.section_required("settings", edit=True)
+def web_number_logout(request, code):
+    number = _web_number(request, code)
+    try:
+        web.web_number_logout(number)
+    except IntegrationError as error:
+        messages.error(request, _("Could not disconnect: %(error)s") % {"error": _(error.message)})
+    else:
+        messages.success(request, _("The WhatsApp Web number was disconnected."))
+    return redirect("web_number_connect", code=number.code)
