@@ -28,3 +28,16 @@ class WebNumberForm(forms.Form):
         self.fields["server"].queryset = servers
         if not servers.exists():
             del self.fields["server"]
+
+
+class WebCustomerForm(forms.Form):
+    """A customer's text to a WhatsApp Web number, from the sandbox phone."""
+
+    phone = forms.RegexField(
+        label=_("Customer phone (digits with country code)"),
+        regex=r"^\d{8,15}$",
+        initial="5511999990000",
+        error_messages={"invalid": _("Use 8 to 15 digits, country code first, no + or spaces.")},
+    )
+    name = forms.CharField(label=_("Customer name"), max_length=100, initial="Cliente Teste")
+    text = forms.CharField(label=_("Message"), max_length=4096, widget=forms.Textarea({"rows": 2}))

@@ -30,4 +30,11 @@ urlpatterns = [
         views_web.web_number_logout,
         name="web_number_logout",
     ),
+    path("sandbox/phone/web/", views_web.web_sandbox_phone, name="web_sandbox_phone"),
+    path(
+        "sandbox/phone/web/<uuid:code>/pair/", views_web.web_sandbox_pair, name="web_sandbox_pair"
+    ),
+    path(
+        "sandbox/phone/web/<uuid:code>/send/", views_web.web_sandbox_send, name="web_sandbox_send"
+    ),
 ]

@@ -3,18 +3,20 @@
 import functools
 import logging
 
+import requests
+from django.conf import settings
 from django.contrib import messages
 from django.db import DatabaseError
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import access
-from integrations import ingest, services, web
+from integrations import ingest, sandbox_web, services, web
 from integrations.errors import IntegrationError
-from integrations.forms_web import WebNumberForm
+from integrations.forms_web import WebCustomerForm, WebNumberForm
 from integrations.models import WhatsAppNumber
 from integrations.providers.evolution import webhook_url
 from integrations.views import _body, _refusal
@@ -121,3 +123,65 @@ def web_number_logout(request, code):
     else:
         messages.success(request, _("The WhatsApp Web number was disconnected."))
     return redirect("web_number_connect", code=number.code)
+
+
+# --- The sandbox phone, for WhatsApp Web numbers on the Evolution emulator ----------------------
+
+
+def _emulated_numbers(request):
+    return [
+        number
+        for number in WhatsAppNumber.objects.filter(
+            organization=request.organization, provider=WhatsAppNumber.Provider.EVOLUTION
+        ).order_by("name")
+        if sandbox_web.is_emulated(number)
+    ]
+
+
+def _web_phone(request, status=200, **context):
+    numbers = _emulated_numbers(request)
+    states = sandbox_web.phone_states()
+    for number in numbers:
+        number.phone_state = states.get(number.evolution_instance, "close")
+        number.phone_sent = sandbox_web.sent_to_phone(number)
+    context = {"numbers": numbers, "form": WebCustomerForm(), **context}
+    return render(request, "integrations/web/_sandbox_phone.html", context, status=status)
+
+
+@require_GET
+@access.section_required("chats")
+def web_sandbox_phone(request):
+    """The sandbox phone's WhatsApp Web part: pair a number waiting for its QR, write as a
+    customer, and see what the business sent to the emulated phone."""
+    if not settings.SANDBOX_ENABLED:
+        raise Http404
+    return _web_phone(request)
+
+
+@require_POST
+@access.section_required("chats")
+def web_sandbox_pair(request, code):
+    if not settings.SANDBOX_ENABLED:
+        raise Http404
+    number = _web_number(request, code)
+    try:
+        sandbox_web.pair(number, phone=request.POST.get("phone", ""))
+    except requests.RequestException as error:
+        return _web_phone(request, status=502, error=str(error))
+    return _web_phone(request, paired=number)
+
+
+@require_POST
+@access.section_required("chats")
+def web_sandbox_send(request, code):
+    if not settings.SANDBOX_ENABLED:
+        raise Http404
+    number = _web_number(request, code)
+    form = WebCustomerForm(request.POST)
+    if not form.is_valid():
+        return _web_phone(request, status=400, error=form.errors.as_text())
+    try:
+        sandbox_web.customer_send(number, **form.cleaned_data)
+    except requests.RequestException as error:
+        return _web_phone(request, status=502, error=str(error))
+    return _web_phone(request, sent=number)
