@@ -78,6 +78,13 @@ class WhatsAppNumber(TenantModel):
     def masked_app_secret(self) -> str:
         return mask(self.app_secret)
 
+    @property
+    def send_daily_cap(self) -> int | None:
+        """Today's cap of business-initiated sends (WhatsApp Web numbers), or None."""
+        from integrations.web import daily_cap_for
+
+        return daily_cap_for(self)
+
 
 class EvolutionServer(TenantModel):
     """An Evolution API server (github.com/EvolutionAPI/evolution-api) an organization runs

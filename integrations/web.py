@@ -12,15 +12,16 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from integrations.errors import IntegrationError
+from integrations.errors import IntegrationError, RateLimitedError
 from integrations.events import ConnectionUpdate
-from integrations.models import DailySends, EvolutionServer, WhatsAppNumber
+from integrations.models import DailySends, EvolutionServer, MessageTemplate, WhatsAppNumber
 from integrations.providers import ConnectionInfo, capabilities_for, provider_for
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,37 @@ def _state_save(number: WhatsAppNumber, *, state: str, qr: str | None, phone: st
         setattr(number, name, value)
 
 
+# --- Message texts (what campaigns send instead of templates) ----------------------------------
+
+TEXT_CATEGORY = "TEXT"  # a MessageTemplate kept here only, never submitted to a provider
+
+
+def web_text_save(*, number: WhatsAppNumber, name: str, body: str) -> MessageTemplate:
+    """A reusable message text for a number without templates, for campaigns to choose like a
+    template (``{{1}}``, ``{{2}}``... are filled per contact). Stored as an approved
+    ``MessageTemplate`` of category TEXT, so the campaign pages and engine need nothing else;
+    on such numbers campaigns send its text as a plain message."""
+    if capabilities_for(number).templates:
+        raise ValueError("This number has real templates; sync them instead.")
+    text, _created = MessageTemplate.objects.update_or_create(
+        number=number,
+        name=name,
+        language=_template_language(number.organization.language or "pt-br"),
+        defaults={
+            "organization_id": number.organization_id,
+            "category": TEXT_CATEGORY,
+            "status": "APPROVED",
+            "components": [{"type": "BODY", "text": body}],
+        },
+    )
+    return text
+
+
+def _template_language(language: str) -> str:
+    language, _sep, region = language.partition("-")
+    return f"{language}_{region.upper()}" if region else language
+
+
 # --- Pace and daily cap --------------------------------------------------------------------------
 
 
@@ -142,3 +174,19 @@ def daily_quota_take(number: WhatsAppNumber, count: int = 1) -> bool:
         except IntegrityError:  # another sender created today's row first: try the UPDATE
             continue
     return False
+
+
+class DailyCapReached(RateLimitedError):
+    """The number sent its daily cap of business-initiated messages: wait for tomorrow (UTC)."""
+
+
+def daily_cap_error(number: WhatsAppNumber) -> DailyCapReached:
+    now = timezone.now()
+    tomorrow = datetime.combine(now.date() + timedelta(days=1), time.min, tzinfo=now.tzinfo)
+    return DailyCapReached(
+        "This WhatsApp Web number reached its daily cap; sending resumes tomorrow.",
+        title="Daily cap reached",
+        details=f"{daily_cap_for(number)} messages a day",
+        permanent=False,
+        retry_after=(tomorrow - now).total_seconds(),
+    )

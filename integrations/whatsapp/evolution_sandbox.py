@@ -35,6 +35,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -445,7 +446,10 @@ class EvolutionSandboxApp:
             status = response.status_code
         except requests.RequestException as error:
             status = 0
-            logger.warning("Evolution sandbox webhook to %s failed: %s", url, error)
+            # The path holds the number's secret: name only the host.
+            logger.warning(
+                "Evolution sandbox webhook to %s failed: %s", urlsplit(url).netloc, type(error)
+            )
         self.deliveries.append({"event": body["event"], "status": status})
         del self.deliveries[:-500]
 
