@@ -41,3 +41,19 @@ class WebCustomerForm(forms.Form):
     )
     name = forms.CharField(label=_("Customer name"), max_length=100, initial="Cliente Teste")
     text = forms.CharField(label=_("Message"), max_length=4096, widget=forms.Textarea({"rows": 2}))
+
+
+class WebTextForm(forms.Form):
+    """A saved message text for campaigns on a WhatsApp Web number."""
+
+    name = forms.SlugField(
+        label=_("Name"),
+        max_length=100,
+        help_text=_("Lowercase letters, digits and hyphens, e.g. appointment-reminder."),
+    )
+    body = forms.CharField(
+        label=_("Text"),
+        max_length=1024,
+        widget=forms.Textarea({"rows": 3}),
+        help_text=_("{{1}}, {{2}}… are filled for each contact when the campaign is set up."),
+    )

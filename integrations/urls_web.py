@@ -30,6 +30,11 @@ urlpatterns = [
         views_web.web_number_logout,
         name="web_number_logout",
     ),
+    path(
+        "settings/numbers/web/<uuid:code>/texts/",
+        views_web.web_number_text_save,
+        name="web_number_text_save",
+    ),
     path("sandbox/phone/web/", views_web.web_sandbox_phone, name="web_sandbox_phone"),
     path(
         "sandbox/phone/web/<uuid:code>/pair/", views_web.web_sandbox_pair, name="web_sandbox_pair"

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts import access
 from integrations import ingest, sandbox_web, services, web
 from integrations.errors import IntegrationError
-from integrations.forms_web import WebCustomerForm, WebNumberForm
+from integrations.forms_web import WebCustomerForm, WebNumberForm, WebTextForm
 from integrations.models import WhatsAppNumber
 from integrations.providers.evolution import webhook_url
 from integrations.views import _body, _refusal
@@ -91,9 +91,31 @@ def _connect(request, number) -> None:
 @access.section_required("settings", edit=True)
 def web_number_connect(request, code):
     """The number's QR code and state; the state panel refreshes itself until paired."""
+    return _connect_page(request, _web_number(request, code), WebTextForm())
+
+
+def _connect_page(request, number, text_form, status=200):
+    context = {
+        "number": number,
+        "webhook_url": webhook_url(number),
+        "texts": number.templates.filter(category=web.TEXT_CATEGORY),
+        "text_form": text_form,
+        "daily_sends": web.daily_sends(number),
+    }
+    return render(request, "integrations/web/connect.html", context, status=status)
+
+
+@require_POST
+@access.section_required("settings", edit=True)
+def web_number_text_save(request, code):
+    """Save a message text that campaigns on this number can send (no templates here)."""
     number = _web_number(request, code)
-    context = {"number": number, "webhook_url": webhook_url(number)}
-    return render(request, "integrations/web/connect.html", context)
+    form = WebTextForm(request.POST)
+    if not form.is_valid():
+        return _connect_page(request, number, form, status=400)
+    web.web_text_save(number=number, name=form.cleaned_data["name"], body=form.cleaned_data["body"])
+    messages.success(request, _("The message text was saved."))
+    return redirect("web_number_connect", code=number.code)
 
 
 @require_GET
