@@ -41,7 +41,7 @@ from integrations.providers import WebhookVerdict, provider_for
 logger = logging.getLogger(__name__)
 
 PATH = re.compile(
-    r"^/webhooks/(?:whatsapp/([A-Za-z0-9_-]{1,64})"
+    r"^/webhooks/(?:whatsapp/([A-Za-z0-9_-]{1,64})/"
     r"|evolution/([A-Za-z0-9_-]{1,64})/(?:([A-Za-z0-9_-]{1,64})/)?)$"
 )  # Evolution (WhatsApp Web) deliveries may carry the number's secret in the path
 MAX_BATCH = 500

@@ -183,6 +183,16 @@ class ConnectionTests(EvolutionTestCase):
 
 
 class WebhookAuthTests(EvolutionTestCase):
+    def test_the_postgresql_receiver_routes_evolution_paths_with_their_secret(self):
+        from integrations.ingest import PATH
+
+        cloud = PATH.match("/webhooks/whatsapp/abc/")
+        self.assertEqual((cloud[1], cloud[2], cloud[3]), ("abc", None, None))
+        with_secret = PATH.match("/webhooks/evolution/abc/s3cr3t/")
+        self.assertEqual((with_secret[2], with_secret[3]), ("abc", "s3cr3t"))
+        self.assertEqual(PATH.match("/webhooks/evolution/abc/")[2], "abc")
+        self.assertIsNone(PATH.match("/webhooks/evolution/abc/s/extra/"))
+
     def test_without_the_secret_401_and_nothing_stored(self):
         body = json.dumps({"event": "messages.upsert", "data": {}}).encode()
         before = WebhookEvent.objects.count()
@@ -346,6 +356,20 @@ class InboundTests(EvolutionTestCase):
         self.assertIn("<img", self.render(photo.message))
         pdf = Media.objects.get(message__number=self.web, message__type="document")
         self.assertEqual(pdf.filename, "exame.pdf")
+
+    def test_media_carried_in_the_webhook_is_kept_without_asking_evolution(self):
+        photo = base64.b64encode(png(5, 5)).decode()
+        data = self.app.inbound(
+            self.app.instances[self.web.evolution_instance],
+            {
+                "from": CUSTOMER,
+                "message": {"imageMessage": {"mimetype": "image/png"}, "base64": photo},
+            },
+        )
+        self.assertNotIn(data["key"]["id"], self.app.instances[self.web.evolution_instance].media)
+        self.forward(self.take("messages.upsert")[0])
+        media = Media.objects.get(message__wamid=data["key"]["id"])
+        self.assertEqual(media.file.read(), png(5, 5))
 
     def test_reactions_edits_and_deletions_change_the_original(self):
         original = self.customer_sends(text="às 10h")
