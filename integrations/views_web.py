@@ -2,6 +2,7 @@
 
 import functools
 import logging
+from datetime import timedelta
 
 import requests
 from django.conf import settings
@@ -9,6 +10,7 @@ from django.contrib import messages
 from django.db import DatabaseError
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -22,6 +24,7 @@ from integrations.providers.evolution import webhook_url
 from integrations.views import _body, _refusal
 
 logger = logging.getLogger(__name__)
+STATE_ASK_AFTER = timedelta(seconds=10)
 
 
 @csrf_exempt
@@ -121,8 +124,19 @@ def web_number_text_save(request, code):
 @require_GET
 @access.section_required("settings", edit=True)
 def web_number_state(request, code):
-    """The state panel alone (htmx polls it every 2 s while the page waits for a phone)."""
+    """The state panel alone (htmx polls it every 2 s while the page waits for a phone).
+
+    Webhooks move the state; if none came for a while (Evolution cannot reach
+    ``EVOLUTION_WEBHOOK_BASE_URL``?), the server is asked directly, at most every 10 s."""
     number = _web_number(request, code)
+    updated = number.connection_updated_at
+    if number.connection_state != "open" and (
+        updated is None or timezone.now() - updated > STATE_ASK_AFTER
+    ):
+        try:
+            web.web_number_refresh(number)
+        except IntegrationError as error:
+            logger.info("State of WhatsApp Web number %s not read: %s", number.pk, error)
     return render(request, "integrations/web/_state.html", {"number": number})
 
 

@@ -56,6 +56,23 @@ class WebNumberPagesTests(BaseTestCase):
         self.assertContains(panel, "+5511900000009")
         self.assertNotContains(panel, "hx-trigger")
 
+    def test_without_webhooks_the_panel_asks_the_server_now_and_then(self):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        self.login(self.admin)
+        number = web.web_number_create(organization=self.org, name="Web")
+        web.web_number_connect(number)
+        self.emulator.app.instances[number.evolution_instance].state = "open"  # no webhook came
+        panel = self.client.get(f"/settings/numbers/web/{number.code}/state/")
+        self.assertContains(panel, "Waiting for the phone")  # asked at most every 10 s
+        WhatsAppNumber.objects.filter(pk=number.pk).update(
+            connection_updated_at=timezone.now() - timedelta(seconds=11)
+        )
+        panel = self.client.get(f"/settings/numbers/web/{number.code}/state/")
+        self.assertContains(panel, "Connected")
+
     def test_an_unreachable_server_is_a_clear_message_not_a_500(self):
         self.login(self.admin)
         with override_settings(EVOLUTION_API_URL="http://127.0.0.1:9"):
