@@ -46,8 +46,10 @@ def run() -> None:
     manage("assistant_demo")
     manage("appointments_demo")
     manage("flow_demo")
-    print("Starting Porfin on http://127.0.0.1:8000 (Ctrl+C to stop)", flush=True)
-    os.execv(str(PYTHON), [str(PYTHON), str(ROOT / "manage.py"), "runserver", "127.0.0.1:8000"])
+    # PORT=8001 python3 dev.py run: a second copy; its sandbox follows the port it serves on.
+    port = os.environ.get("PORT") or "8000"
+    print(f"Starting Porfin on http://127.0.0.1:{port} (Ctrl+C to stop)", flush=True)
+    os.execv(str(PYTHON), [str(PYTHON), str(ROOT / "manage.py"), "runserver", f"127.0.0.1:{port}"])
 
 
 def test(args: list[str]) -> None:

@@ -25,6 +25,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -51,6 +53,8 @@ from accounts.models import (
     Membership,
     Role,
 )
+from kernel.cache import count_hit
+from kernel.memo import ProcessMemo
 
 # --- Keys -------------------------------------------------------------------------------------
 
@@ -78,6 +82,58 @@ def api_key_create(*, organization, name: str, scopes: list[str], created_by) ->
 
 def api_key_revoke(*, key: ApiKey) -> None:
     ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    # Every process checks this mark on each request (in the throttle's round trip), so a
+    # memoised key stops working at once everywhere, not when its memo runs out.
+    cache.set(_revoked_key(key.pk), 1, timeout=int(KEY_MEMO_SECONDS * 2))
+    _keys.forget(key.key_hash)
+
+
+# Keys are looked up once per KEY_MEMO_SECONDS per process, not on every request (the lookup was
+# a quarter of a request); revocation is seen at once through ``_revoked_key``.
+KEY_MEMO_SECONDS = 60.0
+_keys = ProcessMemo(ttl=KEY_MEMO_SECONDS)
+_last_used = ProcessMemo(ttl=LAST_USED_RESOLUTION.total_seconds())  # key id → written
+
+
+def _revoked_key(key_id: int) -> str:
+    return f"api:key-revoked:{key_id}"
+
+
+@receiver([post_save, post_delete], sender=ApiKey, dispatch_uid="api-key-memo")
+def _on_api_key_changed(sender, instance, **kwargs):
+    """A key revoked or deleted elsewhere (the admin): stop it at once in every process."""
+    if kwargs.get("signal") is post_delete or instance.revoked_at is not None:
+        cache.set(_revoked_key(instance.pk), 1, timeout=int(KEY_MEMO_SECONDS * 2))
+    _keys.forget(instance.key_hash)
+
+
+def _key_for(plaintext: str) -> ApiKey | None:
+    digest = _hash(plaintext)
+    key = _keys.get(
+        digest,
+        lambda: (
+            ApiKey.objects.select_related("organization")
+            .filter(key_hash=digest, revoked_at__isnull=True)
+            .first()
+        ),
+    )
+    if key is None:
+        _keys.discard(digest)  # unknown keys are not remembered (guessing must not fill memory)
+    return key
+
+
+def _last_used_touch(key: ApiKey) -> None:
+    """Record that ``key`` was used, at most once a minute per key (per process through the
+    memo, and in the database across processes)."""
+    _last_used.get(key.pk, lambda: _last_used_write(key))
+
+
+def _last_used_write(key: ApiKey) -> bool:
+    cutoff = timezone.now() - LAST_USED_RESOLUTION
+    ApiKey.objects.filter(pk=key.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff)
+    ).update(last_used_at=timezone.now())
+    return True
 
 
 def api_keys_of(organization) -> QuerySet[ApiKey]:
@@ -346,20 +402,11 @@ class ApiKeyAuthentication(BaseAuthentication):
         if not header.startswith(self.keyword + " "):
             return None
         plaintext = header[len(self.keyword) + 1 :].strip()
-        key = (
-            ApiKey.objects.select_related("organization")
-            .filter(key_hash=_hash(plaintext), revoked_at__isnull=True)
-            .first()
-            if plaintext.startswith(API_KEY_PREFIX)
-            else None
-        )
+        key = _key_for(plaintext) if plaintext.startswith(API_KEY_PREFIX) else None
         if key is None:
             self._failed(request)
             raise exceptions.AuthenticationFailed(_("Invalid or revoked API key."))
-        cutoff = timezone.now() - LAST_USED_RESOLUTION
-        ApiKey.objects.filter(pk=key.pk).filter(
-            Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff)
-        ).update(last_used_at=timezone.now())
+        _last_used_touch(key)
         request._request.api_key = key  # so that the audit log can name the key
         return AnonymousUser(), key
 
@@ -459,10 +506,33 @@ class ApiRateThrottle(SimpleRateThrottle):
         pass
 
     def allow_request(self, request, view):
+        """A sliding window counted in one Redis round trip (``kernel.cache.count_hit``), which
+        also brings back a revoked key's mark: a key memoised by this process stops at once."""
         self.scope = view.get_throttle_scope(request)
         self.rate = throttle_rates()[self.scope]
         self.num_requests, self.duration = parse_rate(self.rate)
-        return super().allow_request(request, view)
+        key_id = request.auth.pk if isinstance(request.auth, ApiKey) else None
+        current, previous, elapsed, revoked = count_hit(
+            self.get_cache_key(request, view),
+            self.duration,
+            also_get=_revoked_key(key_id) if key_id else "",
+        )
+        if revoked is not None:
+            _keys.forget(request.auth.key_hash)
+            raise exceptions.AuthenticationFailed(_("Invalid or revoked API key."))
+        weight = previous * (1 - elapsed)
+        if weight + current <= self.num_requests:
+            return True
+        # Until the previous window's share has decayed enough (or the window ends).
+        if previous and current < self.num_requests:
+            needed = 1 - (self.num_requests - current) / previous
+            self._wait = max(0.0, (needed - elapsed) * self.duration)
+        else:
+            self._wait = (1 - elapsed) * self.duration
+        return False
+
+    def wait(self):
+        return max(1.0, self._wait)
 
     def get_cache_key(self, request, view):
         if isinstance(request.auth, ApiKey):

@@ -10,7 +10,10 @@ class AccountsConfig(AppConfig):
     verbose_name = _("Accounts and organizations")
 
     def ready(self):
-        from accounts import services  # noqa: F401  (membership changes close live sockets)
+        from accounts import (
+            api_auth,  # noqa: F401  (a revoked key is forgotten everywhere)
+            services,  # noqa: F401  (membership changes close live sockets)
+        )
         from kernel import tasks
 
         # The base app mirrors the periodic tasks into django-q2 schedules for `qcluster`.

@@ -7,6 +7,9 @@
 | professional       | any member linked to a ``Professional`` (``user``)     | only their own agenda        |
 | none               | an agent not linked to a professional                  | nothing (403)                |
 
+The agenda settings (services, professionals' hours and exceptions, opening hours and holidays,
+booking rules) are edited by receptionists only (``settings_required``).
+
 Appointments of other organizations, or of agendas a professional may not see, answer 404.
 """
 
@@ -77,6 +80,19 @@ def agenda_required(view):
         if not scope.any:
             raise PermissionDenied
         request.agenda_scope = scope
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def settings_required(view):
+    """The agenda settings pages: receptionists (every agenda) only; professionals get 403."""
+
+    @agenda_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.agenda_scope.everyone:
+            raise PermissionDenied
         return view(request, *args, **kwargs)
 
     return wrapper

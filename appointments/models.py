@@ -62,6 +62,16 @@ class AgendaSettings(TenantModel):
             "tap would opt the customer out."
         ),
     )
+    waitlist_template = models.CharField(
+        _("waiting-list template"),
+        max_length=120,
+        blank=True,
+        help_text=_(
+            "Approved template that offers a freed time when the 24-hour window is closed (body "
+            "parameters: name, service, date and time, professional; quick-reply buttons Book it "
+            "/ No, thanks). Empty: only customers with an open window get the offer."
+        ),
+    )
     address = models.CharField(_("address"), max_length=300, blank=True)
 
     class Meta:

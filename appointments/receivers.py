@@ -34,6 +34,43 @@ router.register(
 )
 
 
+def _start_booking(chat, option: str) -> None:
+    """A flow's "book" step: the booking menus, at the chosen service's days when it has one."""
+    import uuid
+
+    try:
+        code = uuid.UUID(option) if option else None
+    except ValueError:
+        code = None
+    service = (
+        Service.objects.filter(
+            organization_id=chat.organization_id, code=code, active=True, bookable_online=True
+        ).first()
+        if code
+        else None
+    )
+    booking.start(chat, service=service)
+
+
+def _bookable_services(organization_id: int) -> list[tuple[str, str]]:
+    return [
+        (str(code), name)
+        for code, name in Service.objects.filter(
+            organization_id=organization_id, active=True, bookable_online=True
+        ).values_list("code", "name")
+    ]
+
+
+router.register_starter(
+    router.Starter(
+        key=booking.KEY,
+        label=_("booking menus"),
+        start=_start_booking,
+        options=_bookable_services,
+    )
+)
+
+
 @receiver([post_save, post_delete], sender=AgendaSettings, dispatch_uid="appointments-rules-memo")
 @receiver([post_save, post_delete], sender=Holiday, dispatch_uid="appointments-holiday-memo")
 def on_agenda_rules_changed(sender, instance, **kwargs):

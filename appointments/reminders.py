@@ -188,6 +188,28 @@ def _template_content(chat: Chat, appointment: Appointment) -> dict:
                 "(Agenda settings › reminder template)."
             )
         )
+    return template_content(
+        chat=chat,
+        name=name,
+        values=template_values(appointment),
+        payloads=reply_ids(appointment),
+    )
+
+
+def template_values(appointment: Appointment) -> list[str]:
+    """Body parameters of the agenda's templates, in order: name, service, when, professional."""
+    return [
+        appointment.display_customer
+        or (appointment.contact.display_name if appointment.contact_id else "-"),
+        appointment.service.name,
+        _when(appointment),
+        appointment.professional.name,
+    ]
+
+
+def template_content(*, chat: Chat, name: str, values: list[str], payloads: list[str]) -> dict:
+    """An approved template of the chat's number filled with ``values`` (body, in order) and
+    ``payloads`` (its quick-reply buttons, in order); refused with the reason otherwise."""
     template = (
         MessageTemplate.objects.filter(number_id=chat.number_id, name=name, status="APPROVED")
         .order_by("language")
@@ -197,12 +219,6 @@ def _template_content(chat: Chat, appointment: Appointment) -> dict:
         raise inbox_services.SendRefused(
             _('No approved template "%(name)s" on this number.') % {"name": name}
         )
-    values = [
-        appointment.display_customer or appointment.contact.display_name,
-        appointment.service.name,
-        _when(appointment),
-        appointment.professional.name,
-    ]
     components = []
     for component in template.components:
         kind = str(component.get("type", "")).upper()
@@ -223,13 +239,13 @@ def _template_content(chat: Chat, appointment: Appointment) -> dict:
                 for i, button in enumerate(component.get("buttons") or [])
                 if str(button.get("type", "")).upper() == "QUICK_REPLY"
             ]
-            for index, reply_id in zip(quick, reply_ids(appointment), strict=False):
+            for index, payload in zip(quick, payloads, strict=False):
                 components.append(
                     {
                         "type": "button",
                         "sub_type": "quick_reply",
                         "index": str(index),
-                        "parameters": [{"type": "payload", "payload": reply_id}],
+                        "parameters": [{"type": "payload", "payload": payload}],
                     }
                 )
     return {

@@ -138,6 +138,8 @@ def find_slots(context: ToolContext, arguments: dict) -> dict:
 
 
 def _free_professional(service: Service, professional, starts_at: datetime) -> Professional:
+    if starts_at <= timezone.now():
+        raise services.BookingError("that time is in the past; call find_slots for free times")
     if professional is not None:
         return professional
     day = starts_at.astimezone(availability.zone(service.organization)).date()

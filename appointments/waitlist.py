@@ -1,6 +1,6 @@
 """The waiting list: a customer who finds no day that suits them joins it from the booking menu;
 when an appointment of that service is cancelled, the freed time is offered (interactive
-buttons, inside the 24-hour window) to the first few waiting customers whose dates include it.
+buttons inside the 24-hour window, the organization's approved waiting-list template outside it) to the first few waiting customers whose dates include it.
 The first to tap books it through the same booking service; the others hear it was taken."""
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from django.utils.translation import gettext as _
 
 from appointments import availability, services
 from appointments.models import Appointment, Professional, WaitlistEntry
+from inbox import services as inbox_services
+from inbox.models import Contact
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +70,16 @@ def waitlist_offer(*, appointment: Appointment) -> int:
     offered = 0
     for entry in entries:
         chat = entry.chat
+        if chat.contact.opt_in == Contact.OptIn.OPTED_OUT:
+            logger.info("Waiting-list offer not sent to chat %s: the contact opted out", chat.pk)
+            continue
         if not chat.window_is_open:
+            sent = _offer_by_template(entry, appointment)
+            if sent is not None:
+                WaitlistEntry.objects.filter(pk=entry.pk).update(offers=entry.offers + 1)
+                offered += 1
             continue
         with translation.override(booking._language(chat)):
-            stamp = int(appointment.starts_at.timestamp())
             body = _(
                 "A time just freed up: %(service)s with %(professional)s on %(when)s. Do you want it?"
             ) % {
@@ -79,10 +87,8 @@ def waitlist_offer(*, appointment: Appointment) -> int:
                 "professional": appointment.professional.name,
                 "when": booking._when_text(chat.organization, appointment.starts_at),
             }
-            buttons = [
-                (f"{PREFIX}{entry.code}:{appointment.professional_id}:{stamp}", _("Book it")),
-                (f"{PREFIX}{entry.code}:no", _("No, thanks")),
-            ]
+            book_id, no_id = offer_ids(entry, appointment)
+            buttons = [(book_id, _("Book it")), (no_id, _("No, thanks"))]
             sent = booking._send(
                 chat,
                 "interactive",
@@ -101,6 +107,49 @@ def waitlist_offer(*, appointment: Appointment) -> int:
             WaitlistEntry.objects.filter(pk=entry.pk).update(offers=entry.offers + 1)
             offered += 1
     return offered
+
+
+def offer_ids(entry: WaitlistEntry, appointment: Appointment) -> tuple[str, str]:
+    """The two reply ids of an offer: book this time, or leave the list."""
+    stamp = int(appointment.starts_at.timestamp())
+    return (
+        f"{PREFIX}{entry.code}:{appointment.professional_id}:{stamp}",
+        f"{PREFIX}{entry.code}:no",
+    )
+
+
+def _offer_by_template(entry: WaitlistEntry, appointment: Appointment):
+    """Outside the 24-hour window only an approved template may go out (like reminders): the
+    organization's waiting-list template with the offer's buttons as quick-reply payloads.
+    Without one the customer is not written to, and the log says why."""
+    from appointments import booking, reminders
+
+    chat = entry.chat
+    name = availability.settings_for(appointment.organization).waitlist_template.strip()
+    if not name:
+        logger.info(
+            "Waiting-list offer not sent to chat %s: the 24-hour window is closed and no "
+            "waiting-list template is set (Agenda settings)",
+            chat.pk,
+        )
+        return None
+    with translation.override(booking._language(chat)):
+        values = [
+            chat.contact.display_name,
+            appointment.service.name,
+            booking._when_text(chat.organization, appointment.starts_at),
+            appointment.professional.name,
+        ]
+        try:
+            content = reminders.template_content(
+                chat=chat, name=name, values=values, payloads=list(offer_ids(entry, appointment))
+            )
+        except inbox_services.SendRefused as refused:
+            logger.warning(
+                "Waiting-list offer not sent to chat %s: %s", chat.pk, refused.messages[0]
+            )
+            return None
+        return booking._send(chat, "template", content)
 
 
 def offer_reply(chat, choice: str) -> None:

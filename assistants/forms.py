@@ -184,6 +184,7 @@ class AISettingsForm(forms.ModelForm):
             "synonyms",
             "min_relevance",
             "min_similarity",
+            "handoff_phrases",
             "prices",
         ]
         widgets = {"synonyms": forms.Textarea(attrs={"rows": 4})}

@@ -5,23 +5,29 @@ The lexical index is always there (SQLite FTS5 or PostgreSQL full-text, created 
 fuses both rankings.
 """
 
+import hashlib
 import io
 import logging
+import os
 import re
 import threading
 import time
+import uuid
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Max
+from django.db.models import BooleanField, Count, ExpressionWrapper, Max, Q
 from django.utils.translation import gettext as _
 
 from assistants import textsearch
 from assistants.models import Assistant, KnowledgeChunk, KnowledgeSource
 from integrations.ai import AIError
+from kernel.memo import ProcessMemo
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +150,7 @@ def source_index(
     source.chunk_count = len(texts)
     source.embedded = bool(vectors)
     source.save(update_fields=["chunk_count", "embedded"])
+    knowledge_changed(source.assistant_id)
     return len(texts)
 
 
@@ -171,57 +178,22 @@ class Hit:
         return self.chunk.text
 
 
-# Each assistant's lexical index (``textsearch.LexicalIndex``), cached per process like the
-# vectors below and keyed the same way (how many chunks, highest id) plus the synonym list.
-_lexical_cache: OrderedDict = OrderedDict()
-
-
-def lexical_index(assistant: Assistant, synonyms: str = "") -> textsearch.LexicalIndex:
-    chunks = KnowledgeChunk.objects.filter(assistant=assistant)
-    key = (*chunks.aggregate(n=Count("id"), last=Max("id")).values(), synonyms)
-    with _vector_cache_lock:
-        index = _lexical_cache.get(assistant.pk)
-        if index is not None and index[0] == key:
-            _lexical_cache.move_to_end(assistant.pk)
-            return index[1]
-    rows = list(chunks.order_by("id").values_list("id", "text")) if key[0] else []
-    built = textsearch.LexicalIndex.build(
-        rows, textsearch.synonyms_for(textsearch.parse_synonyms(synonyms))
-    )
-    with _vector_cache_lock:
-        _lexical_cache[assistant.pk] = (key, built)
-        _lexical_cache.move_to_end(assistant.pk)
-        while len(_lexical_cache) > VECTOR_CACHE_ASSISTANTS:
-            _lexical_cache.popitem(last=False)
-    return built
-
-
-def lexical_ranked(
-    assistant: Assistant, query: str, k: int, *, context: str = "", synonyms: str = ""
-) -> list[tuple[int, float]]:
-    """(chunk id, relevance 0–1) of ``assistant``'s chunks for ``query``, best first."""
-    index = lexical_index(assistant, synonyms)
-    return [
-        (chunk_id, relevance) for chunk_id, _score, relevance in index.search(query, context, k)
-    ]
-
-
-def lexical_ids(assistant: Assistant, query: str, k: int) -> list[int]:
-    """Chunk ids of ``assistant`` ranked by the lexical index (best first)."""
-    return [chunk_id for chunk_id, _relevance in lexical_ranked(assistant, query, k)]
-
-
-# Embedded chunks per assistant as one matrix of unit vectors, cached per process: an answer
-# then costs one aggregate query and a matrix product instead of loading and parsing every
-# chunk's vector. At most this many assistants' matrices are kept (least recently used out).
+# Each assistant's knowledge, kept hot per process: its chunks (text and source, no query to
+# turn ranked ids into passages), the matrix of unit vectors, and the lexical index per synonym
+# list. Keyed by (chunks, highest chunk id, embedded chunks), which moves with any change:
+# indexing a source replaces its chunks with new, higher ids, deleting one lowers the count.
+# The key itself is memoised (``kernel.memo``): this process sees its own changes at once
+# (``knowledge_changed``), others within the memo's seconds. At most this many assistants are
+# kept (least recently used out).
 VECTOR_CACHE_ASSISTANTS = 32
-_vector_cache: OrderedDict = OrderedDict()
+_indexes: OrderedDict = OrderedDict()
 _vector_cache_lock = threading.Lock()
+_keys = ProcessMemo()
 
 
 @dataclass(frozen=True)
 class VectorIndex:
-    key: tuple[int, int]  # (how many embedded chunks, highest chunk id)
+    key: tuple  # the knowledge's key when built
     ids: np.ndarray
     vectors: np.ndarray  # float32, one unit-length row per chunk
 
@@ -242,6 +214,191 @@ class VectorIndex:
         order = np.lexsort((self.ids, -scores))[:k]  # ties: lower id first
         return list(zip(self.ids[order].tolist(), scores[order].tolist(), strict=True))
 
+    @property
+    def nbytes(self) -> int:
+        return int(self.ids.nbytes + self.vectors.nbytes)
+
+
+@dataclass
+class KnowledgeIndex:
+    """One assistant's knowledge in memory."""
+
+    key: tuple
+    chunks: dict[int, KnowledgeChunk]  # with ``source`` (id, code, title, kind) attached
+    vectors: VectorIndex | None
+    lexical: dict[str, textsearch.LexicalIndex] = field(default_factory=dict)
+
+    def lexical_for(self, synonyms: str) -> textsearch.LexicalIndex:
+        index = self.lexical.get(synonyms)
+        if index is None:
+            rows = [(chunk_id, chunk.text) for chunk_id, chunk in self.chunks.items()]
+            index = textsearch.LexicalIndex.build(
+                rows, textsearch.synonyms_for(textsearch.parse_synonyms(synonyms))
+            )
+            with _vector_cache_lock:
+                if len(self.lexical) >= 4:  # synonym lists change rarely: keep the latest few
+                    self.lexical.pop(next(iter(self.lexical)))
+                self.lexical[synonyms] = index
+        return index
+
+
+def _knowledge_key(assistant_id: int) -> tuple:
+    return _keys.get(
+        assistant_id,
+        lambda: tuple(
+            KnowledgeChunk.objects.filter(assistant_id=assistant_id)
+            .aggregate(n=Count("id"), last=Max("id"), embedded=Count("embedding"))
+            .values()
+        ),
+    )
+
+
+def knowledge_changed(assistant_id: int) -> None:
+    """A source was indexed or deleted: this process rereads the key now (others soon)."""
+    _keys.forget(assistant_id)
+
+
+def _vectors(key: tuple, rows: list[tuple[int, list]]) -> VectorIndex | None:
+    if not rows:
+        return None
+    # A change of embedding model leaves vectors of two sizes until re-indexed: keep the most
+    # common size.
+    size = Counter(len(vector) for _id, vector in rows).most_common(1)[0][0]
+    rows = [(chunk_id, vector) for chunk_id, vector in rows if len(vector) == size]
+    return VectorIndex(
+        key=key,
+        ids=np.array([chunk_id for chunk_id, _vector in rows], dtype=np.int64),
+        vectors=_unit_rows([vector for _id, vector in rows]),
+    )
+
+
+def knowledge_index(assistant: Assistant | int) -> KnowledgeIndex:
+    """The assistant's knowledge from this process's cache (no query while the memoised key
+    holds; after a change, one to reload the chunks and, unless another worker process has
+    already written them to the shared vector files, one for the vectors)."""
+    assistant_id = getattr(assistant, "pk", assistant)
+    key = _knowledge_key(assistant_id)
+    with _vector_cache_lock:
+        index = _indexes.get(assistant_id)
+        if index is not None and index.key == key:
+            _indexes.move_to_end(assistant_id)
+            return index
+    chunks: dict[int, KnowledgeChunk] = {}
+    sources: dict[int, KnowledgeSource] = {}
+    embedded: list[int] = []
+    rows = (
+        KnowledgeChunk.objects.filter(assistant_id=assistant_id)
+        .order_by("id")
+        .annotate(has_vector=ExpressionWrapper(Q(embedding__isnull=False), BooleanField()))
+        .values_list(
+            "id",
+            "text",
+            "has_vector",
+            "position",
+            "organization_id",
+            "source_id",
+            "source__code",
+            "source__title",
+            "source__kind",
+        )  # fmt: skip
+        if key[0]
+        else []
+    )
+    for chunk_id, text, has_vector, position, org_id, source_id, code, title, kind in rows:
+        source = sources.get(source_id)
+        if source is None:
+            source = sources[source_id] = KnowledgeSource(
+                pk=source_id, organization_id=org_id, assistant_id=assistant_id,
+                code=code, title=title, kind=kind,
+            )  # fmt: skip
+        chunks[chunk_id] = KnowledgeChunk(
+            pk=chunk_id, organization_id=org_id, assistant_id=assistant_id,
+            source=source, position=position, text=text,
+        )  # fmt: skip
+        if has_vector:
+            embedded.append(chunk_id)
+    vectors = _shared_vectors(assistant_id, key, chunks, embedded) if embedded else None
+    index = KnowledgeIndex(key=key, chunks=chunks, vectors=vectors)
+    with _vector_cache_lock:
+        _indexes[assistant_id] = index
+        _indexes.move_to_end(assistant_id)
+        while len(_indexes) > VECTOR_CACHE_ASSISTANTS:
+            _indexes.popitem(last=False)
+    return index
+
+
+def vector_dir() -> Path | None:
+    """Where worker processes share the knowledge vectors (None: each keeps its own copy)."""
+    configured = getattr(settings, "KNOWLEDGE_VECTOR_DIR", None)
+    if configured == "":
+        return None
+    return Path(configured) if configured else Path(settings.VAR_DIR) / "knowledge-vectors"
+
+
+def _shared_vectors(
+    assistant_id: int, key: tuple, chunks: dict[int, KnowledgeChunk], embedded: list[int]
+) -> VectorIndex | None:
+    """The vectors of ``embedded`` chunks, memory-mapped from a file that every worker process
+    on this machine maps (one copy in the page cache, however many workers), written by the
+    first process that needs it. The file is named by a digest of the chunks' ids and texts, so
+    a stale file is never read; without a usable directory, each process keeps its own copy."""
+    directory = vector_dir()
+    digest = hashlib.sha256()
+    # One vector tells the embedding model apart (the same texts embedded by another model).
+    first = KnowledgeChunk.objects.filter(pk=embedded[0]).values_list("embedding", flat=True)
+    digest.update(repr(first.first()).encode())
+    for chunk_id in embedded:
+        digest.update(f"{chunk_id}\0{chunks[chunk_id].text}\0".encode())
+    stem = f"{assistant_id}-{digest.hexdigest()[:32]}"
+    if directory is not None:
+        try:
+            ids = np.load(directory / f"{stem}.ids.npy")
+            return VectorIndex(key, ids, np.load(directory / f"{stem}.npy", mmap_mode="r"))
+        except (OSError, ValueError):
+            pass  # not written yet (or being replaced): load from the database
+    rows = list(
+        KnowledgeChunk.objects.filter(pk__in=embedded, embedding__isnull=False)
+        .order_by("id")
+        .values_list("id", "embedding")
+    )
+    index = _vectors(key, rows)
+    if index is None or directory is None:
+        return index
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for suffix, array in ((".ids.npy", index.ids), (".npy", index.vectors)):
+            temporary = directory / f"{stem}.{uuid.uuid4().hex}.tmp"
+            with open(temporary, "wb") as handle:
+                np.save(handle, array)
+            os.replace(temporary, directory / f"{stem}{suffix}")
+        for old in directory.glob(f"{assistant_id}-*.npy"):
+            if not old.name.startswith(stem):
+                old.unlink(missing_ok=True)  # workers that mapped it keep their mapping
+        mapped = np.load(directory / f"{stem}.npy", mmap_mode="r")
+        return VectorIndex(key, index.ids, mapped)
+    except OSError as error:
+        logger.warning("Knowledge vectors not shared (%s): kept in this process", error)
+        return index
+
+
+def lexical_index(assistant: Assistant, synonyms: str = "") -> textsearch.LexicalIndex:
+    return knowledge_index(assistant).lexical_for(synonyms)
+
+
+def lexical_ranked(
+    assistant: Assistant, query: str, k: int, *, context: str = "", synonyms: str = ""
+) -> list[tuple[int, float]]:
+    """(chunk id, relevance 0–1) of ``assistant``'s chunks for ``query``, best first."""
+    index = lexical_index(assistant, synonyms)
+    return [
+        (chunk_id, relevance) for chunk_id, _score, relevance in index.search(query, context, k)
+    ]
+
+
+def lexical_ids(assistant: Assistant, query: str, k: int) -> list[int]:
+    """Chunk ids of ``assistant`` ranked by the lexical index (best first)."""
+    return [chunk_id for chunk_id, _relevance in lexical_ranked(assistant, query, k)]
+
 
 def _unit_rows(vectors: list[list[float]]) -> np.ndarray:
     matrix = np.asarray(vectors, dtype=np.float32)
@@ -250,43 +407,28 @@ def _unit_rows(vectors: list[list[float]]) -> np.ndarray:
 
 
 def vector_index(assistant: Assistant) -> VectorIndex | None:
-    """The assistant's embedded chunks, from this process's cache when its knowledge is unchanged.
-
-    The key (count and highest id of the embedded chunks) moves with any change: indexing a
-    source replaces its chunks with new, higher ids, and deleting one lowers the count."""
-    chunks = KnowledgeChunk.objects.filter(assistant=assistant, embedding__isnull=False)
-    key = tuple(chunks.aggregate(n=Count("id"), last=Max("id")).values())
-    if not key[0]:
-        return None
-    with _vector_cache_lock:
-        index = _vector_cache.get(assistant.pk)
-        if index is not None and index.key == key:
-            _vector_cache.move_to_end(assistant.pk)
-            return index
-    rows = list(chunks.order_by("id").values_list("id", "embedding"))
-    if not rows:
-        return None
-    # A change of embedding model leaves vectors of two sizes until re-indexed: keep the most
-    # common size.
-    size = Counter(len(vector) for _id, vector in rows).most_common(1)[0][0]
-    rows_of_size = [(chunk_id, vector) for chunk_id, vector in rows if len(vector) == size]
-    index = VectorIndex(
-        key=(len(rows), rows[-1][0]),
-        ids=np.array([chunk_id for chunk_id, _vector in rows_of_size], dtype=np.int64),
-        vectors=_unit_rows([vector for _id, vector in rows_of_size]),
-    )
-    with _vector_cache_lock:
-        _vector_cache[assistant.pk] = index
-        _vector_cache.move_to_end(assistant.pk)
-        while len(_vector_cache) > VECTOR_CACHE_ASSISTANTS:
-            _vector_cache.popitem(last=False)
-    return index
+    """The assistant's embedded chunks as one matrix (None when none is embedded)."""
+    return knowledge_index(assistant).vectors
 
 
 def vector_cache_clear() -> None:
     with _vector_cache_lock:
-        _vector_cache.clear()
-        _lexical_cache.clear()
+        _indexes.clear()
+    _keys._values.clear()
+
+
+def cache_bytes() -> dict[str, int]:
+    """Rough size of this process's knowledge caches: texts (by length) and vectors, those
+    kept in this process apart from those mapped from the shared files."""
+    with _vector_cache_lock:
+        indexes = list(_indexes.values())
+    sizes = {"texts": 0, "vectors_own": 0, "vectors_shared": 0}
+    for index in indexes:
+        sizes["texts"] += sum(len(chunk.text) for chunk in index.chunks.values())
+        if index.vectors is not None:
+            shared = isinstance(index.vectors.vectors, np.memmap)
+            sizes["vectors_shared" if shared else "vectors_own"] += index.vectors.nbytes
+    return sizes
 
 
 def embedding_ranked(
@@ -384,11 +526,7 @@ def search(
     ]
     if not best:
         return []
-    chunks = (
-        KnowledgeChunk.objects.select_related("source")
-        .defer("embedding", "source__text", "source__faq")  # big, and not needed to answer
-        .in_bulk(best)
-    )
+    chunks = knowledge_index(assistant).chunks
     return [
         Hit(chunks[chunk_id], scores[chunk_id], passing[chunk_id])
         for chunk_id in best

@@ -89,6 +89,14 @@ class AISettings(TenantModel):
         default=0.3,
         help_text=_("Cosine similarity (0–1) a passage needs when found by embeddings."),
     )
+    handoff_phrases = models.TextField(
+        _("handoff phrases"),
+        blank=True,
+        help_text=_(
+            "One a line: the customers' words for “I want a person”, for every assistant, besides "
+            "the built-in ones in Portuguese, English and Spanish (e.g. “quero a doutora”)."
+        ),
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization"], name="unique_ai_settings")]

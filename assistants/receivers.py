@@ -4,9 +4,9 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 from django.utils.translation import gettext_lazy as _
 
-from assistants import services
+from assistants import knowledge, services
 from assistants import signals as assistant_signals
-from assistants.models import AISettings, Assistant
+from assistants.models import AISettings, Assistant, KnowledgeSource
 from inbox import router, signals
 from inbox.models import Chat, Message
 from kernel import tasks
@@ -75,3 +75,8 @@ def on_assistant_saved(sender, instance, **kwargs):
 @receiver(post_save, sender=AISettings, dispatch_uid="assistants-prices-memo")
 def on_ai_settings_saved(sender, instance, **kwargs):
     services.prices_changed(instance.organization_id)
+
+
+@receiver(post_delete, sender=KnowledgeSource, dispatch_uid="assistants-knowledge-memo")
+def on_knowledge_source_deleted(sender, instance, **kwargs):
+    knowledge.knowledge_changed(instance.assistant_id)

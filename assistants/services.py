@@ -131,6 +131,15 @@ def ai_settings(organization_id: int) -> AISettings | None:
     return AISettings.objects.filter(organization_id=organization_id).first()
 
 
+_settings_memo = ProcessMemo()
+
+
+def ai_settings_cached(organization_id: int) -> AISettings | None:
+    """``ai_settings`` for the reply path, memoised per process (``kernel.memo``; forgotten
+    when saved): read-only, never save the instance it returns."""
+    return _settings_memo.get(organization_id, lambda: ai_settings(organization_id))
+
+
 def release_database_connection() -> None:
     """Give this thread's database connection back (to the pool) before waiting on a model:
     dozens of replies may wait at once, and none needs the database meanwhile."""
@@ -303,7 +312,9 @@ def organization_prices(organization_id: int) -> dict:
 
 
 def prices_changed(organization_id: int) -> None:
+    """The organization's AI settings were saved."""
     _organization_prices.forget(organization_id)
+    _settings_memo.forget(organization_id)
 
 
 def _price_kind(kind: str) -> str:
@@ -415,11 +426,13 @@ class Turn:
 
 def rule_handoff_reason(assistant: Assistant, text: str) -> str:
     """A handoff rule that fires on the customer's words: a request for a person (pt/en/es,
-    ``assistants.handoff``, plus the assistant's own phrases) or a sensitive topic. Pure: runs
-    before any model call, and costs no query."""
+    ``assistants.handoff``, plus the organization's phrases from its AI settings and the
+    assistant's own) or a sensitive topic. Runs before any model call; the settings come from
+    a per-process memo."""
+    config = ai_settings_cached(assistant.organization_id)
     extra = [
-        k for k in assistant.handoff_keywords or [] if normalize(str(k)).strip()
-        and normalize(str(k)).strip() not in LEGACY_HANDOFF_KEYWORDS
+        k for k in [*organization_handoff_phrases(config), *(assistant.handoff_keywords or [])]
+        if normalize(str(k)).strip() and normalize(str(k)).strip() not in LEGACY_HANDOFF_KEYWORDS
     ]  # fmt: skip
     phrase = handoff.detect(text, extra)
     if phrase:
@@ -430,6 +443,13 @@ def rule_handoff_reason(assistant: Assistant, text: str) -> str:
         if topic and topic in folded:
             return _("sensitive topic (“%(topic)s”)") % {"topic": topic}
     return ""
+
+
+def organization_handoff_phrases(config: AISettings | None) -> list[str]:
+    """The organization's extra handoff phrases (AI settings), one a line or comma-separated."""
+    if config is None or not config.handoff_phrases:
+        return []
+    return [p.strip() for p in re.split(r"[\n,;]+", config.handoff_phrases) if p.strip()]
 
 
 LANGUAGE_NAMES = {"pt": "Portuguese", "en": "English", "es": "Spanish"}
@@ -541,11 +561,14 @@ def generate_turn(
     if reason:
         turn.handoff_reason = reason
         return turn
-    config = ai_settings(assistant.organization_id)
-    provider = provider or provider_for_organization(assistant.organization_id, config)
+    config = ai_settings_cached(assistant.organization_id)
+    if provider is None:
+        provider = provider_for_organization(assistant.organization_id, config) if config else (
+            provider_for()
+        )  # fmt: skip
     timings: dict = {}
     prices = config.prices if config else {}
-    embedding_model = _embedding_model(assistant.organization_id, config)
+    embedding_model = config.embedding_model if config else "text-embedding-3-small"
     # The customer's last few turns: "e quanto custa?" keeps the topic of the turn before.
     said = [m["content"] for m in history if m.get("role") == "user" and m.get("content")]
     hits = knowledge.search(
@@ -660,7 +683,40 @@ def assistant_for_chat(chat: Chat) -> Assistant | None:
     return _assistants_for_chat(chat).first()
 
 
+_reply_assistants = ProcessMemo()
+
+
+def _versions_by_number(organization_id: int) -> dict[int, AssistantVersion]:
+    """Number id → the current version (with its assistant) of the active assistant that
+    answers it by default (the lowest id when several do), in one query."""
+    rows = (
+        AssistantVersion.objects.select_related("assistant")
+        .filter(
+            assistant__organization_id=organization_id,
+            assistant__is_active=True,
+            number=F("assistant__version"),
+            assistant__default_for_numbers__isnull=False,
+        )
+        .annotate(number_id=F("assistant__default_for_numbers"))
+        .order_by("-assistant_id")
+    )
+    return {version.number_id: version for version in rows}  # the lowest id wins
+
+
 def _assistant_and_version(chat: Chat) -> tuple[Assistant | None, AssistantVersion | None]:
+    """The chat's assistant and its current version: memoised per organization and process
+    (``kernel.memo``, forgotten when an assistant is saved), so no query per reply."""
+    version = _reply_assistants.get(
+        chat.organization_id, lambda: _versions_by_number(chat.organization_id)
+    ).get(chat.number_id)
+    if version is not None:
+        return version.assistant, version
+    return _assistant_and_version_loaded(chat)
+
+
+def _assistant_and_version_loaded(
+    chat: Chat,
+) -> tuple[Assistant | None, AssistantVersion | None]:
     """``assistant_for_chat`` and its ``current_version`` in one query."""
     first = _assistants_for_chat(chat).values("pk")[:1]
     version = (
@@ -703,6 +759,7 @@ def _numbers_answered(organization_id: int) -> frozenset[int]:
 
 def assistants_changed(organization_id: int) -> None:
     _answered_numbers.forget(organization_id)
+    _reply_assistants.forget(organization_id)
 
 
 HANDLER = "assistant"  # the conversation router's key for messages the assistant answers
@@ -731,7 +788,13 @@ def reply_schedule(*, message: Message) -> None:
         return
     due = (message.created_at or timezone.now()) + timedelta(seconds=debounce_seconds())
     _reply_job_upsert(message.chat, message.pk, due)
-    tasks.enqueue("assistants.tasks.reply_to_chat", message.chat_id, queue="ai")
+    chat = message.chat
+    # The due time and the chat's organization and number go with the task: the worker warms
+    # its memos and sleeps out the debounce without asking the database first.
+    tasks.enqueue(
+        "assistants.tasks.reply_to_chat", chat.pk, due.timestamp(), chat.organization_id,
+        chat.number_id, queue="ai",
+    )  # fmt: skip
 
 
 def _reply_job_upsert(chat: Chat, message_id: int, due) -> None:
@@ -759,38 +822,140 @@ def _reply_job_upsert(chat: Chat, message_id: int, due) -> None:
         )
 
 
-def reply_run(chat_id: int) -> None:
-    """Answer a chat's pending customer messages once, in order; loops while more arrive."""
-    for _attempt in range(10):
-        job = ReplyJob.objects.filter(chat_id=chat_id).first()
-        if job is None or job.answered_inbound_id >= job.last_inbound_id:
-            return
-        wait = (job.due_at - timezone.now()).total_seconds()
-        if wait > 0:
-            release_database_connection()  # dozens of chats may wait out their debounce at once
-            time.sleep(min(wait, 5))
-            continue
-        now = timezone.now()
-        token = uuid.uuid4().hex
-        claimed = (
-            ReplyJob.objects.filter(pk=job.pk)
-            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-            .update(claim_token=token, claimed_until=now + CLAIM_LEASE)
-        )
-        if not claimed:
-            return  # another worker holds the chat; it loops over anything newer
-        release = ReplyJob.objects.filter(pk=job.pk, claim_token=token)
-        try:
-            _answer(job, token)
-        except BaseException:
-            release.update(claim_token="", claimed_until=None)
-            raise
-        # Done unless a newer message came in meanwhile (its own task found the chat claimed).
-        if release.filter(answered_inbound_id__gte=F("last_inbound_id")).update(
+# Mark the claimed messages answered and let go of the chat unless a newer one is waiting.
+_FINISH = """
+    UPDATE assistants_replyjob SET answered_inbound_id = %s,
+    claim_token = CASE WHEN last_inbound_id <= %s THEN '' ELSE claim_token END,
+    claimed_until = CASE WHEN last_inbound_id <= %s THEN NULL ELSE claimed_until END
+    WHERE id = %s AND claim_token = %s RETURNING last_inbound_id"""
+# The same, locking the chat's row and reading its AI switch (SQLite has no row locks: its
+# writers take turns anyway).
+_FINISH_LOCKING = """
+    WITH locked AS (SELECT ai_enabled FROM inbox_chat WHERE id = %s FOR UPDATE)
+    UPDATE assistants_replyjob SET answered_inbound_id = %s,
+    claim_token = CASE WHEN last_inbound_id <= %s THEN '' ELSE claim_token END,
+    claimed_until = CASE WHEN last_inbound_id <= %s THEN NULL ELSE claimed_until END
+    WHERE id = %s AND claim_token = %s
+    RETURNING last_inbound_id, (SELECT ai_enabled FROM locked)"""
+_FINISH_READING = _FINISH_LOCKING.replace(" FOR UPDATE", "")
+
+
+class _Claim:
+    """A worker's hold on a chat's reply job, up to the customer message ``target``."""
+
+    def __init__(self, job_id: int, chat_id: int, token: str, target: int):
+        self.job_id, self.chat_id, self.token, self.target = job_id, chat_id, token, target
+        self.more = False  # a newer customer message came in meanwhile
+
+    def finish(self, *, lock_chat: int | None = None) -> bool | None:
+        """Mark ``target`` answered, and let go of the chat unless a newer message is waiting
+        (then ``more``): one statement. False when the claim was lost.
+
+        ``lock_chat``: also lock that chat's row (a person turning the AI off waits for this
+        transaction) and return whether its AI is still on (None: the claim was lost)."""
+        if lock_chat:
+            sql = _FINISH_LOCKING if connection.features.has_select_for_update else _FINISH_READING
+            params = [lock_chat, self.target, self.target, self.target, self.job_id, self.token]
+        else:
+            sql, params = _FINISH, [self.target, self.target, self.target, self.job_id, self.token]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        if row is None:
+            return None if lock_chat else False
+        self.more = row[0] > self.target
+        return bool(row[1]) if lock_chat else True
+
+    def release(self) -> None:
+        ReplyJob.objects.filter(pk=self.job_id, claim_token=self.token).update(
             claim_token="", claimed_until=None
-        ):
+        )
+
+
+def _claim(chat_id: int, token: str, now) -> _Claim | None:
+    """Claim the chat's reply job if a customer message awaits an answer and its debounce is
+    over at ``now`` (or the claim is already ``token``'s): one statement."""
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE assistants_replyjob SET claim_token = %s, claimed_until = %s"
+            " WHERE chat_id = %s AND answered_inbound_id < last_inbound_id AND due_at <= %s"
+            " AND (claimed_until IS NULL OR claimed_until < %s OR claim_token = %s)"
+            " RETURNING id, last_inbound_id",
+            [token, adapt(now + CLAIM_LEASE), chat_id, adapt(now), adapt(now), token],
+        )
+        row = cursor.fetchone()
+    return _Claim(row[0], chat_id, token, row[1]) if row else None
+
+
+def reply_run(
+    chat_id: int,
+    due: float | None = None,
+    organization_id: int | None = None,
+    number_id: int | None = None,
+) -> None:
+    """Answer a chat's pending customer messages once, in order; loops while more arrive.
+
+    Waiting out the debounce, the worker warms what the answer needs (assistant, settings,
+    knowledge index, model client), so the model is called as soon as the window closes.
+    ``due`` (a timestamp), ``organization_id`` and ``number_id`` come from ``reply_schedule``
+    (the sweep gives only the chat): with them the wait costs no query."""
+    token = uuid.uuid4().hex
+    warmed = False
+    if due is not None and due > time.time():
+        if organization_id is not None and number_id is not None:
+            _reply_warm_for(organization_id, number_id)
+            warmed = True
+        wait = due - time.time()
+        if wait > 0:
+            release_database_connection()
+            time.sleep(min(wait, 5))
+    for _attempt in range(10):
+        now = timezone.now()
+        claim = _claim(chat_id, token, now)
+        if claim is None:
+            job = (
+                ReplyJob.objects.filter(chat_id=chat_id)
+                .values("answered_inbound_id", "last_inbound_id", "due_at")
+                .first()
+            )
+            if job is None or job["answered_inbound_id"] >= job["last_inbound_id"]:
+                return
+            if job["due_at"] <= now:
+                return  # another worker holds the chat; it loops over anything newer
+            if not warmed:
+                warmed = True
+                _reply_warm(chat_id)
+            wait = (job["due_at"] - timezone.now()).total_seconds()
+            if wait > 0:
+                release_database_connection()  # dozens of chats may wait out their debounce
+                time.sleep(min(wait, 5))
+            continue
+        try:
+            _answer(claim)
+        except BaseException:
+            claim.release()
+            raise
+        if not claim.more:
             return
-        release.update(claim_token="", claimed_until=None)
+
+
+def _reply_warm(chat_id: int) -> None:
+    """Load into this process's memos what answering the chat will read (one query)."""
+    chat = Chat.objects.filter(pk=chat_id).only("id", "organization_id", "number_id").first()
+    if chat is not None:
+        _reply_warm_for(chat.organization_id, chat.number_id)
+
+
+def _reply_warm_for(organization_id: int, number_id: int) -> None:
+    chat = Chat(organization_id=organization_id, number_id=number_id)
+    assistant, _version = _assistant_and_version(chat)
+    if assistant is None:
+        return
+    config = ai_settings_cached(chat.organization_id)
+    knowledge.knowledge_index(assistant).lexical_for(config.synonyms if config else "")
+    if config is not None:
+        provider_for_organization(chat.organization_id, config)
 
 
 def reply_jobs_sweep(*, stale_seconds: int = 30) -> int:
@@ -815,7 +980,17 @@ def _recent_messages(chat: Chat, up_to_id: int) -> list[Message]:
     return list(
         chat.messages.exclude(direction=Message.Direction.INTERNAL)
         .filter(pk__lte=up_to_id)
-        .only("id", "chat_id", "direction", "type", "text", "content", "timestamp", "handled_by")
+        .only(
+            "id",
+            "chat_id",
+            "direction",
+            "type",
+            "text",
+            "content",
+            "timestamp",
+            "handled_by",
+            "author_type",
+        )  # fmt: skip
         .order_by("-timestamp", "-id")[:HISTORY_MESSAGES]
     )[::-1]
 
@@ -849,8 +1024,17 @@ def _within_hours(assistant: Assistant, organization) -> bool:
     return assistant.opens_at <= local.time() < assistant.closes_at
 
 
-def _turns_since_human(chat: Chat) -> int:
-    """Assistant answers since a team member last wrote (one query)."""
+def _turns_since_human(chat: Chat, recent: list[Message], limit: int) -> int:
+    """Assistant answers since a team member last wrote, up to ``limit``: told by the recent
+    history when it reaches back far enough, else one query."""
+    count = 0
+    for message in reversed(recent):
+        if message.author_type == Message.Author.USER:
+            return count
+        if message.author_type == Message.Author.ASSISTANT:
+            count += 1
+    if len(recent) < HISTORY_MESSAGES or count >= limit:
+        return count  # the whole chat is in ``recent``, or the limit is reached anyway
     last_human = (
         Message.objects.filter(chat_id=chat.pk, author_type=Message.Author.USER)
         .order_by("-id")
@@ -884,24 +1068,26 @@ def _send(chat: Chat, text: str, version: AssistantVersion, extra: dict | None =
     return message
 
 
-def _answer(job: ReplyJob, token: str) -> None:
-    """Answer ``job``'s chat up to its latest customer message, holding the claim ``token``.
+def _answer(claim: _Claim) -> None:
+    """Answer the claimed chat up to its latest customer message.
 
-    A fixed number of queries whatever the history or knowledge size (a test counts them);
-    usage records are stored with the reply, or at the end when there is none."""
-    target = job.last_inbound_id
-    chat = Chat.objects.select_related("contact", "number", "organization").get(pk=job.chat_id)
-    assistant, version = _assistant_and_version(chat)
+    A fixed, small number of queries whatever the history or knowledge size (a test counts
+    them): the chat with its contact, number and organization, the recent history, then one
+    transaction that marks the messages answered, stores the reply and its usage records. The
+    assistant, its version, the AI settings and the knowledge index come from per-process
+    memos. The reply is delivered by this worker once committed (no extra task hop)."""
+    chat = (
+        Chat.objects.select_related("contact", "number", "organization")
+        .filter(pk=claim.chat_id)
+        .first()
+    )
+    assistant, version = _assistant_and_version(chat) if chat else (None, None)
+    finish = claim.finish
 
-    def finish() -> bool:
-        return bool(
-            ReplyJob.objects.filter(pk=job.pk, claim_token=token).update(answered_inbound_id=target)
-        )
-
-    if not chat.ai_enabled or assistant is None:
+    if chat is None or not chat.ai_enabled or assistant is None:
         finish()
         return
-    recent = _recent_messages(chat, target)
+    recent = _recent_messages(chat, claim.target)
     if _last_is_handled(recent):
         finish()
         return
@@ -927,13 +1113,13 @@ def _answer(job: ReplyJob, token: str) -> None:
     context = tools.ToolContext(chat=chat, contact=chat.contact)
     usage: list[UsageRecord] = []
     try:
-        _answer_turn(chat, assistant, version, finish, recent, context, usage)
+        _answer_turn(chat, assistant, version, claim, recent, context, usage)
     finally:
         if usage:
             UsageRecord.objects.bulk_create(usage)
 
 
-def _answer_turn(chat, assistant, version, finish, recent, context, usage) -> None:
+def _answer_turn(chat, assistant, version, claim, recent, context, usage) -> None:
     """Generate, then store and send the answer (or hand off) if the claim still holds."""
     history, pending = _history_from(recent)
     try:
@@ -942,7 +1128,7 @@ def _answer_turn(chat, assistant, version, finish, recent, context, usage) -> No
         )
     except AIError as error:
         with transaction.atomic():
-            if finish():
+            if claim.finish():
                 chat_handoff(
                     chat=chat,
                     assistant=assistant,
@@ -951,31 +1137,24 @@ def _answer_turn(chat, assistant, version, finish, recent, context, usage) -> No
                     % {"error": error.message[:300]},
                 )
         return
-    if (
-        not turn.handoff_reason
-        and assistant.max_turns_without_resolution
-        and _turns_since_human(chat) >= assistant.max_turns_without_resolution
-    ):
-        turn.handoff_reason = _("%(n)s answers without resolution") % {
-            "n": assistant.max_turns_without_resolution
-        }
+    limit = assistant.max_turns_without_resolution
+    if not turn.handoff_reason and limit and _turns_since_human(chat, recent, limit) >= limit:
+        turn.handoff_reason = _("%(n)s answers without resolution") % {"n": limit}
+    sent = None
     with transaction.atomic():
-        locked = Chat.objects.select_for_update().get(pk=chat.pk)
-        if not finish() or not locked.ai_enabled:
+        # Marks the messages answered and locks the chat: a person turning the AI off while
+        # the model was thinking wins, and waits for this transaction otherwise.
+        if not claim.finish(lock_chat=chat.pk):
             return  # lost the claim, or a person took over while the model was thinking
-        # Rows loaded a moment ago; the sender needs them (the contact's number, the group).
-        locked.contact, locked.number, locked.organization = (
-            chat.contact, chat.number, chat.organization
-        )  # fmt: skip
         if turn.handoff_reason:
-            chat_handoff(chat=locked, assistant=assistant, reason=turn.handoff_reason)
+            chat_handoff(chat=chat, assistant=assistant, reason=turn.handoff_reason)
             return
         text = turn.text
         if assistant.greeting and not _has_outbound(chat, recent):
             text = f"{assistant.greeting}\n\n{text}"
         try:
-            _send(
-                locked,
+            sent = _send(
+                chat,
                 text,
                 version,
                 {"sources": turn.sources, "tools": [c["name"] for c in turn.tool_calls],
@@ -983,10 +1162,14 @@ def _answer_turn(chat, assistant, version, finish, recent, context, usage) -> No
             )  # fmt: skip
         except inbox_services.SendRefused as error:
             inbox_services.note_add(
-                chat=locked, author=None, body=_("AI reply not sent: %(e)s") % {"e": error.message}
+                chat=chat, author=None, body=_("AI reply not sent: %(e)s") % {"e": error.message}
             )
         UsageRecord.objects.bulk_create(usage)  # in the reply's transaction: one commit less
         usage.clear()
+    if sent is not None and settings.TASK_RUNNER != "inline":
+        # Delivered here, now: the queued delivery task (``message_send``'s) finds it claimed
+        # and does nothing, unless it ran first. Inline (tests), that task already ran.
+        inbox_services.message_deliver(sent.pk)
 
 
 def _has_outbound(chat: Chat, recent: list[Message]) -> bool:

@@ -9,8 +9,8 @@ from integrations.errors import IntegrationError
 logger = logging.getLogger(__name__)
 
 
-def reply_to_chat(chat_id: int) -> None:
-    services.reply_run(chat_id)
+def reply_to_chat(chat_id: int, due=None, organization_id=None, number_id=None) -> None:
+    services.reply_run(chat_id, due, organization_id, number_id)
 
 
 def pause_for_human_reply(message_id: int) -> None:

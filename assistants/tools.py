@@ -63,13 +63,20 @@ def register(name: str, description: str, properties: dict | None = None, requir
             },
             func,
         )
+        _schemas.clear()
         return func
 
     return decorator
 
 
+_schemas: list[dict] = []  # built once per process (the registry changes only at start-up)
+
+
 def schemas() -> list[dict]:
-    return [tool.schema() for tool in REGISTRY.values()]
+    """The tools' JSON schemas for the model (shared: callers must not change them)."""
+    if len(_schemas) != len(REGISTRY):
+        _schemas[:] = [tool.schema() for tool in REGISTRY.values()]
+    return _schemas
 
 
 def execute(context: ToolContext, name: str, arguments: dict) -> dict:

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._ownership import require_bench_database  # noqa: E402
+
 
 def fresh_database(url: str) -> None:
     """Drop and create the benchmark database named by ``url`` (PostgreSQL or SQLite file)."""
@@ -22,7 +24,7 @@ def fresh_database(url: str) -> None:
         return
     import psycopg
 
-    name = parts.path.lstrip("/")
+    name = require_bench_database(parts.path.lstrip("/"))
     admin = url.replace(f"/{name}", "/postgres", 1)
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,28 +1,32 @@
-"""Integrator API benchmark (issue 7).
+"""Integrator API benchmark (issues 7 and 21), driven by ``wrk`` (not the server's Python).
 
-    .venv/bin/python bench/api_load.py [--chats 20000] [--clients 100] [--requests 30]
+    .venv/bin/python bench/api_load.py [--chats 20000] [--clients 100] [--duration 15]
+        [--workers 2] [--http-concurrency 1] [--redis redis://127.0.0.1:6379/12] [--reuse]
 
-1. Seeds a PostgreSQL database (``porfin_bench_api``) with one organization, ``--chats`` chats
-   (10 messages each, service windows open) and one API key per client.
-2. Serves it with uvicorn (2 workers; Redis for the cache, throttles and the django-q2 broker).
-3. ``--clients`` concurrent clients, each with its own key and keep-alive connection, alternate
-   ``GET /api/v1/chats/`` and ``POST /api/v1/chats/<id>/messages/`` (with an Idempotency-Key),
-   ``--requests`` each. Prints p50/p95/p99 of the server time (the ``Server-Timing`` header the
-   API sets: the view with its queries, excluding queueing) and of the client-side latency.
+1. Seeds its own PostgreSQL database (``--db``, default ``porfin_bench_api``: dropped and created
+   by this bench only) with one organization, ``--chats`` chats (10 messages each, service
+   windows open) and ``--keys`` API keys (secrets kept in ``var/<db>.keys`` for ``--reuse``).
+2. Serves it with the README's production command (uvicorn, ``--workers`` processes, no access
+   log; Redis db ``--redis`` for the cache, throttles and the django-q2 broker; nothing in it
+   is cleared) with ``bench/api_reference_settings.py``: the production settings plus a
+   trivial Django JSON view at ``/bench/json/`` through the same middleware, the reference.
+3. ``wrk`` (Debian: ``apt-get install wrk``) with ``--clients`` connections, for ``--duration``
+   seconds each: the reference view; the API mix (``bench/api_mix.lua``: ``GET /api/v1/chats/``
+   and ``POST /api/v1/chats/<id>/messages/`` alternating, the clients' keys in turn, a fresh
+   Idempotency-Key per POST); one connection alone (a request's own cost); ``/healthz/live``.
+   Prints requests/s, client p50/p95/p99, the server time (the API's ``Server-Timing``), the
+   statuses and the API's share of the reference.
 
-Target (issue 7): server time p95 < 50 ms for both at 100 concurrent clients.
+Targets (issue 21): API ≥ 500 req/s at 100 connections on 2 cores, client p95 < 250 ms, server
+p50 < 5 ms, ≥ 60% of the reference; ``/healthz/live`` ≥ 3,000 req/s.
 """
 
 import argparse
+import json
 import os
-import random
 import subprocess
 import sys
-import threading
 import time
-import uuid
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -30,10 +34,13 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._ownership import require_bench_database  # noqa: E402
+
 DB_NAME = "porfin_bench_api"
 PG = "postgres://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379/12"
 PORT = 8767
+SERVER_ENV: dict = {}  # --workers etc. (set by main)
 
 SEED_SQL = """
 INSERT INTO inbox_contact (organization_id, code, wa_id, phone, profile_name, name, email, tags, attributes,
@@ -44,18 +51,20 @@ SELECT %(org)s, gen_random_uuid(), (5511900000000 + g)::text, '+' || (5511900000
 FROM generate_series(1, %(chats)s) g;
 
 INSERT INTO inbox_chat (organization_id, code, contact_id, number_id, status, assignee_id, last_message_at,
-    last_message_preview, unread_count, window_expires_at, ai_enabled, tags, seq, created_at)
+    last_message_preview, unread_count, window_expires_at, ai_enabled, tags, seq, created_at, held_by)
 SELECT %(org)s, gen_random_uuid(), c.id, %(number)s, (ARRAY['open','open','pending','resolved'])[1 + (c.id %% 4)],
     NULL, now() - (c.id || ' minutes')::interval, 'Mensagem ' || c.id, 0, now() + interval '6 hours',
-    false, '[]', 0, now()
+    false, '[]', 0, now(), ''
 FROM inbox_contact c WHERE c.organization_id = %(org)s;
 
 INSERT INTO inbox_message (organization_id, code, chat_id, number_id, direction, type, text, content, wamid,
-    reply_to_wamid, status, error_title, error_details, author_type, author_ref, timestamp, created_at)
+    reply_to_wamid, status, error_title, error_details, author_type, author_ref, timestamp, created_at,
+    handled_by)
 SELECT %(org)s, gen_random_uuid(), ch.id, %(number)s, CASE WHEN g %% 2 = 0 THEN 'in' ELSE 'out' END, 'text',
     'Olá, mensagem ' || g, jsonb_build_object('type', 'text', 'text', jsonb_build_object('body', 'Olá ' || g)),
     'wamid.bench.' || ch.id || '.' || g, '', CASE WHEN g %% 2 = 0 THEN 'received' ELSE 'read' END, '', '',
-    CASE WHEN g %% 2 = 0 THEN 'customer' ELSE 'user' END, '', now() - ((10 - g) || ' minutes')::interval, now()
+    CASE WHEN g %% 2 = 0 THEN 'customer' ELSE 'user' END, '', now() - ((10 - g) || ' minutes')::interval, now(),
+    ''
 FROM inbox_chat ch, generate_series(1, 10) g WHERE ch.organization_id = %(org)s;
 """
 
@@ -74,7 +83,8 @@ def environment() -> dict:
         **os.environ,
         "DATABASE_URL": f"{PG}/{DB_NAME}",
         "REDIS_URL": REDIS,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
+        # The production settings plus the reference view's URL (bench/api_reference.py).
+        "DJANGO_SETTINGS_MODULE": "bench.api_reference_settings",
         "DEBUG": "0",  # as in production (DEBUG keeps every query in memory)
         "EMAIL_URL": "consolemail://",  # production refuses to start without e-mail
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -84,6 +94,7 @@ def environment() -> dict:
         "SECRET_KEY": "bench-api-secret-key-not-for-production-0123456789",
         "FIELD_ENCRYPTION_KEY": "YmVuY2gtYXBpLWZlcm5ldC1rZXktMDEyMzQ1Njc4OTA=",
         "EGRESS_ALLOW_PRIVATE": "0",
+        **SERVER_ENV,
     }
 
 
@@ -91,6 +102,7 @@ def recreate_database():
     import psycopg
 
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        require_bench_database(DB_NAME)
         conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {DB_NAME}")
     subprocess.run(
@@ -141,7 +153,8 @@ def seed(chats: int, clients: int) -> tuple[list[str], list[str]]:
     return secrets, codes
 
 
-def serve() -> subprocess.Popen:
+def serve(workers: int, access_log: bool) -> subprocess.Popen:
+    """The README's production command."""
     server = subprocess.Popen(
         [
             sys.executable,
@@ -151,18 +164,20 @@ def serve() -> subprocess.Popen:
             "--port",
             str(PORT),
             "--workers",
-            "2",
+            str(workers),
             "--log-level",
             "warning",
-            "--no-access-log",
+            *([] if access_log else ["--no-access-log"]),
+            "--ws-per-message-deflate",
+            "false",
         ],
         cwd=ROOT,
         env=environment(),
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            requests.get(f"http://127.0.0.1:{PORT}/healthz", timeout=1)
+            requests.get(f"http://127.0.0.1:{PORT}/healthz/live", timeout=1)
             return server
         except requests.RequestException:
             time.sleep(0.2)
@@ -170,88 +185,111 @@ def serve() -> subprocess.Popen:
     raise SystemExit("uvicorn did not start")
 
 
-def load(secrets: list[str], codes: list[str], per_client: int) -> dict:
-    base = f"http://127.0.0.1:{PORT}/api/v1"
-    results = {"list": [], "send": []}
-    statuses: Counter = Counter()
-    lock = threading.Lock()
-    barrier = threading.Barrier(len(secrets))
+def wrk(path: str, *, connections: int, duration: float, script: str, env: dict) -> dict:
+    """Run wrk against the server; returns the JSON line its script prints."""
+    command = [
+        "wrk",
+        f"-t{min(2, connections)}",
+        f"-c{connections}",
+        f"-d{duration:g}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(ROOT / "bench" / script),
+        f"http://127.0.0.1:{PORT}{path}",
+    ]
+    output = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, **env}, check=True
+    ).stdout
+    line = next(x for x in output.splitlines() if x.startswith("WRK_JSON "))
+    return json.loads(line.removeprefix("WRK_JSON "))
 
-    def client(secret: str):
-        session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {secret}"
-        rng = random.Random(secret)
-        barrier.wait()
-        for i in range(per_client):
-            started = time.perf_counter()
-            if i % 2 == 0:
-                kind = "list"
-                response = session.get(f"{base}/chats/", params={"limit": 50}, timeout=60)
-            else:
-                kind = "send"
-                response = session.post(
-                    f"{base}/chats/{rng.choice(codes)}/messages/",
-                    json={"type": "text", "text": {"body": "Sua consulta está confirmada."}},
-                    headers={"Idempotency-Key": str(uuid.uuid4())},
-                    timeout=60,
-                )
-            latency = (time.perf_counter() - started) * 1000
-            timing = response.headers.get("Server-Timing", "app;dur=nan").split("dur=")[1]
-            with lock:
-                statuses[(kind, response.status_code)] += 1
-                results[kind].append((float(timing), latency))
 
-    started = time.monotonic()
-    with ThreadPoolExecutor(len(secrets)) as pool:
-        list(pool.map(client, secrets))
-    elapsed = time.monotonic() - started
-    return {"results": results, "statuses": statuses, "elapsed": elapsed}
+def show(label: str, result: dict) -> None:
+    statuses = ", ".join(f"{k}: {v}" for k, v in sorted(result["statuses"].items()))
+    server = (
+        f"  server p50 {result['server_p50']:.1f} ms p95 {result['server_p95']:.1f} ms"
+        if result["server_p50"] >= 0
+        else ""
+    )
+    print(
+        f"{label:<34}{result['rps']:>9,.0f} req/s  p50 {result['p50']:>6.1f} ms  "
+        f"p95 {result['p95']:>6.1f} ms  p99 {result['p99']:>6.1f} ms{server}  [{statuses}]"
+        + (f" errors {result['errors']}" if result["errors"] else "")
+    )
 
 
 def main():
+    global DB_NAME, REDIS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chats", type=int, default=20_000)
-    parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--requests", type=int, default=30, help="per client")
+    parser.add_argument("--clients", type=int, default=100, help="wrk connections")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds per wrk run")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn processes")
+    parser.add_argument(
+        "--http-concurrency", type=int, default=None, help="HTTP_CONCURRENCY (default: settings)"
+    )
+    parser.add_argument(
+        "--keys",
+        type=int,
+        default=1000,
+        help="API keys the connections use in turn (each has its own send budget, 100/min)",
+    )
+    parser.add_argument("--db", default=DB_NAME, help="this bench's own database (recreated)")
+    parser.add_argument("--redis", default=REDIS, help="a Redis database for this bench")
+    parser.add_argument("--reuse", action="store_true", help="keep the seeded database")
+    parser.add_argument(
+        "--access-log", action="store_true", help="uvicorn's access log on (one line a request)"
+    )
     args = parser.parse_args()
-    recreate_database()
-    secrets, codes = seed(args.chats, args.clients)
-    server = serve()
+    DB_NAME, REDIS = args.db, args.redis
+    if args.http_concurrency is not None:
+        SERVER_ENV["HTTP_CONCURRENCY"] = str(args.http_concurrency)
+    keys_file = ROOT / "var" / f"{DB_NAME}.keys"
+    if not (args.reuse and keys_file.exists()):
+        recreate_database()
+        secrets, codes = seed(args.chats, args.keys)
+        keys_file.write_text(
+            "".join(f"key {k}\n" for k in secrets) + "".join(f"chat {c}\n" for c in codes)
+        )
+    print("load average before the runs: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print(
+        f"uvicorn --workers {args.workers}{'' if args.access_log else ' --no-access-log'}, "
+        "HTTP_CONCURRENCY="
+        f"{SERVER_ENV.get('HTTP_CONCURRENCY', 'default')}, {args.clients} connections, "
+        f"{args.duration:g} s per run"
+    )
+    env = {"API_BENCH_FILE": str(keys_file)}
+    server = serve(args.workers, args.access_log)
     try:
-        load(secrets[:5], codes, 4)  # warm up both workers
-        alone = load(secrets[:1], codes, 40)  # one client: the cost of a request without contention
-        outcome = load(secrets, codes, args.requests)
+        warm = {"connections": 10, "duration": 3, "env": env}
+        wrk("/bench/json/", script="plain.lua", **warm)
+        wrk("/", script="api_mix.lua", **warm)
+        runs = {"connections": args.clients, "duration": args.duration, "env": env}
+        reference = wrk("/bench/json/", script="plain.lua", **runs)
+        mix = wrk("/", script="api_mix.lua", **runs)
+        alone = wrk("/", script="api_mix.lua", connections=1, duration=5, env=env)
+        live = wrk("/healthz/live", script="plain.lua", **runs)
     finally:
         server.terminate()
-        server.wait(timeout=20)
-    total = sum(len(v) for v in outcome["results"].values())
-    print(
-        f"{args.clients} concurrent clients, {total} requests in {outcome['elapsed']:.1f} s "
-        f"({total / outcome['elapsed']:.0f} req/s)"
-    )
-    print("statuses:", dict(sorted(outcome["statuses"].items())))
-    print(f"{'endpoint':<32}{'server p50':>11}{'p95':>8}{'p99':>8}{'client p50':>12}{'p95':>8}")
-    for kind, label in (
-        ("list", "GET /api/v1/chats/"),
-        ("send", "POST /api/v1/chats/<id>/messages/"),
-    ):
-        server_ms = [s for s, _ in outcome["results"][kind]]
-        client_ms = [c for _, c in outcome["results"][kind]]
-        print(
-            f"{label:<32}{percentile(server_ms, 50):>9.1f}ms{percentile(server_ms, 95):>6.1f}ms"
-            f"{percentile(server_ms, 99):>6.1f}ms{percentile(client_ms, 50):>10.1f}ms{percentile(client_ms, 95):>6.1f}ms"
-        )
-    for kind, label in (("list", "GET (1 client alone)"), ("send", "POST (1 client alone)")):
-        server_ms = [s for s, _ in alone["results"][kind]]
-        client_ms = [c for _, c in alone["results"][kind]]
-        print(
-            f"{label:<32}{percentile(server_ms, 50):>9.1f}ms{percentile(server_ms, 95):>6.1f}ms"
-            f"{percentile(server_ms, 99):>6.1f}ms{percentile(client_ms, 50):>10.1f}ms{percentile(client_ms, 95):>6.1f}ms"
-        )
-    worst = max(percentile([s for s, _ in outcome["results"][k]], 95) for k in ("list", "send"))
-    print(
-        f"target server p95 < 50 ms: {'met' if worst < 50 else 'NOT met'} (worst p95 {worst:.1f} ms)"
-    )
+        server.wait(timeout=30)
+    show("reference Django JSON view", reference)
+    show("API mix (GET chats / POST message)", mix)
+    show("API mix, 1 connection alone", alone)
+    show("/healthz/live", live)
+    share = mix["rps"] / reference["rps"] * 100 if reference["rps"] else 0
+    non_2xx = sum(v for k, v in mix["statuses"].items() if not k.startswith("2"))
+    print(f"API / reference: {share:.0f}% (target ≥ 60%)")
+    checks = [
+        ("API ≥ 500 req/s", mix["rps"] >= 500),
+        ("client p95 < 250 ms", mix["p95"] < 250),
+        ("server p50 < 5 ms", 0 <= mix["server_p50"] < 5),
+        ("≥ 60% of the reference", share >= 60),
+        ("/healthz/live ≥ 3,000 req/s", live["rps"] >= 3000),
+        ("no API errors", non_2xx == 0 and not mix["errors"]),
+    ]
+    for label, ok in checks:
+        print(f"  {label:<30}{'met' if ok else 'NOT met'}")
 
 
 if __name__ == "__main__":

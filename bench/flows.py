@@ -1,7 +1,7 @@
 """Flows at load: 1,000 concurrent runs driven by sandbox customers, step overhead and completion.
 
     .venv/bin/python bench/flows.py [--database-url URL] [--redis-url URL] [--runs 1000]
-                                    [--threads 16]
+                                    [--processes CORES] [--threads 2]
 
 On a fresh PostgreSQL database (default ``postgres://postgres@127.0.0.1:5432/porfin_bench_flows``)
 with Redis as cache and channel layer, a published five-step flow (keyword → welcome → reply
@@ -11,6 +11,16 @@ taps a button and answers the question, through the real inbound path
 worker processes of ``--threads`` threads, as inbound workers would. Flow steps run where the
 tasks would (inline after commit); each process delivers its queued sends to a standalone
 WhatsApp sandbox after its customers are done, so sends are excluded from the figures.
+
+Customers go in three rounds (every one writes "menu", then every one taps, then every one
+answers), so all ``--runs`` runs are open at once, waiting for answers, as in a busy hour.
+
+Why one process per core and two threads each by default: the figure is the latency of one
+step, timed with a wall clock. With more runnable threads than cores (the old 2 × 16 on two
+cores) a step is mostly timed while it waits for the CPU (and, within a process, for the GIL)
+behind the others, so it measures the queue, not the step. One process per core uses every
+core; a second thread per process lets one step compute while another waits on PostgreSQL.
+Throughput scales with processes (more cores, more workers), not with threads.
 
 Reports the step overhead (each ``step_take`` and each answer's ``input_receive``: the step's
 database work, its stored message and queued send) p50/p95/p99, and checks that every run
@@ -22,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import socket
 import statistics
 import subprocess
@@ -139,12 +150,24 @@ def drive(number_id: int, customers: list[int], threads: int, worker: int) -> di
             number=number, inbound=payloads.parse_webhook(body)[0]
         )
 
-    def customer(i: int) -> str | None:
+    # Three rounds, each over every customer of this process: all write "menu", then all tap a
+    # button, then all answer the question, so all their runs are open at once (waiting for an
+    # answer) as in a busy hour, rather than one conversation finishing before the next starts.
+    def write_menu(i: int) -> str | None:
         wa_id = f"5511970{i:06d}"
         try:
-            message = receive(wa_id, content=payloads.build_text("menu"))
+            receive(wa_id, content=payloads.build_text("menu"))
+            return None
+        except Exception as error:  # reported by the parent
+            return f"{wa_id}: {error!r}"
+        finally:
+            connection.close()
+
+    def tap_button(i: int) -> str | None:
+        wa_id = f"5511970{i:06d}"
+        try:
             menu = (
-                Message.objects.filter(chat_id=message.chat_id, type="interactive")
+                Message.objects.filter(chat__contact__wa_id=wa_id, type="interactive")
                 .values_list("content", flat=True)
                 .first()
             )
@@ -156,15 +179,26 @@ def drive(number_id: int, customers: list[int], threads: int, worker: int) -> di
                 message_type="interactive",
                 content=payloads.build_button_reply(reply_id=button["id"], title=button["title"]),
             )
-            receive(wa_id, content=payloads.build_text(f"paciente{i}@example.com"))
             return None
-        except Exception as error:  # reported by the parent
+        except Exception as error:
             return f"{wa_id}: {error!r}"
         finally:
             connection.close()
 
+    def answer(i: int) -> str | None:
+        wa_id = f"5511970{i:06d}"
+        try:
+            receive(wa_id, content=payloads.build_text(f"paciente{i}@example.com"))
+            return None
+        except Exception as error:
+            return f"{wa_id}: {error!r}"
+        finally:
+            connection.close()
+
+    problems = []
     with ThreadPoolExecutor(threads) as pool:
-        problems = [p for p in pool.map(customer, customers) if p]
+        for round_ in (write_menu, tap_button, answer):
+            problems += [p for p in pool.map(round_, customers) if p]
 
     def deliver(message_id):
         try:
@@ -182,8 +216,13 @@ def main() -> None:
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
     parser.add_argument("--runs", type=int, default=1000)
-    parser.add_argument("--processes", type=int, default=4, help="inbound worker processes")
-    parser.add_argument("--threads", type=int, default=4, help="threads per process")
+    cores = os.cpu_count() or 2
+    parser.add_argument(
+        "--processes", type=int, default=cores, help="inbound worker processes (default: cores)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="threads per process (default 2; see the docstring)"
+    )
     args = parser.parse_args()
 
     sandbox, sandbox_url = standalone_sandbox()

@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._ownership import require_bench_database  # noqa: E402
+
 DB_NAME = "porfin_bench_inbox"
 PG = "postgres://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379/13"
@@ -49,6 +51,7 @@ def recreate_database():
     import psycopg
 
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        require_bench_database(DB_NAME)
         conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {DB_NAME}")
     env = {**os.environ, "DATABASE_URL": f"{PG}/{DB_NAME}", "REDIS_URL": ""}

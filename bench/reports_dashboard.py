@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._ownership import require_bench_database  # noqa: E402
+
 DB_NAME = "porfin_bench_reports"
 PG = "postgres://postgres@127.0.0.1:5432"
 
@@ -73,6 +75,7 @@ def fresh_database():
     import psycopg
 
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as connection:
+        require_bench_database(DB_NAME)
         connection.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
         connection.execute(f'CREATE DATABASE "{DB_NAME}"')
 

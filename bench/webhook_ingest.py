@@ -40,6 +40,8 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._ownership import claim_redis  # noqa: E402
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/porfin_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 # Bench-only credentials (never used outside this throwaway database).
@@ -105,14 +107,14 @@ def prepare(env: dict[str, str], provider: str = "cloud_api") -> tuple[str, list
     import django
 
     django.setup()
-    import redis
     from django.utils import timezone
 
     from accounts.models import Organization
     from inbox.models import Chat, Contact, Message
     from integrations.models import WhatsAppNumber
 
-    redis.Redis.from_url(env["REDIS_URL"]).flushdb()  # only the bench's own Redis database
+    # Only the bench's own Redis database (empty, or claimed by this bench before).
+    claim_redis(env["REDIS_URL"], "webhook_ingest")
     # A fresh number per run (earlier runs' rows stay; nothing is deleted, so
     # no cascade reaches other apps' tables).
     organization, _ = Organization.objects.get_or_create(

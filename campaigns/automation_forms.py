@@ -5,7 +5,14 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from campaigns import services
-from campaigns.models import Automation, Campaign, DripProgram, DripQuestion, DripStep
+from campaigns.models import (
+    Automation,
+    Campaign,
+    DripProgram,
+    DripQuestion,
+    DripStep,
+    extra_actions,
+)
 from integrations.models import MessageTemplate, WebhookSubscription, WhatsAppNumber
 
 T = Automation.Trigger
@@ -122,6 +129,17 @@ class AutomationForm(forms.ModelForm):
             "{{name}}, {{first_name}} and {{attribute:x}} are replaced. "
             "Sent only while the 24-hour window is open; otherwise the template is sent."
         )
+        chosen = self.instance.action_extra or {}
+        for extra in extra_actions():  # actions other apps registered (flows: start a flow)
+            self.fields[f"extra_{extra.key}"] = forms.ChoiceField(
+                label=extra.label,
+                required=False,
+                choices=[("", "---------"), *extra.choices(organization.pk)],
+                initial=chosen.get(extra.key, ""),
+            )
+
+    def extra_action_fields(self):
+        return [self[f"extra_{extra.key}"] for extra in extra_actions()]
 
     def clean(self):
         data = super().clean()
@@ -141,7 +159,11 @@ class AutomationForm(forms.ModelForm):
             self.add_error("window_end", _("Give both the start and the end of the window."))
         actions = ("action_tags", "action_assignee", "action_ai", "action_text")
         actions += ("action_template", "action_drip", "action_webhook")
-        if not any(data.get(name) for name in actions):
+        extra = {
+            e.key: data.get(f"extra_{e.key}") for e in extra_actions() if data.get(f"extra_{e.key}")
+        }
+        self.instance.action_extra = extra
+        if not any(data.get(name) for name in actions) and not extra:
             raise forms.ValidationError(_("Choose at least one action."))
         if not data.get("max_runs"):
             self.add_error("max_runs", _("Allow at least one run."))

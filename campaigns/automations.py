@@ -27,7 +27,7 @@ from accounts.models import Membership
 from campaigns import drips, scheduling
 from campaigns import services as campaign_services
 from campaigns.messaging import ActionSkipped, send_text_or_template
-from campaigns.models import Automation, AutomationRun, CampaignRecipient
+from campaigns.models import Automation, AutomationRun, CampaignRecipient, extra_action
 from inbox import contacts as inbox_contacts
 from inbox import services as inbox_services
 from inbox.models import Chat, Contact, Message
@@ -286,6 +286,15 @@ def _run_actions(rule: Automation, contact: Contact, chat: Chat | None, chain) -
         ("drip", bool(rule.action_drip_id), lambda: _act_drip(rule, contact)),
         ("webhook", bool(rule.action_webhook_id), lambda: _act_webhook(rule, contact, target)),
     ]
+    for key, value in (rule.action_extra or {}).items():  # registered by apps above campaigns
+        extra = extra_action(key)
+        steps.append(
+            (
+                key,
+                bool(value),
+                (lambda extra=extra, value=value: _act_extra(extra, rule, contact, target, value)),
+            )
+        )
     results = []
     for name, wanted, action in steps:
         if not wanted:
@@ -303,6 +312,12 @@ def _run_actions(rule: Automation, contact: Contact, chat: Chat | None, chain) -
             results.append({"action": name, "ok": False, "detail": message[:300]})
         results[-1]["chat"] = target.chat_id
     return results
+
+
+def _act_extra(extra, rule: Automation, contact: Contact, target: _Target, value) -> str:
+    if extra is None:
+        raise ActionSkipped(_("This action is no longer available."))
+    return extra.run(rule=rule, contact=contact, chat=target.chat, value=value)
 
 
 def _act_tags(rule: Automation, contact: Contact, target: _Target, chain) -> str:

@@ -9,9 +9,16 @@ Correctness comes from the database, never from the queue:
   concurrent dispatchers never wait on each other. A row is only ever sent by the token that
   claimed it.
 - Each send carries ``biz_opaque_callback_data = "cr:<recipient code>"``. A claim whose lease
-  expires (the worker died) or whose answer was lost becomes ``unknown``: it is not re-sent while
-  the status webhook (which echoes the callback data) may still prove it went out; only after the
-  reconcile window with no evidence is it queued again.
+  expires (the worker died) or whose send may have reached WhatsApp (a lost answer, a 5xx)
+  becomes ``unknown``: it is not re-sent while the status webhook (which echoes the callback
+  data) may still prove it went out; only after the reconcile window with no evidence, and once
+  every webhook received before the window ended has been processed, is it queued again.
+- Leases are short (``CAMPAIGN_LEASE_SECONDS``, 15 s) and renewed by the dispatcher's heartbeat
+  (every third of a lease, also while it waits on a slow batch), so a live worker keeps its rows
+  and a killed one's are taken over within a minute: its lease runs out, the tick (or another
+  worker) starts a new dispatcher, and its claimed rows wait ``CAMPAIGN_CLAIM_RECONCILE_SECONDS``
+  (30 s) after the lease for a status webhook. A send that failed ambiguously waits longer
+  (``CAMPAIGN_RECONCILE_SECONDS``, 10 minutes): WhatsApp was struggling, its webhooks may be late.
 - Results are recorded with conditional updates, so the worker and the webhook reconciliation
   can race without a double record; the inbox ``Message`` is unique per wamid.
 """
@@ -21,6 +28,7 @@ import random
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -42,6 +50,7 @@ from integrations.errors import (
     RecipientRateLimitedError,
 )
 from integrations.providers import capabilities_for, provider_for
+from integrations.selectors import webhook_backlog_since
 from kernel import pacing
 
 logger = logging.getLogger(__name__)
@@ -60,8 +69,9 @@ def setting(name: str, default):
 class Options:
     """Tunables; the defaults suit production, tests shrink them."""
 
-    lease_seconds: float = 120.0
-    reconcile_seconds: float = 600.0
+    lease_seconds: float = 15.0  # renewed every third of it by the dispatcher's heartbeat
+    reconcile_seconds: float = 600.0  # a send that failed ambiguously (5xx, lost answer)
+    claim_reconcile_seconds: float = 30.0  # a dead worker's claimed rows, after their lease
     slice_seconds: float = 90.0  # a dispatch task returns after this; the tick re-enqueues it
     idle_sleep: float = 0.5
     concurrency: int = 0  # 0: from the rate (≥ 8 in flight at 80 msg/s)
@@ -70,10 +80,15 @@ class Options:
     @classmethod
     def from_settings(cls) -> "Options":
         return cls(
-            lease_seconds=setting("CAMPAIGN_LEASE_SECONDS", 120.0),
+            lease_seconds=setting("CAMPAIGN_LEASE_SECONDS", 15.0),
             reconcile_seconds=setting("CAMPAIGN_RECONCILE_SECONDS", 600.0),
+            claim_reconcile_seconds=setting("CAMPAIGN_CLAIM_RECONCILE_SECONDS", 30.0),
             slice_seconds=setting("CAMPAIGN_DISPATCH_SLICE_SECONDS", 90.0),
         )
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        return max(0.05, self.lease_seconds / 3)
 
 
 # --- Rate -----------------------------------------------------------------------------------
@@ -311,14 +326,25 @@ def claim_batch(campaign: Campaign, token: str, size: int, lease_seconds: float)
 
 
 def leases_recover(campaign_id: int, reconcile_seconds: float) -> tuple[int, int]:
-    """Claims whose lease ran out become ``unknown`` (wait for evidence); ``unknown`` rows with
-    no evidence after the reconcile window are queued again. Returns (to unknown, requeued)."""
+    """Claims whose lease ran out (their worker is gone: a live one renews them) become
+    ``unknown`` for ``reconcile_seconds`` after the lease ended, the last moment their worker
+    could have sent; ``unknown`` rows with no evidence once their window is over are queued
+    again, but only when every webhook received before then has been processed (a backlog may
+    hold the status that proves the send). Returns (to unknown, requeued)."""
     now = timezone.now()
     expired = CampaignRecipient.objects.filter(
         campaign_id=campaign_id, status=R.SENDING, lease_until__lt=now
-    ).update(status=R.UNKNOWN, lease_until=now + timedelta(seconds=reconcile_seconds))
+    ).update(status=R.UNKNOWN, lease_until=F("lease_until") + timedelta(seconds=reconcile_seconds))
+    evidence_until = now
+    number_id = Campaign.objects.filter(pk=campaign_id).values_list("number_id", flat=True).first()
+    backlog = webhook_backlog_since(number_id) if number_id else None
+    if backlog is not None:
+        evidence_until = min(now, backlog)
     requeued = CampaignRecipient.objects.filter(
-        campaign_id=campaign_id, status=R.UNKNOWN, lease_until__lt=now, wamid__isnull=True
+        campaign_id=campaign_id,
+        status=R.UNKNOWN,
+        lease_until__lt=evidence_until,
+        wamid__isnull=True,
     ).update(status=R.QUEUED, claim_token="", lease_until=None, next_attempt_at=now)
     return expired, requeued
 
@@ -352,7 +378,9 @@ def record_sent(*, recipient_ids_wamids: list[tuple[int, str]], token: str | Non
         else:
             rows = rows.filter(claim_token=token, status__in=(R.SENDING, R.UNKNOWN))
         if connection.features.has_select_for_update:
-            rows = rows.select_for_update()
+            # Only the recipient rows, in id order: locking the joined campaign too made the
+            # webhook's reconciliation and the dispatcher deadlock on it.
+            rows = rows.select_for_update(of=("self",)).order_by("pk")
         rows = list(rows.select_related("campaign__template", "campaign__number"))
         if not rows:
             return 0
@@ -494,6 +522,7 @@ class Dispatcher:
         self.throttle_streak = 0
         self.pace_factor = 1.0  # lowered by throughput errors, recovers on clean batches
         self.last_recover = 0.0
+        self.last_heartbeat = time.monotonic()
 
     def acquire(self) -> bool:
         now = timezone.now()
@@ -521,6 +550,20 @@ class Dispatcher:
             )
         )
 
+    def heartbeat(self, *, force: bool = False) -> None:
+        """Renew the campaign's lease and the leases of the rows this dispatcher claimed, at
+        most every third of a lease: a short lease then only runs out when the worker is gone."""
+        if not force and time.monotonic() - self.last_heartbeat < self.options.heartbeat_seconds:
+            return
+        self.last_heartbeat = time.monotonic()
+        until = timezone.now() + timedelta(seconds=self.options.lease_seconds)
+        Campaign.objects.filter(pk=self.campaign_id, dispatcher_token=self.token).update(
+            dispatcher_lease_until=until
+        )
+        CampaignRecipient.objects.filter(
+            campaign_id=self.campaign_id, claim_token=self.token, status=R.SENDING
+        ).update(lease_until=until)
+
     def run(self) -> str:
         """Claim, send and record in a pipeline: batch k is sent by the pool (paced by the
         number's token bucket) while batch k-1's results are written, so the database work
@@ -535,6 +578,7 @@ class Dispatcher:
             while True:
                 if not self.renew():
                     return "stopped"
+                self.heartbeat()
                 campaign = Campaign.objects.select_related(
                     "number", "template", "organization"
                 ).get(pk=self.campaign_id)
@@ -544,7 +588,7 @@ class Dispatcher:
                     audience_expand(campaign.pk)
                 if time.monotonic() - self.last_recover > 2:
                     self.last_recover = time.monotonic()
-                    leases_recover(campaign.pk, self.options.reconcile_seconds)
+                    leases_recover(campaign.pk, self.options.claim_reconcile_seconds)
                     skip_opted_out(campaign)
                 if time.monotonic() > deadline or (
                     self.options.max_batches and batches >= self.options.max_batches
@@ -609,7 +653,8 @@ class Dispatcher:
         """Sleep, waking early when the campaign is paused or cancelled."""
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            time.sleep(min(1.0, end - time.monotonic()))
+            time.sleep(min(1.0, self.options.heartbeat_seconds, end - time.monotonic()))
+            self.heartbeat()
             if not Campaign.objects.filter(
                 pk=self.campaign_id, status=Campaign.Status.RUNNING
             ).exists():
@@ -681,6 +726,10 @@ class Dispatcher:
         if pending is None:
             return None
         campaign, futures = pending
+        # Wait for the batch, renewing the leases meanwhile: a slow provider must not make a
+        # live worker's rows look abandoned.
+        while futures_wait(futures, timeout=self.options.heartbeat_seconds).not_done:
+            self.heartbeat()
         results = [future.result() for future in futures]
         sent = [(row.pk, wamid) for row, wamid, _error in results if wamid]
         record_sent(recipient_ids_wamids=sent, token=self.token)

@@ -4,6 +4,8 @@ worker killed mid-send, a restart or two workers at once can neither lose nor do
 
 import datetime
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import models
@@ -332,6 +334,38 @@ def trigger_choices() -> list[tuple[str, object]]:
     return [*Automation.Trigger.choices, *_extra_triggers.items()]
 
 
+@dataclass(frozen=True)
+class ExtraAction:
+    """An automation action another app provides (flows: "start a flow"). ``choices(org_id)``
+    lists what the rule may pick (value, label); ``run(rule=, contact=, chat=, value=)`` does
+    it and returns a line for the run log — ``chat()`` finds or opens the contact's chat only
+    when called; raise ``campaigns.messaging.ActionSkipped`` to skip with a reason."""
+
+    key: str
+    label: object
+    choices: Callable[[int], list[tuple[str, str]]]
+    run: Callable[..., str]
+
+
+_extra_actions: dict[str, ExtraAction] = {}
+
+
+def register_action(key: str, label, *, choices, run) -> None:
+    """Apps above campaigns add automation actions from their ``ready()``; campaigns never
+    imports them. The rule stores the chosen value in ``action_extra[key]``."""
+    if not key.isidentifier() or len(key) > 30:
+        raise ValueError(f"Action key {key!r} must be an identifier of at most 30 characters")
+    _extra_actions[key] = ExtraAction(key=key, label=label, choices=choices, run=run)
+
+
+def extra_actions() -> list[ExtraAction]:
+    return list(_extra_actions.values())
+
+
+def extra_action(key: str) -> ExtraAction | None:
+    return _extra_actions.get(key)
+
+
 class Automation(TenantModel):
     """An event-driven rule: when ``trigger`` happens and the conditions hold, run the actions.
 
@@ -442,6 +476,8 @@ class Automation(TenantModel):
         related_name="+",
         verbose_name=_("call webhook"),
     )
+    # Actions registered by other apps ({key: chosen value}; see ``register_action``).
+    action_extra = models.JSONField(_("other actions"), default=dict, blank=True)
     # Loop guard
     max_runs = models.PositiveSmallIntegerField(_("at most this many runs per contact"), default=3)
     per_hours = models.PositiveIntegerField(_("every this many hours"), default=24)

@@ -17,6 +17,7 @@ from django.conf import settings  # noqa: E402
 
 from accounts.middleware_ws import TenantWebsocketMiddleware  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
+from integrations import sandbox_links  # noqa: E402
 from kernel import admission, health, realtime, tasks  # noqa: E402
 
 
@@ -106,6 +107,8 @@ class ServerLoopApplication:
         self.loop = None
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            sandbox_links.note_server(scope)  # the sandbox calls this very server back
         loop = asyncio.get_running_loop()
         if loop is not self.loop:
             self.loop = loop
@@ -125,7 +128,12 @@ if settings.SANDBOX_ENABLED:
     from integrations.whatsapp.sandbox import SandboxApp, mount
 
     http_app = mount(
-        "/sandbox/graph", SandboxApp(api_version=settings.WHATSAPP_GRAPH_API_VERSION), http_app
+        "/sandbox/graph",
+        SandboxApp(
+            api_version=settings.WHATSAPP_GRAPH_API_VERSION,
+            control_token=sandbox_links.control_token(),
+        ),
+        http_app,
     )
     # And the Evolution API emulator (WhatsApp Web numbers) at /sandbox/evolution.
     from integrations.whatsapp.evolution_sandbox import EvolutionSandboxApp

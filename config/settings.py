@@ -149,7 +149,8 @@ IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.post
 # --- Cache, channel layer, background tasks --------------------------------------------------
 if REDIS_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        # One connection pool per process (Django's own backend opens one per request context).
+        "default": {"BACKEND": "kernel.cache.SharedRedisCache", "LOCATION": REDIS_URL}
     }
     CHANNEL_LAYERS = {
         "default": {
@@ -328,12 +329,31 @@ OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
 WHATSAPP_GRAPH_API_VERSION = env.str("WHATSAPP_GRAPH_API_VERSION", default="v25.0")
 WHATSAPP_GRAPH_BASE_URL = env.str("WHATSAPP_GRAPH_BASE_URL", default="https://graph.facebook.com")
+# Seconds to wait for the Cloud API's answer once a request is written. A send whose answer does
+# not come (or that fails with a 5xx) may have gone out: it is held as unknown, never re-sent
+# blindly (INBOX_SEND_RECONCILE_SECONDS, CAMPAIGN_RECONCILE_SECONDS).
+WHATSAPP_READ_TIMEOUT_SECONDS = env.float("WHATSAPP_READ_TIMEOUT_SECONDS", default=15.0)
+# How long an inbox message whose send is unknown waits for a status webhook (they echo the
+# send's callback data) before it is sent again.
+INBOX_SEND_RECONCILE_SECONDS = env.float("INBOX_SEND_RECONCILE_SECONDS", default=120.0)
+# Campaign sends (campaigns.dispatch): claimed rows and a campaign's dispatcher hold a lease
+# renewed by the dispatcher's heartbeat every third of it, so a killed worker's campaign resumes
+# within a minute: the lease runs out, then its claimed rows wait CAMPAIGN_CLAIM_RECONCILE_SECONDS
+# for a status webhook proving they went out. A send that failed ambiguously (5xx, no answer)
+# waits CAMPAIGN_RECONCILE_SECONDS: WhatsApp was in trouble, its webhooks may come late.
+CAMPAIGN_LEASE_SECONDS = env.float("CAMPAIGN_LEASE_SECONDS", default=15.0)
+CAMPAIGN_CLAIM_RECONCILE_SECONDS = env.float("CAMPAIGN_CLAIM_RECONCILE_SECONDS", default=30.0)
+CAMPAIGN_RECONCILE_SECONDS = env.float("CAMPAIGN_RECONCILE_SECONDS", default=600.0)
 # The in-product sandbox (a local Cloud API emulator) is on in development and demos; it is
 # served at /sandbox/graph by the same process (its phone page at /sandbox/phone/). Tests and benchmarks point SANDBOX_URL at a standalone
 # one (`manage.py whatsapp_sandbox`). Sandbox numbers' webhooks go to SANDBOX_WEBHOOK_BASE_URL.
+# Left empty, both follow the address the server listens on (integrations.sandbox_links); a
+# worker in its own process (django-q) needs them or PUBLIC_BASE_URL. The control API wants
+# SANDBOX_CONTROL_TOKEN in X-Sandbox-Token (empty: derived from SECRET_KEY).
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
-SANDBOX_URL = env.str("SANDBOX_URL", default="http://127.0.0.1:8000/sandbox/graph")
-SANDBOX_WEBHOOK_BASE_URL = env.str("SANDBOX_WEBHOOK_BASE_URL", default="http://127.0.0.1:8000")
+SANDBOX_URL = env.str("SANDBOX_URL", default="")
+SANDBOX_WEBHOOK_BASE_URL = env.str("SANDBOX_WEBHOOK_BASE_URL", default="")
+SANDBOX_CONTROL_TOKEN = env.str("SANDBOX_CONTROL_TOKEN", default="")
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=3 * 1024 * 1024)
 # Days the raw webhook log (names, phones, message texts as Meta sent them) is kept once a
 # delivery is processed (or given up on); messages themselves follow the retention policy.

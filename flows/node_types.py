@@ -126,7 +126,11 @@ def _message_validate(props):
     if kind:
         problems = []
         url = str(props.get("media_url") or "")
-        if not url.startswith("https://"):
+        if props.get("media_file"):
+            pass  # an uploaded file (flows.media); its type was checked on upload
+        elif not url:
+            problems.append(_("Upload a file or give an https:// link to it."))
+        elif not url.startswith("https://"):
             problems.append(_("The media link must be an https:// URL."))
         if kind != "audio":
             problems += _text_problems(
@@ -139,6 +143,17 @@ def _message_validate(props):
 def _message_run(context):
     props, text = context.props, context.render(context.props.get("text", ""))
     kind = props.get("media_type") or ""
+    if kind and props.get("media_file"):
+        from flows import media as flow_media
+
+        stored = flow_media.stored_media(context.run.organization_id, props["media_file"])
+        if stored is None:
+            raise inbox_services.SendRefused(
+                _("The file of step %(node)s was deleted: upload it again.")
+                % {"node": context.node["id"]}
+            )
+        flow_media.send_stored(context, stored, text[: wa.MAX_CAPTION])
+        return Outcome(port="next")
     if kind:
         content = {"link": props["media_url"]}
         if text and kind != "audio":
@@ -166,7 +181,13 @@ register_node(
             help=_l("Variables: {{contact.first_name}}, {{contact.name}}, {{vars.name}}"),
         ),
         Field("media_type", _l("Media"), kind="select", choices=MEDIA_KINDS),
-        Field("media_url", _l("Media link (https)")),
+        Field(
+            "media_file",
+            _l("Upload the file"),
+            kind="upload",
+            help=_l("Image (JPEG, PNG, 5 MB), document (PDF, office, 100 MB) or audio (16 MB)."),
+        ),
+        Field("media_url", _l("…or a link to it (https)")),
     ),
 )
 
@@ -570,7 +591,7 @@ register_node(
 # --- AI step ----------------------------------------------------------------------------------
 
 
-def _intents(props) -> list[tuple[str, list[str]]]:
+def intents_of(props) -> list[tuple[str, list[str]]]:
     intents = []
     for line in _options(props):
         name, _sep, words = line.partition("|")
@@ -578,9 +599,14 @@ def _intents(props) -> list[tuple[str, list[str]]]:
     return intents
 
 
+_intents = intents_of
+
+
 def _ai_ports(props):
     if props.get("mode") == "classify":
         return [f"intent{i}" for i in range(1, len(_intents(props)) + 1)] + ["other"]
+    if props.get("exit") == "continue":
+        return ["next"]
     return []
 
 
@@ -588,31 +614,80 @@ def _ai_validate(props):
     mode = props.get("mode", "assistant")
     if mode not in ("assistant", "classify"):
         return [_("Unknown AI mode %(m)s.") % {"m": mode}]
+    if props.get("exit", "handoff") not in ("handoff", "continue"):
+        return [_("Unknown AI exit %(e)s.") % {"e": props.get("exit")}]
     if mode == "classify":
         intents = _intents(props)
         if not intents:
             return [_("List the intents, one per line: name | word, word.")]
-        if any(not name or not words for name, words in intents):
-            return [_("Each intent needs a name and some words: name | word, word.")]
+        if any(not name for name, _words in intents):
+            return [_("Each intent needs a name: name | word, word.")]
         return []
     return _text_problems(props, "goal", 500, what=_("Goal"))
 
 
-def _ai_run(context):
+def _keyword_intent(context) -> str:
+    text = str(context.variables.get("last_text") or "").lower()
+    for name, words in _intents(context.props):
+        if any(word in text for word in words):
+            return name
+    return ""
+
+
+def _ai_outcome(context, result: dict):
+    """The AI step's second phase: the model's result (or the fallback) picks the edge."""
     if context.props.get("mode") == "classify":
-        text = str(context.variables.get("last_text") or "").lower()
-        for i, (name, words) in enumerate(_intents(context.props), start=1):
-            if any(word in text for word in words):
+        intent = result.get("intent")
+        how = _("by the model")
+        if intent is None:  # no model, or it failed: the intents' keywords
+            intent, how = _keyword_intent(context), _("by keywords")
+        for i, (name, _words) in enumerate(_intents(context.props), start=1):
+            if name == intent:
                 context.variables["intent"] = name
-                return Outcome(port=f"intent{i}", detail=_("intent %(i)s") % {"i": name})
-        return Outcome(port="other", detail=_("no intent"))
-    # Hand the conversation to the chat's AI assistant with the step's goal; the flow ends.
-    inbox_services.chat_set_ai(
-        chat=context.chat,
-        enabled=True,
-        reason=_("flow %(f)s: %(goal)s") % {"f": context.flow_name, "goal": context.props["goal"]},
+                return Outcome(
+                    port=f"intent{i}",
+                    detail=_("intent %(i)s (%(how)s)") % {"i": name, "how": how},
+                )
+        return Outcome(port="other", detail=_("no intent (%(how)s)") % {"how": how})
+    text = str(result.get("answer") or "").strip()
+    if text:
+        context.send("text", {"body": text[: wa.MAX_TEXT_BODY]})
+        context.variables["ai_answer"] = text[:1000]
+        return Outcome(port="next", detail=_("the assistant answered"))
+    return Outcome(port="next", detail=_("the assistant had no answer"))
+
+
+def _ai_run(context):
+    from flows import ai_steps
+
+    props = context.props
+    if props.get("mode") != "classify" and props.get("exit", "handoff") != "continue":
+        # Hand the conversation to the chat's AI assistant with the step's goal; the flow ends.
+        inbox_services.chat_set_ai(
+            chat=context.chat,
+            enabled=True,
+            reason=_("flow %(f)s: %(goal)s")
+            % {"f": context.flow_name, "goal": props.get("goal", "")},
+        )
+        return Outcome(end="completed", detail=_("handed to the AI assistant"))
+    key = ai_steps.result_key(context.node["id"])
+    tries_key = f"{key}_tries"
+    if key in context.variables:  # second phase: the model answered (ai_steps.ai_step)
+        result = context.variables.pop(key) or {}
+        context.variables.pop(tries_key, None)
+        return _ai_outcome(context, result)
+    tries = int(context.variables.get(tries_key) or 0)
+    if tries >= ai_steps.AI_TRIES or not ai_steps.model_available(context.run.organization_id):
+        context.variables.pop(tries_key, None)
+        return _ai_outcome(context, {"intent": None, "answer": ""})
+    context.variables[tries_key] = tries + 1
+    ai_steps.ai_request(context.run.pk, context.run.step_index + 1)
+    return Outcome(
+        wait="time",
+        until=timezone.now() + ai_steps.AI_WAIT,
+        stay=True,
+        detail=_("asked the AI model"),
     )
-    return Outcome(end="completed", detail=_("handed to the AI assistant"))
 
 
 register_node(
@@ -636,9 +711,27 @@ register_node(
             ),
         ),
         Field("goal", _l("Goal for the assistant"), kind="textarea", max_length=500),
-        Field("options", _l("Intents (classify; one per line: name | word, word)"), kind="lines"),
+        Field(
+            "exit",
+            _l("Then"),
+            kind="select",
+            choices=(
+                ("handoff", _l("Leave the chat to the assistant (the flow ends)")),
+                ("continue", _l("Answer once and continue on “next”")),
+            ),
+            help=_l("Classify always continues on the intent's edge."),
+        ),
+        Field(
+            "options",
+            _l("Intents (classify; one per line: name | word, word)"),
+            kind="lines",
+            help=_l(
+                "The organization's AI model picks the intent; without a model (offline), the "
+                "words decide."
+            ),
+        ),
     ),
-    defaults={"mode": "assistant"},
+    defaults={"mode": "assistant", "exit": "handoff"},
 )
 
 
@@ -950,4 +1043,51 @@ register_node(
     run=lambda context: Outcome(end="completed"),
     ports=[],
     fields=(LABEL,),
+)
+
+
+# --- book an appointment (appointments' booking menus, through the router's starters) ---------
+
+BOOKING = "booking"  # the router starter appointments registers
+
+
+def _book_validate(props):
+    from inbox import router
+
+    if router.starter(BOOKING) is None:
+        return [_("Bookings are not available here (the agenda is not installed).")]
+    return []
+
+
+def _book_run(context):
+    from inbox import router
+
+    starter = router.starter(BOOKING)
+    if starter is None:
+        return Outcome(end="failed", detail=_("bookings are not available"))
+    starter.start(context.chat, str(context.props.get("service") or ""))
+    # The booking menus hold the chat now; the flow's part is done.
+    return Outcome(end="completed", detail=_("handed to the booking menus"))
+
+
+register_node(
+    "book",
+    label=_l("Book an appointment"),
+    category="actions",
+    icon="📅",
+    run=_book_run,
+    validate=_book_validate,
+    ports=[],
+    fields=(
+        LABEL,
+        Field(
+            "service",
+            _l("Service"),
+            kind="select",
+            help=_l(
+                "The customer picks a day and a time in the booking menus; empty: they pick "
+                "the service too. The flow ends here."
+            ),
+        ),
+    ),
 )

@@ -36,6 +36,7 @@ class Outcome:
     until: datetime | None = None
     end: str = ""
     jump: str = ""
+    stay: bool = False  # with wait="time": wake up at this same node (a two-phase step)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts import hours
+from campaigns.models import register_action
 from flows import runtime, services
 from flows.models import Flow, FlowRun
 from flows.node_types import message_answer
@@ -165,3 +166,34 @@ def on_contact_erasing(sender, *, contact, **kwargs):
     """LGPD erasure, in its transaction: answers a flow captured (emails, names, free text)
     go; the runs stay for the flow's funnel figures."""
     FlowRun.objects.filter(chat__contact=contact).update(variables={})
+
+
+# --- Automation action "start a flow" (campaigns' action registry) -------------------------------
+
+
+def _startable_flows(organization_id: int) -> list[tuple[str, str]]:
+    return [
+        (str(code), name)
+        for code, name in Flow.objects.filter(
+            organization_id=organization_id, is_active=True, published__isnull=False
+        )
+        .order_by("name")
+        .values_list("code", "name")
+    ]
+
+
+def _start_flow_action(*, rule, contact, chat, value) -> str:
+    """An automation rule starts a published flow in the contact's chat."""
+    from campaigns.messaging import ActionSkipped
+
+    flow = Flow.objects.filter(organization_id=rule.organization_id, code=value).first()
+    if flow is None:
+        raise ActionSkipped(_("The flow was deleted."))
+    try:
+        runtime.run_start(flow=flow, chat=chat(), trigger=f"automation {rule.name}"[:64])
+    except runtime.FlowNotStartable as refused:
+        raise ActionSkipped(str(refused)) from None
+    return _("Flow %(flow)s started") % {"flow": flow.name}
+
+
+register_action("start_flow", _("Start a flow"), choices=_startable_flows, run=_start_flow_action)

@@ -101,6 +101,36 @@ def flow_unpublish(*, flow: Flow) -> None:
     flows_changed(flow.organization_id)
 
 
+class FlowBusy(Exception):
+    """The flow still has conversations in progress and nobody said to stop them."""
+
+
+def flow_delete(*, flow: Flow, stop_runs: bool = False) -> int:
+    """Delete a flow with its versions, runs and their log. Refused (``FlowBusy``) while
+    conversations are in it, unless ``stop_runs``: those runs are cancelled first and their
+    chats released. Returns how many were stopped."""
+    from flows import runtime
+    from flows.models import FlowRun
+
+    with transaction.atomic():
+        Flow.objects.select_for_update().filter(pk=flow.pk).first()
+        active = list(
+            FlowRun.objects.select_related("chat").filter(flow=flow, status__in=FlowRun.ACTIVE)
+        )
+        if active and not stop_runs:
+            raise FlowBusy(
+                _("%(n)d conversations are in this flow right now.") % {"n": len(active)}
+            )
+        for run in active:
+            runtime.run_cancel(run=run, reason=_("the flow was deleted"))
+        # Runs point at their version with PROTECT: runs go first, then the flow (versions).
+        FlowRun.objects.filter(flow=flow).delete()
+        Flow.objects.filter(pk=flow.pk).update(published=None)
+        flow.delete()
+    flows_changed(flow.organization_id)
+    return len(active)
+
+
 def flow_duplicate(*, flow: Flow, user=None) -> Flow:
     return flow_create(
         organization=flow.organization,

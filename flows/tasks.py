@@ -9,3 +9,9 @@ def run_steps(run_id: int, index: int) -> None:
 
 def sweep() -> None:
     runtime.sweep()
+
+
+def ai_step(run_id: int, index: int) -> None:
+    from flows import ai_steps
+
+    ai_steps.ai_step(run_id, index)

@@ -14,4 +14,6 @@ urlpatterns = [
     path("<uuid:code>/rollback/<int:number>/", views.flow_rollback, name="flow_rollback"),
     path("<uuid:code>/duplicate/", views.flow_duplicate, name="flow_duplicate"),
     path("<uuid:code>/export/", views.flow_export, name="flow_export"),
+    path("<uuid:code>/delete/", views.flow_delete, name="flow_delete"),
+    path("<uuid:code>/media/", views.flow_media_upload, name="flow_media_upload"),
 ]

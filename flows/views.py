@@ -9,12 +9,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import access as accounts_access
 from flows import access, analytics, definition, nodes, selectors, services, templates_library
 from flows.access import SECTION
-from flows.models import FlowVersion
+from flows.models import FlowRun, FlowVersion
 
 MAX_BODY = 1_000_000  # bytes of JSON an editor or an import may send
 
@@ -103,6 +103,7 @@ def flow_edit(request, code):
                     "save": reverse("flow_save", args=[flow.code]),
                     "check": reverse("flow_check", args=[flow.code]),
                     "publish": reverse("flow_publish", args=[flow.code]),
+                    "media": reverse("flow_media_upload", args=[flow.code]),
                 },
                 "can_edit": can_edit,
                 "strings": _editor_strings(),
@@ -127,6 +128,8 @@ def _editor_strings() -> dict:
         "median": _("median"),
         "failed": _("Could not save"),
         "untitled": _("Untitled step"),
+        "uploading": _("Uploading…"),
+        "uploaded": _("File:"),
     }
 
 
@@ -153,6 +156,13 @@ def _catalog(organization) -> dict:
                 for f in node_type.fields
             ],
         }
+    from inbox import router
+
+    booking = router.starter("booking")
+    if booking is not None and "book" in catalog:
+        for field in catalog["book"]["fields"]:
+            if field["name"] == "service":
+                field["choices"] = [["", "—"], *booking.options(organization.pk)]
     flows = selectors.flow_choices(organization)
     if "goto" in catalog:
         for field in catalog["goto"]["fields"]:
@@ -260,3 +270,54 @@ def flow_export(request, code):
     response = HttpResponse(body, content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="{slugify(flow.name) or "flow"}.json"'
     return response
+
+
+@require_http_methods(["GET", "POST"])
+@accounts_access.section_required(SECTION, edit=True)
+def flow_delete(request, code):
+    """Confirm, then delete. While conversations are in the flow the page says how many and
+    deletes only when asked to stop them too."""
+    flow = access.get_editable_flow_for_member(request.membership, code)
+    active = FlowRun.objects.filter(flow=flow, status__in=FlowRun.ACTIVE).count()
+    context = {"flow": flow, "active": active, "total": flow.runs.count()}
+    if request.method == "POST":
+        if request.POST.get("name", "").strip() != flow.name:
+            context["error"] = _("Type the flow's name to confirm.")
+            return render(request, "flows/flow_delete.html", context, status=422)
+        try:
+            stopped = services.flow_delete(flow=flow, stop_runs=bool(request.POST.get("stop_runs")))
+        except services.FlowBusy as busy:
+            context["error"] = str(busy) + " " + _("Tick “stop them” to delete it anyway.")
+            return render(request, "flows/flow_delete.html", context, status=409)
+        text = _("Flow %(name)s deleted.") % {"name": flow.name}
+        if stopped:
+            text += " " + _("%(n)d conversations in it were stopped.") % {"n": stopped}
+        messages.success(request, text)
+        return redirect("flow_list")
+    return render(request, "flows/flow_delete.html", context)
+
+
+@require_POST
+@accounts_access.section_required(SECTION, edit=True)
+def flow_media_upload(request, code):
+    """A file for a message step (multipart ``file``); answers its id for the step's props."""
+    from django.core.exceptions import ValidationError
+
+    from flows import media as flow_media
+
+    access.get_editable_flow_for_member(request.membership, code)
+    upload = request.FILES.get("file")
+    if upload is None:
+        return _error(_("Choose a file to upload."))
+    try:
+        media = flow_media.flow_media_add(organization=request.organization, upload=upload)
+    except ValidationError as error:
+        return _error(error.messages[0], status=422)
+    return JsonResponse(
+        {
+            "media": str(media.code),
+            "filename": media.filename,
+            "kind": flow_media.kind_of(media.mime_type),
+            "size": media.size,
+        }
+    )

@@ -106,6 +106,42 @@ class ChatOut(serializers.Serializer):
     )
     created_at = serializers.DateTimeField()
 
+    def to_representation(self, chat):
+        """The declared fields (they stay the schema), built by hand: a page of 50 chats spent
+        a third of its time in DRF's field-by-field rendering."""
+        contact, number, assignee = chat.contact, chat.number, chat.assignee
+        return {
+            "id": str(chat.code),
+            "status": chat.status,
+            "contact": {
+                "id": str(contact.code),
+                "phone": str(contact.phone),
+                "name": str(contact.display_name),
+            },
+            "number": {
+                "id": str(number.code),
+                "display_phone_number": str(number.display_phone_number),
+            },
+            "assignee": None
+            if assignee is None
+            else {"email": str(assignee.email), "name": str(assignee.display_name)},
+            "tags": [str(tag) for tag in chat.tags],
+            "ai_enabled": bool(chat.ai_enabled),
+            "unread_count": int(chat.unread_count),
+            "last_message_at": _datetime(chat.last_message_at),
+            "last_message_preview": str(chat.last_message_preview),
+            "window_expires_at": _datetime(chat.window_expires_at),
+            "sequence": int(chat.seq),
+            "created_at": _datetime(chat.created_at),
+        }
+
+
+_DATETIME = serializers.DateTimeField()
+
+
+def _datetime(value):
+    return None if value is None else _DATETIME.to_representation(value)
+
 
 class MediaOut(serializers.Serializer):
     id = serializers.CharField(

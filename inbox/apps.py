@@ -7,4 +7,8 @@ class InboxConfig(AppConfig):
     verbose_name = _("Inbox")
 
     def ready(self):
-        from inbox import receivers, tasks  # noqa: F401  (domain events; periodic sweeps)
+        from inbox import (  # noqa: F401  (domain events; periodic sweeps; number health)
+            number_health,
+            receivers,
+            tasks,
+        )

@@ -25,6 +25,7 @@ def lock_chats_of_batch(sender, *, number, wa_ids, wamids, **kwargs):
 
 @receiver(signals.statuses_received, dispatch_uid="inbox-statuses-received")
 def apply_statuses(sender, *, number, statuses, **kwargs):
+    services.unknown_sends_reconcile(number=number, updates=statuses)
     services.message_statuses_apply(number=number, updates=statuses)
 
 

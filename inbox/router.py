@@ -80,6 +80,33 @@ def handlers() -> list[Handler]:
     return list(_ordered)
 
 
+# --- Starters: handlers another app may start on a chat -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Starter:
+    """A handler that can also be started on a chat by another app (appointments' booking
+    menus, started by a flow's "book" step), without either app importing the other.
+    ``start(chat, option)`` holds the chat and sends the first message; ``options(org_id)``
+    lists what may be chosen (value, label), e.g. the services to book."""
+
+    key: str
+    label: str | Promise
+    start: Callable[[Chat, str], None]
+    options: Callable[[int], list[tuple[str, str]]] = lambda _organization_id: []
+
+
+_starters: dict[str, Starter] = {}
+
+
+def register_starter(starter: Starter) -> None:
+    _starters[starter.key] = starter
+
+
+def starter(key: str) -> Starter | None:
+    return _starters.get(key)
+
+
 def label_for(key: str) -> str:
     if not key:
         return ""

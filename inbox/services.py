@@ -5,8 +5,9 @@ import hashlib
 import logging
 import mimetypes
 import random
+import uuid
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import phonenumbers
 import requests
@@ -492,6 +493,11 @@ def message_orphans_apply(*, number_id: int, wamid: str) -> None:
 # --- Outbound ---------------------------------------------------------------------------------
 
 SENDING = "sending"  # error_title of a claimed pending message while its send call runs
+# error_title of a pending message whose send may have reached WhatsApp (a 5xx or a lost answer):
+# held until a status webhook echoing its callback data proves it went out, or the reconcile
+# window passes with no evidence and it is sent again.
+UNKNOWN = "unknown"
+CALLBACK_PREFIX = "m:"  # biz_opaque_callback_data of an inbox send: "m:<message code>"
 SEND_MAX_ATTEMPTS = 6
 SEND_BACKOFF_BASE = 15.0  # seconds; doubles per attempt (with jitter), capped below
 SEND_BACKOFF_MAX = 15 * 60.0
@@ -536,7 +542,6 @@ def _template_for_send(chat: Chat, content: dict) -> MessageTemplate:
     return template
 
 
-@transaction.atomic
 def message_send(
     *,
     chat: Chat,
@@ -576,6 +581,24 @@ def message_send(
     )
     if problem is not None:
         raise SendRefused(str(problem.details))
+    # Refusals are raised above, before anything is written; the writes need no savepoint of
+    # their own inside a caller's transaction (a flow step, an inbound message): two round
+    # trips fewer per send, and a failing write fails the caller's transaction as it would.
+    with transaction.atomic(savepoint=False):
+        return _message_store_outbound(
+            chat=chat,
+            message_type=message_type,
+            content=content,
+            author_type=author_type,
+            author_user=author_user,
+            author_ref=author_ref,
+            reply_to=reply_to,
+        )
+
+
+def _message_store_outbound(
+    *, chat, message_type, content, author_type, author_user, author_ref, reply_to
+) -> Message:
     message = Message.objects.create(
         organization_id=chat.organization_id,
         chat=chat,
@@ -637,8 +660,17 @@ def message_deliver(message_id: int) -> None:
     put the message back to pending and queue another attempt with backoff; final ones mark it
     failed with the provider's code, title and details for the agent.
     """
+    unknown = Message.objects.filter(
+        pk=message_id, status=Message.Status.PENDING, wamid__isnull=True, error_title=UNKNOWN
+    ).values_list("content", flat=True)
+    for content in unknown:
+        if not _unknown_window_over(content):
+            return  # still waiting for a status webhook to say whether it went out
     claimed = Message.objects.filter(
-        pk=message_id, status=Message.Status.PENDING, wamid__isnull=True, error_title=""
+        pk=message_id,
+        status=Message.Status.PENDING,
+        wamid__isnull=True,
+        error_title=UNKNOWN if unknown else "",
     ).update(error_title=SENDING)
     if not claimed:
         return
@@ -651,6 +683,8 @@ def message_deliver(message_id: int) -> None:
             message_type=message.type,
             content=message.content[message.type],
             reply_to=message.reply_to_wamid or None,
+            # Echoed by the status webhooks: the proof an ambiguous send went out.
+            callback_data=f"{CALLBACK_PREFIX}{message.code}",
         )
     except IntegrationError as error:
         _send_failed(message, error)
@@ -671,9 +705,11 @@ def message_deliver(message_id: int) -> None:
         _send_failed(message, IntegrationError(str(exc), title="Send failed", details=str(exc)))
         return
     with transaction.atomic():
-        Message.objects.filter(pk=message_id).update(
+        recorded = Message.objects.filter(pk=message_id, wamid__isnull=True).update(
             wamid=wamid, status=Message.Status.SENT, sent_at=timezone.now(), error_title=""
         )
+        if not recorded:
+            return  # a status webhook's callback data recorded it first
         message.refresh_from_db()
         publish_chat_event(message.chat, "message.status", message=str(message.code), status="sent")
         _status_changes_on_commit([(message, "sent", "pending")])
@@ -686,6 +722,9 @@ def _send_failed(message: Message, error: IntegrationError) -> None:
     attempts = int(delivery.get("attempts") or 0) + 1
     delivery.update(attempts=attempts, last_error=error.to_dict())
     content = {**message.content, "delivery": delivery}
+    if error.ambiguous and attempts < SEND_MAX_ATTEMPTS:
+        _send_unknown_hold(message, error, content)
+        return
     if error.retryable and not error.ambiguous and attempts < SEND_MAX_ATTEMPTS:
         backoff = min(SEND_BACKOFF_MAX, SEND_BACKOFF_BASE * 2 ** (attempts - 1))
         delay = max(error.retry_after or 0.0, backoff / 2 + random.uniform(0, backoff / 2))
@@ -698,13 +737,16 @@ def _send_failed(message: Message, error: IntegrationError) -> None:
             delay,
         )
         with transaction.atomic():
-            Message.objects.filter(pk=message.pk).update(error_title="", content=content)
+            Message.objects.filter(pk=message.pk, wamid__isnull=True).update(
+                error_title="", content=content
+            )
             tasks.enqueue_in(delay, "inbox.tasks.deliver_message", message.pk)
         return
     logger.warning("Message %s failed: %r %s", message.pk, error, error.details)
     details = error.details if error.code is not None else f"{error.message} {error.details}"
     with transaction.atomic():
-        Message.objects.filter(pk=message.pk).update(
+        # Never over a send a status webhook's callback data already proved.
+        Message.objects.filter(pk=message.pk, wamid__isnull=True).update(
             status=Message.Status.FAILED,
             failed_at=timezone.now(),
             error_code=error.code,
@@ -717,6 +759,69 @@ def _send_failed(message: Message, error: IntegrationError) -> None:
             message.chat, "message.status", message=str(message.code), status="failed"
         )
         _status_changes_on_commit([(message, "failed", "pending")])
+
+
+def _send_unknown_hold(message: Message, error: IntegrationError, content: dict) -> None:
+    """The send may have gone out: wait for the status webhook's evidence, then (with none)
+    send again; never re-send blindly."""
+    window = settings.INBOX_SEND_RECONCILE_SECONDS
+    content["delivery"]["unknown_since"] = timezone.now().isoformat()
+    logger.warning(
+        "Message %s may or may not have been sent (%r); waiting %.0f s for its status webhook",
+        message.pk,
+        error,
+        window,
+    )
+    with transaction.atomic():
+        held = Message.objects.filter(
+            pk=message.pk, wamid__isnull=True, error_title=SENDING
+        ).update(error_title=UNKNOWN, content=content)
+        if held:
+            tasks.enqueue_in(window, "inbox.tasks.deliver_message", message.pk)
+
+
+def _unknown_window_over(content: dict) -> bool:
+    since = (content.get("delivery") or {}).get("unknown_since")
+    if not since:
+        return True
+    try:
+        held = datetime.fromisoformat(since)
+    except ValueError:
+        return True
+    return timezone.now() >= held + timedelta(seconds=settings.INBOX_SEND_RECONCILE_SECONDS)
+
+
+def unknown_sends_reconcile(*, number: WhatsAppNumber, updates: list[StatusUpdate]) -> int:
+    """Status webhooks echo an inbox send's callback data: a send we could not confirm (or whose
+    answer is still on its way) went out with that wamid. Record the wamid so the statuses apply
+    to the message and it is never sent again. Returns how many were recorded."""
+    by_code: dict[str, str] = {}
+    for update in updates:
+        data = update.biz_opaque_callback_data
+        if data.startswith(CALLBACK_PREFIX) and update.wamid:
+            by_code.setdefault(data[len(CALLBACK_PREFIX) :], update.wamid)
+    if not by_code:
+        return 0
+    codes = []
+    for code in by_code:
+        try:
+            codes.append(uuid.UUID(code))
+        except ValueError:
+            logger.info("Status with unreadable callback data m:%s ignored", code[:64])
+    recorded = 0
+    pending = Message.objects.filter(
+        number=number,
+        code__in=codes,
+        direction=Message.Direction.OUTBOUND,
+        status=Message.Status.PENDING,
+        wamid__isnull=True,
+    ).values_list("pk", "code")
+    for pk, code in pending:
+        # Left pending: the statuses about to be applied move it to sent (and beyond).
+        recorded += Message.objects.filter(pk=pk, wamid__isnull=True).update(
+            wamid=by_code[str(code)], error_title=""
+        )
+    return recorded
 
 
 # --- Media ------------------------------------------------------------------------------------
@@ -1193,6 +1298,13 @@ def interrupted_sends_sweep(*, older_than_minutes: int = 10) -> int:
     with an explanation, so the agent decides. Returns how many were found.
     """
     cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    # Held sends whose window passed: their retry was scheduled, but a lost queue would strand
+    # them (message_deliver sends only those still without evidence).
+    for message_id, content in Message.objects.filter(
+        status=Message.Status.PENDING, wamid__isnull=True, error_title=UNKNOWN
+    ).values_list("pk", "content")[:500]:
+        if _unknown_window_over(content):
+            tasks.enqueue("inbox.tasks.deliver_message", message_id)
     stuck = Message.objects.filter(
         status=Message.Status.PENDING,
         wamid__isnull=True,

@@ -12,6 +12,7 @@ CUSTOMER_TYPES = [
     ("audio", _("Voice note")),
     ("location", _("Location")),
     ("button_reply", _("Button reply")),
+    ("list_reply", _("List menu choice")),
     ("reaction", _("Reaction")),
 ]
 
@@ -39,6 +40,7 @@ class SandboxMessageForm(forms.Form):
     reply_id = forms.CharField(label=_("Button id"), required=False, max_length=256)
     message_id = forms.CharField(label=_("wamid reacted to"), required=False, max_length=128)
     emoji = forms.CharField(label=_("Emoji"), required=False, max_length=8)
+    context_id = forms.CharField(required=False, max_length=128, widget=forms.HiddenInput)
 
     def __init__(self, *args, numbers, **kwargs):
         super().__init__(*args, **kwargs)
@@ -56,6 +58,7 @@ class SandboxMessageForm(forms.Form):
             "audio": ["file"],
             "location": ["latitude", "longitude"],
             "button_reply": ["reply_id", "text"],
+            "list_reply": ["reply_id", "text"],
             "reaction": ["message_id", "emoji"],
         }.get(kind, [])
         for name in required:
@@ -81,10 +84,12 @@ class SandboxMessageForm(forms.Form):
                 spec["voice"] = True
         elif kind == "location":
             spec.update(latitude=data["latitude"], longitude=data["longitude"], name=data["text"])
-        elif kind == "button_reply":
+        elif kind in ("button_reply", "list_reply"):
             spec.update(reply_id=data["reply_id"], title=data["text"])
         elif kind == "reaction":
             spec.update(message_id=data["message_id"], emoji=data["emoji"])
+        if data.get("context_id"):
+            spec["context_id"] = data["context_id"]  # a tap answers the menu it was on
         return spec
 
 
@@ -102,3 +107,89 @@ class WebhookSubscriptionForm(forms.Form):
 
         super().__init__(*args, **kwargs)
         self.fields["events"].choices = WebhookSubscription.Event.choices
+
+
+# --- Settings › Numbers -----------------------------------------------------------------------
+
+
+class NumberCreateForm(forms.Form):
+    """Connect a Cloud API number (credentials checked live on save) or a sandbox one."""
+
+    provider = forms.ChoiceField(label=_("Connection"), widget=forms.RadioSelect, choices=())
+    name = forms.CharField(
+        label=_("Name"), max_length=80, help_text=_("How your team sees it, e.g. Reception.")
+    )
+    phone_number_id = forms.RegexField(
+        label=_("Phone number ID"),
+        regex=r"^\d{1,64}$",
+        required=False,
+        help_text=_("Meta › WhatsApp › API Setup: the number's ID (digits), not the phone number."),
+        error_messages={"invalid": _("The phone number ID has digits only.")},
+    )
+    waba_id = forms.RegexField(
+        label=_("WhatsApp Business Account ID"),
+        regex=r"^\d{1,64}$",
+        required=False,
+        error_messages={"invalid": _("The WhatsApp Business Account ID has digits only.")},
+    )
+    access_token = forms.CharField(
+        label=_("Access token"),
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=_("A System User's permanent token with whatsapp_business_messaging."),
+    )
+    app_secret = forms.CharField(
+        label=_("App secret"),
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=_("Meta app › Settings › Basic; it signs the webhooks Meta sends."),
+    )
+
+    CLOUD_FIELDS = ("phone_number_id", "waba_id", "access_token", "app_secret")
+
+    def __init__(self, *args, sandbox: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [(WhatsAppNumber.Provider.CLOUD_API, _("WhatsApp Cloud API (Meta)"))]
+        if sandbox:
+            choices.append((WhatsAppNumber.Provider.SANDBOX, _("Sandbox (try it without Meta)")))
+        self.fields["provider"].choices = choices
+        self.fields["provider"].initial = WhatsAppNumber.Provider.CLOUD_API
+
+    def clean(self):
+        data = super().clean()
+        if data.get("provider") == WhatsAppNumber.Provider.CLOUD_API:
+            for name in self.CLOUD_FIELDS:
+                if not data.get(name) and name not in self.errors:
+                    self.add_error(name, _("Required for a Cloud API number."))
+            pnid = data.get("phone_number_id")
+            if pnid and WhatsAppNumber.objects.filter(phone_number_id=pnid).exists():
+                self.add_error("phone_number_id", _("This number is already connected."))
+        return data
+
+
+class NumberEditForm(forms.Form):
+    """Rename; rotate the access token or app secret (blank keeps the current one)."""
+
+    name = forms.CharField(label=_("Name"), max_length=80)
+    access_token = forms.CharField(
+        label=_("New access token"),
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=_("Leave blank to keep the current one. A new token is checked before saving."),
+    )
+    app_secret = forms.CharField(
+        label=_("New app secret"),
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=_("Leave blank to keep the current one."),
+    )
+
+    def __init__(self, *args, credentials: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not credentials:
+            del self.fields["access_token"]
+            del self.fields["app_secret"]

@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from integrations.models import MessageTemplate, WhatsAppNumber
+from integrations.models import MessageTemplate, WebhookEvent, WhatsAppNumber
 
 
 def numbers_of(organization) -> list[WhatsAppNumber]:
@@ -21,3 +21,19 @@ def templates_by_number(organization) -> dict[int, list[MessageTemplate]]:
     ):
         grouped.setdefault(template.number_id, []).append(template)
     return grouped
+
+
+def webhook_backlog_since(number_id: int):
+    """When the oldest delivery for ``number_id`` still waiting to be processed arrived (None:
+    no backlog). Evidence about a send (its status webhook) received before this moment may not
+    have been applied yet, so nothing should be concluded from its absence."""
+    from integrations.services import MAX_PROCESSING_ATTEMPTS
+
+    return (
+        WebhookEvent.objects.filter(
+            number_id=number_id, processed_at__isnull=True, attempts__lt=MAX_PROCESSING_ATTEMPTS
+        )
+        .order_by("received_at")
+        .values_list("received_at", flat=True)
+        .first()
+    )

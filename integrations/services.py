@@ -16,7 +16,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from integrations import events as channel_events
-from integrations import signals
+from integrations import sandbox_links, signals
 from integrations.errors import IntegrationError
 from integrations.models import MessageTemplate, WebhookEvent, WhatsAppNumber
 from integrations.providers import provider_for
@@ -53,16 +53,18 @@ def sandbox_register(number: WhatsAppNumber, *, force: bool = False) -> None:
     Done once per process for the same sandbox, webhook target and credentials; the sandbox keeps
     numbers in memory.
     """
-    webhook_url = settings.SANDBOX_WEBHOOK_BASE_URL.rstrip("/") + webhook_path(number)
+    webhook_url = sandbox_links.webhook_base_url() + webhook_path(number)
+    sandbox_url = sandbox_links.sandbox_url()
     fingerprint = hashlib.sha256(
         f"{number.access_token}\0{number.app_secret}\0{number.waba_id}".encode()
     ).hexdigest()
-    key = (number.phone_number_id, settings.SANDBOX_URL, webhook_url, fingerprint)
+    key = (number.phone_number_id, sandbox_url, webhook_url, fingerprint)
     with _registration_lock:
         if key in _registered_with_sandbox and not force:
             return
         response = requests.post(
-            settings.SANDBOX_URL.rstrip("/") + "/_sandbox/numbers",
+            sandbox_url + "/_sandbox/numbers",
+            headers=sandbox_links.control_headers(),
             json={
                 "phone_number_id": number.phone_number_id,
                 "display_phone_number": re.sub(r"\D", "", number.display_phone_number),
@@ -85,8 +87,9 @@ def sandbox_customer_send(*, number: WhatsAppNumber, spec: dict) -> dict:
     """Make the sandbox send ``spec`` as a customer message to ``number``'s webhook."""
     sandbox_register(number)
     response = requests.post(
-        f"{settings.SANDBOX_URL.rstrip('/')}/_sandbox/numbers/{number.phone_number_id}/inbound",
+        f"{sandbox_links.sandbox_url()}/_sandbox/numbers/{number.phone_number_id}/inbound",
         json=spec,
+        headers=sandbox_links.control_headers(),
         timeout=15,
     )
     if response.status_code >= 400:
@@ -129,6 +132,11 @@ def webhook_number(key: str, *, fresh: bool = False) -> WhatsAppNumber | None:
             _webhook_numbers.clear()
         _webhook_numbers[key] = (now, number)
     return number
+
+
+def forget_webhook_number(number: WhatsAppNumber) -> None:
+    """Drop this process's cached copy of a number's webhook credentials (after an edit)."""
+    _webhook_numbers.pop(number.webhook_key, None)
 
 
 def webhook_event_fields(*, number: WhatsAppNumber, body: bytes, headers: dict) -> dict:

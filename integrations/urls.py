@@ -1,10 +1,25 @@
 from django.urls import include, path
 
-from integrations import views
+from integrations import views, views_numbers
 
 urlpatterns = [
     path("", include("integrations.urls_web")),  # WhatsApp Web numbers (Evolution API)
     path("settings/numbers/", views.number_list, name="number_list"),
+    path("settings/numbers/new/", views_numbers.number_add, name="number_add"),
+    path("settings/numbers/<uuid:code>/", views_numbers.number_detail, name="number_detail"),
+    path("settings/numbers/<uuid:code>/edit/", views_numbers.number_edit, name="number_edit"),
+    path(
+        "settings/numbers/<uuid:code>/test-webhook/",
+        views_numbers.number_webhook_test,
+        name="number_webhook_test",
+    ),
+    path(
+        "settings/numbers/<uuid:code>/refresh/",
+        views_numbers.number_refresh,
+        name="number_refresh",
+    ),
+    path("settings/numbers/<uuid:code>/toggle/", views_numbers.number_toggle, name="number_toggle"),
+    path("settings/numbers/<uuid:code>/delete/", views_numbers.number_delete, name="number_delete"),
     path(
         "settings/numbers/<uuid:code>/sync-templates/",
         views.number_templates_sync,

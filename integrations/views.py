@@ -1,5 +1,7 @@
 import functools
 import logging
+import re
+from urllib.parse import urlencode
 
 import requests
 from django.conf import settings
@@ -8,6 +10,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import Http404, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.csrf import csrf_exempt
@@ -18,6 +21,7 @@ from integrations import ingest, selectors, services
 from integrations.errors import IntegrationError
 from integrations.forms import SandboxMessageForm
 from integrations.models import WhatsAppNumber
+from integrations.numbers import numbers_health
 from integrations.providers import capabilities_for, provider_for
 
 logger = logging.getLogger(__name__)
@@ -28,10 +32,12 @@ logger = logging.getLogger(__name__)
 def number_list(request):
     numbers = selectors.numbers_of(request.organization)
     templates = selectors.templates_by_number(request.organization)
+    health = numbers_health(numbers)
     for number in numbers:
         number.webhook_url = selectors.webhook_url(request, number)
         number.synced_templates = templates.get(number.pk, [])
         number.capabilities = capabilities_for(number)
+        number.health = health[number.pk]
     context = {"numbers": numbers, "can_edit": access.can_edit(request.membership, "settings")}
     return render(request, "integrations/number_list.html", context)
 
@@ -125,30 +131,98 @@ def _verify(request, number):
 @access.section_required("chats")
 def sandbox_phone(request):
     """Act as a customer of one of the organization's sandbox numbers: what you send here
-    arrives through the real signed webhook path, like a message from a phone."""
+    arrives through the real signed webhook path, like a message from a phone; the page shows
+    the customer's side of the conversation (their messages with whether Porfin's webhook took
+    them, and the business's answers, whose buttons and list menus can be tapped)."""
     if not settings.SANDBOX_ENABLED:
         raise Http404
     numbers = WhatsAppNumber.objects.filter(
         organization=request.organization, provider=WhatsAppNumber.Provider.SANDBOX
     )
-    form = SandboxMessageForm(request.POST or None, request.FILES or None, numbers=numbers)
-    result = None
-    if request.method == "POST" and form.is_valid():
-        try:
-            result = services.sandbox_customer_send(
-                number=form.cleaned_data["number"], spec=form.to_spec()
-            )
-            messages.success(
-                request, _("Sent as %(phone)s.") % {"phone": form.cleaned_data["phone"]}
-            )
-        except requests.RequestException as error:
-            form.add_error(
-                None, _("The sandbox did not accept the message: %(error)s") % {"error": error}
-            )
-    status = 400 if request.method == "POST" and not form.is_valid() else 200
-    return render(
-        request, "integrations/sandbox_phone.html", {"form": form, "result": result}, status=status
+    initial = {}
+    if request.method == "GET":
+        chosen = _one_of(numbers, request.GET.get("number"))
+        initial = {
+            "number": chosen,
+            "phone": request.GET.get("phone") or "5511999990000",
+            "profile_name": request.GET.get("name", "")[:100],
+        }
+        initial = {k: v for k, v in initial.items() if v}
+    form = SandboxMessageForm(
+        request.POST or None, request.FILES or None, numbers=numbers, initial=initial
     )
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                result = services.sandbox_customer_send(number=data["number"], spec=form.to_spec())
+            except requests.RequestException as error:
+                form.add_error(
+                    None, _("The sandbox did not accept the message: %(error)s") % {"error": error}
+                )
+            else:
+                _tell_delivery(request, result, data["phone"])
+                query = urlencode(
+                    {
+                        "number": data["number"].pk,
+                        "phone": data["phone"],
+                        "name": data["profile_name"],
+                    }
+                )
+                return redirect(f"{reverse('sandbox_phone')}?{query}")
+        status = 400
+    number = form["number"].value() if request.method == "POST" else form.initial.get("number")
+    number = _one_of(numbers, getattr(number, "pk", number))
+    if number is None and len(numbers) == 1:
+        number = numbers[0]
+    phone = (form["phone"].value() or "") if request.method == "POST" else initial.get("phone")
+    context = {"form": form, "phone_number": number, "phone": phone or "5511999990000"}
+    context.update(_sandbox_conversation(number, context["phone"]))
+    if request.GET.get("fragment"):
+        return render(request, "integrations/_sandbox_conversation.html", context)
+    return render(request, "integrations/sandbox_phone.html", context, status=status)
+
+
+def _one_of(numbers, pk):
+    """The number with this id among ``numbers`` (the organization's), or None for anything
+    else: another organization's id, a code, garbage."""
+    pk = str(pk or "")
+    return numbers.filter(pk=int(pk)).first() if pk.isdigit() else None
+
+
+def _tell_delivery(request, result: dict, phone: str) -> None:
+    """Say "sent" only when Porfin's webhook took the message (HTTP 200)."""
+    code = result.get("webhook_status")
+    if code == 200:
+        messages.success(request, _("Sent as %(phone)s.") % {"phone": phone})
+    elif code is None:
+        messages.error(
+            request,
+            _("Porfin's webhook could not be reached; the sandbox retries a few times."),
+        )
+    else:
+        messages.error(
+            request,
+            _(
+                "Porfin's webhook refused the message (HTTP %(status)s); the sandbox retries a few times."
+            )
+            % {"status": code},
+        )
+
+
+def _sandbox_conversation(number, phone: str) -> dict:
+    from integrations import sandbox_phone as phone_view
+
+    if number is None or not re.fullmatch(r"\d{8,15}", phone or ""):
+        return {"bubbles": [], "conversation_error": ""}
+    try:
+        return {"bubbles": phone_view.conversation(number, phone), "conversation_error": ""}
+    except requests.RequestException as error:
+        return {
+            "bubbles": [],
+            "conversation_error": _("The sandbox could not be read: %(error)s") % {"error": error},
+        }
 
 
 # --- Outgoing webhooks (Settings › Webhooks) ---------------------------------------------------

@@ -34,6 +34,10 @@ class ProcessMemo:
         self._values.pop(key, None)
         transaction.on_commit(lambda: self._values.pop(key, None))
 
+    def discard(self, key: Hashable) -> None:
+        """Drop ``key`` now (a value not worth keeping, e.g. a miss)."""
+        self._values.pop(key, None)
+
 
 def forget_all() -> None:
     """Tests start without memos (ids come back after a rollback)."""

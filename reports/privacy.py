@@ -104,6 +104,8 @@ def contact_export_data(contact: Contact) -> tuple[dict, list[tuple[str, Media]]
                 "channel", "notes",
             )
         )  # fmt: skip
+    if apps.is_installed("flows"):
+        data["flow_runs"] = _flow_runs(contact)
     if apps.is_installed("assistants"):
         analysis_model = apps.get_model("assistants", "ConversationAnalysis")
         data["analyses"] = list(
@@ -127,6 +129,42 @@ def contact_export_data(contact: Contact) -> tuple[dict, list[tuple[str, Media]]
         .values("chat__code", "score", "responded_at")
     )
     return data, files
+
+
+def _flow_runs(contact: Contact) -> list[dict]:
+    """The contact's runs through conversation flows: what they answered (the run's variables)
+    and the path they took, step by step."""
+    run_model = apps.get_model("flows", "FlowRun")
+    runs = (
+        run_model.objects.filter(chat__contact=contact)
+        .select_related("flow", "version", "chat")
+        .prefetch_related("steps")
+        .order_by("started_at")
+    )
+    return [
+        {
+            "flow": run.flow.name,
+            "version": run.version.number,
+            "chat": run.chat.code,
+            "status": run.status,
+            "trigger": run.trigger,
+            "answers": run.variables,
+            "outcome": run.outcome,
+            "started_at": run.started_at,
+            "ended_at": run.ended_at,
+            "steps": [
+                {
+                    "node": step.node,
+                    "type": step.node_type,
+                    "took": step.port,
+                    "detail": step.detail,
+                    "at": step.entered_at,
+                }
+                for step in sorted(run.steps.all(), key=lambda s: s.index)
+            ],
+        }
+        for run in runs
+    ]
 
 
 def contact_export(*, contact: Contact, actor, request=None) -> bytes:

@@ -88,7 +88,7 @@ class ServerProcess:
 
     @property
     def sandbox_url(self) -> str:
-        return self.env["SANDBOX_URL"]
+        return self.env["SANDBOX_URL"] or f"{self.url}/sandbox/graph"
 
     def stop(self):
         if self.process and self.process.poll() is None:

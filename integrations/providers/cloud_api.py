@@ -49,6 +49,7 @@ class CloudAPIProvider(ChannelProvider):
             phone_number_id=self.number.phone_number_id,
             access_token=self.number.access_token,
             waba_id=self.number.waba_id,
+            timeout=(3.05, settings.WHATSAPP_READ_TIMEOUT_SECONDS),
         )
         if not self.retry_inline:
             client.max_retries = 0

@@ -4,7 +4,6 @@ sandbox, which is told about the number (token, secret, webhook target) before t
 from __future__ import annotations
 
 import requests
-from django.conf import settings
 
 from integrations.providers.cloud_api import CloudAPIProvider
 from integrations.providers.registry import register
@@ -18,7 +17,9 @@ class SandboxProvider(CloudAPIProvider):
     capabilities = CloudAPIProvider.capabilities
 
     def base_url(self) -> str:
-        return settings.SANDBOX_URL
+        from integrations import sandbox_links
+
+        return sandbox_links.sandbox_url()
 
     def prepare(self) -> None:
         """Register the number with the sandbox (once per process and credentials); a sandbox

@@ -6,8 +6,10 @@
 - Retries (exponential backoff with jitter) happen only for retryable errors: 5xx and temporary
   Graph errors, connection failures, and throttling (honouring ``Retry-After``). A wait longer
   than ``max_retry_delay`` is not slept inline: the error is raised with ``retry_after`` so a task
-  queue can reschedule. A send whose answer was lost (read timeout) is not retried inline because
-  it may have gone out; the error says so (``ambiguous=True``).
+  queue can reschedule. A send whose answer was lost (read timeout) or that failed with a 5xx is
+  not retried inline because Meta may have accepted it before failing; the error says so
+  (``ambiguous=True``) and the caller holds the message as unknown until a status webhook (which
+  echoes ``biz_opaque_callback_data``) proves it went out or a reconcile window passes.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ class CloudAPIClient:
         access_token: str,
         waba_id: str = "",
         session: requests.Session | None = None,
-        timeout: float | tuple[float, float] = (3.05, 15),
+        timeout: float | tuple[float, float] = (3.05, 15.0),
         max_retries: int = 3,
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
@@ -281,7 +283,10 @@ class CloudAPIClient:
         if typing:
             payload["typing_indicator"] = {"type": "text"}
         _raise_problem(validation.check_read_receipt(payload))
-        data = self._post_json(f"{self.phone_number_id}/messages", payload).json()
+        # Marking read twice is harmless: retried like a GET.
+        data = self._request(
+            "POST", f"{self.phone_number_id}/messages", json=payload, idempotent=True
+        ).json()
         return bool(data.get("success"))
 
     # --- Media ----------------------------------------------------------------------------------
@@ -487,6 +492,10 @@ class CloudAPIClient:
                 if response.ok:
                     return response
                 error = self._response_error(response, expected_media)
+                if not idempotent and response.status_code >= 500 and error.retryable:
+                    # Meta may have accepted the request before failing: a blind retry could
+                    # send the message twice.
+                    error.ambiguous = True
             delay = self._retry_delay(error, attempt)
             logger.warning(
                 "whatsapp %s failed pnid=%s status=%s code=%s attempt=%d%s",

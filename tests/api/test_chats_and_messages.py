@@ -22,6 +22,7 @@ class ChatApiTests(ApiTestCase):
             self.assertEqual(response.status_code, 200)
             return len(queries), response.json()["results"]
 
+        queries_for_the_list()  # the key is looked up once, then remembered by the process
         few, _ = queries_for_the_list()
         for index in range(12):
             make_chat(

@@ -28,6 +28,18 @@ class ApiKeyTests(ApiTestCase):
         api_key_revoke(key=ApiKey.objects.get(name="Temporary"))
         self.assertEqual(self.api("get", reverse("api_chats"), secret=secret).status_code, 401)
 
+    def test_a_key_revoked_or_deleted_in_the_admin_stops_at_once(self):
+        secret = key_for(self.org, name="Temporary")
+        self.assertEqual(self.api("get", reverse("api_chats"), secret=secret).status_code, 200)
+        key = ApiKey.objects.get(name="Temporary")
+        key.revoked_at = timezone.now()
+        key.save()
+        self.assertEqual(self.api("get", reverse("api_chats"), secret=secret).status_code, 401)
+        other = key_for(self.org, name="Other")
+        self.assertEqual(self.api("get", reverse("api_chats"), secret=other).status_code, 200)
+        ApiKey.objects.get(name="Other").delete()
+        self.assertEqual(self.api("get", reverse("api_chats"), secret=other).status_code, 401)
+
     def test_it_records_when_a_key_was_last_used(self):
         self.api("get", reverse("api_chats"))
         key = ApiKey.objects.get(organization=self.org, name="Integration")

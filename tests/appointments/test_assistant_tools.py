@@ -85,3 +85,21 @@ class AssistantBookingTests(AssistantTestCase):
             other_context, "cancel_appointment", {"appointment_id": booked["appointment_id"]}
         )
         self.assertIn("no such appointment", result["error"])
+
+    def test_past_outside_hours_wrong_zone_and_wrong_professional_are_refused(self):
+        chat = self.ai_chat()
+        context = tools.ToolContext(chat=chat, contact=chat.contact)
+        cases = [
+            ({"service": "Limpeza", "start": "2020-03-03T09:00"}, "past"),
+            ({"service": "Limpeza", "start": f"{self.day}T21:00"}, "not free"),
+            (
+                {"service": "Avaliação de implante", "start": f"{self.day}T10:00",
+                 "professional": "Ana"},
+                "does not perform",
+            ),
+            ({"service": "Limpeza", "start": f"{self.day}T09:00+99:00"}, "unreadable time"),
+        ]  # fmt: skip
+        for arguments, reason in cases:
+            result = tools.execute(context, "book_appointment", arguments)
+            self.assertIn(reason, result.get("error", ""), (arguments, result))
+        self.assertEqual(Appointment.objects.count(), 0)

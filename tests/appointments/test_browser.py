@@ -118,3 +118,55 @@ def test_book_on_the_phone_see_it_live_remind_and_reschedule(live_asgi_server, b
     calendar.wait_for_selector(
         f".appt[data-appointment='{moved.code}'] strong:has-text('{new_time}')", timeout=10000
     )
+
+
+def test_month_view_creates_moves_and_cancels(live_asgi_server, browser):
+    """The month view edits like the day and week views: '+' on a day opens the booking form,
+    dragging an appointment to another day moves it (same time), the panel cancels it."""
+    from tests.appointments.helpers import at, next_weekday
+
+    server = live_asgi_server
+    org, _number = make_org("Clínica Mês", "clinica-mes", "7302")
+    receptionist = member(org, "recepcao@mes.test", Role.OPERATOR, "Rita Recepção")
+    agenda = make_agenda(org)
+    monday = next_weekday(0, after_days=3)
+    tuesday = monday + timedelta(days=1)
+
+    page = sign_in(browser, server, receptionist)
+    page.goto(f"{server.url}/agenda/?view=month&date={monday}")
+    page.click(f".agenda-month-day[data-date='{monday}'] .agenda-month-add")
+    page.wait_for_selector("#appointment-form")
+    assert page.input_value("#appointment-form input[name=date]") == monday.isoformat()
+    page.select_option("#appointment-form select[name=service]", str(agenda["cleaning"].code))
+    page.select_option("#appointment-form select[name=professional]", str(agenda["ana"].code))
+    page.fill("#appointment-form input[name=time]", "09:00")
+    page.fill("#appointment-form input[name=customer_name]", "Marta Mensal")
+    page.click("#appointment-form button")
+    appointment = wait_for(Appointment.objects.filter(customer_name="Marta Mensal"))
+    assert appointment.starts_at == at(monday, 9)
+    block = f".agenda-month-day[data-date='{monday}'] .appt[data-appointment='{appointment.code}']"
+    page.wait_for_selector(block, timeout=10000)
+
+    # Drag and drop (the HTML5 events a mouse drag fires; headless input does not start one).
+    target = f".agenda-month-day[data-date='{tuesday}']"
+    transfer = page.evaluate_handle("new DataTransfer()")
+    page.dispatch_event(block, "dragstart", {"dataTransfer": transfer})
+    page.dispatch_event(target, "dragover", {"dataTransfer": transfer})
+    page.dispatch_event(target, "drop", {"dataTransfer": transfer})
+    page.wait_for_selector(
+        f".agenda-month-day[data-date='{tuesday}'] .appt[data-appointment='{appointment.code}']",
+        timeout=10000,
+    )
+    appointment.refresh_from_db()
+    assert appointment.starts_at == at(tuesday, 9)
+
+    page.wait_for_selector("#appointment-detail")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#appointment-detail form[action$='/cancel/'] button")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        appointment.refresh_from_db()
+        if appointment.status == "cancelled":
+            break
+        time.sleep(0.1)
+    assert appointment.status == "cancelled"

@@ -113,6 +113,56 @@ class CalendarTests(BaseTestCase):
         self.assertEqual(created.channel, "staff")
         self.assertEqual(Appointment.objects.count(), 3)
 
+    def test_staff_bookings_in_the_past_or_for_a_service_not_performed_are_refused(self):
+        from datetime import timedelta
+
+        self.login(self.operator)
+        before = Appointment.objects.count()
+        data = {
+            "service": self.agenda["implant"].code,  # only Bruno performs it
+            "professional": self.agenda["ana"].code,
+            "date": self.monday.isoformat(),
+            "time": "15:00",
+            "customer_name": "Rita",
+        }
+        response = self.client.post(reverse("appointment_create"), data, HTTP_HX_REQUEST="true")
+        self.assertContains(response, "does not perform", status_code=422)
+        data.update(
+            service=self.agenda["cleaning"].code,
+            date=(self.monday - timedelta(days=35)).isoformat(),
+        )
+        response = self.client.post(reverse("appointment_create"), data, HTTP_HX_REQUEST="true")
+        self.assertContains(response, "in the past", status_code=422)
+        data.update(date="31/02/2027")
+        response = self.client.post(reverse("appointment_create"), data, HTTP_HX_REQUEST="true")
+        self.assertContains(response, "Enter a valid date", status_code=422)
+        self.assertEqual(Appointment.objects.count(), before)
+
+    def test_no_show_only_once_the_visit_began_and_only_on_visible_agendas(self):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        self.login(self.operator)
+        url = reverse("appointment_status", args=[self.ana_visit.code, "no-show"])
+        early = self.client.post(url, HTTP_HX_REQUEST="true")
+        self.assertEqual(early.status_code, 422)
+        self.ana_visit.refresh_from_db()
+        self.assertEqual(self.ana_visit.status, "booked")
+        past = timezone.now() - timedelta(hours=1)
+        Appointment.objects.filter(pk=self.ana_visit.pk).update(
+            starts_at=past, ends_at=past + timedelta(minutes=30)
+        )
+        with self.captureOnCommitCallbacks(execute=True):
+            marked = self.client.post(url, HTTP_HX_REQUEST="true")
+        self.assertContains(marked, "Marked as no-show.")
+        self.ana_visit.refresh_from_db()
+        self.assertEqual(self.ana_visit.status, "no_show")
+        self.assertEqual(self.client.post(url, HTTP_HX_REQUEST="true").status_code, 409)
+        self.login(self.agent)  # Ana's agenda only: Bruno's visit is not theirs to mark
+        other = reverse("appointment_status", args=[self.bruno_visit.code, "no-show"])
+        self.assertEqual(self.client.post(other).status_code, 404)
+
     def test_move_and_cancel(self):
         self.login(self.operator)
         url = reverse("appointment_move", args=[self.ana_visit.code])

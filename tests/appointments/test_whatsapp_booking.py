@@ -106,6 +106,30 @@ class WhatsAppBookingTests(BookingTestCase):
         self.assertIn("just taken", reply.content["interactive"]["body"]["text"])
         self.assertEqual(Appointment.objects.count(), 1)
 
+    def test_a_forged_or_stale_time_gets_a_polite_reply_and_no_row(self):
+        """Menu ids come back from the customer's phone: an old menu's time (now in the past),
+        one outside the hours or of someone who does not do the service is refused politely."""
+        from tests.appointments.helpers import at, next_weekday
+
+        self.say("marcar")
+        chat = Chat.objects.get(contact__wa_id=WA_ID)
+        self.tap(f"book:svc:{self.agenda['implant'].code}")
+        day = next_weekday(1)
+        bruno, ana = self.agenda["bruno"], self.agenda["ana"]
+        self.tap(f"book:day:{day.isoformat()}")
+        for professional, when in (
+            (bruno, at(day, 10).replace(year=2020)),  # past
+            (bruno, at(day, 22)),  # outside the hours
+            (ana, at(day, 10)),  # Ana does not do implants
+        ):
+            self.tap(f"book:slot:{professional.pk}:{int(when.timestamp())}")
+            self.tap("book:yes", kind="button")
+            reply = self.last_sent(chat.pk)
+            self.assertEqual(reply.direction, "out")
+            self.assertNotIn("Booked", reply.text or "")
+        self.assertEqual(Appointment.objects.count(), 0)
+        self.assertTrue(Chat.objects.filter(pk=chat.pk, held_by="booking").exists())
+
     def test_sair_leaves_and_releases_the_chat(self):
         self.say("agendar")
         chat = Chat.objects.get(contact__wa_id=WA_ID)
@@ -191,6 +215,104 @@ class WaitingListTests(BookingTestCase):
         self.tap(book_it, "Book it", kind="button")
         self.assertIn("no longer valid", self.last_sent(chat.pk).text)
         self.assertEqual(Appointment.objects.filter(contact=chat.contact).count(), 1)
+
+    def _waiting(self):
+        from appointments import services as booking_services
+        from tests.appointments.helpers import at, next_weekday
+
+        taken = booking_services.appointment_book(
+            service=self.agenda["implant"],
+            professional=self.agenda["bruno"],
+            starts_at=at(next_weekday(2), 10),
+            channel="staff",
+            customer_name="Outra pessoa",
+        )
+        self.say("agendar")
+        chat = Chat.objects.get(contact__wa_id=WA_ID)
+        self.tap(f"book:svc:{self.agenda['implant'].code}")
+        self.tap("book:wait", "None suits me")
+        return taken, chat
+
+    def test_a_closed_window_gets_the_offer_as_the_approved_template(self):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from appointments import services as booking_services
+        from appointments.models import AgendaSettings, WaitlistEntry
+        from integrations.models import MessageTemplate
+
+        taken, chat = self._waiting()
+        Chat.objects.filter(pk=chat.pk).update(
+            window_expires_at=timezone.now() - timedelta(hours=1)
+        )
+        before = Message.objects.filter(chat=chat, direction="out").count()
+        # No waiting-list template yet: nothing goes out (a free-form message would be refused
+        # by WhatsApp), the entry keeps waiting and the log says why.
+        with (
+            self.assertLogs("appointments.waitlist", "INFO") as logs,
+            self.captureOnCommitCallbacks(execute=True),
+        ):
+            booking_services.appointment_cancel(appointment=taken)
+        self.assertIn("no waiting-list template", logs.output[0])
+        self.assertEqual(Message.objects.filter(chat=chat, direction="out").count(), before)
+
+        MessageTemplate.objects.create(
+            organization=self.org,
+            number=chat.number,
+            name="vaga_liberada",
+            language="pt_BR",
+            status="APPROVED",
+            category="UTILITY",
+            components=[
+                {"type": "BODY", "text": "Olá {{1}}! Abriu um horário: {{2}} em {{3}} com {{4}}."},
+                {
+                    "type": "BUTTONS",
+                    "buttons": [
+                        {"type": "QUICK_REPLY", "text": "Quero"},
+                        {"type": "QUICK_REPLY", "text": "Não, obrigado"},
+                    ],
+                },
+            ],
+        )
+        AgendaSettings.objects.filter(organization=self.org).update(
+            waitlist_template="vaga_liberada"
+        )
+        from appointments import availability, waitlist
+
+        availability.rules_changed(self.org.pk)
+        self.assertEqual(waitlist.waitlist_offer(appointment=taken), 1)
+        sent = self.last_sent(chat.pk)
+        self.assertEqual(sent.type, "template")
+        components = sent.content["template"]["components"]
+        self.assertEqual(components[0]["parameters"][1]["text"], "Avaliação de implante")
+        self.assertEqual(components[0]["parameters"][3]["text"], "Dr. Bruno Reis")
+        book_it = components[1]["parameters"][0]["payload"]
+        self.assertTrue(book_it.startswith("wait:"))
+        self.assertTrue(components[2]["parameters"][0]["payload"].endswith(":no"))
+        # The customer taps the template's quick reply: the time is theirs.
+        tap = self.receive(
+            "",
+            wa_id=WA_ID,
+            message_type="button",
+            content=payloads.build_template_button(payload=book_it, text="Quero"),
+        )
+        tap.refresh_from_db()
+        self.assertEqual(tap.handled_by, "booking")
+        mine = Appointment.objects.get(contact=chat.contact)
+        self.assertEqual(mine.starts_at, taken.starts_at)
+        self.assertEqual(WaitlistEntry.objects.get(contact=chat.contact).status, "booked")
+
+    def test_opted_out_customers_get_no_offer(self):
+        from appointments import services as booking_services
+        from inbox.models import Contact
+
+        taken, chat = self._waiting()
+        Contact.objects.filter(pk=chat.contact_id).update(opt_in=Contact.OptIn.OPTED_OUT)
+        before = Message.objects.filter(chat=chat, direction="out").count()
+        with self.captureOnCommitCallbacks(execute=True):
+            booking_services.appointment_cancel(appointment=taken)
+        self.assertEqual(Message.objects.filter(chat=chat, direction="out").count(), before)
 
 
 class StaffBookingFromTheChatTests(BookingTestCase):

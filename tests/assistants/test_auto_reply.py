@@ -82,6 +82,41 @@ class AutoReplyTests(AssistantTestCase):
         self.assertEqual(self.replies(message.chat), [])
         self.assertEqual(self.stub.chat_requests(), [])
 
+    def test_a_person_turning_the_ai_off_while_the_model_thinks_wins(self):
+        from unittest import mock
+
+        from assistants import services, tasks
+
+        chat = self.ai_chat()
+        with self.captureOnCommitCallbacks(execute=False):  # the reply task is run below
+            inbox_services.message_receive(
+                number=self.number, inbound=inbound(self.number, "5511977770000", "Oi, preço?")
+            )
+        generate = services.generate_turn
+
+        def thinking(*args, **kwargs):
+            turn = generate(*args, **kwargs)
+            inbox_services.chat_set_ai(chat=chat, enabled=False, actor=self.admin)  # meanwhile
+            return turn
+
+        self.stub.script({"content": "A limpeza custa R$ 100."})
+        with (
+            mock.patch.object(services, "generate_turn", thinking),
+            self.captureOnCommitCallbacks(execute=True),
+        ):
+            tasks.reply_to_chat(chat.pk)
+        self.assertEqual(self.replies(chat), [])
+        self.assertEqual(len(self.stub.chat_requests()), 1)
+        job = ReplyJob.objects.get(chat=chat)
+        self.assertEqual(job.answered_inbound_id, job.last_inbound_id)
+        self.assertEqual((job.claim_token, job.claimed_until), ("", None))  # let go
+        self.assertEqual(  # the model call is paid for all the same
+            list(
+                UsageRecord.objects.filter(assistant=self.assistant).values_list("kind", flat=True)
+            ),
+            ["reply"],
+        )
+
     def test_it_hands_off_on_a_keyword_without_calling_the_model(self):
         self.assistant.handoff_target = self.manager
         self.assistant.save()

@@ -39,6 +39,33 @@ class HandoffTests(AssistantTestCase):
         page = self.client.get(reverse("chat_list")).content.decode()
         self.assertIn("Waiting for a person", page)
 
+    def test_the_organizations_own_handoff_phrases_work_for_every_assistant(self):
+        from assistants.models import AISettings
+
+        self.login(self.admin)
+        self.assertContains(self.client.get(reverse("ai_settings")), "Handoff phrases")
+        config = AISettings.objects.get(organization=self.org)
+        config.handoff_phrases = "quero a doutora\nfalar com a Dra. Ana"
+        config.save()  # as the settings form does
+        other = Assistant(organization=self.org, name="Bia", is_active=True)
+        services.assistant_save(assistant=other)
+        for assistant in (self.assistant, other):
+            self.assertIn(
+                "quero a doutora", services.rule_handoff_reason(assistant, "Quero a DOUTORA já")
+            )
+            self.assertIn(
+                "dra ana", services.rule_handoff_reason(assistant, "falar com a dra. Ana")
+            )
+            self.assertEqual(
+                services.rule_handoff_reason(assistant, "a doutora atende sábado?"), ""
+            )
+        chat = self.ai_chat()
+        self.receive("quero a doutora, por favor")
+        chat.refresh_from_db()
+        self.assertEqual(self.stub.chat_requests(), [])
+        self.assertFalse(chat.ai_enabled)
+        self.assertIsNotNone(chat.waiting_since)
+
     def test_a_person_asked_for_is_called_even_when_the_budget_is_spent(self):
         Assistant.objects.filter(pk=self.assistant.pk).update(monthly_budget=Decimal("0.01"))
         UsageRecord.objects.create(

@@ -117,7 +117,9 @@ class LeakGuardPipelineTests(AssistantTestCase):
         self.assertIn("Maria Cliente", data)
         self.assertNotIn("maria@example.com", data)
         self.assertNotIn(chat.contact.wa_id, data)
-        Assistant.objects.filter(pk=self.assistant.pk).update(contact_fields=["name", "email"])
+        # Edited as the builder does (the reply path memoises the assistant per process).
+        self.assistant.contact_fields = ["name", "email"]
+        services.assistant_save(assistant=self.assistant)
         self.stub.script({"content": "Olá!"})
         self.receive("e agora?")
         data = self.stub.chat_requests()[-1]["messages"][1]["content"]

@@ -56,7 +56,7 @@ def standalone_sandbox():
     process.wait(10)
 
 
-def worker(sandbox_url, webhook_url, campaign_id, log_name):
+def worker(sandbox_url, webhook_url, campaign_id, log_name, *, defaults=False):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -75,10 +75,7 @@ def worker(sandbox_url, webhook_url, campaign_id, log_name):
             "--campaign",
             str(campaign_id),
             "--until-done",
-            "--lease-seconds",
-            "2",
-            "--reconcile-seconds",
-            "3",
+            *([] if defaults else ["--lease-seconds", "2", "--reconcile-seconds", "3"]),
             "--poll",
             "0.2",
         ],
@@ -109,7 +106,11 @@ def web_server(transactional_db, standalone_sandbox):
     server.stop()
 
 
-def test_it_sends_exactly_once_across_a_killed_worker(web_server, standalone_sandbox):
+@pytest.mark.parametrize("defaults", [False, True], ids=["short-leases", "defaults"])
+def test_it_sends_exactly_once_across_a_killed_worker(web_server, standalone_sandbox, defaults):
+    """With the production defaults too: the second worker takes over once the dead worker's
+    lease runs out, and its claimed rows are sent (or proved sent) after their reconcile window:
+    well under a minute, with nothing sent twice."""
     live_asgi_server = web_server
     organization = Organization.objects.create(name="Clínica K", slug="clinica-k")
     number = WhatsAppNumber.objects.create(
@@ -145,7 +146,13 @@ def test_it_sends_exactly_once_across_a_killed_worker(web_server, standalone_san
     )
     assert dispatch.run_start(campaign.pk)
 
-    first = worker(standalone_sandbox, live_asgi_server.url, campaign.pk, "campaign-worker-1.log")
+    first = worker(
+        standalone_sandbox,
+        live_asgi_server.url,
+        campaign.pk,
+        "campaign-worker-1.log",
+        defaults=defaults,
+    )
     deadline = time.monotonic() + 30
     while len(outbound(standalone_sandbox, "7001")) < 15:
         assert time.monotonic() < deadline, "the first worker never started sending"
@@ -157,8 +164,27 @@ def test_it_sends_exactly_once_across_a_killed_worker(web_server, standalone_san
     # The killed worker left claimed rows behind, some sent without a recorded answer.
     assert campaign.recipients.filter(status="sending").exists()
 
-    second = worker(standalone_sandbox, live_asgi_server.url, campaign.pk, "campaign-worker-2.log")
-    assert second.wait(90) == 0
+    killed_at = time.monotonic()
+    second = worker(
+        standalone_sandbox,
+        live_asgi_server.url,
+        campaign.pk,
+        "campaign-worker-2.log",
+        defaults=defaults,
+    )
+    options = dispatch.Options.from_settings()
+    if defaults:
+        # Nothing happens before the dead worker's lease ends (no heartbeat renews it now)...
+        time.sleep(1)
+        assert campaign.recipients.filter(status="sending").exists()
+        # ...and the campaign is done once the lease and the claimed rows' window have passed
+        # (plus sending the rest at 20/s and process start-up).
+        bound = options.lease_seconds + options.claim_reconcile_seconds + 15
+        assert bound < 61
+        assert second.wait(bound) == 0, "not recovered within the lease and reconcile window"
+        assert time.monotonic() - killed_at >= options.lease_seconds
+    else:
+        assert second.wait(90) == 0
 
     log = outbound(standalone_sandbox, "7001")
     per_recipient = Counter(m["to"] for m in log)

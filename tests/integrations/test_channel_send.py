@@ -2,8 +2,10 @@
 and the sandbox's signed status webhooks move it to read; the 24-hour window, template checks,
 and retryable versus final errors."""
 
+from collections import Counter
 from datetime import timedelta
 
+from django.test import override_settings
 from django.utils import timezone
 
 from inbox import services as inbox_services
@@ -46,6 +48,9 @@ class ChannelTestCase(SandboxTestCase):
             )
         message.refresh_from_db()
         return message
+
+    def outbound(self):
+        return self.sandbox.app.messages(self.number.phone_number_id, direction="outbound")
 
     def sandbox_got(self, message: Message) -> dict:
         """The request body the sandbox received for ``message``."""
@@ -244,11 +249,15 @@ class SendErrorTests(ChannelTestCase):
         self.assertEqual(delivery["last_error"]["code"], 130429)
         self.assertGreaterEqual(delivery["retry_in"], 60)
 
-    def test_a_temporary_server_error_is_retried(self):
+    def test_a_server_error_without_evidence_is_sent_again_once_the_window_passed(self):
+        # A 503 that Meta never acted on: no status webhook comes, so after the window it is
+        # sent again, once.
         self.inject(code=131000, http_status=503, retry_after=30)
-        message = self.send("text", {"body": "Oi"})
+        with override_settings(INBOX_SEND_RECONCILE_SECONDS=0):
+            message = self.send("text", {"body": "Oi"})
         self.assertEqual(message.status, Message.Status.SENT)
         self.assertEqual(message.content["delivery"]["last_error"]["kind"], "ServerError")
+        self.assertEqual(len(self.outbound()), 1)
 
     def test_a_send_still_throttled_after_every_attempt_fails_with_the_reason(self):
         self.inject(code=130429, retry_after=60, count=20)
@@ -281,3 +290,94 @@ class SendErrorTests(ChannelTestCase):
         self.assertEqual(message.status, Message.Status.FAILED)
         self.assertEqual(message.error_code, 131047)
         self.assertIn("24 hours", message.error_details)
+
+
+class AmbiguousSendTests(ChannelTestCase):
+    """A send WhatsApp may have taken although the answer was a 5xx or never came is held as
+    unknown: its status webhooks (echoing the send's callback data) prove it went out, and only
+    a send with no evidence after the window is sent again. The customer never gets it twice."""
+
+    def inject(self, **failure):
+        self.sandbox.app.inject_failure(self.number.phone_number_id, **failure)
+
+    def forward_statuses(self, count: int) -> None:
+        """Forward the sandbox's status webhooks about this test's sends once ``count`` came."""
+        wamids = [m["wamid"].encode() for m in self.outbound()]
+
+        def ours(items):
+            return [r for r in items if any(w in r.body for w in wamids)]
+
+        for received in ours(self.receiver.wait_for(lambda items: len(ours(items)) >= count)):
+            self.forward(received)
+
+    def test_a_send_accepted_then_answered_with_a_5xx_is_proved_by_its_status_not_resent(self):
+        self.inject(code=131000, http_status=500, mode="accept_fail")
+        message = self.send("text", {"body": "Chegou?"})
+        self.assertEqual((message.status, message.error_title), ("pending", "unknown"))
+        self.assertIsNone(message.wamid)
+        [sent] = self.outbound()
+        self.assertEqual(sent["callback_data"], f"m:{message.code}")
+
+        self.forward_statuses(3)  # sent, delivered, read
+        message.refresh_from_db()
+        self.assertEqual(message.wamid, sent["wamid"])
+        self.assertEqual(message.status, Message.Status.READ)
+        self.assertIsNotNone(message.sent_at)
+        # The window passing later changes nothing: it is never sent again.
+        with override_settings(INBOX_SEND_RECONCILE_SECONDS=0):
+            inbox_services.message_deliver(message.pk)
+            inbox_services.interrupted_sends_sweep()
+        self.assertEqual(len(self.outbound()), 1)
+
+    def test_a_send_accepted_whose_answer_never_came_is_proved_by_its_status(self):
+        self.inject(mode="accept_timeout", hang_seconds=1.5)
+        with override_settings(WHATSAPP_READ_TIMEOUT_SECONDS=0.3):
+            message = self.send("text", {"body": "Chegou?"})
+        self.assertEqual((message.status, message.error_title), ("pending", "unknown"))
+        self.assertEqual(message.content["delivery"]["last_error"]["title"], "No response")
+        self.forward_statuses(3)
+        message.refresh_from_db()
+        self.assertEqual(message.status, Message.Status.READ)
+        with override_settings(INBOX_SEND_RECONCILE_SECONDS=0):
+            inbox_services.message_deliver(message.pk)
+        self.assertEqual([m["wamid"] for m in self.outbound()], [message.wamid])
+
+    def test_the_status_can_come_before_the_failed_answer(self):
+        # Meta's webhook is faster than its 5xx: the message is recorded as sent by its status,
+        # and the late error leaves it alone.
+        self.inject(code=131000, http_status=500, mode="accept_fail")
+        self.sandbox.app.register_number(
+            {"phone_number_id": self.number.phone_number_id, "delays": {"sent": 0.0}},
+            verify=False,
+        )
+        message = self.send("text", {"body": "Oi"})
+        self.forward_statuses(1)
+        message.refresh_from_db()
+        self.assertEqual(message.status, Message.Status.SENT)
+        inbox_services._send_failed(
+            message, inbox_services.ServerError("late", permanent=False, ambiguous=True)
+        )
+        message.refresh_from_db()
+        self.assertEqual((message.status, message.error_title), ("sent", ""))
+
+    def test_a_burst_of_ambiguous_5xx_doubles_nothing(self):
+        count = 12
+        self.inject(code=131000, http_status=500, mode="accept_fail", count=count)
+        self.inject(code=1, http_status=500, count=count)  # then refused, never taken
+        messages = [self.send("text", {"body": f"Mensagem {i}"}) for i in range(count * 2)]
+        self.assertEqual(Counter(m.error_title for m in messages), {"unknown": count * 2})
+        self.forward_statuses(count * 3)  # the taken ones' sent, delivered, read
+        with override_settings(INBOX_SEND_RECONCILE_SECONDS=0):
+            for message in messages:  # the window passes: the ones without evidence again
+                with self.captureOnCommitCallbacks(execute=True):
+                    inbox_services.message_deliver(message.pk)
+        log = self.outbound()
+        self.assertEqual(len(log), count * 2)
+        self.assertEqual(
+            Counter(m["callback_data"] for m in log),
+            {f"m:{m.code}": 1 for m in messages},
+        )
+        self.assertEqual(
+            set(Message.objects.filter(pk__in=[m.pk for m in messages]).values_list("wamid")),
+            {(m["wamid"],) for m in log},
+        )

@@ -601,25 +601,36 @@ def test_final_errors_are_raised_without_retrying(client, sandbox, code, error_c
     assert sent(sandbox) == []
 
 
-def test_server_errors_are_retried_with_backoff_until_success(client, sandbox):
+def test_a_server_error_on_a_send_is_not_retried_because_it_may_have_gone_out(client, sandbox):
     sandbox.app.inject_failure(PNID, http_status=503, count=2)
-
-    wamid = client.send_text(CUSTOMER, "hi")
-
-    assert wamid == sent(sandbox)[0]["wamid"]
-    assert sandbox.app.number(PNID)["pending_failures"] == 0
-
-
-def test_server_errors_are_raised_retryable_once_retries_run_out(sandbox, number):
-    sandbox.app.inject_failure(PNID, code=131000, count=5)
-    client = make_client(sandbox, max_retries=1)
 
     with pytest.raises(ServerError) as excinfo:
         client.send_text(CUSTOMER, "hi")
 
-    assert excinfo.value.retryable and excinfo.value.code == 131000
+    assert excinfo.value.ambiguous and excinfo.value.retryable
+    assert sandbox.app.number(PNID)["pending_failures"] == 1  # one attempt only
+
+
+def test_a_send_meta_took_before_failing_is_ambiguous_and_sent_once(client, sandbox):
+    sandbox.app.inject_failure(PNID, code=131000, mode="accept_fail", count=5)
+
+    with pytest.raises(ServerError) as excinfo:
+        client.send_text(CUSTOMER, "hi", callback_data="m:1")
+
+    assert excinfo.value.ambiguous and excinfo.value.code == 131000
     assert excinfo.value.http_status == 500
-    assert sandbox.app.number(PNID)["pending_failures"] == 3
+    assert [m["callback_data"] for m in sent(sandbox)] == ["m:1"]
+
+
+def test_a_send_meta_took_but_never_answered_is_ambiguous(sandbox, number):
+    sandbox.app.inject_failure(PNID, mode="accept_timeout", hang_seconds=1.0)
+    client = make_client(sandbox, timeout=(1, 0.2))
+
+    with pytest.raises(ServerError) as excinfo:
+        client.send_text(CUSTOMER, "hi")
+
+    assert excinfo.value.ambiguous and excinfo.value.title == "No response"
+    assert len(sent(sandbox)) == 1
 
 
 def test_throttling_is_retried_honouring_retry_after_then_succeeds(client, sandbox, caplog):
@@ -735,7 +746,8 @@ def test_the_access_token_never_appears_in_logs_or_errors(sandbox, number, caplo
     client.fetch_media(media_id)
     client.send_text(CUSTOMER, "hi")
     sandbox.app.inject_failure(PNID, http_status=503, count=1)
-    client.send_text(CUSTOMER, "again")
+    with pytest.raises(ServerError):
+        client.send_text(CUSTOMER, "again")
     sandbox.app.inject_failure(PNID, code=131026)
     with pytest.raises(RecipientError) as excinfo:
         client.send_text(CUSTOMER, "fails")

@@ -14,15 +14,36 @@
   document.addEventListener("dragstart", function (event) {
     const block = event.target.closest && event.target.closest(".appt[data-appointment]");
     if (!block) return;
-    dragged = { code: block.dataset.appointment, grabOffset: event.offsetY || 0 };
+    dragged = {
+      code: block.dataset.appointment,
+      time: block.dataset.time,
+      professional: block.dataset.professional,
+      grabOffset: event.offsetY || 0,
+    };
     event.dataTransfer.effectAllowed = "move";
   });
   document.addEventListener("dragover", function (event) {
-    const column = event.target.closest && event.target.closest(".agenda-column");
+    const column = event.target.closest && event.target.closest(".agenda-column, .agenda-month-day");
     if (!column || !dragged) return;
     event.preventDefault();
     document.querySelectorAll(".drop-target").forEach((c) => c.classList.remove("drop-target"));
     column.classList.add("drop-target");
+  });
+  // The move is posted straight to the appointment's move form URL with every field (the
+  // server decides; a refusal comes back as the panel with its reason). In the month view an
+  // appointment dropped on another day keeps its time and professional.
+  function moveTo(code, values) {
+    htmx.ajax("POST", `/agenda/${code}/move/`, { target: "#agenda-panel", swap: "innerHTML", values: values });
+  }
+  document.addEventListener("drop", function (event) {
+    const cell = event.target.closest && event.target.closest(".agenda-month-day");
+    if (!cell || !dragged) return;
+    event.preventDefault();
+    cell.classList.remove("drop-target");
+    const values = { date: cell.dataset.date, time: dragged.time, professional: dragged.professional };
+    const code = dragged.code;
+    dragged = null;
+    moveTo(code, values);
   });
   document.addEventListener("drop", function (event) {
     const column = event.target.closest && event.target.closest(".agenda-column");
@@ -37,19 +58,11 @@
     minutes = Math.max(0, Math.min(minutes, hours * 60 - 15));
     const hh = String(first + Math.floor(minutes / 60)).padStart(2, "0");
     const mm = String(minutes % 60).padStart(2, "0");
-    const values = { date: column.dataset.date, time: `${hh}:${mm}` };
+    const values = { date: column.dataset.date, time: `${hh}:${mm}`, professional: dragged.professional };
     if (column.dataset.professional) values.professional = column.dataset.professional;
     const code = dragged.code;
     dragged = null;
-    htmx.ajax("GET", `/agenda/${code}/`, { target: "#agenda-panel" }).then(function () {
-      const form = document.querySelector("#appointment-detail form[hx-post$='/move/']");
-      if (!form) return;
-      for (const [name, value] of Object.entries(values)) {
-        const input = form.querySelector(`[name="${name}"]`);
-        if (input) input.value = value;
-      }
-      htmx.trigger(form, "submit");
-    });
+    moveTo(code, values);
   });
 
   // A click on a free spot of a column opens the booking form at that time (15-minute grid).

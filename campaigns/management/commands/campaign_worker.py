@@ -4,6 +4,7 @@ serves dedicated workers, the killed-worker test and the benchmark."""
 
 import threading
 import time
+from dataclasses import replace
 
 from django.core.management.base import BaseCommand
 from django.db import connection
@@ -18,17 +19,24 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--campaign", type=int, action="append", default=[])
         parser.add_argument("--until-done", action="store_true")
-        parser.add_argument("--lease-seconds", type=float, default=120.0)
-        parser.add_argument("--reconcile-seconds", type=float, default=600.0)
+        parser.add_argument(
+            "--lease-seconds", type=float, help="Default: CAMPAIGN_LEASE_SECONDS (15)."
+        )
+        parser.add_argument(
+            "--reconcile-seconds",
+            type=float,
+            help="Both reconcile windows (default: CAMPAIGN_RECONCILE_SECONDS and "
+            "CAMPAIGN_CLAIM_RECONCILE_SECONDS).",
+        )
         parser.add_argument("--poll", type=float, default=0.5)
 
     def handle(self, *args, **options):
-        settings = dispatch.Options(
-            lease_seconds=options["lease_seconds"],
-            reconcile_seconds=options["reconcile_seconds"],
-            slice_seconds=3600,
-            idle_sleep=0.1,
-        )
+        settings = replace(dispatch.Options.from_settings(), slice_seconds=3600, idle_sleep=0.1)
+        if options["lease_seconds"] is not None:
+            settings.lease_seconds = options["lease_seconds"]
+        if options["reconcile_seconds"] is not None:
+            settings.reconcile_seconds = options["reconcile_seconds"]
+            settings.claim_reconcile_seconds = options["reconcile_seconds"]
         threads: dict[int, threading.Thread] = {}
         selected = options["campaign"]
         while True:

@@ -63,7 +63,7 @@
     if (!type) return [];
     if (!type.dynamic_ports) return type.ports;
     if (type.dynamic_ports === "intents") {
-      if (node.props.mode !== "classify") return [];
+      if (node.props.mode !== "classify") return node.props.exit === "continue" ? ["next"] : [];
       return options(node).map(function (_o, i) { return "intent" + (i + 1); }).concat(["other"]);
     }
     return options(node).map(function (_o, i) { return "opt" + (i + 1); }).concat(["no_match"]);
@@ -333,6 +333,31 @@
       input = document.createElement("input");
       input.type = "checkbox";
       input.checked = !!value;
+    } else if (field.kind === "upload") {
+      // A file for the step: sent to the server at once; the step keeps its id (and name).
+      input = document.createElement("input");
+      input.type = "file";
+      input.disabled = !canEdit;
+      input.addEventListener("change", function () {
+        if (!input.files.length) return;
+        var form = new FormData();
+        form.append("file", input.files[0]);
+        statusBox.textContent = S.uploading;
+        fetch(config.urls.media, { method: "POST", body: form, headers: { "X-CSRFToken": csrf }, credentials: "same-origin" })
+          .then(function (response) { return response.json().then(function (data) { return { ok: response.ok, data: data }; }); })
+          .then(function (answer) {
+            if (!answer.ok) { statusBox.textContent = answer.data.error || S.failed; return; }
+            undoStack.push(JSON.stringify(def));
+            node.props[field.name] = answer.data.media;
+            node.props.media_name = answer.data.filename;
+            node.props.media_type = answer.data.kind;
+            statusBox.textContent = S.uploaded + " " + answer.data.filename;
+            render();
+            showProperties(node.id);
+            changed();
+          });
+      });
+      return input;
     } else {
       input = document.createElement("input");
       input.type = field.kind === "number" ? "number" : "text";
@@ -390,6 +415,11 @@
       label.textContent = field.label;
       if (field.kind === "bool") { wrapper.appendChild(input); wrapper.appendChild(label); }
       else { wrapper.appendChild(label); wrapper.appendChild(input); }
+      if (field.kind === "upload" && node.props.media_name) {
+        var current = document.createElement("small");
+        current.textContent = S.uploaded + " " + node.props.media_name;
+        wrapper.appendChild(current);
+      }
       if (field.help) {
         var help = document.createElement("small");
         help.className = "muted";

@@ -14,7 +14,8 @@ Control API (JSON, optional ``X-Sandbox-Token``):
 - ``GET`` / ``DELETE /_sandbox/numbers/{pnid}``
 - ``GET /_sandbox/numbers/{pnid}/messages?wa_id=&direction=`` (the conversation log)
 - ``GET /_sandbox/numbers/{pnid}/deliveries`` (webhook attempts)
-- ``GET`` / ``POST`` / ``DELETE /_sandbox/numbers/{pnid}/failures`` (failure injection)
+- ``GET`` / ``POST`` / ``DELETE /_sandbox/numbers/{pnid}/failures`` (failure injection; modes
+  ``sync``, ``status``, ``accept_fail`` and ``accept_timeout``: see ``state.Failure``)
 - ``POST /_sandbox/numbers/{pnid}/inbound`` (act as a customer)
 - ``GET /_sandbox/templates``, ``POST /_sandbox/templates/{id}/status``
 - ``POST /_sandbox/reset``

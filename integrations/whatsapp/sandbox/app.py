@@ -21,6 +21,7 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -36,7 +37,7 @@ from ..validation import (
     normalize_phone,
 )
 from .customers import build_inbound, new_wamid
-from .delivery import Scheduler, Target, WebhookSender
+from .delivery import Outcome, Scheduler, Target, WebhookSender
 from .http import (
     BodyTooLarge,
     Receive,
@@ -263,18 +264,38 @@ class SandboxApp:
             )
             body = wa.build_webhook(config.waba_id, [change])
             target = self._target(config)
+        wamids = [m["id"] for m in messages]
+        on_result = partial(self._note_delivery, phone_number_id, wamids)
         status = None
         if target is not None and wait:
-            status = self._sender.deliver(target, body, kind="inbound")
+            status = self._sender.deliver(target, body, kind="inbound", on_result=on_result)
         elif target is not None:
-            self._sender.deliver_async(target, body, kind="inbound")
-        wamids = [m["id"] for m in messages]
+            self._sender.deliver_async(target, body, kind="inbound", on_result=on_result)
+        else:
+            on_result(Outcome("failed", None, "the number has no webhook URL", 0))
         return {
             "wamid": wamids[0],
             "wamids": wamids,
             "media_ids": media_ids,
             "webhook_status": status,
         }
+
+    def _note_delivery(self, phone_number_id: str, wamids: list[str], outcome: Outcome) -> None:
+        """Record on the customer's messages whether the business's webhook took them, so the
+        phone shows a refused or abandoned message as failed, with the reason."""
+        with self._lock:
+            number = self._numbers.get(phone_number_id)
+            if number is None:
+                return
+            for wamid in wamids:
+                entry = number.by_wamid.get(wamid)
+                if entry is not None:
+                    entry["delivery"] = {
+                        "state": outcome.state,
+                        "status_code": outcome.status_code,
+                        "reason": outcome.reason,
+                        "attempts": outcome.attempts,
+                    }
 
     def reset(self, *, keep_numbers: bool = False) -> None:
         """Forget messages, media, templates, failures and pending webhooks."""
@@ -310,6 +331,8 @@ class SandboxApp:
             response = _graph_error(100, "The request body is too large.", status=413)
         else:
             response = await self._dispatch(request)
+        if response.hold:
+            await asyncio.sleep(response.hold)
         await response.send(send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -486,13 +509,11 @@ class SandboxApp:
             if failure is not None and failure.mode == "sync":
                 return _failure_response(failure)
             now = time.monotonic()
+            refusal, category = None, "service"
             if number.throughput_exceeded(now):
-                return _graph_error(130429)
-            category = "service"
-            if message_type == "template":
-                error, category = self._check_template_send(config.waba_id, payload["template"])
-                if error is not None:
-                    return error
+                refusal = _graph_error(130429)
+            elif message_type == "template":
+                refusal, category = self._check_template_send(config.waba_id, payload["template"])
             window_open = number.window_open(user, time.time())
             window_closed = (
                 config.enforce_window
@@ -500,10 +521,14 @@ class SandboxApp:
                 and not window_open
                 and not dropped
             )
-            if window_closed and config.window_error_mode == "sync":
-                return _graph_error(131047)
-            if not number.take_pair_token(user, now):
-                return _graph_error(131056)
+            if refusal is None and window_closed and config.window_error_mode == "sync":
+                refusal = _graph_error(131047)
+            if refusal is None and not number.take_pair_token(user, now):
+                refusal = _graph_error(131056)
+            if refusal is not None:
+                if failure is not None:
+                    number.restore_failure(failure)  # it applies to the next accepted send
+                return refusal
             number.count_message(now)
             wamid = new_wamid(user)
             free = window_open and category in ("service", "utility")
@@ -525,8 +550,15 @@ class SandboxApp:
                 "callback_data": str(payload.get("biz_opaque_callback_data") or ""),
             }
             number.remember(entry)
-            plan = _status_plan(config, failure, window_closed, dropped)
+            failed_status = failure if failure is not None and failure.mode == "status" else None
+            plan = _status_plan(config, failed_status, window_closed, dropped)
         self._run_status_plan(pnid, wamid, plan, time.monotonic())
+        if failure is not None and failure.mode == "accept_fail":
+            return _failure_response(failure)  # sent, but the caller is told it failed
+        if failure is not None and failure.mode == "accept_timeout":
+            response = _failure_response(failure)
+            response.hold = failure.hang_seconds
+            return response
         contact = (
             {"input": recipient, "user_id": recipient}
             if recipient

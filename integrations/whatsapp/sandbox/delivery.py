@@ -110,6 +110,20 @@ def _logged(fn: Callable[[], Any]) -> Callable[[], Any]:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """One webhook attempt's result: ``state`` is "delivered" (200), "retrying" (another attempt
+    is scheduled) or "failed" (no attempt left); ``reason`` says why it was not a 200."""
+
+    state: str
+    status_code: int | None
+    reason: str
+    attempts: int
+
+
+OnResult = Callable[[Outcome], None]
+
+
+@dataclass(frozen=True)
 class Target:
     """Where and how to deliver one webhook: the number's URL and app secret."""
 
@@ -140,13 +154,27 @@ class WebhookSender:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
 
-    def deliver(self, target: Target, body: dict, *, kind: str) -> int | None:
-        """POST now (in the calling thread); schedule retries on failure. Returns the status."""
+    def deliver(
+        self, target: Target, body: dict, *, kind: str, on_result: OnResult | None = None
+    ) -> int | None:
+        """POST now (in the calling thread); schedule retries on failure. Returns the status.
+        ``on_result(outcome)`` hears every attempt's outcome (see ``Outcome``)."""
         payload = encode_webhook(body)
-        return self._attempt(target, payload, kind=kind, delivery_id=next(self._ids), attempt=0)
+        return self._attempt(
+            target,
+            payload,
+            kind=kind,
+            delivery_id=next(self._ids),
+            attempt=0,
+            on_result=on_result,
+        )
 
-    def deliver_async(self, target: Target, body: dict, *, kind: str) -> Future:
-        return self.scheduler.submit(lambda: self.deliver(target, body, kind=kind))
+    def deliver_async(
+        self, target: Target, body: dict, *, kind: str, on_result: OnResult | None = None
+    ) -> Future:
+        return self.scheduler.submit(
+            lambda: self.deliver(target, body, kind=kind, on_result=on_result)
+        )
 
     def verify_url(self, url: str, verify_token: str, challenge: str) -> dict[str, Any]:
         """Meta's subscription check: GET with hub.* parameters; the body must echo the challenge."""
@@ -180,7 +208,14 @@ class WebhookSender:
         self._session.close()
 
     def _attempt(
-        self, target: Target, payload: bytes, *, kind: str, delivery_id: int, attempt: int
+        self,
+        target: Target,
+        payload: bytes,
+        *,
+        kind: str,
+        delivery_id: int,
+        attempt: int,
+        on_result: OnResult | None = None,
     ) -> int | None:
         headers = {
             "Content-Type": "application/json",
@@ -215,7 +250,15 @@ class WebhookSender:
                 }
             )
         # Meta counts any answer other than 200 as a failure.
-        if status != 200 and attempt < len(self.retry_delays):
+        retrying = status != 200 and attempt < len(self.retry_delays)
+        if on_result is not None:
+            state = "delivered" if status == 200 else ("retrying" if retrying else "failed")
+            reason = error or (f"HTTP {status}" if status != 200 else "")
+            try:
+                on_result(Outcome(state, status, reason, attempt + 1))
+            except Exception:
+                logger.exception("whatsapp sandbox delivery callback failed")
+        if retrying:
             logger.info(
                 "whatsapp sandbox webhook %s to pnid=%s failed (status=%s); retry %d in %.1fs",
                 kind,
@@ -227,7 +270,12 @@ class WebhookSender:
             self.scheduler.call_later(
                 self.retry_delays[attempt],
                 lambda: self._attempt(
-                    target, payload, kind=kind, delivery_id=delivery_id, attempt=attempt + 1
+                    target,
+                    payload,
+                    kind=kind,
+                    delivery_id=delivery_id,
+                    attempt=attempt + 1,
+                    on_result=on_result,
                 ),
             )
         return status

@@ -146,17 +146,27 @@ def _coerce(key: str, value: Any) -> Any:
     return value
 
 
+MODES = ("sync", "status", "accept_fail", "accept_timeout")
+
+
 @dataclass
 class Failure:
-    """An injected failure for the next ``count`` sends of a number."""
+    """An injected failure for the next ``count`` sends of a number.
+
+    Modes: ``sync``, an HTTP error and nothing sent; ``status``, accepted, then a failed status
+    webhook; ``accept_fail``, accepted (sent, with its status webhooks) but answered with the
+    HTTP error, as Meta failing after taking the message; ``accept_timeout``, accepted but the
+    answer held ``hang_seconds`` (then the HTTP error, 504 by default), so the caller times out.
+    """
 
     code: int | None
     http_status: int
     count: int = 1
-    mode: str = "sync"  # "sync": HTTP error; "status": accepted, then a failed status webhook
+    mode: str = "sync"
     retry_after: float | None = None
     details: str = ""
     to: str = ""  # only sends to this recipient
+    hang_seconds: float = 30.0  # accept_timeout: how long the answer is held
 
     @classmethod
     def from_json(cls, data: Any) -> Failure:
@@ -172,6 +182,11 @@ class Failure:
             not isinstance(http_status, int) or not 400 <= http_status <= 599
         ):
             raise ControlError("http_status must be an HTTP error status (400-599).")
+        mode = data.get("mode", "sync")
+        if mode not in MODES:
+            raise ControlError(f"mode must be one of: {', '.join(MODES)}.")
+        if code is None and http_status is None and mode == "accept_timeout":
+            http_status = 504
         if code is None and http_status is None:
             raise ControlError("Give a Meta error code, an http_status, or both.")
         if http_status is None:
@@ -180,9 +195,6 @@ class Failure:
         count = data.get("count", 1)
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise ControlError("count must be a positive integer.")
-        mode = data.get("mode", "sync")
-        if mode not in ("sync", "status"):
-            raise ControlError('mode must be "sync" or "status".')
         if mode == "status" and code is None:
             raise ControlError("A failed status needs a Meta error code.")
         retry_after = data.get("retry_after")
@@ -190,11 +202,15 @@ class Failure:
             not isinstance(retry_after, int | float) or isinstance(retry_after, bool)
         ):
             raise ControlError("retry_after must be seconds.")
+        hang = data.get("hang_seconds", 30.0)
+        if not isinstance(hang, int | float) or isinstance(hang, bool) or not 0 <= hang <= 600:
+            raise ControlError("hang_seconds must be seconds (0-600).")
         return cls(
             code=code,
             http_status=http_status,
             count=count,
             mode=mode,
+            hang_seconds=float(hang),
             retry_after=retry_after,
             details=str(data.get("details") or ""),
             to=str(data.get("to") or ""),
@@ -257,6 +273,12 @@ class NumberState:
             return False
         self.pair_tokens[user] = (tokens - 1, now)
         return True
+
+    def restore_failure(self, failure: Failure) -> None:
+        """Give back a failure taken by a send that was then refused for another reason."""
+        failure.count += 1
+        if not any(f is failure for f in self.failures):
+            self.failures.appendleft(failure)
 
     def next_failure(self, recipient: str) -> Failure | None:
         for failure in self.failures:

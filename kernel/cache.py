@@ -1,0 +1,72 @@
+"""One Redis connection pool per process for Django's cache, and counters in one round trip.
+
+Django keeps a cache object per thread and per ASGI request context (``asgiref.local``), and its
+Redis backend builds a connection pool per object: under ASGI every request opened a new Redis
+connection (a third of an API request's time). ``SharedRedisCache`` hands every cache object of
+the process the same client, so connections are pooled and reused.
+"""
+
+import threading
+import time
+from functools import cached_property
+
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
+
+_clients: dict = {}
+_lock = threading.Lock()
+
+
+class SharedRedisCache(RedisCache):
+    """Django's Redis cache with one client (and connection pool) per process and location."""
+
+    @cached_property
+    def _cache(self):
+        key = (tuple(self._servers), repr(sorted(self._options.items())))
+        with _lock:
+            client = _clients.get(key)
+            if client is None:
+                client = _clients[key] = self._class(self._servers, **self._options)
+        return client
+
+
+def redis_client():
+    """The process's pooled ``redis.Redis`` behind the default cache, or None without Redis."""
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        return None
+    return backend._cache.get_client(write=True)
+
+
+def count_hit(key: str, period: int, *, also_get: str = "") -> tuple[int, float, float, object]:
+    """Count one hit for ``key`` in a sliding window of ``period`` seconds, in one round trip to
+    Redis (INCR and EXPIRE of the current fixed window pipelined with a GET of the previous one,
+    and of ``also_get`` when given). Returns (hits in the current window, hits in the previous
+    one, the fraction of the current window elapsed, the value of ``also_get``). The sliding
+    estimate is ``previous * (1 - elapsed) + current``: no burst of twice the rate at a window's
+    edge. Without Redis, the local cache does the same in a few calls."""
+    now = time.time()
+    window = int(now // period)
+    current, previous = f"{key}:{window}", f"{key}:{window - 1}"
+    elapsed = now / period - window
+    client = redis_client()
+    if client is not None:
+        pipe = client.pipeline(transaction=False)
+        pipe.incr(current)
+        pipe.expire(current, 2 * period + 1)
+        pipe.get(previous)
+        if also_get:
+            pipe.get(cache.make_and_validate_key(also_get))
+        results = pipe.execute()
+        extra = results[3] if also_get else None
+        return int(results[0]), int(results[2] or 0), elapsed, extra
+    if cache.add(current, 1, timeout=2 * period + 1):
+        hits = 1
+    else:
+        try:
+            hits = cache.incr(current)
+        except ValueError:  # expired between add and incr
+            cache.set(current, 1, timeout=2 * period + 1)
+            hits = 1
+    extra = cache.get(also_get) if also_get else None
+    return hits, int(cache.get(previous) or 0), elapsed, extra
