@@ -45,6 +45,16 @@ class WebNumberPagesTests(BaseTestCase):
         self.assertContains(page, "Waiting for the phone")
         self.assertIn(number.evolution_instance, self.emulator.app.instances)
 
+    def test_the_numbers_pages_show_a_web_numbers_connection(self):
+        self.login(self.admin)
+        number = web.web_number_create(organization=self.org, name="Recepção Web")
+        web.web_number_connect(number)
+        listing = self.client.get("/settings/numbers/")
+        self.assertContains(listing, "Recepção Web")
+        self.assertContains(listing, "connecting")  # asked live from the Evolution server
+        detail = self.client.get(f"/settings/numbers/{number.code}/")
+        self.assertContains(detail, f"/settings/numbers/web/{number.code}/")
+
     def test_the_state_panel_stops_refreshing_once_paired(self):
         self.login(self.admin)
         number = web.web_number_create(organization=self.org, name="Web")
