@@ -1,6 +1,10 @@
 """Webhook ingest benchmark: signed Cloud API deliveries against the real ASGI server.
 
     .venv/bin/python bench/webhook_ingest.py [--requests N] [--concurrency C] [--web-workers W]
+        [--provider cloud_api|evolution]
+
+``--provider evolution``: the same traffic as a WhatsApp Web number's Evolution API webhooks
+(``messages.upsert`` and ``messages.update`` bodies, the number's secret in the URL path).
 
 1. Creates/migrates the PostgreSQL database (``DATABASE_URL``, default
    ``postgres://postgres@127.0.0.1:5432/porfin_bench``) and one number with 3,000 outbound
@@ -54,6 +58,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=6000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--provider", choices=("cloud_api", "evolution"), default="cloud_api")
     return parser.parse_args()
 
 
@@ -89,7 +94,7 @@ def create_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def prepare(env: dict[str, str]) -> tuple[str, list[str]]:
+def prepare(env: dict[str, str], provider: str = "cloud_api") -> tuple[str, list[str]]:
     """Migrate, reset the bench data, and return (webhook path, outbound wamids)."""
     create_database(env["DATABASE_URL"])
     subprocess.run(
@@ -115,15 +120,17 @@ def prepare(env: dict[str, str]) -> tuple[str, list[str]]:
     organization, _ = Organization.objects.get_or_create(
         slug="bench-clinic", defaults={"name": "Bench Clinic"}
     )
+    evolution = provider == "evolution"
     number = WhatsAppNumber.objects.create(
         organization=organization,
-        phone_number_id=PNID,
+        phone_number_id=f"evolution:bench-{PNID}" if evolution else PNID,
         name="Bench",
         display_phone_number="+1 555 000 0001",
-        waba_id=WABA,
-        provider=WhatsAppNumber.Provider.CLOUD_API,
-        access_token="bench-token",
-        app_secret=APP_SECRET,
+        waba_id="" if evolution else WABA,
+        provider=provider,
+        access_token="" if evolution else "bench-token",
+        app_secret="" if evolution else APP_SECRET,
+        evolution_instance=f"bench-{PNID}" if evolution else "",
     )
     # Outbound messages as a campaign leaves them: one or a few per customer, spread over the
     # same customers who write in (statuses for one chat would all queue on that chat's row).
@@ -153,6 +160,8 @@ def prepare(env: dict[str, str]) -> tuple[str, list[str]]:
         )
         for i, wamid in enumerate(wamids)
     )
+    if evolution:
+        return f"/webhooks/evolution/{number.webhook_key}/{number.webhook_secret}/", wamids
     return f"/webhooks/whatsapp/{number.webhook_key}/", wamids
 
 
@@ -160,7 +169,63 @@ def customer_wa_id(index: int) -> str:
     return f"5511{9000000000 + index}"
 
 
-def build_bodies(count: int, wamids: list[str]) -> list[bytes]:
+def build_evolution_bodies(count: int, wamids: list[str]) -> list[bytes]:
+    """Evolution API v2 webhooks: 1 in 4 a customer's ``messages.upsert``, the rest one
+    ``messages.update`` (delivered, then read) each, as Evolution sends them."""
+    import json
+
+    rng = random.Random(7)
+    now = int(time.time())
+    bodies, next_status = [], 0
+    progress = ["DELIVERY_ACK", "READ"]
+    envelope = {
+        "instance": f"bench-{PNID}",
+        "destination": "http://127.0.0.1/webhooks/evolution/",
+        "date_time": "2026-01-01T00:00:00.000Z",
+        "sender": "15550000001@s.whatsapp.net",
+        "server_url": "http://evolution:8080",
+        "apikey": "BENCH-INSTANCE-TOKEN",
+    }
+    for i in range(count):
+        if i % 4 == 0:
+            wa_id = customer_wa_id(rng.randrange(CUSTOMERS))
+            data = {
+                "key": {
+                    "remoteJid": f"{wa_id}@s.whatsapp.net",
+                    "fromMe": False,
+                    "id": f"3EB0BENCH{i:07d}{rng.getrandbits(32):08X}",
+                },
+                "pushName": f"Cliente {wa_id[-3:]}",
+                "status": "DELIVERY_ACK",
+                "message": {"conversation": rng.choice(["Olá!", "Quero remarcar", "Endereço?"])},
+                "messageType": "conversation",
+                "messageTimestamp": now,
+                "instanceId": "bench",
+                "source": "android",
+            }
+            body = {"event": "messages.upsert", "data": data, **envelope}
+        else:
+            wamid = wamids[next_status % len(wamids)]
+            recipient = customer_wa_id(next_status % len(wamids) % CUSTOMERS)
+            status = progress[(next_status // len(wamids)) % 2]
+            next_status += 1
+            data = {
+                "messageId": f"bench-{i}",
+                "keyId": wamid,
+                "remoteJid": f"{recipient}@s.whatsapp.net",
+                "fromMe": True,
+                "participant": f"{recipient}@s.whatsapp.net",
+                "status": status,
+                "instanceId": "bench",
+            }
+            body = {"event": "messages.update", "data": data, **envelope}
+        bodies.append(json.dumps(body, separators=(",", ":")).encode())
+    return bodies
+
+
+def build_bodies(count: int, wamids: list[str], provider: str = "cloud_api") -> list[bytes]:
+    if provider == "evolution":
+        return build_evolution_bodies(count, wamids)
     from integrations.whatsapp import payloads as wa
 
     rng = random.Random(7)
@@ -251,15 +316,21 @@ def wait_http(port: int, timeout: float = 60) -> None:
 
 async def post_all(port: int, path: str, bodies: list[bytes], concurrency: int):
     """POST every body over ``concurrency`` keep-alive HTTP/1.1 connections; returns
-    (latencies in seconds of 200 answers, other statuses, wall seconds)."""
+    (latencies in seconds of 200 answers, other statuses, wall seconds). Cloud API bodies are
+    signed; Evolution's carry their number's secret in ``path``."""
     from integrations.whatsapp.signature import sign
 
+    evolution = path.startswith("/webhooks/evolution/")
     requests_bytes = [
         (
             f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"X-Forwarded-Proto: https\r\nUser-Agent: facebookexternalua\r\n"
-            f"X-Hub-Signature-256: {sign(body, APP_SECRET)}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+            + (
+                "User-Agent: axios/1.7.7\r\n"
+                if evolution
+                else "X-Forwarded-Proto: https\r\nUser-Agent: facebookexternalua\r\n"
+                f"X-Hub-Signature-256: {sign(body, APP_SECRET)}\r\n"
+            )
+            + f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
         + body
         for body in bodies
@@ -312,9 +383,11 @@ def main() -> None:
     logs = ROOT / "var"
     logs.mkdir(exist_ok=True)
     print(f"Preparing {env['DATABASE_URL']} ...", flush=True)
-    path, wamids = prepare(env)
-    bodies = build_bodies(args.requests, wamids)
+    path, wamids = prepare(env, args.provider)
+    bodies = build_bodies(args.requests, wamids, args.provider)
     statuses = sum(body.count(b'"status":') for body in bodies)
+    if args.provider == "evolution":
+        statuses = sum(body.count(b'"keyId":') for body in bodies)
     print(
         f"{len(bodies)} bodies: {len(bodies) - len(bodies) * 3 // 4} inbound messages, "
         f"{statuses} statuses; avg {statistics.mean(map(len, bodies)):.0f} bytes",
@@ -336,7 +409,7 @@ def main() -> None:
     try:
         wait_http(port)
         time.sleep(1.0)  # let every worker finish importing
-        warmup = build_bodies(50, wamids)
+        warmup = build_bodies(50, wamids, args.provider)
         asyncio.run(post_all(port, path, warmup, 4))
         first_id = WebhookEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         latencies, failures, wall = asyncio.run(post_all(port, path, bodies, args.concurrency))
@@ -381,7 +454,7 @@ def main() -> None:
         ("drain events/s incl. startup", f"{total / drain_wall:,.0f}", ""),
     ]
     print()
-    print(f"Webhook ingest — {args.concurrency} connections, {args.web_workers} uvicorn workers, "
+    print(f"Webhook ingest ({args.provider}) — {args.concurrency} connections, {args.web_workers} uvicorn workers, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'result':>22}  target")

@@ -27,7 +27,7 @@ import logging
 import random
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from datetime import timedelta
@@ -42,6 +42,7 @@ from campaigns import scheduling, selectors, services, signals
 from campaigns.models import Campaign, CampaignRecipient
 from inbox import services as inbox_services
 from inbox.models import Chat, Contact, Message, OrphanStatus
+from integrations import web as web_numbers
 from integrations.errors import (
     IntegrationError,
     QualityLimitedError,
@@ -600,7 +601,9 @@ class Dispatcher:
                     time.sleep(min(self.options.idle_sleep, wait))
                     continue
                 rate = effective_rate(campaign) * self.pace_factor
-                stagger = campaign.pace == Campaign.Pace.STAGGER
+                # WhatsApp Web numbers: always one at a time, a random 20-60 s apart (ban risk).
+                gap = web_numbers.send_gap_seconds(campaign.number)
+                stagger = campaign.pace == Campaign.Pace.STAGGER or gap is not None
                 size = 1 if stagger else max(5, min(500, int(rate)))
                 if pending is not None and stagger:
                     pending = self.collect(pending)
@@ -627,7 +630,9 @@ class Dispatcher:
                     if stagger:
                         pending = self.collect(pending)
                         self.sleep_checking(
-                            random.uniform(
+                            gap
+                            if gap is not None
+                            else random.uniform(
                                 campaign.stagger_min_seconds, campaign.stagger_max_seconds
                             )
                         )
@@ -706,7 +711,15 @@ class Dispatcher:
                 logger.exception("Campaign %s send crashed", campaign.pk)
                 return row, None, IntegrationError(str(error), ambiguous=True, permanent=False)
 
-        return [pool.submit(send, row) for row in batch]
+        futures = []
+        for row in batch:
+            if web_numbers.daily_quota_take(campaign.number):
+                futures.append(pool.submit(send, row))
+            else:  # past the number's daily cap: a throttle of the whole number until tomorrow
+                refused = Future()
+                refused.set_result((row, None, web_numbers.daily_cap_error(campaign.number)))
+                futures.append(refused)
+        return futures
 
     def collect(self, pending):
         """Wait for an in-flight batch and record its outcomes; returns None."""

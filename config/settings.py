@@ -438,3 +438,27 @@ EGRESS_ALLOW_PRIVATE = env.bool(
     "EGRESS_ALLOW_PRIVATE", default=env.bool("OUTGOING_WEBHOOKS_ALLOW_PRIVATE", default=DEBUG)
 )
 AI_PRIVATE_BASE_URLS = env.list("AI_PRIVATE_BASE_URLS", default=[])
+# WhatsApp Web numbers through Evolution API (integrations.providers.evolution): the
+# installation's server, used by organizations that configure none of their own (optional).
+# The installation's server may be on a private network (it is the operator's); servers that
+# organizations type are held to the egress policy unless listed in EVOLUTION_PRIVATE_URLS.
+# Without EVOLUTION_API_URL and with the sandbox on, the embedded Evolution emulator is used
+# (served by this process at /sandbox/evolution). EVOLUTION_WEBHOOK_BASE_URL is where Evolution
+# reaches Porfin (default PUBLIC_BASE_URL, else SANDBOX_WEBHOOK_BASE_URL).
+EVOLUTION_API_URL = env.str("EVOLUTION_API_URL", default="")
+EVOLUTION_API_KEY = env.str("EVOLUTION_API_KEY", default="")
+EVOLUTION_PRIVATE_URLS = env.list("EVOLUTION_PRIVATE_URLS", default=[])
+SANDBOX_EVOLUTION_URL = env.str(
+    "SANDBOX_EVOLUTION_URL", default=SANDBOX_URL.rsplit("/sandbox/", 1)[0] + "/sandbox/evolution"
+)
+SANDBOX_EVOLUTION_KEY = env.str("SANDBOX_EVOLUTION_KEY", default="sandbox-evolution-key")
+EVOLUTION_WEBHOOK_BASE_URL = env.str(
+    "EVOLUTION_WEBHOOK_BASE_URL", default=PUBLIC_BASE_URL or SANDBOX_WEBHOOK_BASE_URL
+)
+# Conservative pacing for WhatsApp Web numbers (no official rate tier; bulk sends risk a ban):
+# a random gap between campaign sends and a daily cap of business-initiated messages.
+EVOLUTION_GAP_MIN_SECONDS = env.float("EVOLUTION_GAP_MIN_SECONDS", default=20.0)
+EVOLUTION_GAP_MAX_SECONDS = env.float("EVOLUTION_GAP_MAX_SECONDS", default=60.0)
+EVOLUTION_DAILY_CAP = env.int("EVOLUTION_DAILY_CAP", default=200)
+# Group chats (@g.us) on WhatsApp Web numbers are ignored unless this is on.
+EVOLUTION_GROUPS = env.bool("EVOLUTION_GROUPS", default=False)

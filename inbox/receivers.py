@@ -11,6 +11,13 @@ def store_inbound_message(sender, *, number, message, **kwargs):
     services.message_receive(number=number, inbound=message)
 
 
+@receiver(signals.message_echoed, dispatch_uid="inbox-message-echoed")
+def store_own_message(sender, *, number, message, **kwargs):
+    from inbox import echoes
+
+    echoes.message_echo_record(number=number, echo=message)
+
+
 @receiver(signals.batch_starting, dispatch_uid="inbox-batch-starting")
 def lock_chats_of_batch(sender, *, number, wa_ids, wamids, **kwargs):
     services.chats_lock_for_batch(number=number, wa_ids=wa_ids, wamids=wamids)

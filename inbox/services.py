@@ -1182,9 +1182,9 @@ def chat_mark_read(*, chat: Chat, user) -> None:
 
 
 def read_receipt_send(message_id: int) -> None:
-    message = Message.objects.select_related("number").get(pk=message_id)
+    message = Message.objects.select_related("number", "chat__contact").get(pk=message_id)
     try:
-        provider_for(message.number).mark_read(message.wamid)
+        provider_for(message.number).mark_read(message.wamid, to=message.chat.contact.wa_id)
     except IntegrationError as error:
         logger.info("Read receipt for %s not sent: %s", message.wamid, error)
 

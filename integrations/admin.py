@@ -124,3 +124,6 @@ class WebhookDeliveryAdmin(ReadOnlyTenantAdmin):
         "created_at",
     ]
     list_filter = ["organization", "status", "event_type"]
+
+
+from integrations import admin_web  # noqa: E402,F401 - Evolution API servers (WhatsApp Web)

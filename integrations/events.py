@@ -7,6 +7,9 @@ package. They are defined beside the Cloud API parser (``integrations.whatsapp.p
 re-exported here so that module keeps one definition for its parser and its ``build_*`` helpers.
 """
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from integrations.whatsapp.payloads import (
     AccountEvent,
     Event,
@@ -21,8 +24,39 @@ from integrations.whatsapp.payloads import (
     ValueErrors,
 )
 
+
+@dataclass(frozen=True)
+class OwnMessage:
+    """A message the business sent from elsewhere than Porfin (the phone paired with a WhatsApp
+    Web number, or another client of its session), to be recorded as outbound. ``message`` is
+    shaped like a customer's (``wa_id`` is the customer it went to)."""
+
+    kind: ClassVar[str] = "own_message"
+
+    message: InboundMessage
+
+    @property
+    def wamid(self) -> str:
+        return self.message.wamid
+
+
+@dataclass(frozen=True)
+class ConnectionUpdate:
+    """A session-based number's connection changed (paired, lost, a new QR code to scan)."""
+
+    kind: ClassVar[str] = "connection"
+
+    state: str  # "open", "connecting", "close"
+    qr: str = ""  # a data: URI while waiting for a phone
+    phone: str = ""  # the paired phone's number (digits), when known
+    profile_name: str = ""
+    reason: str = ""
+
+
 __all__ = [
     "AccountEvent",
+    "ConnectionUpdate",
+    "OwnMessage",
     "Event",
     "EventError",
     "InboundMessage",

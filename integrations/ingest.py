@@ -40,7 +40,10 @@ from integrations.providers import WebhookVerdict, provider_for
 
 logger = logging.getLogger(__name__)
 
-PATH = re.compile(r"^/webhooks/whatsapp/([A-Za-z0-9_-]{1,64})/$")
+PATH = re.compile(
+    r"^/webhooks/(?:whatsapp/([A-Za-z0-9_-]{1,64})/"
+    r"|evolution/([A-Za-z0-9_-]{1,64})/(?:([A-Za-z0-9_-]{1,64})/)?)$"
+)  # Evolution (WhatsApp Web) deliveries may carry the number's secret in the path
 MAX_BATCH = 500
 MAX_TASK = 50  # deliveries per processing task; more tasks than workers keep them all busy
 FIELDS = ("number_id", "organization_id", "body", "headers", "processed_at", "error")
@@ -121,6 +124,17 @@ async def delivery_check(
     return Delivery(number, body)
 
 
+PATH_SECRET = "x-porfin-path-secret"
+
+
+def with_path_secret(headers: dict[str, str], secret: str | None) -> None:
+    """A secret from the URL's path (Evolution webhooks) is checked like a header; a client
+    cannot send it as a real header to skip the path."""
+    headers.pop(PATH_SECRET, None)
+    if secret:
+        headers[PATH_SECRET] = secret
+
+
 def _verdict(number: WhatsAppNumber, headers: Mapping[str, str], body: bytes) -> WebhookVerdict:
     try:
         return provider_for(number).verify_webhook(headers=headers, body=body)
@@ -163,7 +177,7 @@ class WebhookReceiver:
         match = PATH.match(scope["path"]) if scope["type"] == "http" else None
         if match is None or scope["method"] != "POST":
             return await self.fallback(scope, receive, send)
-        status, body = await self.receive_delivery(match[1], scope, receive)
+        status, body = await self.receive_delivery(match[1] or match[2], scope, receive, match[3])
         await send(
             {
                 "type": "http.response.start",
@@ -176,11 +190,14 @@ class WebhookReceiver:
         )
         await send({"type": "http.response.body", "body": body})
 
-    async def receive_delivery(self, key: str, scope, receive) -> tuple[int, bytes]:
+    async def receive_delivery(
+        self, key: str, scope, receive, path_secret: str | None = None
+    ) -> tuple[int, bytes]:
         headers = {
             name.decode("latin-1").lower(): value.decode("latin-1")
             for name, value in scope["headers"]
         }
+        with_path_secret(headers, path_secret)
         checked = await delivery_check(key, headers, functools.partial(_read_body, receive))
         if isinstance(checked, Refusal):
             return checked.status, checked.reason.encode()

@@ -15,6 +15,7 @@ class WhatsAppNumber(TenantModel):
     class Provider(models.TextChoices):
         CLOUD_API = "cloud_api", _("WhatsApp Cloud API")
         SANDBOX = "sandbox", _("Sandbox (local emulator)")
+        EVOLUTION = "evolution", _("WhatsApp Web (Evolution API)")
 
     code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     name = models.CharField(_("name"), max_length=80)
@@ -38,6 +39,28 @@ class WhatsAppNumber(TenantModel):
     send_read_receipts = models.BooleanField(_("send read receipts"), default=True)
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # WhatsApp Web numbers (provider "evolution"): one Evolution API instance each. The server
+    # is the organization's own or, when None, the installation's (EVOLUTION_API_URL).
+    evolution_server = models.ForeignKey(
+        "integrations.EvolutionServer",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="numbers",
+        verbose_name=_("Evolution API server"),
+    )
+    evolution_instance = models.CharField(_("instance name"), max_length=80, blank=True)
+    # Evolution has no webhook signature: every delivery must carry this secret (path or header).
+    webhook_secret = models.CharField(max_length=64, default=secrets.token_urlsafe, editable=False)
+    connection_state = models.CharField(_("connection state"), max_length=20, blank=True)
+    connection_qr = models.TextField(blank=True)  # the last QR code, as a data: URI
+    connection_updated_at = models.DateTimeField(null=True, blank=True)
+    daily_cap = models.PositiveIntegerField(
+        _("daily cap"),
+        null=True,
+        blank=True,
+        help_text=_("Most business-initiated messages a day (WhatsApp Web numbers)."),
+    )
 
     class Meta:
         ordering = ["name"]
@@ -54,6 +77,51 @@ class WhatsAppNumber(TenantModel):
     @property
     def masked_app_secret(self) -> str:
         return mask(self.app_secret)
+
+    @property
+    def send_daily_cap(self) -> int | None:
+        """Today's cap of business-initiated sends (WhatsApp Web numbers), or None."""
+        from integrations.web import daily_cap_for
+
+        return daily_cap_for(self)
+
+
+class EvolutionServer(TenantModel):
+    """An Evolution API server (github.com/EvolutionAPI/evolution-api) an organization runs
+    for its WhatsApp Web numbers: its URL and global API key (encrypted at rest)."""
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    name = models.CharField(_("name"), max_length=80)
+    base_url = models.URLField(_("server URL"), max_length=300)
+    api_key = EncryptedTextField(_("global API key"))
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("Evolution API server")
+        verbose_name_plural = _("Evolution API servers")
+
+    def __str__(self):
+        return f"{self.name} ({self.base_url})"
+
+    @property
+    def masked_api_key(self) -> str:
+        return mask(self.api_key)
+
+
+class DailySends(models.Model):
+    """Business-initiated sends of one number on one day (UTC), counted against a provider's
+    ``daily_cap`` by one conditional UPDATE (``integrations.web.daily_quota_take``)."""
+
+    number = models.ForeignKey(WhatsAppNumber, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["number", "day"], name="unique_daily_sends")]
+
+    def __str__(self):
+        return f"{self.number_id} {self.day}: {self.count}"
 
 
 class WebhookEvent(models.Model):

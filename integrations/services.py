@@ -122,7 +122,7 @@ def webhook_number(key: str, *, fresh: bool = False) -> WhatsAppNumber | None:
         return cached[1]
     number = (
         WhatsAppNumber.objects.filter(webhook_key=key, is_active=True)
-        .only("pk", "organization_id", "provider", "app_secret", "verify_token")
+        .only("pk", "organization_id", "provider", "app_secret", "verify_token", "webhook_secret")
         .first()
     )
     if number is None:
@@ -316,6 +316,8 @@ def _events_dispatch(
 
 WRITING_ITEMS = (
     channel_events.InboundMessage,
+    channel_events.OwnMessage,
+    channel_events.ConnectionUpdate,
     channel_events.TemplateStatusUpdate,
     channel_events.PhoneNumberQualityUpdate,
 )
@@ -457,6 +459,12 @@ def _names_another_number(number: WhatsAppNumber, item) -> bool:
 def _dispatch(number: WhatsAppNumber, item) -> None:
     if isinstance(item, channel_events.InboundMessage):
         signals.message_received.send(sender=WhatsAppNumber, number=number, message=item)
+    elif isinstance(item, channel_events.OwnMessage):
+        signals.message_echoed.send(sender=WhatsAppNumber, number=number, message=item)
+    elif isinstance(item, channel_events.ConnectionUpdate):
+        from integrations import web  # WhatsApp Web numbers' connection (QR, state)
+
+        web.connection_apply(number=number, update=item)
     elif isinstance(item, channel_events.TemplateStatusUpdate):
         template_status_apply(number=number, update=item)
     elif isinstance(item, channel_events.PhoneNumberQualityUpdate):

@@ -17,3 +17,6 @@ statuses_received = Signal()
 # whose status changes: sent once per number before a batch of deliveries is processed, inside
 # its transaction, so receivers can lock what the batch will touch in a fixed order.
 batch_starting = Signal()
+# sender=WhatsAppNumber, number=..., message=events.OwnMessage: the business sent a message from
+# its phone (WhatsApp Web numbers); recorded as outbound, once per wamid.
+message_echoed = Signal()

@@ -1,8 +1,9 @@
-from django.urls import path
+from django.urls import include, path
 
 from integrations import views, views_numbers
 
 urlpatterns = [
+    path("", include("integrations.urls_web")),  # WhatsApp Web numbers (Evolution API)
     path("settings/numbers/", views.number_list, name="number_list"),
     path("settings/numbers/new/", views_numbers.number_add, name="number_add"),
     path("settings/numbers/<uuid:code>/", views_numbers.number_detail, name="number_detail"),

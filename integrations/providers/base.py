@@ -85,6 +85,20 @@ class MediaInfo:
     file_size: int = 0  # 0 when unknown
 
 
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """A session-based number's link to WhatsApp (WhatsApp Web): its state and, while it waits
+    for a phone to pair, the QR code to scan (a ``data:`` URI) or a pairing code."""
+
+    state: str  # "open" (paired and online), "connecting" (waiting for the QR), "close"
+    qr: str = ""
+    pairing_code: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == "open"
+
+
 class WebhookVerdict(enum.Enum):
     """Whether a webhook delivery comes from the provider (checked before anything is stored)."""
 
@@ -145,9 +159,23 @@ class ChannelProvider:
         the message's status events when the provider supports it."""
         raise NotImplementedError
 
-    def mark_read(self, message_id: str) -> None:
-        """Tell the customer their message ``message_id`` was read."""
+    def mark_read(self, message_id: str, *, to: str = "") -> None:
+        """Tell the customer ``to`` (their WhatsApp id) their message ``message_id`` was read."""
         raise self.unsupported("read receipts")
+
+    # --- Connection (session-based providers, e.g. WhatsApp Web; optional) --------------------
+
+    def connect(self) -> ConnectionInfo:
+        """Start (or resume) the number's session: its state and, until a phone pairs, a QR."""
+        raise self.unsupported("connecting by QR code")
+
+    def connection_state(self) -> ConnectionInfo:
+        """The session's state as the provider sees it now."""
+        raise self.unsupported("connection state")
+
+    def logout(self) -> None:
+        """End the session (the phone is unpaired); ``connect`` starts a new one."""
+        raise self.unsupported("disconnecting")
 
     # --- Media ----------------------------------------------------------------------------------
 

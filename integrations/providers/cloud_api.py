@@ -68,7 +68,7 @@ class CloudAPIProvider(ChannelProvider):
             to, message_type, content, reply_to=reply_to, callback_data=callback_data
         )
 
-    def mark_read(self, message_id: str) -> None:
+    def mark_read(self, message_id: str, *, to: str = "") -> None:
         self.client.mark_read(message_id)
 
     def upload_media(self, *, data: bytes, mime_type: str, filename: str) -> str:

@@ -206,6 +206,22 @@ class TenantSweepFixtures(BaseTestCase):
             "invitation_accept": None,
             # Authenticated by the number's own key and signature, not by a session.
             "whatsapp_webhook": None,
+            **self.web_number_foreign_kwargs(),
+        }
+
+    def web_number_foreign_kwargs(self):
+        """WhatsApp Web numbers (integrations.views_web)."""
+        from integrations import web
+
+        code = {"code": web.web_number_create(organization=self.other_org, name="Bob web").code}
+        names = ("connect", "state", "reconnect", "logout", "text_save")
+        return {
+            **{f"web_number_{name}": code for name in names},
+            "web_sandbox_pair": code,
+            "web_sandbox_send": code,
+            # Authenticated by the number's own key and secret, not by a session.
+            "evolution_webhook": None,
+            "evolution_webhook_secret": None,
         }
 
     def appointment_foreign_kwargs(self):

@@ -61,7 +61,7 @@ class RelayProvider(ChannelProvider):
             )
             return f"relay.{len(self.sent)}"
 
-    def mark_read(self, message_id: str) -> None:
+    def mark_read(self, message_id: str, *, to: str = "") -> None:
         self.read.append(message_id)  # never asked: the provider declares no read receipts
 
 
