@@ -226,7 +226,9 @@ class TenantSweepFixtures(BaseTestCase):
 
     def appointment_foreign_kwargs(self):
         """The agenda (appointments app)."""
+        from accounts.models import Holiday
         from appointments import services as appointment_services
+        from appointments.models import AgendaException
         from tests.appointments.helpers import at, make_agenda, next_weekday
 
         agenda = make_agenda(self.other_org)
@@ -238,6 +240,13 @@ class TenantSweepFixtures(BaseTestCase):
             customer_name="segredo-do-bob",
         )
         self.foreign_appointment = appointment
+        exception = AgendaException.objects.create(
+            organization=self.other_org,
+            professional=agenda["ana"],
+            starts_at=at(next_weekday(3), 9),
+            ends_at=at(next_weekday(3), 10),
+        )
+        holiday = Holiday.objects.create(organization=self.other_org, date=next_weekday(4))
         code = {"code": appointment.code}
         return {
             **dict.fromkeys(
@@ -248,6 +257,11 @@ class TenantSweepFixtures(BaseTestCase):
             ),
             "appointment_status": {**code, "action": "cancel"},
             "appointments_ics_revoke": {"code": agenda["ana"].code},
+            "agenda_settings_service": {"code": agenda["cleaning"].code},
+            "agenda_settings_professional": {"code": agenda["ana"].code},
+            "agenda_settings_exception_add": {"code": agenda["ana"].code},
+            "agenda_settings_exception_delete": {"code": agenda["ana"].code, "pk": exception.pk},
+            "agenda_settings_holiday_delete": {"pk": holiday.pk},
             # Public by design: the unguessable token is the secret; covered in test_calendar.
             "appointments_ics_feed": None,
         }
@@ -310,6 +324,8 @@ class TenantSweepFixtures(BaseTestCase):
                     "flow_unpublish",
                     "flow_duplicate",
                     "flow_export",
+                    "flow_delete",
+                    "flow_media_upload",
                     "api_flow",
                     "api_flow_export",
                     "api_flow_start",
