@@ -393,6 +393,8 @@ def run_mix(args, env, mix: str, path: str, wamids: list[str]) -> list[tuple[str
     total = events.count()
     outbox_before = OutboxEntry.objects.count()
     cluster_env = {**env, "Q_CLUSTER_NAME": "porfin-inbound"}
+    tasks_queued = queue_size(env, "porfin-inbound")
+    cpu_before = children_cpu()
     started = time.perf_counter()
     worker = start(
         [sys.executable, "manage.py", "qcluster"], cluster_env, logs / "bench-qcluster.log"
@@ -402,6 +404,7 @@ def run_mix(args, env, mix: str, path: str, wamids: list[str]) -> list[tuple[str
         drain_wall = time.perf_counter() - started
     finally:
         stop(worker)
+    cluster_cpu = children_cpu() - cpu_before
     span = events.aggregate(first=Min("processed_at"), last=Max("processed_at"))
     busy = (span["last"] - span["first"]).total_seconds() or drain_wall
     errors = events.exclude(error="").count()
@@ -421,6 +424,12 @@ def run_mix(args, env, mix: str, path: str, wamids: list[str]) -> list[tuple[str
             ">= 1,000 (new customers)" if mix == "new-customers" else ">= 500",
         ),
         ("drain events/s incl. startup", f"{total / drain_wall:,.0f}", ""),
+        (
+            "cluster CPU per event",
+            f"{cluster_cpu / total * 1000:.2f} ms",
+            "incl. start-up; load-independent",
+        ),
+        ("events per inbound task", f"{total / max(1, tasks_queued):.1f}", f"{tasks_queued} tasks"),
         (
             "follow-ups recorded (outbox)",
             f"{OutboxEntry.objects.count() - outbox_before}",
@@ -496,6 +505,20 @@ def start_server(args, env, port: int, logs: Path) -> subprocess.Popen:
     wait_http(port)
     time.sleep(1.0)  # let every worker finish importing
     return server
+
+
+def children_cpu() -> float:
+    """CPU seconds of the child processes waited for so far (a stopped cluster and its workers)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def queue_size(env: dict[str, str], cluster: str) -> int:
+    import redis
+
+    return redis.Redis.from_url(env["REDIS_URL"]).llen(f"django_q:{cluster}:q")
 
 
 def wait_drained(events, worker: subprocess.Popen, total: int) -> None:
