@@ -318,7 +318,7 @@ def _messages_store(number: WhatsAppNumber, inbounds: list[InboundMessage]) -> N
                 contact=contact,
                 number=number,
                 status=Chat.Status.OPEN,
-                last_message_preview=_preview(_inbound_message(number, None, inbound)),
+                last_message_preview=_inbound_preview(inbound),
                 last_message_at=inbound.timestamp,
                 window_expires_at=inbound.timestamp + length if length else None,
                 unread_count=count[wa_id],
@@ -489,6 +489,15 @@ def _chat_and_contact_record_inbound(chat: Chat, contact: Contact, messages) -> 
             " ELSE last_inbound_at END WHERE id = %s",
             [when, when, contact.pk],
         )
+
+
+def _inbound_preview(inbound: InboundMessage) -> str:
+    """``_preview`` of the message ``inbound`` becomes, before it exists."""
+    text = inbound.text[:4096]
+    if text:
+        return text[:200]
+    message_type = inbound.type if inbound.type in Message.Type.values else Message.Type.UNSUPPORTED
+    return f"[{Message.Type(message_type).label}]"
 
 
 def _preview(message: Message) -> str:

@@ -229,7 +229,7 @@ def _events_process(event_ids: list[int]) -> None:
         # (SQLite serialises writers) and then finds them processed.
         claim = (
             WebhookEvent.objects.filter(pk__in=event_ids, processed_at__isnull=True)
-            .select_related("number")
+            .select_related("number__organization")  # new chats need their organization
             .defer("number__access_token", "number__app_secret")  # processing needs neither
             .order_by("pk")
         )
