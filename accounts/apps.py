@@ -23,3 +23,4 @@ class AccountsConfig(AppConfig):
 
             # Heartbeats and sub-minute periodic work (django-q2 schedules count in minutes).
             tasks.start_cluster_ticker(Conf.CLUSTER_NAME)
+            tasks.lower_worker_priority()  # the web processes first on a shared box

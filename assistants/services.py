@@ -1283,6 +1283,8 @@ def chat_handoff(*, chat: Chat, assistant: Assistant, reason: str, note: str = "
 
 def new_chat_enable(*, chat: Chat) -> None:
     """A new conversation on a number whose default assistant starts on new chats."""
+    if chat.number_id not in _numbers_answered(chat.organization_id):
+        return  # no query for the new chats of a number no assistant answers (memo)
     assistant = assistant_for_chat(chat)
     if assistant is not None and assistant.enable_for_new_chats and not chat.ai_enabled:
         inbox_services.chat_set_ai(

@@ -1,6 +1,7 @@
 """Webhook ingest benchmark: signed Cloud API deliveries against the real ASGI server.
 
     .venv/bin/python bench/webhook_ingest.py [--requests N] [--concurrency C] [--web-workers W]
+        [--mix status|new-customers|both] [--while-draining [--drain-seconds S]]
         [--provider cloud_api|evolution]
 
 ``--provider evolution``: the same traffic as a WhatsApp Web number's Evolution API webhooks
@@ -11,13 +12,19 @@
    campaign messages spread over the chats of the 500 customers who also write in.
 2. Starts ``uvicorn config.asgi:application`` (W workers, production settings) with
    ``TASK_RUNNER=django_q`` and ``REDIS_URL``, so a webhook only stores its row and queues a task.
-3. Posts N signed, realistic bodies (1 in 4 an inbound message, the rest status batches of 1-3
-   statuses, as a number's traffic looks) over C keep-alive connections, and reports accepted
-   webhooks/s and ack latency p50/p99.
+3. For each mix, posts N signed, realistic bodies over C keep-alive connections, and reports
+   accepted webhooks/s and ack latency p50/p99. ``status``: 1 in 4 an inbound message of the
+   500 returning customers, the rest status batches of 1-3 statuses, as a number's traffic
+   looks. ``new-customers``: every delivery a first message of a new customer (a new contact
+   and chat each: the drain's heaviest case).
 4. Starts one ``Q_CLUSTER_NAME=porfin-inbound manage.py qcluster`` and times the backlog until
-   every event is processed.
+   every event is processed. The campaign follow-ups this records (``kernel.outbox``) are the
+   default cluster's work and are only counted.
+5. ``--while-draining``: posts for S seconds while one inbound cluster drains at the same time
+   (the real situation) and reports the ack tail and the backlog left when posting stopped.
 
-Targets (issue 3): >= 1,000 webhooks/s accepted with p99 < 50 ms; backlog drained >= 500 events/s.
+Targets (issues 3, 21): >= 1,000 webhooks/s accepted with p99 < 50 ms (< 20 ms while draining);
+backlog drained >= 500 events/s (status mix), >= 1,000 events/s (new customers).
 """
 
 from __future__ import annotations
@@ -59,6 +66,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--provider", choices=("cloud_api", "evolution"), default="cloud_api")
+    parser.add_argument(
+        "--mix",
+        choices=("status", "new-customers", "both"),
+        default="both",
+        help="status: 1 in 4 an inbound message of 500 returning customers, the rest statuses; "
+        "new-customers: every delivery a first message (a new contact and chat each)",
+    )
+    parser.add_argument(
+        "--while-draining",
+        action="store_true",
+        help="also measure accept latency while one inbound cluster drains (issue 21 item 3)",
+    )
+    parser.add_argument("--drain-seconds", type=float, default=60.0)
     return parser.parse_args()
 
 
@@ -223,6 +243,38 @@ def build_evolution_bodies(count: int, wamids: list[str]) -> list[bytes]:
     return bodies
 
 
+def new_customer_wa_id(index: int) -> str:
+    """A customer who never wrote before: unique to this run (the number is new per run)."""
+    return f"77{PNID[-9:]}{index:07d}"
+
+
+def build_new_customer_bodies(count: int, start: int = 0) -> list[bytes]:
+    """Deliveries of first messages: each from a new customer (a new contact and chat each),
+    as after a campaign to a bought list or an ad click-to-WhatsApp."""
+    from integrations.whatsapp import payloads as wa
+
+    rng = random.Random(11)
+    now = int(time.time())
+    bodies = []
+    for i in range(start, start + count):
+        wa_id = new_customer_wa_id(i)
+        message = wa.build_inbound_message(
+            wamid=f"wamid.bench-new-{PNID}-{i:07d}",
+            from_wa_id=wa_id,
+            message_type="text",
+            content=wa.build_text(rng.choice(["Olá!", "Vi o anúncio", "Qual o preço?"])),
+            timestamp=str(now),
+        )
+        change = wa.build_messages_change(
+            phone_number_id=PNID,
+            display_phone_number="15550000001",
+            contacts=[wa.build_contact(wa_id=wa_id, profile_name=f"Novo {i}")],
+            messages=[message],
+        )
+        bodies.append(wa.encode_webhook(wa.build_webhook(WABA, [change])))
+    return bodies
+
+
 def build_bodies(count: int, wamids: list[str], provider: str = "cloud_api") -> list[bytes]:
     if provider == "evolution":
         return build_evolution_bodies(count, wamids)
@@ -377,26 +429,145 @@ def percentile(values: list[float], fraction: float) -> float:
 # --- Main -------------------------------------------------------------------------------------
 
 
-def main() -> None:
-    args = parse_args()
-    env = environment()
+MIXES = ("status", "new-customers")
+
+
+def run_mix(args, env, mix: str, path: str, wamids: list[str]) -> list[tuple[str, str, str]]:
+    """Accept, then drain, one mix; then (``--while-draining``) accept again while one inbound
+    cluster drains the same kind of traffic. Returns the report's rows."""
     logs = ROOT / "var"
-    logs.mkdir(exist_ok=True)
-    print(f"Preparing {env['DATABASE_URL']} ...", flush=True)
-    path, wamids = prepare(env, args.provider)
-    bodies = build_bodies(args.requests, wamids, args.provider)
+    bodies = (
+        build_bodies(args.requests, wamids, args.provider)
+        if mix == "status"
+        else build_new_customer_bodies(args.requests)
+    )
     statuses = sum(body.count(b'"status":') for body in bodies)
     if args.provider == "evolution":
         statuses = sum(body.count(b'"keyId":') for body in bodies)
+    inbound = sum(body.count(b'"messages":') for body in bodies)
     print(
-        f"{len(bodies)} bodies: {len(bodies) - len(bodies) * 3 // 4} inbound messages, "
-        f"{statuses} statuses; avg {statistics.mean(map(len, bodies)):.0f} bytes",
+        f"[{mix}] {len(bodies)} bodies: {inbound} inbound messages, {statuses} statuses; "
+        f"avg {statistics.mean(map(len, bodies)):.0f} bytes; load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
+    from django.db.models import Max, Min
 
     from integrations.models import WebhookEvent
+    from kernel.models import OutboxEntry
 
     port = free_port()
+    server = start_server(args, env, port, logs)
+    try:
+        asyncio.run(post_all(port, path, bodies[:50], 4))  # warm-up (a few duplicates)
+        first_id = WebhookEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        latencies, failures, wall = asyncio.run(post_all(port, path, bodies, args.concurrency))
+    finally:
+        stop(server)
+    accepted = len(latencies)
+    events = WebhookEvent.objects.filter(pk__gt=first_id)
+    total = events.count()
+    outbox_before = OutboxEntry.objects.count()
+    cluster_env = {**env, "Q_CLUSTER_NAME": "porfin-inbound"}
+    tasks_queued = queue_size(env, "porfin-inbound")
+    cpu_before = children_cpu()
+    started = time.perf_counter()
+    worker = start(
+        [sys.executable, "manage.py", "qcluster"], cluster_env, logs / "bench-qcluster.log"
+    )
+    try:
+        wait_drained(events, worker, total)
+        drain_wall = time.perf_counter() - started
+    finally:
+        stop(worker)
+    cluster_cpu = children_cpu() - cpu_before
+    span = events.aggregate(first=Min("processed_at"), last=Max("processed_at"))
+    busy = (span["last"] - span["first"]).total_seconds() or drain_wall
+    errors = events.exclude(error="").count()
+    rows = [
+        (f"[{mix}] webhooks posted", f"{len(bodies)}", ""),
+        ("accepted (200)", f"{accepted}", f"other: {failures or 'none'}"),
+        ("accepted webhooks/s", f"{accepted / wall:,.0f}", ">= 1,000"),
+        ("ack latency p50", f"{percentile(latencies, 0.50) * 1000:.1f} ms", "<= 250 ms (Meta)"),
+        ("ack latency p99", f"{percentile(latencies, 0.99) * 1000:.1f} ms", "< 50 ms"),
+        ("ack latency max", f"{max(latencies) * 1000:.1f} ms", "< 1% over 1 s (Meta)"),
+        ("events processed", f"{total - events.filter(processed_at__isnull=True).count()}", ""),
+        ("events with an error", f"{errors}", "0"),
+        ("drain, 1 inbound cluster", f"{drain_wall:.1f} s incl. startup", ""),
+        (
+            "drain events/s",
+            f"{total / busy:,.0f}",
+            ">= 1,000 (new customers)" if mix == "new-customers" else ">= 500",
+        ),
+        ("drain events/s incl. startup", f"{total / drain_wall:,.0f}", ""),
+        (
+            "cluster CPU per event",
+            f"{cluster_cpu / total * 1000:.2f} ms",
+            "incl. start-up; load-independent",
+        ),
+        ("events per inbound task", f"{total / max(1, tasks_queued):.1f}", f"{tasks_queued} tasks"),
+        (
+            "follow-ups recorded (outbox)",
+            f"{OutboxEntry.objects.count() - outbox_before}",
+            "run by the default cluster",
+        ),
+    ]
+    if args.while_draining:
+        rows += accept_while_draining(args, env, mix, path, wamids, logs)
+    return rows
+
+
+def accept_while_draining(args, env, mix, path, wamids, logs) -> list[tuple[str, str, str]]:
+    """The real situation (issue 21 item 3): webhooks accepted while one inbound cluster drains
+    on the same box. Posts for ``--drain-seconds`` at the same concurrency, the cluster running
+    from the start; reports the ack tail and how far the drain kept up."""
+    from integrations.models import WebhookEvent
+
+    count = args.requests
+    batch = (
+        build_bodies(count, wamids, args.provider)
+        if mix == "status"
+        else build_new_customer_bodies(count, start=count)
+    )
+    first_id = WebhookEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    worker = start(
+        [sys.executable, "manage.py", "qcluster"],
+        {**env, "Q_CLUSTER_NAME": "porfin-inbound"},
+        logs / "bench-qcluster-live.log",
+    )
+    port = free_port()
+    server = start_server(args, env, port, logs)
+    latencies, failures, posted, round_ = [], {}, 0, 1
+    try:
+        time.sleep(2.0)  # the cluster's workers start
+        deadline = time.monotonic() + args.drain_seconds
+        while time.monotonic() < deadline:
+            got, failed, _wall = asyncio.run(post_all(port, path, batch, args.concurrency))
+            latencies += got
+            for key, value in failed.items():
+                failures[key] = failures.get(key, 0) + value
+            posted += len(batch)
+            round_ += 1
+            batch = (
+                build_bodies(count, wamids, args.provider)
+                if mix == "status"
+                else build_new_customer_bodies(count, start=count * round_)
+            )
+        events = WebhookEvent.objects.filter(pk__gt=first_id)
+        backlog = events.filter(processed_at__isnull=True).count()
+        wait_drained(events, worker, events.count())
+    finally:
+        stop(server)
+        stop(worker)
+    return [
+        (f"[{mix}] accept while draining", f"{posted} posted", f"{args.drain_seconds:.0f} s"),
+        ("  accepted (200)", f"{len(latencies)}", f"other: {failures or 'none'}"),
+        ("  ack latency p50", f"{percentile(latencies, 0.50) * 1000:.1f} ms", ""),
+        ("  ack latency p99", f"{percentile(latencies, 0.99) * 1000:.1f} ms", "< 20 ms"),
+        ("  backlog when posting stopped", f"{backlog}", "small: the drain keeps up"),
+    ]
+
+
+def start_server(args, env, port: int, logs: Path) -> subprocess.Popen:
     server = start(
         [
             sys.executable, "-m", "uvicorn", "config.asgi:application",
@@ -406,53 +577,45 @@ def main() -> None:
         env,
         logs / "bench-webhook-server.log",
     )  # fmt: skip
-    try:
-        wait_http(port)
-        time.sleep(1.0)  # let every worker finish importing
-        warmup = build_bodies(50, wamids, args.provider)
-        asyncio.run(post_all(port, path, warmup, 4))
-        first_id = WebhookEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-        latencies, failures, wall = asyncio.run(post_all(port, path, bodies, args.concurrency))
-    finally:
-        stop(server)
-    accepted = len(latencies)
-    rate = accepted / wall
+    wait_http(port)
+    time.sleep(1.0)  # let every worker finish importing
+    return server
 
-    events = WebhookEvent.objects.filter(pk__gt=first_id)
-    total = events.count()
-    cluster_env = {**env, "Q_CLUSTER_NAME": "porfin-inbound"}
-    started = time.perf_counter()
-    worker = start(
-        [sys.executable, "manage.py", "qcluster"], cluster_env, logs / "bench-qcluster.log"
-    )
-    try:
-        deadline = time.monotonic() + max(120, total / 50)
-        while events.filter(processed_at__isnull=True).exists():
-            if time.monotonic() > deadline or worker.poll() is not None:
-                raise RuntimeError("the backlog was not drained; see var/bench-qcluster.log")
-            time.sleep(0.2)
-        drain_wall = time.perf_counter() - started
-    finally:
-        stop(worker)
-    from django.db.models import Max, Min
 
-    span = events.aggregate(first=Min("processed_at"), last=Max("processed_at"))
-    busy = (span["last"] - span["first"]).total_seconds() or drain_wall
-    errors = events.exclude(error="").count()
+def children_cpu() -> float:
+    """CPU seconds of the child processes waited for so far (a stopped cluster and its workers)."""
+    import resource
 
-    rows = [
-        ("webhooks posted", f"{len(bodies)}", ""),
-        ("accepted (200)", f"{accepted}", f"other: {failures or 'none'}"),
-        ("accepted webhooks/s", f"{rate:,.0f}", ">= 1,000"),
-        ("ack latency p50", f"{percentile(latencies, 0.50) * 1000:.1f} ms", "<= 250 ms (Meta)"),
-        ("ack latency p99", f"{percentile(latencies, 0.99) * 1000:.1f} ms", "< 50 ms"),
-        ("ack latency max", f"{max(latencies) * 1000:.1f} ms", "< 1% over 1 s (Meta)"),
-        ("events processed", f"{total - events.filter(processed_at__isnull=True).count()}", ""),
-        ("events with an error", f"{errors}", "0"),
-        ("drain, 1 worker cluster", f"{drain_wall:.1f} s incl. startup", ""),
-        ("drain events/s", f"{total / busy:,.0f}", ">= 500"),
-        ("drain events/s incl. startup", f"{total / drain_wall:,.0f}", ""),
-    ]
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def queue_size(env: dict[str, str], cluster: str) -> int:
+    import redis
+
+    return redis.Redis.from_url(env["REDIS_URL"]).llen(f"django_q:{cluster}:q")
+
+
+def wait_drained(events, worker: subprocess.Popen, total: int) -> None:
+    deadline = time.monotonic() + max(120, total / 50)
+    while events.filter(processed_at__isnull=True).exists():
+        if time.monotonic() > deadline or worker.poll() is not None:
+            raise RuntimeError("the backlog was not drained; see var/bench-qcluster*.log")
+        time.sleep(0.2)
+
+
+def main() -> None:
+    args = parse_args()
+    env = environment()
+    (ROOT / "var").mkdir(exist_ok=True)
+    print(f"Preparing {env['DATABASE_URL']} ...", flush=True)
+    path, wamids = prepare(env, args.provider)
+    mixes = MIXES if args.mix == "both" else (args.mix,)
+    if args.provider == "evolution":
+        mixes = ("status",)  # the new-customer mix is built as Cloud API deliveries
+    rows = []
+    for mix in mixes:
+        rows += run_mix(args, env, mix, path, wamids)
     print()
     print(f"Webhook ingest ({args.provider}) — {args.concurrency} connections, {args.web_workers} uvicorn workers, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")  # fmt: skip

@@ -33,7 +33,7 @@ from inbox import services as inbox_services
 from inbox.models import Chat, Contact, Message
 from integrations import outgoing
 from integrations.models import WhatsAppNumber
-from kernel import tasks
+from kernel import outbox, tasks
 
 logger = logging.getLogger(__name__)
 
@@ -402,7 +402,11 @@ def on_message_received(*, message: Message) -> None:
     if message.author_type != Message.Author.CUSTOMER or message.direction != "in":
         return
     if has_active_rules(message.organization_id, T.KEYWORD, T.CAMPAIGN_REPLY):
-        tasks.enqueue("campaigns.tasks.automations_for_message", message.pk)
+        # Runs in the follow-up's outbox transaction: recorded there too, so never lost.
+        outbox.add(MESSAGE_RULES, {"message": message.pk})
+
+
+MESSAGE_RULES = "campaigns.message_rules"
 
 
 def message_rules_run(message_id: int) -> list[AutomationRun]:
@@ -436,6 +440,9 @@ def message_rules_run(message_id: int) -> list[AutomationRun]:
 
 
 NEW_CONTACTS_PER_TASK = 200
+
+
+outbox.register(MESSAGE_RULES, lambda payload: message_rules_run(payload["message"]))
 
 
 def on_contacts_changed(*, contacts: list[Contact], change: str) -> None:

@@ -7,11 +7,14 @@ from django.dispatch import receiver
 from django.utils.translation import gettext_lazy as _
 
 from campaigns import automations, dispatch, drips, services
+from campaigns import tasks as campaign_tasks
 from campaigns.models import AudienceSettings, DripProgram
 from inbox import router
 from inbox import signals as inbox_signals
 from integrations import signals as channel_signals
-from kernel import tasks
+from kernel import outbox
+
+INBOUND_FOLLOWUPS = "campaigns.inbound_followups"
 
 # --- The conversation router's handlers (see ``inbox.router``) --------------------------------
 
@@ -58,10 +61,19 @@ router.register(
 )
 
 
-@receiver(inbox_signals.message_received, dispatch_uid="campaigns-message-received")
-def on_message_received(sender, *, message, **kwargs):
-    # Bookkeeping (reply attribution, automations), kept off the inbound queue.
-    tasks.enqueue("campaigns.tasks.inbound_followups", message.pk)
+def _inbound_followups(payload: dict) -> None:
+    for message_id in payload["messages"]:
+        campaign_tasks.inbound_followups(message_id)
+
+
+outbox.register(INBOUND_FOLLOWUPS, _inbound_followups)
+
+
+@receiver(inbox_signals.messages_stored, dispatch_uid="campaigns-messages-stored")
+def on_messages_stored(sender, *, messages, **kwargs):
+    # Bookkeeping (reply attribution, automations), kept off the inbound queue: recorded in the
+    # storing transaction (one outbox entry per batch), so a broker outage cannot lose it.
+    outbox.add(INBOUND_FOLLOWUPS, {"messages": [message.pk for message in messages]})
 
 
 @receiver(inbox_signals.contact_changed, dispatch_uid="campaigns-contact-changed")

@@ -5,6 +5,7 @@ The send loop itself lives in ``campaigns.dispatch``.
 """
 
 import csv
+import functools
 import io
 import logging
 import re
@@ -72,8 +73,11 @@ def normalize_keyword(text: str) -> str:
     return re.sub(r"^[\W_]+|[\W_]+$", "", plain.casefold().strip())
 
 
-def keyword_set(value: str) -> set[str]:
-    return {normalize_keyword(w) for w in value.split(",") if normalize_keyword(w)}
+@functools.lru_cache(maxsize=1024)
+def keyword_set(value: str) -> frozenset[str]:
+    """The words of a comma-separated list, normalized (memoized: asked for every inbound
+    message, with the same few lists)."""
+    return frozenset(normalize_keyword(w) for w in value.split(",") if normalize_keyword(w))
 
 
 @transaction.atomic

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     # Porfin
+    "kernel",
     "accounts",
     "integrations",
     "inbox",

@@ -1,5 +1,6 @@
 import asyncio
 import json
+import logging
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -8,6 +9,8 @@ from django.http import Http404
 from accounts.access import Level, level_for
 from accounts.services import membership_group
 from inbox import presence
+
+logger = logging.getLogger(__name__)
 
 
 def organization_group(organization) -> str:
@@ -93,12 +96,22 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if kind == "ping":
             await self.send_json({"type": "pong"})
         elif kind == "presence" and content.get("state") in ("viewing", "typing", "left"):
-            await self.announce_presence(str(content.get("chat", ""))[:36], content["state"])
+            chat_code = str(content.get("chat", ""))[:36]
+            seq = await self.announce_presence(chat_code, content["state"])
+            if seq is not None and content["state"] == "viewing":
+                # The heartbeat (every 10 s while a chat is open): the chat's latest event number,
+                # straight on this socket. Events lost while the channel layer was down leave the
+                # page behind it, and the page resyncs without waiting for a reconnect.
+                await self.send_json({"type": "chat.seq", "chat": chat_code, "seq": seq})
 
-    async def announce_presence(self, chat_code: str, state: str):
+    async def announce_presence(self, chat_code: str, state: str) -> int | None:
         """Tell teammates who is looking at or typing in a chat; only for chats this member
-        may see, and only to the groups that may see it."""
-        groups = await database_sync_to_async(self._groups_for_chat)(chat_code)
+        may see, and only to the groups that may see it. Returns the chat's latest live-event
+        number (None when the member may not see it)."""
+        found = await database_sync_to_async(self._groups_for_chat)(chat_code)
+        if found is None:
+            return None
+        groups, seq = found
         event = {
             "type": "live.event",
             "data": {
@@ -109,20 +122,24 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 "name": self.scope["user"].display_name,
             },
         }
-        for group in groups:
-            await self.channel_layer.group_send(group, event)
+        try:
+            for group in groups:
+                await self.channel_layer.group_send(group, event)
+        except Exception as error:  # the channel layer is down: presence is best effort
+            logger.warning("Presence not announced: %r", error)
+        return seq
 
-    def _groups_for_chat(self, chat_code: str) -> list[str]:
+    def _groups_for_chat(self, chat_code: str) -> tuple[list[str], int] | None:
         from inbox.access import get_chat_for_member
 
         try:
             chat = get_chat_for_member(self.scope["membership"], chat_code)
         except Http404:
-            return []
+            return None
         groups = [organization_group(chat.organization)]
         if chat.assignee_id:
             groups.append(user_group(chat.assignee))
-        return groups
+        return groups, chat.seq
 
     async def dispatch(self, message):
         """Forward live events straight away. Channels' own dispatch first closes stale database

@@ -80,13 +80,23 @@ def _publish(organization_id: int, event_type: str, data) -> None:
     outgoing.event_publish(organization_id=organization_id, event_type=event_type, data=data)
 
 
-@receiver(signals.message_received, dispatch_uid="outgoing-message-received")
-def message_received(sender, *, message, **kwargs):
-    _publish(
-        message.organization_id,
-        "message.received",
-        lambda: {"message": _message(message), "chat": _chat_ref(message.chat_id)},
-    )
+@receiver(signals.messages_stored, dispatch_uid="outgoing-messages-stored")
+def messages_stored(sender, *, messages, **kwargs):
+    """Inside the storing transaction: the deliveries commit with the messages (a broker
+    outage delays their sending, ``deliveries_retry_due``, and never loses them), and a batch
+    of messages is one INSERT per subscription."""
+    by_organization: dict[int, list] = {}
+    for message in messages:
+        by_organization.setdefault(message.organization_id, []).append(message)
+    for organization_id, group in by_organization.items():
+        outgoing.events_publish(
+            organization_id=organization_id,
+            event_type="message.received",
+            items=lambda group=group: [
+                {"message": _message(message), "chat": _chat_ref(message.chat_id)}
+                for message in group
+            ],
+        )
 
 
 @receiver(signals.message_status_changed, dispatch_uid="outgoing-message-status")

@@ -18,6 +18,11 @@ def store_own_message(sender, *, number, message, **kwargs):
     echoes.message_echo_record(number=number, echo=message)
 
 
+@receiver(signals.messages_batch_received, dispatch_uid="inbox-messages-batch-received")
+def store_inbound_messages(sender, *, number, messages, **kwargs):
+    services.messages_receive(number=number, inbounds=messages)
+
+
 @receiver(signals.batch_starting, dispatch_uid="inbox-batch-starting")
 def lock_chats_of_batch(sender, *, number, wa_ids, wamids, **kwargs):
     services.chats_lock_for_batch(number=number, wa_ids=wa_ids, wamids=wamids)

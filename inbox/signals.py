@@ -9,6 +9,11 @@ from django.dispatch import Signal
 
 # message=Message (inbound, from a customer; reactions/edits/revokes excluded)
 message_received = Signal()
+# messages=[Message, ...] (inbound, from customers, in the order stored): sent INSIDE the
+# transaction that stores them (a webhook batch's, or one), so receivers record their follow-up
+# work in the same commit (``kernel.outbox``) and a broker outage cannot lose it. Receivers must
+# be quick: a few INSERTs per batch, never work per message.
+messages_stored = Signal()
 # message=Message (outbound, just stored as pending: from a user, assistant, campaign...)
 message_created = Signal()
 # message=Message, status=str (sent, delivered, read, failed), previous=str

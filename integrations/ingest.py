@@ -46,6 +46,7 @@ PATH = re.compile(
 )  # Evolution (WhatsApp Web) deliveries may carry the number's secret in the path
 MAX_BATCH = 500
 MAX_TASK = 50  # deliveries per processing task; more tasks than workers keep them all busy
+LINGER_SECONDS = 0.005  # during a burst, how long a task waits for more deliveries to join it
 FIELDS = ("number_id", "organization_id", "body", "headers", "processed_at", "error")
 
 
@@ -243,6 +244,7 @@ class BatchWriter:
         self.runner = asyncio.get_running_loop().create_task(self.run())
         self.to_queue: list[int] = []  # stored, not yet handed to the inbound queue
         self.dispatcher: asyncio.Task | None = None
+        self.burst = False  # the last INSERT stored several deliveries
 
     async def write(self, fields: dict) -> int:
         future = asyncio.get_running_loop().create_future()
@@ -270,13 +272,19 @@ class BatchWriter:
             self.to_queue += [
                 i for (fields, _f), i in zip(batch, ids, strict=True) if not fields["error"]
             ]
+            self.burst = len(batch) > 1
             if self.to_queue and (self.dispatcher is None or self.dispatcher.done()):
                 self.dispatcher = asyncio.get_running_loop().create_task(self.dispatch())
 
     async def dispatch(self) -> None:
         """Queue the stored deliveries for processing. Those stored while a task is being queued
         go into the next one, up to ``MAX_TASK``: a burst becomes fewer, larger tasks (each task
-        costs the workers a few milliseconds of its own), and a lone delivery waits for nothing."""
+        costs the workers a few milliseconds of its own, and a worker stores a task's messages
+        in a few statements whatever their number), and a lone delivery waits for nothing.
+        During a burst (the last INSERT wrote several rows) a short linger lets the next
+        deliveries join the task; their 200s have gone already, so no answer waits for it."""
+        if self.burst and len(self.to_queue) < MAX_TASK:
+            await asyncio.sleep(LINGER_SECONDS)
         while self.to_queue:
             ids, self.to_queue = self.to_queue[:MAX_TASK], self.to_queue[MAX_TASK:]
             await sync_to_async(services.webhook_events_queue, thread_sensitive=False)(ids)

@@ -34,7 +34,7 @@ AUDIT_HEADERS = (
 )
 MAX_PROCESSING_ATTEMPTS = 8
 SWEEP_BATCH = 50
-PROCESS_BATCH = 10
+PROCESS_BATCH = 50
 
 
 # --- Sandbox --------------------------------------------------------------------------------------
@@ -199,8 +199,9 @@ def webhook_event_process(event_id: int) -> None:
 
 def webhook_events_process(event_ids: list[int]) -> None:
     """Process stored deliveries in transactions of at most ``PROCESS_BATCH`` events: large
-    enough to share commits and lookups, small enough that a batch holds its chats' locks
-    only briefly (another worker may be waiting for them)."""
+    enough to share commits and lookups (a batch's messages are stored in a few statements),
+    small enough that a batch holds its chats' locks only briefly (another worker may be
+    waiting for them)."""
     for start in range(0, len(event_ids), PROCESS_BATCH):
         _events_process(event_ids[start : start + PROCESS_BATCH])
 
@@ -236,7 +237,7 @@ def _events_process(event_ids: list[int]) -> None:
         # (SQLite serialises writers) and then finds them processed.
         claim = (
             WebhookEvent.objects.filter(pk__in=event_ids, processed_at__isnull=True)
-            .select_related("number")
+            .select_related("number__organization")  # new chats need their organization
             .defer("number__access_token", "number__app_secret")  # processing needs neither
             .order_by("pk")
         )
@@ -285,6 +286,7 @@ def _events_dispatch(
     failures: dict[int, str] = {}
     problems: dict[int, list[str]] = {}
     statuses: dict[int, list[tuple[int, channel_events.StatusUpdate]]] = {}  # by number
+    inbound: dict[int, list[tuple[WebhookEvent, channel_events.InboundMessage]]] = {}
     numbers: dict[int, WhatsAppNumber] = {}
     parsed = [(event, *_event_items(event)) for event in events]
     _batch_announce(parsed)
@@ -302,6 +304,8 @@ def _events_dispatch(
                     problems.setdefault(event.pk, []).append(item.describe())
                 elif isinstance(item, channel_events.StatusUpdate):
                     statuses.setdefault(event.number_id, []).append((event.pk, item))
+                elif isinstance(item, channel_events.InboundMessage):
+                    inbound.setdefault(event.number_id, []).append((event, item))
                 elif problem := _item_dispatch(event, item):
                     problems.setdefault(event.pk, []).append(problem)
         except Exception as exc:
@@ -309,6 +313,8 @@ def _events_dispatch(
             failures[event.pk] = f"{type(exc).__name__}: {exc}"[:2000]
             continue
         done.append(event.pk)
+    for number_id, items in inbound.items():
+        _messages_dispatch(numbers[number_id], items, failures, problems)
     for number_id, items in statuses.items():
         _statuses_dispatch(numbers[number_id], items, failures, problems)
     return [event_id for event_id in done if event_id not in failures], failures, problems
@@ -336,6 +342,34 @@ def _item_dispatch(event: WebhookEvent, item) -> str | None:
         logger.exception("Webhook event %s: %s not processed", event.pk, _item_name(item))
         return f"{_item_name(item)}: {type(exc).__name__}: {exc}"
     return None
+
+
+def _messages_dispatch(
+    number: WhatsAppNumber,
+    items: list[tuple[WebhookEvent, channel_events.InboundMessage]],
+    failures: dict[int, str],
+    problems: dict[int, list[str]],
+) -> None:
+    """Hand a number's customer messages to the receivers at once (the inbox stores them in a
+    few statements per batch); if that fails, dispatch them one by one, each in its savepoint,
+    so that only the message at fault is recorded as not processed."""
+    try:
+        with transaction.atomic():
+            signals.messages_batch_received.send(
+                sender=WhatsAppNumber, number=number, messages=[item for _event, item in items]
+            )
+        return
+    except Exception:
+        logger.info("Messages for number %s failed together; storing them one by one", number.pk)
+    for event, item in items:
+        if event.pk in failures:
+            continue
+        try:
+            if problem := _item_dispatch(event, item):
+                problems.setdefault(event.pk, []).append(problem)
+        except Exception as exc:
+            logger.exception("Webhook event %s failed; it will be retried", event.pk)
+            failures[event.pk] = f"{type(exc).__name__}: {exc}"[:2000]
 
 
 def _statuses_dispatch(
@@ -482,27 +516,45 @@ def _dispatch(number: WhatsAppNumber, item) -> None:
         logger.info("Webhook item %s for number %s recorded only", type(item).__name__, number.pk)
 
 
-def webhook_events_sweep(*, older_than_seconds: int = 60) -> int:
-    """Queue again the deliveries stored but never processed (a worker died, the queue lost the
-    task, a receiver failed). Reprocessing is harmless. Returns how many were queued.
+SWEEP_GRACE_SECONDS = 15  # a delivery younger than this still has its own task on the way
+SWEEP_QUEUED_SECONDS = 300  # while the queue holds tasks, only this old a delivery was lost
 
-    First attempts go in batches; an event that already failed goes alone, so that one event
-    that kills its worker cannot hold back the others of its batch.
+
+def webhook_events_sweep(*, older_than_seconds: int | None = None) -> int:
+    """Queue again the deliveries stored but never processed (a worker died, the broker lost
+    the task or was down, a receiver failed). Reprocessing is harmless. Returns how many were
+    queued: every one due, however many (a lost backlog of 10,000 is queued at once, in tasks
+    of ``SWEEP_BATCH``, not 500 a minute).
+
+    Due means older than a short grace, or, while the inbound queue still holds tasks (a
+    backlog draining), older than ``SWEEP_QUEUED_SECONDS``: those tasks are not lost, only
+    waiting, and queueing them twice would double the backlog. First attempts go in batches; an
+    event that already failed goes alone, so that one event that kills its worker cannot hold
+    back the others of its batch.
     """
+    if older_than_seconds is None:
+        waiting = tasks.queue_depth("inbound")
+        older_than_seconds = SWEEP_QUEUED_SECONDS if waiting else SWEEP_GRACE_SECONDS
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     pending = WebhookEvent.objects.filter(
         processed_at__isnull=True, received_at__lt=cutoff, attempts__lt=MAX_PROCESSING_ATTEMPTS
-    ).order_by("received_at")
-    rows = list(pending.values_list("pk", "attempts")[:500])
-    fresh = [pk for pk, attempts in rows if attempts < 1]
-    for start in range(0, len(fresh), SWEEP_BATCH):
-        webhook_events_queue(fresh[start : start + SWEEP_BATCH])
-    for pk, attempts in rows:
-        if attempts >= 1:
-            webhook_events_queue([pk])
-    return len(rows)
+    ).order_by("pk")
+    after, queued = 0, 0
+    while True:
+        rows = list(pending.filter(pk__gt=after).values_list("pk", "attempts")[:SWEEP_CHUNK])
+        if not rows:
+            return queued
+        fresh = [pk for pk, attempts in rows if attempts < 1]
+        for start in range(0, len(fresh), SWEEP_BATCH):
+            webhook_events_queue(fresh[start : start + SWEEP_BATCH])
+        for pk, attempts in rows:
+            if attempts >= 1:
+                webhook_events_queue([pk])
+        queued += len(rows)
+        after = rows[-1][0]
 
 
+SWEEP_CHUNK = 5000
 PRUNE_CHUNK = 5000
 
 

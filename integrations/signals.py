@@ -10,6 +10,10 @@ from django.dispatch import Signal
 
 # sender=WhatsAppNumber, number=..., message=payloads.InboundMessage
 message_received = Signal()
+# sender=WhatsAppNumber, number=..., messages=[payloads.InboundMessage, ...] in the order received:
+# a whole batch's messages of one number at once, so a receiver stores them in a few statements.
+# Sent in a savepoint; if a receiver fails, each message is sent again alone (message_received).
+messages_batch_received = Signal()
 # sender=WhatsAppNumber, number=..., statuses=[payloads.StatusUpdate, ...] in the order received
 # (a whole batch of deliveries at once: statuses are the bulk of the traffic)
 statuses_received = Signal()

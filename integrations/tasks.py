@@ -21,5 +21,5 @@ def prune_webhook_events() -> int:
     return services.webhook_events_prune()
 
 
-register_periodic("integrations.tasks.sweep_webhook_events", 60)
+register_periodic("integrations.tasks.sweep_webhook_events", 15)
 register_periodic("integrations.tasks.prune_webhook_events", 3600)

@@ -14,6 +14,7 @@ from the database (claims with conditional updates, unique keys), never from the
 """
 
 import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -223,6 +224,25 @@ def start_embedded_worker() -> None:
         return
     _ticker = Ticker(max_seconds=float("inf"), heartbeat_queues=list(QUEUES), shared=False)
     _ticker.start()
+
+
+WORKER_NICE = 5  # default; ``Q_WORKER_NICE`` sets it (0: same priority as the web processes)
+
+
+def lower_worker_priority() -> None:
+    """Called in a ``qcluster`` process before it starts its workers (they inherit it): on a
+    box shared with the web processes, background work yields the CPU to them, so a drain of
+    thousands of events does not stretch the webhooks' acknowledgement tail (issue 21). The
+    workers still get the idle CPU, which is nearly all of it."""
+    try:
+        nice = int(os.environ.get("Q_WORKER_NICE", WORKER_NICE))
+    except ValueError:
+        nice = WORKER_NICE
+    if nice > 0:
+        try:
+            os.nice(nice)
+        except OSError:  # not permitted here: run at the default priority
+            logger.warning("Could not lower the workers' priority by %s", nice)
 
 
 def start_cluster_ticker(cluster: str) -> None:

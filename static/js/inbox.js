@@ -120,6 +120,17 @@
     }
   }
 
+  // The heartbeat: every 10 s the server says the open chat's latest event number. Behind it
+  // (events lost while the channel layer was down) a moment later, the page resyncs; the
+  // moment lets events still on their way arrive first.
+  document.addEventListener("live:chat.seq", (event) => {
+    const data = event.detail;
+    if (data.chat !== currentChat() || lastSeq === null || data.seq <= lastSeq) return;
+    setTimeout(() => {
+      if (data.chat === currentChat() && lastSeq !== null && lastSeq < data.seq) catchUp();
+    }, 1500);
+  });
+
   ["message.new", "message.status", "message.changed", "chat.changed"].forEach((type) =>
     document.addEventListener("live:" + type, (event) => onChatEvent(event.detail)));
   document.addEventListener("live:chat.removed", (event) => {

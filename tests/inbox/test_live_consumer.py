@@ -181,3 +181,60 @@ class MembershipChangeTests(TransactionTestCase):
         self.assertEqual(operator.get(reverse("chat_list")).status_code, 200)
         self.admin_client.post(reverse("member_remove", args=[self.membership.pk]))
         self.assertNotEqual(operator.get(reverse("chat_list")).status_code, 200)
+
+
+class LiveGapTests(TransactionTestCase):
+    """Events published while the channel layer is down never reach the page; the heartbeat
+    (the open chat's latest event number, on every 10-second "viewing" message) shows the page
+    it is behind, so it resyncs without a reconnect (``static/js/inbox.js``)."""
+
+    def setUp(self):
+        from tests.base import make_chat, make_org
+
+        self.org, number = make_org("Gap", "gap", "4242")
+        self.operator = User.objects.create_user(email="op@gap.test", password="x")
+        Membership.objects.create(user=self.operator, organization=self.org, role=Role.OPERATOR)
+        self.chat = make_chat(self.org, number, "5511977770000", "Cliente")
+
+    def test_the_heartbeat_shows_the_page_an_event_the_layer_lost(self):
+        from channels.layers import channel_layers
+        from channels_redis.pubsub import RedisPubSubChannelLayer
+
+        from inbox import services
+
+        cookie = session_cookie(self.operator)
+        code = str(self.chat.code)
+
+        def publish_while_the_layer_is_down():
+            down = RedisPubSubChannelLayer(hosts=["redis://127.0.0.1:1/0"])
+            real = channel_layers.backends.get("default") or channel_layers["default"]
+            channel_layers.backends["default"] = down
+            try:
+                services.publish_chat_event(self.chat, "message.new", message="lost")
+                realtime.flush(timeout=5)
+            finally:
+                channel_layers.backends["default"] = real
+
+        async def heartbeat(socket):
+            await socket.send_json_to({"type": "presence", "chat": code, "state": "viewing"})
+            while True:  # the socket's own presence event may come first
+                frame = await socket.receive_json_from(timeout=3)
+                if frame.get("type") == "chat.seq":
+                    return frame
+
+        async def scenario():
+            socket = connect(cookie)
+            connected, _ = await socket.connect()
+            self.assertTrue(connected)
+            await socket.receive_json_from()  # hello
+            self.assertEqual(await heartbeat(socket), {"type": "chat.seq", "chat": code, "seq": 0})
+            await sync_to_async(publish_while_the_layer_is_down)()
+            frames = []
+            while not await socket.receive_nothing(timeout=0.5):
+                frames.append(await socket.receive_json_from())
+            self.assertNotIn("message.new", [f.get("type") for f in frames])  # it was lost
+            # The page saw event 0; the heartbeat says 1: it is behind, and resyncs.
+            self.assertEqual(await heartbeat(socket), {"type": "chat.seq", "chat": code, "seq": 1})
+            await socket.disconnect()
+
+        async_to_sync(scenario)()

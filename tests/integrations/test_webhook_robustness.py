@@ -254,6 +254,13 @@ class OneBadMessageTests(RobustnessTestCase):
             if message.wamid == "wamid.refused":
                 raise ValueError("cannot store this one")
 
+        def refuse_batch(sender, *, messages, **kwargs):
+            for message in messages:
+                refuse(sender, message=message)
+
+        # A batch's messages go to the receivers at once, then one by one when that fails.
+        signals.messages_batch_received.connect(refuse_batch, dispatch_uid="test-refuse")
+        self.addCleanup(signals.messages_batch_received.disconnect, dispatch_uid="test-refuse")
         signals.message_received.connect(refuse, dispatch_uid="test-refuse")
         self.addCleanup(signals.message_received.disconnect, dispatch_uid="test-refuse")
         body = self.messages_body(

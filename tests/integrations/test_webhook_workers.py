@@ -28,7 +28,9 @@ def stall(sender, **kwargs):
     print("STALLED", flush=True)
     time.sleep(float(os.environ["STALL_SECONDS"]))
 
-signals.message_received.connect(stall, weak=False)  # after inbox's receiver stored the message
+# After inbox's receiver stored the message (a batch's messages are stored at once).
+signals.messages_batch_received.connect(stall, weak=False)
+signals.message_received.connect(stall, weak=False)
 services.webhook_event_process(int(os.environ["EVENT_ID"]))
 print("DONE", flush=True)
 """
