@@ -42,4 +42,29 @@
   document.addEventListener("change", function (event) {
     if (event.target.matches("[data-autosubmit]")) event.target.form.requestSubmit();
   });
+  // Fields that matter only for some choices: data-show-when="field=value1|value2" shows the
+  // element while the form's field has one of the values (a checkbox counts as "on"/"off").
+  // Hidden fields keep their values; the server ignores what the choice makes irrelevant.
+  function fieldValue(form, name) {
+    const controls = form.querySelectorAll(`[name="${CSS.escape(name)}"]`);
+    for (const control of controls) {
+      if (control.type === "checkbox") return control.checked ? "on" : "off";
+      if (control.type === "radio") { if (control.checked) return control.value; continue; }
+      return control.value;
+    }
+    return "";
+  }
+  function applyShowWhen(root) {
+    (root || document).querySelectorAll("[data-show-when]").forEach(function (element) {
+      const form = element.closest("form");
+      if (!form) return;
+      const [name, values] = element.dataset.showWhen.split("=");
+      element.hidden = !values.split("|").includes(fieldValue(form, name));
+    });
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.form) applyShowWhen(event.target.form);
+  });
+  document.addEventListener("DOMContentLoaded", function () { applyShowWhen(document); });
+  document.addEventListener("htmx:afterSwap", function (event) { applyShowWhen(event.detail.target.closest("form") || document); });
 })();
