@@ -76,7 +76,9 @@ class AssignForm(forms.Form):
 
 
 class ContactForm(forms.ModelForm):
-    tags = forms.CharField(label=_("Tags"), required=False, help_text=_("Separated by commas"))
+    tags = forms.CharField(
+        label=_("Contact tags"), required=False, help_text=_("Separated by commas")
+    )
 
     class Meta:
         model = Contact

@@ -337,9 +337,48 @@
     update();
   }
 
+  // --- Contact drawer (narrow screens) and the live 24 h window ---------------------------------
+  function setDrawer(open) {
+    const inbox = $("#inbox");
+    if (!inbox) return;
+    inbox.classList.toggle("drawer-open", open);
+    document.querySelectorAll("[data-drawer-toggle]").forEach((b) => b.setAttribute("aria-expanded", String(open)));
+    if (open) $("#contact-panel summary, #contact-panel input")?.focus({ preventScroll: true });
+  }
+  document.addEventListener("click", (event) => {
+    if (event.target.closest("[data-drawer-toggle]")) setDrawer(!$("#inbox")?.classList.contains("drawer-open"));
+    else if (event.target.closest("[data-drawer-close]")) setDrawer(false);
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && $("#inbox.drawer-open")) setDrawer(false);
+  });
+  function countdown(ms) {
+    const minutes = Math.max(0, Math.floor(ms / 60000));
+    const h = Math.floor(minutes / 60);
+    return h ? `${h} h ${String(minutes % 60).padStart(2, "0")} min` : `${minutes} min`;
+  }
+  function tickWindows() {
+    document.querySelectorAll("[data-window-expires]").forEach((chip) => {
+      const expires = Date.parse(chip.dataset.windowExpires || "");
+      if (!expires) return;
+      const left = expires - Date.now();
+      if (left <= 0 && chip.classList.contains("is-open")) {
+        chip.classList.replace("is-open", "is-closed");
+        chip.textContent = chip.dataset.closedLabel;
+        if (chip.closest("#chat-header")) catchUp(); // the composer switches to templates
+        return;
+      }
+      const slot = chip.querySelector("[data-countdown]");
+      if (slot) slot.textContent = countdown(left);
+    });
+  }
+  setInterval(tickWindows, 30000);
+
   // --- Page lifecycle -------------------------------------------------------------------------
   function onPaneLoaded() {
     resetSeq();
+    tickWindows();
+    setDrawer(false);
     decorate(document);
     const thread = $("#thread");
     if (thread) thread.scrollTop = thread.scrollHeight;
