@@ -96,14 +96,23 @@ class ContactForm(forms.ModelForm):
 
 
 class QuickReplyForm(forms.ModelForm):
+    personal = forms.BooleanField(
+        label=_("Only for me"),
+        required=False,
+        help_text=_("Personal replies are yours alone; shared ones serve the whole team."),
+    )
+
     class Meta:
         model = QuickReply
         fields = ["shortcut", "text"]
         widgets = {"text": forms.Textarea(attrs={"rows": 3})}
 
-    def __init__(self, *args, organization, **kwargs):
+    def __init__(self, *args, organization, can_share=True, **kwargs):
         super().__init__(*args, **kwargs)
         self.organization = organization
+        if not can_share:  # without full inbox access, one's own replies only
+            self.fields["personal"].initial = True
+            self.fields["personal"].disabled = True
 
     def clean_shortcut(self):
         shortcut = self.cleaned_data["shortcut"].lower()
@@ -168,3 +177,25 @@ class TemplateSendForm(forms.Form):
                 }
             ]
         return content
+
+
+class SnoozeForm(forms.Form):
+    until = forms.DateTimeField(
+        label=_("Snooze until"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+
+
+class PriorityForm(forms.Form):
+    priority = forms.TypedChoiceField(choices=Chat.Priority.choices, coerce=int)
+
+
+class SendLaterForm(forms.Form):
+    text = forms.CharField(max_length=4096)
+    send_at = forms.DateTimeField(
+        label=_("Send at"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+
+
+class SavedViewForm(forms.Form):
+    name = forms.CharField(label=_("View name"), max_length=60)
+    query = forms.CharField(required=False, max_length=500)

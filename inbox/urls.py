@@ -30,4 +30,15 @@ urlpatterns = [
     path("inbox/<uuid:code>/ai/", views.set_ai, name="set_ai"),
     path("inbox/<uuid:code>/tags/", views.set_tags, name="set_tags"),
     path("inbox/<uuid:code>/contact/", views.contact_update, name="contact_update"),
+    path("inbox/<uuid:code>/snooze/", views.snooze, name="chat_snooze"),
+    path("inbox/<uuid:code>/priority/", views.set_priority, name="chat_priority"),
+    path("inbox/<uuid:code>/later/", views.send_later, name="send_later"),
+    path(
+        "inbox/<uuid:code>/later/<uuid:item_code>/cancel/",
+        views.scheduled_cancel,
+        name="scheduled_cancel",
+    ),
+    path("inbox/views/", views.saved_view_save, name="saved_view_save"),
+    path("inbox/views/<uuid:view_code>/delete/", views.saved_view_delete, name="saved_view_delete"),
+    path("notifications/read/", views.notifications_read, name="notifications_read"),
 ]

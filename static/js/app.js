@@ -23,7 +23,8 @@
     document.querySelectorAll("[data-notify-toggle]").forEach(function (button) {
       const on = localStorage.getItem(button.dataset.notifyToggle) === "on";
       button.setAttribute("aria-pressed", String(on));
-      button.querySelector("[data-state]").textContent = on ? "✓" : "—";
+      const state = button.querySelector("[data-state]");
+      state.textContent = on ? state.dataset.on : state.dataset.off;
     });
   }
   document.addEventListener("click", function (event) {
@@ -36,6 +37,26 @@
     showToggles();
   });
   document.addEventListener("DOMContentLoaded", showToggles);
+  // In-app notifications (a mention, a chat dealt to you, a handoff) pushed to this member's
+  // pages: into the bell menu, with a count, and to the browser when allowed.
+  document.addEventListener("live:notification", function (event) {
+    const data = event.detail;
+    const panel = document.getElementById("notifications-panel");
+    if (!panel) return;
+    const item = document.createElement("a");
+    item.className = "menu-item notification";
+    item.href = data.chat ? `/inbox/${data.chat}/` : "#";
+    item.textContent = data.text;
+    panel.prepend(item);
+    panel.querySelector(".no-notifications")?.setAttribute("hidden", "");
+    const count = document.querySelector("[data-notification-count]");
+    if (count) { count.textContent = String(Number(count.textContent || 0) + 1); count.hidden = false; }
+    document.querySelector(".notifications-button")?.classList.add("has-new");
+    if (localStorage.getItem("porfin-notify") === "on" && "Notification" in window
+        && Notification.permission === "granted") {
+      new Notification("Porfin", { body: data.text, tag: `note-${data.id || data.chat}` });
+    }
+  });
   if ("serviceWorker" in navigator && location.protocol !== "file:") {
     navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () { /* optional */ });
   }

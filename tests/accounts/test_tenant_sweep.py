@@ -94,6 +94,20 @@ class TenantSweepFixtures(BaseTestCase):
         cls.foreign_quick_reply = QuickReply.objects.create(
             organization=cls.other_org, shortcut="segredo", text="segredo-do-bob"
         )
+        from django.utils import timezone
+
+        from inbox.models import SavedView, ScheduledMessage
+
+        cls.foreign_scheduled = ScheduledMessage.objects.create(
+            organization=cls.other_org,
+            chat=cls.secret_chat,
+            author=cls.outsider,
+            text="segredo-do-bob",
+            send_at=timezone.now() + timezone.timedelta(days=1),
+        )
+        cls.foreign_saved_view = SavedView.objects.create(
+            organization=cls.other_org, user=cls.outsider, name="segredo", query="status=any"
+        )
         from assistants.models import Assistant, KnowledgeSource
 
         cls.foreign_assistant = Assistant.objects.create(organization=cls.other_org, name="Bob")
@@ -145,6 +159,14 @@ class TenantSweepFixtures(BaseTestCase):
             "set_tags": {"code": self.secret_chat.code},
             "contact_update": {"code": self.secret_chat.code},
             "quick_reply_delete": {"reply_code": self.foreign_quick_reply.code},
+            "chat_snooze": {"code": self.secret_chat.code},
+            "chat_priority": {"code": self.secret_chat.code},
+            "send_later": {"code": self.secret_chat.code},
+            "scheduled_cancel": {
+                "code": self.secret_chat.code,
+                "item_code": self.foreign_scheduled.code,
+            },
+            "saved_view_delete": {"view_code": self.foreign_saved_view.code},
             "media_file": {"code": self.foreign_media.code},
             "organization_switch": {"code": self.other_org.code},
             "member_role": {"membership_id": self.foreign_membership.pk},

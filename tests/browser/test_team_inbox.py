@@ -1,0 +1,61 @@
+"""Team features in a real browser against a real server: mentions in private notes."""
+
+import pytest
+
+from accounts.models import Role
+from inbox.models import Chat, Message, Notification
+from tests.browser.test_live_inbox import customer_writes, make_org, member, sign_in, wait_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_note_mentioning_a_teammate_notifies_them(live_asgi_server, browser):
+    org, number = make_org("Clínica Notas", "clinica-notas", "7201")
+    olga = member(org, "olga@notas.test", Role.OPERATOR, "Olga Operator")
+    mario = member(org, "mario@notas.test", Role.MANAGER, "Mario Manager")
+    member(org, "marta@notas.test", Role.AGENT, "Marta Agent")
+    customer_writes(live_asgi_server, number, "Posso pagar com pix?")
+    chat = wait_for(Chat.objects.filter(number=number))
+
+    mentioned = sign_in(browser, live_asgi_server, mario)
+    mentioned.goto(live_asgi_server.url + "/inbox/?status=any")
+    mentioned.wait_for_selector("#live-status[data-state=open]", timeout=10000)
+    assert mentioned.locator("[data-notification-count]").is_hidden()
+
+    writer = sign_in(browser, live_asgi_server, olga)
+    writer.goto(f"{live_asgi_server.url}/inbox/{chat.code}/")
+    writer.wait_for_selector("#live-status[data-state=open]", timeout=10000)
+    writer.click("[data-composer-tab=note]")
+    # The tab puts the cursor in the note box: typing right away is not lost.
+    writer.keyboard.type("Pode confirmar o pix, @Mar")
+    options = writer.locator("#mention-suggestions li")
+    options.first.wait_for()
+    assert options.all_inner_texts() == ["Mario Manager @Mario", "Marta Agent @Marta"]
+    writer.keyboard.press("ArrowDown")
+    writer.keyboard.press("ArrowUp")
+    writer.keyboard.press("Enter")  # picks the suggestion, does not send
+    assert writer.input_value("#note-text") == "Pode confirmar o pix, @Mario "
+    writer.keyboard.press("Shift+Enter")
+    writer.keyboard.type("obrigada!")
+    writer.keyboard.press("Enter")  # sends the note
+    writer.wait_for_selector("#thread .msg-note:has-text('obrigada!')", timeout=10000)
+    assert writer.input_value("#note-text") == ""
+    note = Message.objects.get(chat=chat, type=Message.Type.NOTE)
+    assert note.text == "Pode confirmar o pix, @Mario \nobrigada!"
+
+    # The mentioned manager sees it live in the bell menu, on whatever page he is.
+    mentioned.wait_for_function(
+        "() => document.querySelector('[data-notification-count]')?.textContent === '1'",
+        timeout=10000,
+    )
+    mentioned.click(".notifications-button")
+    item = mentioned.locator("#notifications-panel a.notification").first
+    assert "Olga Operator mentioned you" in item.inner_text()
+    # Stored, so it survives a reload; opening the chat reads it.
+    mentioned.reload()
+    assert mentioned.inner_text("[data-notification-count]") == "1"
+    mentioned.click(".notifications-button")
+    mentioned.click("#notifications-panel a.notification")
+    mentioned.wait_for_url(f"**/inbox/{chat.code}/")
+    assert not Notification.objects.filter(user=mario, read_at=None).exists()
+    assert not Notification.objects.filter(user__email="marta@notas.test").exists()
