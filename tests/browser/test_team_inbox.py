@@ -59,3 +59,78 @@ def test_a_note_mentioning_a_teammate_notifies_them(live_asgi_server, browser):
     mentioned.wait_for_url(f"**/inbox/{chat.code}/")
     assert not Notification.objects.filter(user=mario, read_at=None).exists()
     assert not Notification.objects.filter(user__email="marta@notas.test").exists()
+
+
+def test_a_message_sent_later_goes_out_at_its_time_after_the_server_restarts(
+    live_asgi_server, browser
+):
+    """Written in the composer for a few seconds later; the server process is killed before
+    that and a new one started: the message still goes out, once, at its time."""
+    import zoneinfo
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from inbox.models import Contact, ScheduledMessage
+    from tests.servers import ServerProcess
+
+    org, number = make_org("Clínica Depois", "clinica-depois", "7202")
+    olga = member(org, "olga@depois.test", Role.OPERATOR, "Olga Operator")
+    contact = Contact.objects.create(
+        organization=org, wa_id="5511933332222", phone="+5511933332222", name="Rui"
+    )
+    now = timezone.now()
+    chat = Chat.objects.create(
+        organization=org,
+        contact=contact,
+        number=number,
+        last_message_at=now,
+        window_expires_at=now + timedelta(hours=5),
+    )
+    page = sign_in(browser, live_asgi_server, olga)
+    page.goto(f"{live_asgi_server.url}/inbox/{chat.code}/")
+    page.wait_for_selector("#live-status[data-state=open]", timeout=10000)
+
+    send_at = timezone.now() + timedelta(seconds=12)
+    local = send_at.astimezone(zoneinfo.ZoneInfo(org.time_zone))
+    page.fill("#composer-text", "Lembrete: sua consulta é amanhã às 9h.")
+    page.click(".send-later summary")
+    page.fill("#send-later-at", local.strftime("%Y-%m-%dT%H:%M:%S"))
+    page.click("[data-send-later]")
+    page.wait_for_selector("#scheduled-list .scheduled-item", timeout=5000)
+    assert page.input_value("#composer-text") == ""
+    item = ScheduledMessage.objects.get(chat=chat)
+    assert item.status == ScheduledMessage.Status.PENDING
+    assert abs((item.send_at - send_at).total_seconds()) < 1
+
+    # A second one, cancelled: it never goes out.
+    page.fill("#composer-text", "Mensagem cancelada")
+    page.click(".send-later summary")
+    page.fill("#send-later-at", local.strftime("%Y-%m-%dT%H:%M:%S"))
+    page.click("[data-send-later]")
+    page.wait_for_selector("#scheduled-list .scheduled-item:has-text('Mensagem cancelada')")
+    page.click(
+        "#scheduled-list .scheduled-item:has-text('Mensagem cancelada') button:has-text('Cancel')"
+    )
+    page.wait_for_selector(
+        "#scheduled-list .scheduled-item:has-text('Mensagem cancelada')", state="detached"
+    )
+
+    # The worker dies before the time, and a new process takes over on the same address.
+    live_asgi_server.process.kill()
+    live_asgi_server.process.wait(10)
+    restarted = ServerProcess(port=live_asgi_server.port).start()
+    try:
+        assert ScheduledMessage.objects.get(pk=item.pk).status == "pending"
+        sent = wait_for(
+            Message.objects.filter(chat=chat, direction=Message.Direction.OUTBOUND), timeout=40
+        )
+        assert sent.text == "Lembrete: sua consulta é amanhã às 9h."
+        assert sent.created_at >= send_at - timedelta(seconds=1)
+        item.refresh_from_db()
+        assert item.status == ScheduledMessage.Status.SENT and item.message_id == sent.pk
+        # The page reconnects to the new process and shows it.
+        page.wait_for_selector("#thread .msg-out:has-text('Lembrete: sua consulta')", timeout=20000)
+        assert Message.objects.filter(chat=chat, direction=Message.Direction.OUTBOUND).count() == 1
+    finally:
+        restarted.stop()
