@@ -365,7 +365,10 @@ def scheduled_send_due(now: datetime | None = None) -> int:
             "chat__number", "chat__contact", "author"
         ).get(pk=pk)
         chat = item.chat
-        if not chat.window_is_open:
+        window_open = not chat.has_service_window or (
+            chat.window_expires_at is not None and chat.window_expires_at > now
+        )
+        if not window_open:
             item.status = ScheduledMessage.Status.FAILED
             item.error = _("The 24-hour window had closed: send a template instead.")
             item.save(update_fields=["status", "error"])

@@ -105,6 +105,9 @@ class TenantSweepFixtures(BaseTestCase):
             text="segredo-do-bob",
             send_at=timezone.now() + timezone.timedelta(days=1),
         )
+        from accounts.models import Team
+
+        cls.foreign_team = Team.objects.create(organization=cls.other_org, name="segredo")
         cls.foreign_saved_view = SavedView.objects.create(
             organization=cls.other_org, user=cls.outsider, name="segredo", query="status=any"
         )
@@ -167,6 +170,9 @@ class TenantSweepFixtures(BaseTestCase):
                 "item_code": self.foreign_scheduled.code,
             },
             "saved_view_delete": {"view_code": self.foreign_saved_view.code},
+            "team_update": {"code": self.foreign_team.code},
+            "team_delete": {"code": self.foreign_team.code},
+            "member_capacity": {"membership_id": self.foreign_membership.pk},
             "media_file": {"code": self.foreign_media.code},
             "organization_switch": {"code": self.other_org.code},
             "member_role": {"membership_id": self.foreign_membership.pk},
