@@ -591,14 +591,27 @@ def message_send(
         author_user=author_user,
         author_ref=author_ref,
     )
-    changes = {"last_message_at": message.timestamp, "last_message_preview": _preview(message)}
+    # A reaction shows on the message it reacts to: the chat's preview and order stay.
+    reaction = message_type == Message.Type.REACTION
+    changes = (
+        {}
+        if reaction
+        else {
+            "last_message_at": message.timestamp,
+            "last_message_preview": _preview(message),
+        }
+    )
     if author_type == Message.Author.USER:
         changes["waiting_since"] = None  # a person answered: nobody is waiting any more
         chat.waiting_since = None
-    Chat.objects.filter(pk=chat.pk).update(**changes)
+    if changes:
+        Chat.objects.filter(pk=chat.pk).update(**changes)
     if author_type == Message.Author.USER:
         router.person_answered(chat=chat, since=message.timestamp - PERSON_REPLY_LOOKBACK)
-    publish_chat_event(chat, "message.new", message=str(message.code))
+    if reaction:  # the reacted message's own "message.changed" follows (message_react)
+        publish_chat_event(chat, "message.changed")
+    else:
+        publish_chat_event(chat, "message.new", message=str(message.code))
     signals.send_on_commit(signals.message_created, message=message)
     tasks.enqueue("inbox.tasks.deliver_message", message.pk)
     return message

@@ -16,6 +16,7 @@ urlpatterns = [
     path("inbox/media/<uuid:code>/", views.media_file, name="media_file"),
     path("inbox/<uuid:code>/", views.chat_detail, name="chat_detail"),
     path("inbox/<uuid:code>/item/", views.chat_item, name="chat_item"),
+    path("inbox/<uuid:code>/read/", views.chat_read, name="chat_read"),
     path("inbox/<uuid:code>/older/", views.thread_older, name="thread_older"),
     path("inbox/<uuid:code>/after/", views.thread_after, name="thread_after"),
     path(

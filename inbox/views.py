@@ -142,9 +142,25 @@ def chat_items(request):
 @require_GET
 @access.section_required("chats")
 def chat_item(request, code):
-    """One chat's row in the list, re-rendered when a live event says it changed."""
+    """One chat's row in the list, re-rendered when a live event says it changed; empty (204)
+    when, with the list's filters (sent along), the chat no longer belongs there — a chat
+    resolved while the "open" list is on screen leaves it."""
     chat = get_chat_for_member(request.membership, code)
+    if request.GET.get("status"):
+        filters = selectors.ChatFilters.from_query(request.GET, request.membership)
+        if not selectors.chat_matches(request.membership, filters, chat):
+            return HttpResponse(status=204)
     return render(request, "inbox/inbox.html#chat-item", {"item": chat})
+
+
+@require_POST
+@access.section_required("chats")
+def chat_read(request, code):
+    """The open chat's new messages are on screen: its unread count stays at zero."""
+    chat = get_chat_for_member(request.membership, code)
+    services.chat_mark_read(chat=chat, user=request.user)
+    teamwork.notifications_read(user=request.user, organization=request.organization, chat=chat)
+    return HttpResponse(status=204)
 
 
 @require_GET

@@ -58,10 +58,12 @@
       if (!list) return;
       const existing = document.getElementById("chat-" + chat);
       if (!existing && !moveToTop) return;
-      const result = await fetchHtml(`/inbox/${chat}/item/`);
-      if (!result) { existing?.remove(); return; }
-      const node = fragment(result.html).firstElementChild;
-      if (!node) return;
+      if (chat === currentChat() && !document.hidden) await markRead(chat);
+      const filters = $(".chat-filters");
+      const query = filters ? new URLSearchParams(new FormData(filters)).toString() : ($("#inbox")?.dataset.query || "");
+      const result = await fetchHtml(`/inbox/${chat}/item/?${query}`);
+      const node = result && fragment(result.html).firstElementChild;
+      if (!node) { existing?.remove(); scheduleCounts(); return; } // no longer in this list
       if (pane()?.dataset.chat === chat) node.querySelector(".chat-item")?.setAttribute("aria-current", "page");
       if (moveToTop) {
         existing?.remove();
@@ -73,6 +75,17 @@
       htmx.process(node);
     }, 150);
   }
+
+  function csrfToken() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["x-csrftoken"] || ""; } catch (error) { return ""; }
+  }
+  async function markRead(chat) {
+    await fetch(`/inbox/${chat}/read/`, { method: "POST", headers: { "X-CSRFToken": csrfToken() }, credentials: "same-origin" });
+  }
+  document.addEventListener("visibilitychange", () => {
+    const chat = currentChat();
+    if (!document.hidden && chat && document.querySelector(`#chat-${chat} .badge.count`)) refreshListItem(chat, false);
+  });
 
   // --- Open chat ------------------------------------------------------------------------------
   async function upsertEntry(chat, message) {
@@ -114,7 +127,10 @@
       return;
     }
     if (lastSeq === null || data.seq > lastSeq) lastSeq = data.seq;
-    if (data.message) upsertEntry(data.chat, data.message);
+    // A status only matters for an entry on screen (a reaction's own statuses never are).
+    if (data.message && (data.type !== "message.status" || document.getElementById("msg-" + data.message))) {
+      upsertEntry(data.chat, data.message);
+    }
     if (data.type === "chat.changed" && data.change !== "read") {
       htmx.ajax("GET", `/inbox/${data.chat}/`, { target: "#chat-header", select: "#chat-header", swap: "outerHTML" });
     }

@@ -163,6 +163,7 @@ class TenantSweepFixtures(BaseTestCase):
             "contact_update": {"code": self.secret_chat.code},
             "quick_reply_delete": {"reply_code": self.foreign_quick_reply.code},
             "chat_snooze": {"code": self.secret_chat.code},
+            "chat_read": {"code": self.secret_chat.code},
             "chat_priority": {"code": self.secret_chat.code},
             "send_later": {"code": self.secret_chat.code},
             "scheduled_cancel": {

@@ -134,3 +134,45 @@ def test_a_message_sent_later_goes_out_at_its_time_after_the_server_restarts(
         assert Message.objects.filter(chat=chat, direction=Message.Direction.OUTBOUND).count() == 1
     finally:
         restarted.stop()
+
+
+def test_the_open_chat_stays_read_reactions_make_no_404_and_a_resolved_chat_leaves_the_list(
+    live_asgi_server, browser
+):
+    org, number = make_org("Clínica Lida", "clinica-lida", "7203")
+    olga = member(org, "olga@lida.test", Role.OPERATOR, "Olga Operator")
+    customer_writes(live_asgi_server, number, "Oi, bom dia")
+    chat = wait_for(Chat.objects.filter(number=number))
+    page = sign_in(browser, live_asgi_server, olga)
+    missing = []
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    page.goto(f"{live_asgi_server.url}/inbox/{chat.code}/?view=all&status=open")
+    page.wait_for_selector("#live-status[data-state=open]", timeout=10000)
+    row = f"#chat-{chat.code}"
+    page.wait_for_selector(row)
+
+    customer_writes(live_asgi_server, number, "Vocês atendem convênio?")
+    page.wait_for_selector("#thread .msg-in:has-text('convênio')", timeout=10000)
+    page.wait_for_function(
+        "sel => document.querySelector(sel + ' .preview')?.textContent.includes('convênio')",
+        arg=row,
+        timeout=10000,
+    )
+    page.wait_for_timeout(500)
+    assert page.locator(f"{row} .badge.count").count() == 0  # read: it is on screen
+    chat.refresh_from_db()
+    assert chat.unread_count == 0
+
+    entry = page.locator("#thread .msg-in:has-text('convênio')")
+    entry.hover()
+    entry.locator("[data-msg-action=react][data-emoji='👍']").click()
+    page.wait_for_selector("#thread .msg-in:has-text('convênio') .msg-reactions", timeout=10000)
+    page.wait_for_timeout(1500)  # the reaction's statuses come back from the sandbox
+    assert "convênio" in page.inner_text(f"{row} .preview")
+    chat.refresh_from_db()
+    assert "convênio" in chat.last_message_preview
+    assert missing == []
+
+    page.click("#chat-header button[value=resolved]")
+    page.wait_for_selector(row, state="detached", timeout=10000)
+    assert missing == []

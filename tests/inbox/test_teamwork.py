@@ -183,3 +183,33 @@ class QuickReplyAndTeamPagesTests(TestCase):
         self.assertEqual(
             self.client.post("/settings/teams/new/", {"new-name": "X"}).status_code, 403
         )
+
+
+class RejectedMediaTests(TestCase):
+    def test_a_voice_note_whose_file_was_refused_shows_why_not_a_spinner(self):
+        from django.template.loader import render_to_string
+
+        from inbox.models import Media
+        from inbox.selectors import timeline_entries
+
+        org, number = make_org("Clínica Áudio", "clinica-audio", "804")
+        chat = make_chat(org, number, "5511922220000", "Rui")
+        message = Message.objects.create(
+            organization=org,
+            chat=chat,
+            number=number,
+            direction=Message.Direction.INBOUND,
+            type=Message.Type.AUDIO,
+            content={"type": "audio", "audio": {"id": "m1", "voice": True}},
+            error_code=131053,
+            error_title="Media not stored: Unsupported type",
+            error_details="audio/wav is not a WhatsApp audio type",
+            author_type=Message.Author.CUSTOMER,
+        )
+        Media.objects.create(organization=org, message=message, mime_type="audio/wav")
+        html = render_to_string(
+            "inbox/_message.html", {"message": timeline_entries().get(pk=message.pk)}
+        )
+        self.assertIn("could not be stored", html)
+        self.assertIn("audio/wav is not a WhatsApp audio type", html)
+        self.assertNotIn("msg-spinner", html)
