@@ -80,7 +80,19 @@ class OrganizationForm(forms.ModelForm):
 
     class Meta:
         model = Organization
-        fields = ["name", "time_zone", "language", "require_mfa"]
+        fields = ["name", "time_zone", "language", "currency", "usd_rate", "require_mfa"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("currency", "usd_rate"):  # left out: unchanged
+            self.fields[name].required = False
+
+    def clean(self):
+        data = super().clean()
+        for name in ("currency", "usd_rate"):
+            if not data.get(name):
+                data[name] = getattr(self.instance, name)
+        return data
 
 
 class OrganizationCreateForm(forms.ModelForm):

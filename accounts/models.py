@@ -1,6 +1,7 @@
 import secrets
 import uuid
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
@@ -63,6 +64,18 @@ class User(AbstractUser):
         return "".join(p[0] for p in parts[:2]).upper() or "?"
 
 
+CURRENCIES = [
+    ("BRL", "R$ (BRL)"),
+    ("USD", "US$ (USD)"),
+    ("EUR", "€ (EUR)"),
+    ("MXN", "MX$ (MXN)"),
+    ("ARS", "AR$ (ARS)"),
+    ("CLP", "CLP$ (CLP)"),
+    ("COP", "COL$ (COP)"),
+    ("PEN", "S/ (PEN)"),
+]
+
+
 class Organization(models.Model):
     """A tenant: a clinic or small business. Every tenant-owned row points here."""
 
@@ -79,6 +92,17 @@ class Organization(models.Model):
         _("language"), max_length=10, default="pt-br", choices=settings.LANGUAGES
     )
     plan = models.CharField(_("plan"), max_length=20, choices=Plan.choices, default=Plan.FREE)
+    currency = models.CharField(_("currency"), max_length=3, choices=CURRENCIES, default="BRL")
+    usd_rate = models.DecimalField(
+        _("value of 1 US dollar"),
+        max_digits=10,
+        decimal_places=4,
+        default=Decimal("5.50"),
+        help_text=_(
+            "In your currency. AI and WhatsApp prices are in US dollars; pages show them "
+            "converted at this rate."
+        ),
+    )
     require_mfa = models.BooleanField(
         _("require two-factor authentication"),
         default=False,

@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from accounts.money import money
 from campaigns import selectors, services
 from campaigns.models import Campaign
 from inbox.models import Chat, Contact
@@ -34,6 +35,7 @@ class LaunchSummary:
     category: str
     price_each: Decimal
     cost: Decimal
+    cost_local: str  # in the organization's currency
 
 
 def launch_summary(campaign: Campaign) -> LaunchSummary:
@@ -76,4 +78,5 @@ def launch_summary(campaign: Campaign) -> LaunchSummary:
         category=category,
         price_each=price,
         cost=(price * billable).quantize(Decimal("0.01")),
+        cost_local=money(price * billable, campaign.organization),
     )

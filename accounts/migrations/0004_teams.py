@@ -2,39 +2,113 @@
 
 import django.db.models.deletion
 import uuid
+from decimal import Decimal
 from django.conf import settings
 from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0003_opening_hours_and_holidays'),
+        ("accounts", "0003_opening_hours_and_holidays"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='membership',
-            name='max_open_chats',
-            field=models.PositiveSmallIntegerField(default=0, help_text='Auto-assignment skips this person at this many open chats; 0: no limit.', verbose_name='most open chats at once'),
+            model_name="membership",
+            name="max_open_chats",
+            field=models.PositiveSmallIntegerField(
+                default=0,
+                help_text="Auto-assignment skips this person at this many open chats; 0: no limit.",
+                verbose_name="most open chats at once",
+            ),
         ),
         migrations.CreateModel(
-            name='Team',
+            name="Team",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('name', models.CharField(max_length=80, verbose_name='name')),
-                ('auto_assign', models.BooleanField(default=False, help_text="Round robin among the team's members online in the inbox.", verbose_name='assign new chats automatically')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_assignee', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('members', models.ManyToManyField(blank=True, related_name='teams', to=settings.AUTH_USER_MODEL, verbose_name='members')),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ("name", models.CharField(max_length=80, verbose_name="name")),
+                (
+                    "auto_assign",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Round robin among the team's members online in the inbox.",
+                        verbose_name="assign new chats automatically",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "last_assignee",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "members",
+                    models.ManyToManyField(
+                        blank=True,
+                        related_name="teams",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="members",
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.organization",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'team',
-                'verbose_name_plural': 'teams',
-                'ordering': ['name'],
-                'constraints': [models.UniqueConstraint(fields=('organization', 'name'), name='unique_team_name')],
+                "verbose_name": "team",
+                "verbose_name_plural": "teams",
+                "ordering": ["name"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("organization", "name"), name="unique_team_name"
+                    )
+                ],
             },
+        ),
+        migrations.AddField(
+            model_name="organization",
+            name="currency",
+            field=models.CharField(
+                choices=[
+                    ("BRL", "R$ (BRL)"),
+                    ("USD", "US$ (USD)"),
+                    ("EUR", "€ (EUR)"),
+                    ("MXN", "MX$ (MXN)"),
+                    ("ARS", "AR$ (ARS)"),
+                    ("CLP", "CLP$ (CLP)"),
+                    ("COP", "COL$ (COP)"),
+                    ("PEN", "S/ (PEN)"),
+                ],
+                default="BRL",
+                max_length=3,
+                verbose_name="currency",
+            ),
+        ),
+        migrations.AddField(
+            model_name="organization",
+            name="usd_rate",
+            field=models.DecimalField(
+                decimal_places=4,
+                default=Decimal("5.50"),
+                help_text="In your currency. AI and WhatsApp prices are in US dollars; pages show them converted at this rate.",
+                max_digits=10,
+                verbose_name="value of 1 US dollar",
+            ),
         ),
     ]

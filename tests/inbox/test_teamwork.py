@@ -213,3 +213,20 @@ class RejectedMediaTests(TestCase):
         self.assertIn("could not be stored", html)
         self.assertIn("audio/wav is not a WhatsApp audio type", html)
         self.assertNotIn("msg-spinner", html)
+
+
+class MoneyTests(TestCase):
+    def test_prices_in_dollars_show_in_the_organizations_currency(self):
+        from decimal import Decimal
+
+        from django.utils import translation
+
+        from accounts.money import money
+
+        org, _number = make_org("Clínica Real", "clinica-real", "805")
+        org.usd_rate = Decimal("5.00")
+        with translation.override("pt-br"):
+            self.assertEqual(money(Decimal("1.50"), org), "R$ 7,50")
+        org.currency = "USD"
+        with translation.override("en"):
+            self.assertEqual(money(Decimal("1234.5"), org), "US$ 1,234.50")
