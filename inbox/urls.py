@@ -24,6 +24,7 @@ urlpatterns = [
     ),
     path("inbox/<uuid:code>/send/", views.send_message, name="send_message"),
     path("inbox/<uuid:code>/template/", views.send_template, name="send_template"),
+    path("inbox/<uuid:code>/rich/", views.send_rich, name="send_rich"),
     path("inbox/<uuid:code>/react/", views.react, name="react"),
     path("inbox/<uuid:code>/note/", views.add_note, name="add_note"),
     path("inbox/<uuid:code>/assign/", views.assign, name="assign"),

@@ -20,6 +20,7 @@ from inbox.forms import (
     PriorityForm,
     QuickReplyForm,
     ReactionForm,
+    RichMessageForm,
     SavedViewForm,
     SendLaterForm,
     SnoozeForm,
@@ -75,6 +76,7 @@ def _chat_context(request, chat):
         "composer": ComposerForm(),
         "template_form": TemplateSendForm(chat=chat),
         "note_form": NoteForm(),
+        "rich_form": RichMessageForm(),
         "teammates": selectors.teammates(request.membership),
         "can_assign_others": access.level_for(request.membership, "chats") == access.Level.FULL,
         "quick_replies": [
@@ -269,6 +271,26 @@ def send_message(request, code):
                 author_user=request.user,
                 reply_to=reply_to,
             )
+    except ValidationError as error:
+        return _error(request, " ".join(error.messages))
+    if not request.htmx:
+        return redirect("chat_detail", chat.code)
+    return _entry_response(request, chat, message, status=201)
+
+
+@require_POST
+@access.section_required("chats", edit=True)
+def send_rich(request, code):
+    """A location, a contact card, reply buttons or a list from the composer."""
+    chat = get_chat_for_member(request.membership, code)
+    form = RichMessageForm(request.POST)
+    if not form.is_valid():
+        return _error(request, " ".join(e for errors in form.errors.values() for e in errors))
+    message_type, content = form.message()
+    try:
+        message = services.message_send(
+            chat=chat, message_type=message_type, content=content, author_user=request.user
+        )
     except ValidationError as error:
         return _error(request, " ".join(error.messages))
     if not request.htmx:

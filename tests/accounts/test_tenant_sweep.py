@@ -164,6 +164,7 @@ class TenantSweepFixtures(BaseTestCase):
             "quick_reply_delete": {"reply_code": self.foreign_quick_reply.code},
             "chat_snooze": {"code": self.secret_chat.code},
             "chat_read": {"code": self.secret_chat.code},
+            "send_rich": {"code": self.secret_chat.code},
             "chat_priority": {"code": self.secret_chat.code},
             "send_later": {"code": self.secret_chat.code},
             "scheduled_cancel": {

@@ -230,3 +230,55 @@ class MoneyTests(TestCase):
         org.currency = "USD"
         with translation.override("en"):
             self.assertEqual(money(Decimal("1234.5"), org), "US$ 1,234.50")
+
+
+class RichComposerTests(TestCase):
+    def setUp(self):
+        self.org, self.number = make_org("Clínica Rica", "clinica-rica", "806")
+        self.user = make_user("op@rica.test", "Otávio")
+        Membership.objects.create(user=self.user, organization=self.org, role=Role.OPERATOR)
+        self.chat = make_chat(self.org, self.number, "5511911110000", "Lia")
+        Chat.objects.filter(pk=self.chat.pk).update(
+            window_expires_at=timezone.now() + timedelta(hours=3)
+        )
+        self.client.force_login(self.user)
+
+    def send(self, **data):
+        return self.client.post(
+            f"/inbox/{self.chat.code}/rich/", data, headers={"HX-Request": "true"}
+        )
+
+    def test_location_card_buttons_and_list_are_sent_and_shown(self):
+        response = self.send(
+            kind="location", latitude="-23.58", longitude="-46.63", place="Clínica Rica"
+        )
+        self.assertEqual(response.status_code, 201)
+        self.assertContains(response, "Clínica Rica", status_code=201)
+        response = self.send(kind="contacts", contact_name="Dra. Helena", contact_phone="+5511999")
+        self.assertContains(response, "Dra. Helena", status_code=201)
+        response = self.send(kind="buttons", body="Confirma amanhã?", options="Sim\nNão")
+        self.assertContains(response, "Confirma amanhã?", status_code=201)
+        self.assertContains(response, "Não", status_code=201)
+        response = self.send(
+            kind="list",
+            body="Escolha o horário",
+            list_button="Horários",
+            options="9h | manhã\n14h | tarde",
+        )
+        self.assertContains(response, "Escolha o horário", status_code=201)
+        sent = list(
+            self.chat.messages.filter(direction=Message.Direction.OUTBOUND)
+            .order_by("pk")
+            .values_list("type", flat=True)
+        )
+        self.assertEqual(sent, ["location", "contacts", "interactive", "interactive"])
+        listed = self.chat.messages.order_by("pk").last().content["interactive"]
+        self.assertEqual(listed["action"]["sections"][0]["rows"][1]["description"], "tarde")
+
+    def test_bad_input_is_refused_with_a_reason(self):
+        response = self.send(kind="buttons", body="Escolha", options="1\n2\n3\n4")
+        self.assertEqual(response.status_code, 400)
+        self.assertContains(response, "one to three", status_code=400)
+        response = self.send(kind="location", latitude="100", longitude="0")
+        self.assertEqual(response.status_code, 400)
+        self.assertFalse(self.chat.messages.filter(direction=Message.Direction.OUTBOUND).exists())
