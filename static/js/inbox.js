@@ -13,6 +13,8 @@
   ];
 
   const $ = (selector, root = document) => root.querySelector(selector);
+  // Words this script shows come translated from the page (data-t-* on #inbox).
+  const t = (key, fallback) => document.getElementById("inbox")?.dataset["t" + key[0].toUpperCase() + key.slice(1)] || fallback;
   const pane = () => $("#chat-pane[data-chat]");
   const currentChat = () => pane()?.dataset.chat || null;
   let lastSeq = null;
@@ -182,7 +184,7 @@
     if (!document.hidden && data.chat === currentChat()) return;
     if (localStorage.getItem("porfin-notify") !== "on") return;
     if ("Notification" in window && Notification.permission === "granted") {
-      new Notification("Porfin", { body: document.documentElement.lang.startsWith("pt") ? "Nova mensagem" : "New message", tag: data.chat });
+      new Notification("Porfin", { body: t("newMessage", "New message"), tag: data.chat });
     }
     if (localStorage.getItem("porfin-sound") === "on") beep();
   });
@@ -385,7 +387,7 @@
       reply.type = "button";
       reply.dataset.msgAction = "reply";
       reply.textContent = "↩";
-      reply.setAttribute("aria-label", document.documentElement.lang.startsWith("pt") ? "Responder" : "Reply");
+      reply.setAttribute("aria-label", t("reply", "Reply"));
       bar.append(reply);
       if (inbound) {
         EMOJI.forEach((emoji) => {
