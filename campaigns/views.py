@@ -1,6 +1,7 @@
 """Campaign and audience pages: access check, form, service, then redirect or render."""
 
 import uuid
+from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.core.files.base import ContentFile
@@ -95,6 +96,7 @@ def campaign_detail(request, code):
         "test_form": forms.TestSendForm(),
         "converted": services.campaign_converted(campaign),
         "conversion": services.campaign_conversion(campaign),
+        "daily": selectors.campaign_daily(campaign, ZoneInfo(request.organization.time_zone)),
         **_ai_context(campaign, can_edit),
     }
     return render(request, "campaigns/campaign_detail.html", context)

@@ -69,3 +69,21 @@ class RichDemoTests(TestCase):
         finished = Campaign.objects.get(organization=org, status=Campaign.Status.COMPLETED)
         self.assertGreater(finished.replied, 0)
         self.assertEqual(finished.recipients.count(), finished.total)
+
+
+class CampaignDailyTests(TestCase):
+    def test_the_finished_demo_campaign_shows_its_days(self):
+        from campaigns.models import Campaign
+
+        call_command("demo", stdout=io.StringIO())
+        call_command("campaigns_demo", stdout=io.StringIO())
+        from inbox.management.commands.demo import OWNER_EMAIL
+
+        self.client.force_login(User.objects.get(email=OWNER_EMAIL))
+        campaign = Campaign.objects.get(status=Campaign.Status.COMPLETED)
+        response = self.client.get(f"/campaigns/{campaign.code}/")
+        daily = response.context["daily"]
+        self.assertGreaterEqual(len(daily), 2)
+        self.assertEqual(sum(row["sent"] for row in daily), campaign.sent + campaign.failed)
+        self.assertEqual(sum(row["replied"] for row in daily), campaign.replied)
+        self.assertContains(response, 'id="campaign-daily"')
