@@ -45,7 +45,7 @@
     if (!panel) return;
     const item = document.createElement("a");
     item.className = "menu-item notification";
-    item.href = data.chat ? `/inbox/${data.chat}/` : "#";
+    item.href = data.url || (data.chat ? `/inbox/${data.chat}/` : "#");
     item.textContent = data.text;
     panel.prepend(item);
     panel.querySelector(".no-notifications")?.setAttribute("hidden", "");
