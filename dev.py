@@ -44,6 +44,7 @@ def run() -> None:
     ensure_environment()
     manage("migrate", "--noinput", "-v", "0")
     manage("demo")
+    manage("campaigns_demo")
     manage("assistant_demo")
     manage("appointments_demo")
     manage("flow_demo")

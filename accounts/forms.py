@@ -80,7 +80,19 @@ class OrganizationForm(forms.ModelForm):
 
     class Meta:
         model = Organization
-        fields = ["name", "time_zone", "language", "require_mfa"]
+        fields = ["name", "time_zone", "language", "currency", "usd_rate", "require_mfa"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("currency", "usd_rate"):  # left out: unchanged
+            self.fields[name].required = False
+
+    def clean(self):
+        data = super().clean()
+        for name in ("currency", "usd_rate"):
+            if not data.get(name):
+                data[name] = getattr(self.instance, name)
+        return data
 
 
 class OrganizationCreateForm(forms.ModelForm):
@@ -108,6 +120,26 @@ class LanguageForm(forms.Form):
 SENSITIVE_API_RESOURCES = {"privacy"}
 
 
+# What each API scope's row is called on the keys page (the resource names stay English in
+# the API itself).
+API_RESOURCE_LABELS = {
+    "numbers": _("WhatsApp numbers"),
+    "templates": _("Templates"),
+    "contacts": _("Contacts"),
+    "chats": _("Chats"),
+    "messages": _("Messages"),
+    "media": _("Media files"),
+    "webhooks": _("Webhooks"),
+    "assistants": _("Assistants"),
+    "campaigns": _("Campaigns"),
+    "segments": _("Segments"),
+    "reports": _("Reports"),
+    "privacy": _("Privacy (LGPD)"),
+    "appointments": _("Appointments"),
+    "flows": _("Flows"),
+}
+
+
 class ApiKeyForm(forms.Form):
     """A new integrator API key: a name and, per resource, read or write access."""
 
@@ -128,7 +160,10 @@ class ApiKeyForm(forms.Form):
             # Personal data in bulk (LGPD exports, erasure) only when asked for explicitly.
             initial = "" if resource in SENSITIVE_API_RESOURCES else "read"
             self.fields[f"scope_{resource}"] = forms.ChoiceField(
-                label=resource.capitalize(), choices=choices, required=False, initial=initial
+                label=API_RESOURCE_LABELS.get(resource, resource.capitalize()),
+                choices=choices,
+                required=False,
+                initial=initial,
             )
 
     def scopes(self) -> list[str]:

@@ -1,6 +1,7 @@
 import secrets
 import uuid
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
@@ -63,6 +64,18 @@ class User(AbstractUser):
         return "".join(p[0] for p in parts[:2]).upper() or "?"
 
 
+CURRENCIES = [
+    ("BRL", "R$ (BRL)"),
+    ("USD", "US$ (USD)"),
+    ("EUR", "€ (EUR)"),
+    ("MXN", "MX$ (MXN)"),
+    ("ARS", "AR$ (ARS)"),
+    ("CLP", "CLP$ (CLP)"),
+    ("COP", "COL$ (COP)"),
+    ("PEN", "S/ (PEN)"),
+]
+
+
 class Organization(models.Model):
     """A tenant: a clinic or small business. Every tenant-owned row points here."""
 
@@ -79,6 +92,17 @@ class Organization(models.Model):
         _("language"), max_length=10, default="pt-br", choices=settings.LANGUAGES
     )
     plan = models.CharField(_("plan"), max_length=20, choices=Plan.choices, default=Plan.FREE)
+    currency = models.CharField(_("currency"), max_length=3, choices=CURRENCIES, default="BRL")
+    usd_rate = models.DecimalField(
+        _("value of 1 US dollar"),
+        max_digits=10,
+        decimal_places=4,
+        default=Decimal("5.50"),
+        help_text=_(
+            "In your currency. AI and WhatsApp prices are in US dollars; pages show them "
+            "converted at this rate."
+        ),
+    )
     require_mfa = models.BooleanField(
         _("require two-factor authentication"),
         default=False,
@@ -108,6 +132,11 @@ class Membership(models.Model):
         Organization, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.AGENT)
+    max_open_chats = models.PositiveSmallIntegerField(
+        _("most open chats at once"),
+        default=0,
+        help_text=_("Auto-assignment skips this person at this many open chats; 0: no limit."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -294,3 +323,36 @@ class Holiday(TenantModel):
 
     def __str__(self):
         return f"{self.date} {self.name}".strip()
+
+
+class Team(TenantModel):
+    """A group of members who share chats (reception, billing…). With ``auto_assign``, new chats
+    nobody answers yet are dealt round robin among its members online in the inbox, each up to
+    their ``Membership.max_open_chats``."""
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    name = models.CharField(_("name"), max_length=80)
+    members = models.ManyToManyField(
+        User, blank=True, related_name="teams", verbose_name=_("members")
+    )
+    auto_assign = models.BooleanField(
+        _("assign new chats automatically"),
+        default=False,
+        help_text=_("Round robin among the team's members online in the inbox."),
+    )
+    # The round robin's cursor: moved with a conditional UPDATE (see inbox.assignment).
+    last_assignee = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="unique_team_name")
+        ]
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
+
+    def __str__(self):
+        return self.name

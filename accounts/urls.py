@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import views
+from accounts import teams, views
 
 urlpatterns = [
     path("organizations/new/", views.organization_create, name="organization_create"),
@@ -19,6 +19,15 @@ urlpatterns = [
         name="invitation_revoke",
     ),
     path("settings/billing/", views.billing, name="billing"),
+    path("settings/teams/", teams.team_list, name="team_list"),
+    path("settings/teams/new/", teams.team_create, name="team_create"),
+    path("settings/teams/<uuid:code>/", teams.team_update, name="team_update"),
+    path("settings/teams/<uuid:code>/delete/", teams.team_delete, name="team_delete"),
+    path(
+        "settings/members/<int:membership_id>/capacity/",
+        teams.member_capacity,
+        name="member_capacity",
+    ),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation_accept"),
     path("settings/api-keys/", views.api_key_list, name="api_key_list"),
     path("settings/api-keys/new/", views.api_key_create, name="api_key_create"),

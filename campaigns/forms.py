@@ -115,12 +115,20 @@ class CampaignForm(forms.ModelForm):
             for a in Assistant.objects.filter(organization=organization, is_active=True)
         ]
         if self.slots:
+            saved = self.instance.variables if self.instance.pk else {}
+            if not (saved.get("header") or saved.get("body")):
+                saved = services.default_variables(self.template)
             for part in ("header", "body"):
                 for position, slot in enumerate(self.slots[part]):
                     prefix = f"var_{part}_{position}"
+                    mappings = saved.get(part) or []
+                    self._initial_mapping(
+                        prefix, mappings[position] if position < len(mappings) else {}
+                    )
                     self.fields[f"{prefix}_source"] = forms.ChoiceField(
                         label=_("{{%(slot)s}} in %(part)s") % {"slot": slot, "part": part},
                         choices=SOURCES,
+                        widget=forms.Select(attrs={"data-variable-source": ""}),
                     )
                     self.fields[f"{prefix}_value"] = forms.CharField(
                         label=_("Attribute, text or instruction"),
@@ -145,6 +153,18 @@ class CampaignForm(forms.ModelForm):
                             self[f"{prefix}_fallback"],
                         ]
                     )
+
+    def _initial_mapping(self, prefix: str, mapping: dict) -> None:
+        """Show a saved or default mapping in the variable's fields."""
+        source, value = mapping.get("source", "fixed"), mapping.get("value", "")
+        if source == "field" and value.startswith("attribute:"):
+            source, value = "attribute", value.split(":", 1)[1]
+        elif source == "field":
+            source, value = value or "first_name", ""
+        self.initial.setdefault(f"{prefix}_source", source)
+        self.initial.setdefault(f"{prefix}_value", value)
+        self.initial.setdefault(f"{prefix}_assistant", mapping.get("assistant", ""))
+        self.initial.setdefault(f"{prefix}_fallback", mapping.get("fallback", ""))
 
     def _chosen_template(self):
         raw = self.data.get("template") if self.is_bound else self.initial.get("template")

@@ -128,3 +128,23 @@ def campaign_recipients(campaign: Campaign, status: str = "") -> QuerySet[Campai
     if status:
         recipients = recipients.filter(status=status)
     return recipients
+
+
+def campaign_daily(campaign: Campaign, organization_tz) -> list[dict]:
+    """Per day of sending (organization's time zone): sent, delivered, read, replied, failed."""
+    from django.db.models.functions import TruncDate
+
+    rows = (
+        campaign.recipients.exclude(sent_at=None)
+        .annotate(day=TruncDate("sent_at", tzinfo=organization_tz))
+        .values("day")
+        .annotate(
+            sent=Count("id"),
+            delivered=Count("id", filter=Q(delivered_at__isnull=False)),
+            read=Count("id", filter=Q(read_at__isnull=False)),
+            replied=Count("id", filter=Q(replied_at__isnull=False)),
+            failed=Count("id", filter=Q(failed_at__isnull=False)),
+        )
+        .order_by("day")
+    )
+    return list(rows)

@@ -753,6 +753,81 @@ def template_slots(template) -> dict:
     return slots
 
 
+# A named placeholder's contact field, by the words people use for it.
+NAMED_FIELDS = {
+    "name": "name",
+    "nome": "name",
+    "nombre": "name",
+    "full_name": "name",
+    "nome_completo": "name",
+    "first_name": "first_name",
+    "primeiro_nome": "first_name",
+    "primer_nombre": "first_name",
+    "cliente": "first_name",
+    "paciente": "first_name",
+    "customer": "first_name",
+    "phone": "phone",
+    "telefone": "phone",
+    "telefono": "phone",
+    "celular": "phone",
+    "email": "email",
+    "e_mail": "email",
+}
+
+
+def template_examples(template) -> dict[str, list[str]]:
+    """The sample values Meta keeps with a template, by part, in placeholder order."""
+    examples: dict[str, list[str]] = {"header": [], "body": []}
+    for component in (template.components if template else None) or []:
+        kind = str(component.get("type", "")).lower()
+        example = component.get("example") or {}
+        if kind == "header":
+            examples["header"] = [str(v) for v in example.get("header_text") or []]
+            named = example.get("header_text_named_params") or []
+        elif kind == "body":
+            rows = example.get("body_text") or [[]]
+            examples["body"] = [str(v) for v in (rows[0] if rows else [])]
+            named = example.get("body_text_named_params") or []
+        else:
+            continue
+        if named:
+            examples[kind] = [str(p.get("example", "")) for p in named]
+    return examples
+
+
+def default_mapping(*, slot: str, position: int, example: str = "", attributes=()) -> dict:
+    """A first guess for one placeholder, so a new campaign never repeats the contact's name:
+    a named placeholder that names a contact field or attribute takes it; the first numbered
+    placeholder is the first name (the usual "Olá {{1}}"); any other is fixed text, prefilled
+    with the template's sample value for staff to check."""
+    key = slot.lower()
+    if key in NAMED_FIELDS:
+        return {"source": "field", "value": NAMED_FIELDS[key], "fallback": ""}
+    if key in {a.lower() for a in attributes}:
+        name = next(a for a in attributes if a.lower() == key)
+        return {"source": "field", "value": f"attribute:{name}", "fallback": ""}
+    if slot.isdigit() and position == 0 and not example[:1].isdigit():
+        return {"source": "field", "value": "first_name", "fallback": ""}
+    return {"source": "fixed", "value": example, "fallback": ""}
+
+
+def default_variables(template, attributes=()) -> dict:
+    """Mappings for every placeholder of ``template`` (see ``default_mapping``)."""
+    slots = template_slots(template)
+    examples = template_examples(template)
+    variables: dict = {}
+    for part in ("header", "body"):
+        mappings = []
+        for position, slot in enumerate(slots[part]):
+            sample = examples[part][position] if position < len(examples[part]) else ""
+            mappings.append(
+                default_mapping(slot=slot, position=position, example=sample, attributes=attributes)
+            )
+        if mappings:
+            variables[part] = mappings
+    return variables
+
+
 def template_text(template) -> str:
     for component in template.components or []:
         if str(component.get("type", "")).upper() == "BODY":

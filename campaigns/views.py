@@ -1,6 +1,7 @@
 """Campaign and audience pages: access check, form, service, then redirect or render."""
 
 import uuid
+from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.core.files.base import ContentFile
@@ -13,7 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import access as accounts_access
-from campaigns import access, forms, imports, selectors, services
+from campaigns import access, forms, imports, preflight, selectors, services
 from campaigns.models import Campaign, CampaignRecipient, Segment
 from inbox.services import SendRefused
 from integrations.errors import IntegrationError
@@ -95,6 +96,7 @@ def campaign_detail(request, code):
         "test_form": forms.TestSendForm(),
         "converted": services.campaign_converted(campaign),
         "conversion": services.campaign_conversion(campaign),
+        "daily": selectors.campaign_daily(campaign, ZoneInfo(request.organization.time_zone)),
         **_ai_context(campaign, can_edit),
     }
     return render(request, "campaigns/campaign_detail.html", context)
@@ -162,9 +164,25 @@ def _campaign_action(request, code, action, done_message):
     return redirect("campaign_detail", code=campaign.code)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @accounts_access.section_required("campaigns", edit=True)
 def campaign_launch(request, code):
+    """GET: what the launch will do (counts, skips, estimated cost); POST with ``confirm``
+    launches. A POST without it shows the same page, so nothing goes out by one stray click."""
+    campaign = access.get_editable_campaign_for_member(request.membership, code)
+    if request.method == "GET" or request.POST.get("confirm") != "yes":
+        if campaign.status != Campaign.Status.DRAFT:
+            messages.error(request, _("The campaign cannot do that in its current state."))
+            return redirect("campaign_detail", code=campaign.code)
+        context = {
+            "campaign": campaign,
+            "summary": preflight.launch_summary(campaign),
+            "previews": services.campaign_preview(
+                campaign=campaign,
+                contacts=selectors.audience_contacts(campaign).order_by("pk")[:3],
+            ),
+        }
+        return render(request, "campaigns/campaign_launch.html", context)
     return _campaign_action(
         request,
         code,

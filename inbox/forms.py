@@ -76,7 +76,9 @@ class AssignForm(forms.Form):
 
 
 class ContactForm(forms.ModelForm):
-    tags = forms.CharField(label=_("Tags"), required=False, help_text=_("Separated by commas"))
+    tags = forms.CharField(
+        label=_("Contact tags"), required=False, help_text=_("Separated by commas")
+    )
 
     class Meta:
         model = Contact
@@ -94,14 +96,23 @@ class ContactForm(forms.ModelForm):
 
 
 class QuickReplyForm(forms.ModelForm):
+    personal = forms.BooleanField(
+        label=_("Only for me"),
+        required=False,
+        help_text=_("Personal replies are yours alone; shared ones serve the whole team."),
+    )
+
     class Meta:
         model = QuickReply
         fields = ["shortcut", "text"]
         widgets = {"text": forms.Textarea(attrs={"rows": 3})}
 
-    def __init__(self, *args, organization, **kwargs):
+    def __init__(self, *args, organization, can_share=True, **kwargs):
         super().__init__(*args, **kwargs)
         self.organization = organization
+        if not can_share:  # without full inbox access, one's own replies only
+            self.fields["personal"].initial = True
+            self.fields["personal"].disabled = True
 
     def clean_shortcut(self):
         shortcut = self.cleaned_data["shortcut"].lower()
@@ -166,3 +177,110 @@ class TemplateSendForm(forms.Form):
                 }
             ]
         return content
+
+
+class SnoozeForm(forms.Form):
+    until = forms.DateTimeField(
+        label=_("Snooze until"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+
+
+class PriorityForm(forms.Form):
+    priority = forms.TypedChoiceField(choices=Chat.Priority.choices, coerce=int)
+
+
+class SendLaterForm(forms.Form):
+    text = forms.CharField(max_length=4096)
+    send_at = forms.DateTimeField(
+        label=_("Send at"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+
+
+class SavedViewForm(forms.Form):
+    name = forms.CharField(label=_("View name"), max_length=60)
+    query = forms.CharField(required=False, max_length=500)
+
+
+class RichMessageForm(forms.Form):
+    """The composer's other kinds: a location, a contact card, reply buttons or a list. Builds
+    the Cloud API object that ``services.message_send`` stores and sends."""
+
+    KINDS = [
+        ("location", _("Location")),
+        ("contacts", _("Contact card")),
+        ("buttons", _("Reply buttons")),
+        ("list", _("List of options")),
+    ]
+    kind = forms.ChoiceField(label=_("Send"), choices=KINDS)
+    body = forms.CharField(label=_("Text"), required=False, max_length=1024)
+    latitude = forms.FloatField(label=_("Latitude"), required=False, min_value=-90, max_value=90)
+    longitude = forms.FloatField(
+        label=_("Longitude"), required=False, min_value=-180, max_value=180
+    )
+    place = forms.CharField(label=_("Place name"), required=False, max_length=100)
+    address = forms.CharField(label=_("Address"), required=False, max_length=200)
+    contact_name = forms.CharField(label=_("Contact name"), required=False, max_length=100)
+    contact_phone = forms.CharField(label=_("Contact phone"), required=False, max_length=30)
+    options = forms.CharField(
+        label=_("Options, one a line"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("Buttons: up to 3, 20 characters each. List: up to 10, “title | description”."),
+    )
+    list_button = forms.CharField(label=_("List button"), required=False, max_length=20)
+
+    def clean(self):
+        data = super().clean()
+        kind = data.get("kind")
+        lines = [line.strip() for line in (data.get("options") or "").splitlines() if line.strip()]
+        if kind == "location" and (data.get("latitude") is None or data.get("longitude") is None):
+            raise forms.ValidationError(_("Give the latitude and the longitude."))
+        if kind == "contacts" and not (data.get("contact_name") and data.get("contact_phone")):
+            raise forms.ValidationError(_("Give the contact's name and phone."))
+        if kind in ("buttons", "list") and not (data.get("body") or "").strip():
+            raise forms.ValidationError(_("Write the text above the options."))
+        if kind == "buttons" and not 1 <= len(lines) <= 3:
+            raise forms.ValidationError(_("Reply buttons: one to three options."))
+        if kind == "buttons" and any(len(line) > 20 for line in lines):
+            raise forms.ValidationError(_("A button's text has at most 20 characters."))
+        if kind == "list" and not 1 <= len(lines) <= 10:
+            raise forms.ValidationError(_("A list: one to ten options."))
+        if kind == "list" and not data.get("list_button"):
+            raise forms.ValidationError(_("Name the button that opens the list."))
+        data["lines"] = lines
+        return data
+
+    def message(self) -> tuple[str, object]:
+        """(message type, Cloud API content)."""
+        data = self.cleaned_data
+        kind = data["kind"]
+        if kind == "location":
+            content = {"latitude": data["latitude"], "longitude": data["longitude"]}
+            for key, field in (("name", "place"), ("address", "address")):
+                if data.get(field):
+                    content[key] = data[field]
+            return "location", content
+        if kind == "contacts":
+            name = data["contact_name"].strip()
+            card = {
+                "name": {"formatted_name": name, "first_name": name.split()[0]},
+                "phones": [{"phone": data["contact_phone"].strip(), "type": "CELL"}],
+            }
+            return "contacts", [card]
+        body = {"text": data["body"].strip()}
+        if kind == "buttons":
+            buttons = [
+                {"type": "reply", "reply": {"id": f"b{i}", "title": title}}
+                for i, title in enumerate(data["lines"], start=1)
+            ]
+            return "interactive", {"type": "button", "body": body, "action": {"buttons": buttons}}
+        rows = []
+        for i, line in enumerate(data["lines"], start=1):
+            title, _sep, description = line.partition("|")
+            row = {"id": f"r{i}", "title": title.strip()[:24]}
+            if description.strip():
+                row["description"] = description.strip()[:72]
+            rows.append(row)
+        section = {"title": data["list_button"][:24], "rows": rows}
+        action = {"button": data["list_button"], "sections": [section]}
+        return "interactive", {"type": "list", "body": body, "action": action}

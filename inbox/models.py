@@ -75,8 +75,18 @@ class Contact(TenantModel):
         return self.name or self.profile_name or self.phone
 
 
+class Priority(models.IntegerChoices):
+    NONE = 0, _("No priority")
+    LOW = 1, _("Low")
+    MEDIUM = 2, _("Medium")
+    HIGH = 3, _("High")
+    URGENT = 4, _("Urgent")
+
+
 class Chat(TenantModel):
     """The conversation thread of one contact with one of the organization's numbers."""
+
+    Priority = Priority
 
     class Status(models.TextChoices):
         OPEN = "open", _("Open")
@@ -118,6 +128,19 @@ class Chat(TenantModel):
     # Set when an assistant hands the chat to the team; cleared by a person's reply.
     waiting_since = models.DateTimeField(_("waiting for a person since"), null=True, blank=True)
     seq = models.PositiveBigIntegerField(default=0, help_text=_("Last live-event sequence number"))
+    priority = models.PositiveSmallIntegerField(
+        _("priority"), choices=Priority.choices, default=Priority.NONE
+    )
+    # Hidden from the open list until then; the periodic tick reopens it (inbox.tasks).
+    snoozed_until = models.DateTimeField(_("snoozed until"), null=True, blank=True, db_index=True)
+    team = models.ForeignKey(
+        "accounts.Team",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="chats",
+        verbose_name=_("team"),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -328,9 +351,22 @@ class QuickReply(TenantModel):
 
     code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     shortcut = models.SlugField(_("shortcut"), max_length=40)
-    text = models.TextField(_("text"), max_length=4096)
+    text = models.TextField(
+        _("text"),
+        max_length=4096,
+        help_text=_("{{name}}, {{first_name}}, {{phone}} and {{agent}} are filled in when used."),
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Set: only this member sees it; empty: the whole team's.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("only for"),
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -346,3 +382,80 @@ class QuickReply(TenantModel):
 
     def __str__(self):
         return f"/{self.shortcut}"
+
+
+class ScheduledMessage(TenantModel):
+    """A text a member wrote to go out later. Kept in the database, so a restart loses
+    nothing; the periodic tick sends what is due (``inbox.scheduled``), and the 24 h window is
+    checked then, not when it was written."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Scheduled")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        CANCELLED = "cancelled", _("Cancelled")
+        FAILED = "failed", _("Not sent")
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="scheduled_messages")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField(_("text"), max_length=4096)
+    send_at = models.DateTimeField(_("send at"))
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.CharField(max_length=300, blank=True)
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["send_at"]
+        indexes = [models.Index(fields=["status", "send_at"], name="scheduled_due")]
+
+    def __str__(self):
+        return f"{self.chat_id} @ {self.send_at:%Y-%m-%d %H:%M}"
+
+
+class Notification(TenantModel):
+    """Something a member should see in the bell menu: a mention in a note, a snoozed chat
+    back. Also pushed live to their open pages."""
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="inbox_notifications"
+    )
+    chat = models.ForeignKey(
+        Chat, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    text = models.CharField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["user", "read_at", "-created_at"], name="notification_unread")
+        ]
+
+    def __str__(self):
+        return self.text
+
+
+class SavedView(TenantModel):
+    """A member's named set of inbox filters (the list's query string)."""
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_inbox_views"
+    )
+    name = models.CharField(_("name"), max_length=60)
+    query = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name

@@ -3,7 +3,10 @@
 from django.dispatch import receiver
 
 from inbox import services
+from inbox import signals as inbox_signals
+from inbox.models import Chat
 from integrations import signals
+from kernel import tasks
 
 
 @receiver(signals.message_received, dispatch_uid="inbox-message-received")
@@ -35,3 +38,18 @@ def apply_statuses(sender, *, number, statuses, **kwargs):
 
 
 from inbox import outgoing_events  # noqa: F401,E402
+
+
+@receiver(inbox_signals.chat_changed, dispatch_uid="inbox-chat-auto-assign")
+def auto_assign_new_chat(sender, *, chat, change, **kwargs):
+    """A new chat goes to a team's round robin (``inbox.teamwork.chat_auto_assign``)."""
+    if change == "created" and chat.assignee_id is None:
+        tasks.enqueue("inbox.tasks.chat_auto_assign", chat.pk)
+
+
+@receiver(inbox_signals.message_received, dispatch_uid="inbox-snooze-ends-on-reply")
+def end_snooze_on_customer_message(sender, *, message, **kwargs):
+    """A customer writing ends the chat's snooze: it is back in the open list."""
+    Chat.objects.filter(pk=message.chat_id, snoozed_until__isnull=False).update(
+        snoozed_until=None, status=Chat.Status.OPEN
+    )

@@ -119,6 +119,15 @@ def _search(q: str, organization) -> Q:
     return match | Q(pk__in=hits.order_by().values("chat_id")[:SEARCH_MESSAGE_HITS])
 
 
+def chat_matches(membership: Membership, filters: ChatFilters, chat: Chat) -> bool:
+    """Whether ``chat`` belongs in the list the member is looking at (after a live change)."""
+    return (
+        _apply_filters(chats_visible_to(membership), filters, membership)
+        .filter(pk=chat.pk)
+        .exists()
+    )
+
+
 def chat_page(
     membership: Membership, filters: ChatFilters, *, before: Chat | None = None
 ) -> list[Chat]:

@@ -866,14 +866,27 @@ def _message_store_outbound(
         author_user=author_user,
         author_ref=author_ref,
     )
-    changes = {"last_message_at": message.timestamp, "last_message_preview": _preview(message)}
+    # A reaction shows on the message it reacts to: the chat's preview and order stay.
+    reaction = message_type == Message.Type.REACTION
+    changes = (
+        {}
+        if reaction
+        else {
+            "last_message_at": message.timestamp,
+            "last_message_preview": _preview(message),
+        }
+    )
     if author_type == Message.Author.USER:
         changes["waiting_since"] = None  # a person answered: nobody is waiting any more
         chat.waiting_since = None
-    Chat.objects.filter(pk=chat.pk).update(**changes)
+    if changes:
+        Chat.objects.filter(pk=chat.pk).update(**changes)
     if author_type == Message.Author.USER:
         router.person_answered(chat=chat, since=message.timestamp - PERSON_REPLY_LOOKBACK)
-    publish_chat_event(chat, "message.new", message=str(message.code))
+    if reaction:  # the reacted message's own "message.changed" follows (message_react)
+        publish_chat_event(chat, "message.changed")
+    else:
+        publish_chat_event(chat, "message.new", message=str(message.code))
     signals.send_on_commit(signals.message_created, message=message)
     tasks.enqueue("inbox.tasks.deliver_message", message.pk)
     return message
@@ -1366,7 +1379,7 @@ def chat_set_tags(*, chat: Chat, tags: list[str], actor=None) -> Chat:
 @transaction.atomic
 def note_add(*, chat: Chat, author, body: str) -> Message:
     """A private note, visible only to the team; ``@name`` mentions notify those members."""
-    from accounts.models import Membership
+    from inbox import teamwork
 
     body = body.strip()
     if not body:
@@ -1383,35 +1396,8 @@ def note_add(*, chat: Chat, author, body: str) -> Message:
         author_type=Message.Author.USER,
         author_user=author,
     )
-    lowered = body.lower()
-    members = Membership.objects.select_related("user").filter(organization_id=chat.organization_id)
-    mentioned = [
-        m.user
-        for m in members
-        if m.user != author
-        and any(
-            f"@{handle}" in lowered
-            for handle in {
-                m.user.email.split("@")[0].lower(),
-                m.user.display_name.split()[0].lower(),
-            }
-        )
-    ]
-    note.mentions.set(mentioned)
     publish_chat_event(chat, "message.new", message=str(note.code))
-    for user in mentioned:
-        realtime.publish_on_commit(
-            user_group(user),
-            {
-                "type": "live.event",
-                "data": {
-                    "type": "notification",
-                    "chat": str(chat.code),
-                    "text": _("%(author)s mentioned you: %(body)s")
-                    % {"author": author.display_name, "body": body[:120]},
-                },
-            },
-        )
+    teamwork.mentions_notify(note=note, chat=chat, author=author, body=body)
     return note
 
 
@@ -1529,11 +1515,11 @@ def message_react(*, chat: Chat, target: Message, emoji: str, author_user) -> Me
     return reaction
 
 
-def quick_reply_save(*, organization, author, shortcut: str, text: str):
+def quick_reply_save(*, organization, author, shortcut: str, text: str, owner=None):
     from inbox.models import QuickReply
 
     return QuickReply.objects.create(
-        organization=organization, shortcut=shortcut, text=text, created_by=author
+        organization=organization, shortcut=shortcut, text=text, created_by=author, owner=owner
     )
 
 

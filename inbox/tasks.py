@@ -21,3 +21,23 @@ def sweep_interrupted_sends() -> int:
 
 
 register_periodic("inbox.tasks.sweep_interrupted_sends", 300)
+
+
+def teamwork_tick() -> None:
+    """Messages sent later and snoozes that end: both stored in the database, so a restarted
+    worker picks them up on its first tick."""
+    from inbox import teamwork
+
+    teamwork.tick()
+
+
+def chat_auto_assign(chat_id: int) -> None:
+    from inbox import teamwork
+    from inbox.models import Chat
+
+    chat = Chat.objects.select_related("contact").filter(pk=chat_id).first()
+    if chat is not None:
+        teamwork.chat_auto_assign(chat=chat)
+
+
+register_periodic("inbox.tasks.teamwork_tick", 5)

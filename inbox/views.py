@@ -4,26 +4,32 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
 from accounts import access
 from accounts import selectors as account_selectors
-from inbox import contacts, selectors, services
+from inbox import contacts, selectors, services, teamwork
 from inbox.access import get_chat_for_member, get_media_for_member, get_message_in_chat
 from inbox.forms import (
     AssignForm,
     ComposerForm,
     ContactForm,
     NoteForm,
+    PriorityForm,
     QuickReplyForm,
     ReactionForm,
+    RichMessageForm,
+    SavedViewForm,
+    SendLaterForm,
+    SnoozeForm,
     StatusForm,
     TagsForm,
     TemplateSendForm,
 )
 from inbox.media import media_response
-from inbox.models import Chat, Message, QuickReply
+from inbox.models import Chat, Message, SavedView, ScheduledMessage
 
 
 @require_GET
@@ -46,6 +52,9 @@ def _list_context(request, filters):
         "counts": selectors.chat_counts(request.membership, filters),
         "numbers": request.organization and _numbers(request),
         "all_tags": selectors.organization_tags(request.membership),
+        "saved_views": SavedView.objects.filter(
+            organization=request.organization, user=request.user
+        ),
     }
 
 
@@ -53,6 +62,9 @@ def _numbers(request):
     from integrations.selectors import numbers_of
 
     return numbers_of(request.organization)
+
+
+SNOOZE_PRESETS = [(1, _lazy("In 1 hour")), (4, _lazy("In 4 hours")), (24, _lazy("In 24 hours"))]
 
 
 def _chat_context(request, chat):
@@ -64,9 +76,23 @@ def _chat_context(request, chat):
         "composer": ComposerForm(),
         "template_form": TemplateSendForm(chat=chat),
         "note_form": NoteForm(),
+        "rich_form": RichMessageForm(),
         "teammates": selectors.teammates(request.membership),
         "can_assign_others": access.level_for(request.membership, "chats") == access.Level.FULL,
-        "quick_replies": QuickReply.objects.filter(organization=request.organization),
+        "quick_replies": [
+            {
+                "shortcut": reply.shortcut,
+                "text": teamwork.quick_reply_fill(reply.text, chat=chat, user=request.user),
+                "owner_id": reply.owner_id,
+            }
+            for reply in teamwork.quick_replies_for(
+                organization=request.organization, user=request.user
+            )
+        ],
+        "snooze_presets": SNOOZE_PRESETS,
+        "mention_people": teamwork.mention_candidates(request.organization),
+        "scheduled": _scheduled(chat),
+        "priorities": Chat.Priority.choices,
         "past_chats": selectors.past_chats(chat),
         "contact_form": ContactForm(instance=chat.contact),
         "templates_by_name": TemplateSendForm.templates_by_name(chat),
@@ -92,6 +118,7 @@ def chat_list(request):
 def chat_detail(request, code):
     chat = get_chat_for_member(request.membership, code)
     services.chat_mark_read(chat=chat, user=request.user)
+    teamwork.notifications_read(user=request.user, organization=request.organization, chat=chat)
     context = _chat_context(request, chat)
     if request.htmx and request.htmx.target == "chat-pane":
         return render(request, "inbox/inbox.html#chat-pane", context)
@@ -117,9 +144,25 @@ def chat_items(request):
 @require_GET
 @access.section_required("chats")
 def chat_item(request, code):
-    """One chat's row in the list, re-rendered when a live event says it changed."""
+    """One chat's row in the list, re-rendered when a live event says it changed; empty (204)
+    when, with the list's filters (sent along), the chat no longer belongs there — a chat
+    resolved while the "open" list is on screen leaves it."""
     chat = get_chat_for_member(request.membership, code)
+    if request.GET.get("status"):
+        filters = selectors.ChatFilters.from_query(request.GET, request.membership)
+        if not selectors.chat_matches(request.membership, filters, chat):
+            return HttpResponse(status=204)
     return render(request, "inbox/inbox.html#chat-item", {"item": chat})
+
+
+@require_POST
+@access.section_required("chats")
+def chat_read(request, code):
+    """The open chat's new messages are on screen: its unread count stays at zero."""
+    chat = get_chat_for_member(request.membership, code)
+    services.chat_mark_read(chat=chat, user=request.user)
+    teamwork.notifications_read(user=request.user, organization=request.organization, chat=chat)
+    return HttpResponse(status=204)
 
 
 @require_GET
@@ -228,6 +271,26 @@ def send_message(request, code):
                 author_user=request.user,
                 reply_to=reply_to,
             )
+    except ValidationError as error:
+        return _error(request, " ".join(error.messages))
+    if not request.htmx:
+        return redirect("chat_detail", chat.code)
+    return _entry_response(request, chat, message, status=201)
+
+
+@require_POST
+@access.section_required("chats", edit=True)
+def send_rich(request, code):
+    """A location, a contact card, reply buttons or a list from the composer."""
+    chat = get_chat_for_member(request.membership, code)
+    form = RichMessageForm(request.POST)
+    if not form.is_valid():
+        return _error(request, " ".join(e for errors in form.errors.values() for e in errors))
+    message_type, content = form.message()
+    try:
+        message = services.message_send(
+            chat=chat, message_type=message_type, content=content, author_user=request.user
+        )
     except ValidationError as error:
         return _error(request, " ".join(error.messages))
     if not request.htmx:
@@ -360,32 +423,155 @@ def contact_update(request, code):
 @require_http_methods(["GET", "POST"])
 @access.section_required("chats")
 def quick_replies(request):
-    can_edit = access.level_for(request.membership, "chats") == access.Level.FULL
-    form = QuickReplyForm(request.POST or None, organization=request.organization)
+    """Shared replies (managed with full inbox access) and each member's personal ones."""
+    can_share = access.level_for(request.membership, "chats") == access.Level.FULL
+    can_edit = access.can_edit(request.membership, "chats")
+    form = QuickReplyForm(
+        request.POST or None, organization=request.organization, can_share=can_share
+    )
     if request.method == "POST":
         if not can_edit:
-            return HttpResponse(
-                _("Only team members with full inbox access manage quick replies."), status=403
-            )
+            return HttpResponse(_("You cannot write quick replies."), status=403)
         if form.is_valid():
+            personal = form.cleaned_data["personal"] or not can_share
             services.quick_reply_save(
-                organization=request.organization, author=request.user, **form.cleaned_data
+                organization=request.organization,
+                author=request.user,
+                shortcut=form.cleaned_data["shortcut"],
+                text=form.cleaned_data["text"],
+                owner=request.user if personal else None,
             )
             flash.success(request, _("Quick reply saved."))
             return redirect("quick_replies")
-    replies = QuickReply.objects.filter(organization=request.organization)
+    replies = teamwork.quick_replies_for(organization=request.organization, user=request.user)
     return render(
         request,
         "inbox/quick_replies.html",
-        {"form": form, "replies": replies, "can_edit": can_edit},
+        {"form": form, "replies": replies, "can_edit": can_edit, "can_share": can_share},
     )
 
 
 @require_POST
 @access.section_required("chats", edit=True)
 def quick_reply_delete(request, reply_code):
-    if access.level_for(request.membership, "chats") != access.Level.FULL:
+    reply = get_object_or_404(
+        teamwork.quick_replies_for(organization=request.organization, user=request.user),
+        code=reply_code,
+    )
+    if reply.owner_id is None and access.level_for(request.membership, "chats") != (
+        access.Level.FULL
+    ):
         return HttpResponse(status=403)
-    reply = get_object_or_404(QuickReply, organization=request.organization, code=reply_code)
     reply.delete()
     return redirect("quick_replies")
+
+
+# --- Team inbox: snooze, priority, send later, saved views, notifications -----------------------
+
+
+def _scheduled(chat):
+    return list(
+        ScheduledMessage.objects.filter(
+            chat=chat,
+            status__in=(ScheduledMessage.Status.PENDING, ScheduledMessage.Status.FAILED),
+        ).order_by("send_at")[:20]
+    )
+
+
+def _scheduled_response(request, chat, error: str = ""):
+    if not request.htmx:
+        if error:
+            flash.error(request, error)
+        return redirect("chat_detail", chat.code)
+    context = {"chat": chat, "scheduled": _scheduled(chat), "scheduled_error": error}
+    return render(request, "inbox/inbox.html#scheduled-list", context, status=400 if error else 200)
+
+
+@require_POST
+@access.section_required("chats", edit=True)
+def send_later(request, code):
+    chat = get_chat_for_member(request.membership, code)
+    form = SendLaterForm(request.POST)
+    if not form.is_valid():
+        return _scheduled_response(request, chat, _("Write the message and choose when."))
+    try:
+        teamwork.scheduled_create(
+            chat=chat,
+            author=request.user,
+            text=form.cleaned_data["text"],
+            send_at=form.cleaned_data["send_at"],
+        )
+    except ValidationError as error:
+        return _scheduled_response(request, chat, " ".join(error.messages))
+    return _scheduled_response(request, chat)
+
+
+@require_POST
+@access.section_required("chats", edit=True)
+def scheduled_cancel(request, code, item_code):
+    chat = get_chat_for_member(request.membership, code)
+    item = get_object_or_404(ScheduledMessage, chat=chat, code=item_code)
+    teamwork.scheduled_cancel(item=item)
+    return _scheduled_response(request, chat)
+
+
+@require_POST
+@access.section_required("chats", edit=True)
+def snooze(request, code):
+    chat = get_chat_for_member(request.membership, code)
+    form = SnoozeForm(request.POST)
+    if not form.is_valid():
+        return _error(request, _("Choose until when."))
+    try:
+        teamwork.chat_snooze(chat=chat, until=form.cleaned_data["until"], actor=request.user)
+    except ValidationError as error:
+        return _error(request, " ".join(error.messages))
+    return _header_response(request, chat)
+
+
+@require_POST
+@access.section_required("chats", edit=True)
+def set_priority(request, code):
+    chat = get_chat_for_member(request.membership, code)
+    form = PriorityForm(request.POST)
+    if not form.is_valid():
+        return _error(request, _("Unknown priority."))
+    teamwork.chat_set_priority(
+        chat=chat, priority=form.cleaned_data["priority"], actor=request.user
+    )
+    return _header_response(request, chat)
+
+
+@require_POST
+@access.section_required("chats")
+def saved_view_save(request):
+    form = SavedViewForm(request.POST)
+    if form.is_valid():
+        view = teamwork.saved_view_save(
+            user=request.user,
+            organization=request.organization,
+            name=form.cleaned_data["name"],
+            query=form.cleaned_data["query"],
+        )
+        return redirect(f"/inbox/?{view.query}")
+    flash.error(request, _("Name the view."))
+    return redirect("chat_list")
+
+
+@require_POST
+@access.section_required("chats")
+def saved_view_delete(request, view_code):
+    get_object_or_404(
+        SavedView, organization=request.organization, user=request.user, code=view_code
+    ).delete()
+    return redirect("chat_list")
+
+
+@require_POST
+@access.section_required("chats")
+def notifications_read(request):
+    teamwork.notifications_read(user=request.user, organization=request.organization)
+    if request.htmx:
+        return HttpResponse(status=204)
+    target = request.POST.get("next") or ""
+    return redirect(target if target.startswith("/") and not target.startswith("//") else "home")

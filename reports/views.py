@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import can_edit, section_required
 from accounts.models import User
+from accounts.money import money
 from reports import charts, csat, exports, privacy, selectors, services, stats, weekly
 from reports.access import get_contact_for_admin
 from reports.forms import (
@@ -72,7 +73,7 @@ def dashboard(request):
                 "handoffs": f.handoffs,
                 "frt_median": charts.duration(f.frt_median),
                 "csat": charts.csat_cell(f),
-                "cost": f"$ {charts.number(f.ai_cost, 2)}",
+                "cost": money(f.ai_cost, request.organization),
             }
             for name, f in data["assistants"]
         ],

@@ -492,3 +492,14 @@ def template_preview(message, templates_by_name=None) -> dict:
                     )
                 result["buttons"].append({"text": str(button.get("text") or ""), "url": url})
     return result
+
+
+@register.simple_tag(takes_context=True)
+def inbox_notifications(context) -> list:
+    """The signed-in member's unread notifications, for the bell menu on every page."""
+    from inbox.teamwork import notifications_for
+
+    request = context.get("request")
+    if request is None:
+        return []
+    return notifications_for(request.user, getattr(request, "organization", None))

@@ -13,6 +13,8 @@
   ];
 
   const $ = (selector, root = document) => root.querySelector(selector);
+  // Words this script shows come translated from the page (data-t-* on #inbox).
+  const t = (key, fallback) => document.getElementById("inbox")?.dataset["t" + key[0].toUpperCase() + key.slice(1)] || fallback;
   const pane = () => $("#chat-pane[data-chat]");
   const currentChat = () => pane()?.dataset.chat || null;
   let lastSeq = null;
@@ -58,10 +60,12 @@
       if (!list) return;
       const existing = document.getElementById("chat-" + chat);
       if (!existing && !moveToTop) return;
-      const result = await fetchHtml(`/inbox/${chat}/item/`);
-      if (!result) { existing?.remove(); return; }
-      const node = fragment(result.html).firstElementChild;
-      if (!node) return;
+      if (chat === currentChat() && !document.hidden) await markRead(chat);
+      const filters = $(".chat-filters");
+      const query = filters ? new URLSearchParams(new FormData(filters)).toString() : ($("#inbox")?.dataset.query || "");
+      const result = await fetchHtml(`/inbox/${chat}/item/?${query}`);
+      const node = result && fragment(result.html).firstElementChild;
+      if (!node) { existing?.remove(); scheduleCounts(); return; } // no longer in this list
       if (pane()?.dataset.chat === chat) node.querySelector(".chat-item")?.setAttribute("aria-current", "page");
       if (moveToTop) {
         existing?.remove();
@@ -73,6 +77,17 @@
       htmx.process(node);
     }, 150);
   }
+
+  function csrfToken() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["x-csrftoken"] || ""; } catch (error) { return ""; }
+  }
+  async function markRead(chat) {
+    await fetch(`/inbox/${chat}/read/`, { method: "POST", headers: { "X-CSRFToken": csrfToken() }, credentials: "same-origin" });
+  }
+  document.addEventListener("visibilitychange", () => {
+    const chat = currentChat();
+    if (!document.hidden && chat && document.querySelector(`#chat-${chat} .badge.count`)) refreshListItem(chat, false);
+  });
 
   // --- Open chat ------------------------------------------------------------------------------
   async function upsertEntry(chat, message) {
@@ -114,7 +129,10 @@
       return;
     }
     if (lastSeq === null || data.seq > lastSeq) lastSeq = data.seq;
-    if (data.message) upsertEntry(data.chat, data.message);
+    // A status only matters for an entry on screen (a reaction's own statuses never are).
+    if (data.message && (data.type !== "message.status" || document.getElementById("msg-" + data.message))) {
+      upsertEntry(data.chat, data.message);
+    }
     if (data.type === "chat.changed" && data.change !== "read") {
       htmx.ajax("GET", `/inbox/${data.chat}/`, { target: "#chat-header", select: "#chat-header", swap: "outerHTML" });
     }
@@ -163,7 +181,7 @@
     const parts = [];
     for (const [name, info] of presence) {
       if (info.state === "left" || now - info.at > 15000) { presence.delete(name); continue; }
-      parts.push(info.state === "typing" ? `${name} ✎` : `${name} 👁`);
+      parts.push(`${name} ${info.state === "typing" ? el.dataset.typing || "✎" : el.dataset.viewing || "👁"}`);
     }
     el.textContent = parts.join(" · ");
   }
@@ -177,25 +195,13 @@
     if (!document.hidden && data.chat === currentChat()) return;
     if (localStorage.getItem("porfin-notify") !== "on") return;
     if ("Notification" in window && Notification.permission === "granted") {
-      new Notification("Porfin", { body: document.documentElement.lang.startsWith("pt") ? "Nova mensagem" : "New message", tag: data.chat });
+      new Notification("Porfin", { body: t("newMessage", "New message"), tag: data.chat });
     }
     if (localStorage.getItem("porfin-sound") === "on") beep();
   });
+  // Notifications (mentions, handoffs) are shown by app.js on every page; here only the sound.
   document.addEventListener("live:notification", (event) => {
-    const panel = $("#notifications-panel");
-    if (!panel) return;
-    const item = document.createElement("a");
-    item.className = "menu-item";
-    item.href = event.detail.url || `/inbox/${event.detail.chat}/`;
-    item.textContent = event.detail.text;
-    panel.prepend(item);
-    document.querySelector(".notifications-button")?.classList.add("has-new");
-    // A chat handed over by the assistant needs someone now: tell the browser too.
-    if (event.detail.handoff && localStorage.getItem("porfin-notify") === "on"
-        && "Notification" in window && Notification.permission === "granted") {
-      new Notification("Porfin", { body: event.detail.text, tag: `handoff-${event.detail.chat}` });
-      if (localStorage.getItem("porfin-sound") === "on") beep();
-    }
+    if (event.detail.handoff && localStorage.getItem("porfin-sound") === "on") beep();
   });
   function beep() {
     try {
@@ -209,23 +215,95 @@
   }
 
   // --- Composer -------------------------------------------------------------------------------
+  // Suggestion lists under a textarea: "/" lists quick replies in the composer, "@" lists
+  // teammates in a private note. Arrow keys move, Enter or Tab picks, Escape closes.
+  const suggest = {
+    list: null, field: null, start: 0, items: [], index: 0,
+    open(list, field, start, items) {
+      this.list = list; this.field = field; this.start = start; this.items = items; this.index = 0;
+      list.innerHTML = "";
+      items.forEach((item, i) => {
+        const li = document.createElement("li");
+        li.setAttribute("role", "option");
+        li.dataset.index = String(i);
+        const strong = document.createElement("strong");
+        strong.textContent = item.label;
+        li.append(strong);
+        if (item.hint) { const hint = document.createElement("span"); hint.className = "muted"; hint.textContent = item.hint; li.append(" ", hint); }
+        list.append(li);
+      });
+      list.hidden = items.length === 0;
+      this.mark();
+    },
+    mark() { this.list?.querySelectorAll("li").forEach((li, i) => li.setAttribute("aria-selected", String(i === this.index))); },
+    close() { if (this.list) this.list.hidden = true; this.list = null; },
+    isOpen() { return this.list && !this.list.hidden; },
+    pick(i) {
+      const item = this.items[i ?? this.index];
+      if (!item || !this.field) return;
+      const field = this.field;
+      const caret = field.selectionStart;
+      field.value = field.value.slice(0, this.start) + item.insert + field.value.slice(caret);
+      const at = this.start + item.insert.length;
+      field.setSelectionRange(at, at);
+      field.focus();
+      this.close();
+    },
+  };
+  function quickReplyItems(prefix) {
+    return [...document.querySelectorAll("template[data-quick-reply]")]
+      .filter((t) => t.dataset.quickReply.startsWith(prefix.toLowerCase()))
+      .slice(0, 8)
+      .map((t) => ({ label: "/" + t.dataset.quickReply, hint: t.content.textContent.slice(0, 60), insert: t.content.textContent }));
+  }
+  function mentionItems(prefix) {
+    const people = JSON.parse($("#mention-people")?.textContent || "[]");
+    const me = document.body.dataset.user;
+    const word = prefix.toLowerCase();
+    return people
+      .filter((p) => String(p.id) !== me && (p.handle.toLowerCase().startsWith(word) || p.name.toLowerCase().split(/\s+/).some((part) => part.startsWith(word))))
+      .slice(0, 8)
+      .map((p) => ({ label: p.name, hint: "@" + p.handle, insert: "@" + p.handle + " " }));
+  }
   document.addEventListener("keydown", (event) => {
-    const text = event.target.closest("#composer-text");
-    if (!text) return;
+    const field = event.target.closest("#composer-text, #note-text");
+    if (!field) return;
+    if (suggest.isOpen() && suggest.field === field) {
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        event.preventDefault();
+        suggest.index = (suggest.index + (event.key === "ArrowDown" ? 1 : suggest.items.length - 1)) % suggest.items.length;
+        suggest.mark();
+        return;
+      }
+      if ((event.key === "Enter" || event.key === "Tab") && !event.shiftKey) { event.preventDefault(); suggest.pick(); return; }
+      if (event.key === "Escape") { event.preventDefault(); suggest.close(); return; }
+    }
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
-      if (text.value.trim() || text.form.querySelector("input[type=file]").files.length) htmx.trigger(text.form, "submit");
+      const file = field.form.querySelector("input[type=file]");
+      if (field.value.trim() || (file && file.files.length)) htmx.trigger(field.form, "submit");
     }
   });
   document.addEventListener("input", (event) => {
-    const text = event.target.closest("#composer-text");
-    if (!text) return;
-    const match = text.value.match(/(^|\s)\/([\w-]+)$/);
-    if (match) {
-      const reply = document.querySelector(`template[data-quick-reply="${CSS.escape(match[2])}"]`);
-      if (reply) text.value = text.value.slice(0, text.value.length - match[2].length - 1) + reply.innerHTML.replace(/&amp;/g, "&").replace(/&lt;/g, "<").replace(/&gt;/g, ">");
+    const field = event.target.closest("#composer-text, #note-text");
+    if (!field) return;
+    const before = field.value.slice(0, field.selectionStart);
+    if (field.id === "composer-text") {
+      const match = before.match(/(^|\s)\/([\w-]*)$/);
+      if (match) suggest.open($("#quick-reply-suggestions"), field, before.length - match[2].length - 1, quickReplyItems(match[2]));
+      else suggest.close();
+    } else {
+      const match = before.match(/(^|\s)@([\w.\-]*)$/u);
+      if (match) suggest.open($("#mention-suggestions"), field, before.length - match[2].length - 1, mentionItems(match[2]));
+      else suggest.close();
     }
     if (Date.now() - typingSent > 3000) { typingSent = Date.now(); announce("typing"); }
+  });
+  document.addEventListener("mousedown", (event) => {
+    const option = event.target.closest(".suggestions li");
+    if (!option) return;
+    event.preventDefault();
+    suggest.pick(Number(option.dataset.index));
   });
   document.addEventListener("change", (event) => {
     if (event.target.matches("#composer input[type=file]")) {
@@ -235,6 +313,13 @@
     if (event.target.matches("#template-select")) renderTemplateFields();
   });
   document.addEventListener("htmx:afterRequest", (event) => {
+    if (event.detail.elt.matches?.("[data-send-later]") && event.detail.successful) {
+      const reply = event.detail.elt.closest("form");
+      reply.querySelector("#composer-text").value = "";
+      reply.querySelector("input[name=send_at]").value = "";
+      event.detail.elt.closest("details")?.removeAttribute("open");
+      return;
+    }
     const form = event.detail.elt.closest?.(".composer-form");
     if (form && event.detail.successful && event.detail.xhr.status < 300) {
       form.reset();
@@ -253,6 +338,18 @@
       document.querySelectorAll("[data-composer-panel]").forEach((panel) => {
         panel.hidden = !(panel.dataset.composerPanel === name || (name === "reply" && panel.dataset.composerPanel === "reply-closed"));
       });
+      suggest.close();
+      // The chosen box gets the keyboard, so typing right after the click is never lost.
+      $(`[data-composer-panel="${name}"] textarea, [data-composer-panel="${name}"] select`)?.focus();
+      return;
+    }
+    const preset = event.target.closest("[data-snooze-hours]");
+    if (preset) {
+      const when = new Date(Date.now() + Number(preset.dataset.snoozeHours) * 3600000);
+      when.setMinutes(when.getMinutes() - when.getTimezoneOffset());
+      const input = preset.form.querySelector("input[name=until]");
+      input.value = when.toISOString().slice(0, 16);
+      preset.form.requestSubmit();
       return;
     }
     const action = event.target.closest("[data-msg-action]");
@@ -301,7 +398,7 @@
       reply.type = "button";
       reply.dataset.msgAction = "reply";
       reply.textContent = "↩";
-      reply.setAttribute("aria-label", document.documentElement.lang.startsWith("pt") ? "Responder" : "Reply");
+      reply.setAttribute("aria-label", t("reply", "Reply"));
       bar.append(reply);
       if (inbound) {
         EMOJI.forEach((emoji) => {
@@ -348,9 +445,48 @@
     update();
   }
 
+  // --- Contact drawer (narrow screens) and the live 24 h window ---------------------------------
+  function setDrawer(open) {
+    const inbox = $("#inbox");
+    if (!inbox) return;
+    inbox.classList.toggle("drawer-open", open);
+    document.querySelectorAll("[data-drawer-toggle]").forEach((b) => b.setAttribute("aria-expanded", String(open)));
+    if (open) $("#contact-panel summary, #contact-panel input")?.focus({ preventScroll: true });
+  }
+  document.addEventListener("click", (event) => {
+    if (event.target.closest("[data-drawer-toggle]")) setDrawer(!$("#inbox")?.classList.contains("drawer-open"));
+    else if (event.target.closest("[data-drawer-close]")) setDrawer(false);
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && $("#inbox.drawer-open")) setDrawer(false);
+  });
+  function countdown(ms) {
+    const minutes = Math.max(0, Math.floor(ms / 60000));
+    const h = Math.floor(minutes / 60);
+    return h ? `${h} h ${String(minutes % 60).padStart(2, "0")} min` : `${minutes} min`;
+  }
+  function tickWindows() {
+    document.querySelectorAll("[data-window-expires]").forEach((chip) => {
+      const expires = Date.parse(chip.dataset.windowExpires || "");
+      if (!expires) return;
+      const left = expires - Date.now();
+      if (left <= 0 && chip.classList.contains("is-open")) {
+        chip.classList.replace("is-open", "is-closed");
+        chip.textContent = chip.dataset.closedLabel;
+        if (chip.closest("#chat-header")) catchUp(); // the composer switches to templates
+        return;
+      }
+      const slot = chip.querySelector("[data-countdown]");
+      if (slot) slot.textContent = countdown(left);
+    });
+  }
+  setInterval(tickWindows, 30000);
+
   // --- Page lifecycle -------------------------------------------------------------------------
   function onPaneLoaded() {
     resetSeq();
+    tickWindows();
+    setDrawer(false);
     decorate(document);
     const thread = $("#thread");
     if (thread) thread.scrollTop = thread.scrollHeight;

@@ -99,6 +99,23 @@ class TenantSweepFixtures(BaseTestCase):
         cls.foreign_quick_reply = QuickReply.objects.create(
             organization=cls.other_org, shortcut="segredo", text="segredo-do-bob"
         )
+        from django.utils import timezone
+
+        from inbox.models import SavedView, ScheduledMessage
+
+        cls.foreign_scheduled = ScheduledMessage.objects.create(
+            organization=cls.other_org,
+            chat=cls.secret_chat,
+            author=cls.outsider,
+            text="segredo-do-bob",
+            send_at=timezone.now() + timezone.timedelta(days=1),
+        )
+        from accounts.models import Team
+
+        cls.foreign_team = Team.objects.create(organization=cls.other_org, name="segredo")
+        cls.foreign_saved_view = SavedView.objects.create(
+            organization=cls.other_org, user=cls.outsider, name="segredo", query="status=any"
+        )
         from assistants.models import Assistant, KnowledgeSource
 
         cls.foreign_assistant = Assistant.objects.create(organization=cls.other_org, name="Bob")
@@ -150,6 +167,19 @@ class TenantSweepFixtures(BaseTestCase):
             "set_tags": {"code": self.secret_chat.code},
             "contact_update": {"code": self.secret_chat.code},
             "quick_reply_delete": {"reply_code": self.foreign_quick_reply.code},
+            "chat_snooze": {"code": self.secret_chat.code},
+            "chat_read": {"code": self.secret_chat.code},
+            "send_rich": {"code": self.secret_chat.code},
+            "chat_priority": {"code": self.secret_chat.code},
+            "send_later": {"code": self.secret_chat.code},
+            "scheduled_cancel": {
+                "code": self.secret_chat.code,
+                "item_code": self.foreign_scheduled.code,
+            },
+            "saved_view_delete": {"view_code": self.foreign_saved_view.code},
+            "team_update": {"code": self.foreign_team.code},
+            "team_delete": {"code": self.foreign_team.code},
+            "member_capacity": {"membership_id": self.foreign_membership.pk},
             "media_file": {"code": self.foreign_media.code},
             "organization_switch": {"code": self.other_org.code},
             "member_role": {"membership_id": self.foreign_membership.pk},

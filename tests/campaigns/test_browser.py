@@ -79,3 +79,85 @@ def test_a_contact_import_shows_its_progress_live_until_it_finishes(live_asgi_se
         page.click("text=Download them with the reason")
     assert "Sem telefone" in Path(download.value.path()).read_text()
     page.close()
+
+
+def _sign_in(browser, base, email, viewport=None):
+    page = browser.new_page(viewport=viewport or {"width": 1440, "height": 900})
+    page.goto(base + "/accounts/login/")
+    page.fill("input[name=login]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form button[type=submit]")
+    page.wait_for_url(base + "/")
+    return page
+
+
+def test_defaults_never_repeat_the_name_and_launch_asks_for_confirmation(live_asgi_server, browser):
+    """A template synced from Meta carries sample values: a new campaign starts from the first
+    name for {{1}} and the samples for the rest, the preview shows each recipient's own text,
+    and "Launch" shows the counts before anything is sent."""
+    from campaigns.models import Campaign
+    from inbox.models import Contact
+
+    organization, number = make_org("Clínica Preview", "clinica-preview", "667")
+    user = make_user("lia@preview.test", "Lia")
+    Membership.objects.create(user=user, organization=organization, role=Role.MANAGER)
+    template = make_template(number, "appointment_reminder")
+    template.components[1]["example"] = {"body_text": [["Juliana", "Dra. Ana", "12/05", "14:30"]]}
+    template.save()
+    for index, name in enumerate(["Juliana Martins", "Pedro Alves"]):
+        Contact.objects.create(
+            organization=organization,
+            wa_id=f"55219870000{index}",
+            phone=f"+55219870000{index}",
+            name=name,
+            opt_in=Contact.OptIn.OPTED_IN,
+        )
+    Contact.objects.create(
+        organization=organization,
+        wa_id="552198700009",
+        phone="+552198700009",
+        name="Otto Saiu",
+        opt_in=Contact.OptIn.OPTED_OUT,
+    )
+
+    base = live_asgi_server.url
+    page = _sign_in(browser, base, "lia@preview.test")
+    page.goto(base + "/campaigns/new/")
+    page.fill("input[name=name]", "Lembretes")
+    page.select_option("select[name=number]", str(number.pk))
+    page.select_option("select[name=template]", label="appointment_reminder (pt_BR)")
+    page.wait_for_selector("select[name=var_body_3_source]")
+    assert page.input_value("select[name=var_body_0_source]") == "first_name"
+    assert page.input_value("select[name=var_body_1_source]") == "fixed"
+    assert page.input_value("input[name=var_body_1_value]") == "Dra. Ana"
+    # Only the fields that matter for the chosen source are shown.
+    assert not page.is_visible("input[name=var_body_0_value]")
+    assert page.is_visible("input[name=var_body_1_value]")
+    assert not page.is_visible("select[name=var_body_1_assistant]")
+    page.click("form.card button[type=submit]")
+    page.wait_for_selector("#campaign-stats")
+
+    previews = page.locator("#campaign-previews .preview-bubble").all_inner_texts()
+    assert previews == [
+        "Olá Juliana, lembramos da sua consulta com Dra. Ana em 12/05 às 14:30. "
+        "Podemos confirmar sua presença?",
+        "Olá Pedro, lembramos da sua consulta com Dra. Ana em 12/05 às 14:30. "
+        "Podemos confirmar sua presença?",
+    ]
+    # The message card is wide enough to read at 1440 px.
+    card = page.locator("section.card:has(#campaign-previews)").bounding_box()
+    assert card["width"] > 400
+    assert page.locator("input[name=phone]").bounding_box()["width"] > 150
+
+    campaign = Campaign.objects.get(name="Lembretes")
+    page.click("text=Launch")
+    page.wait_for_selector("#launch-confirm")
+    assert page.inner_text("[data-count=audience]") == "2"
+    assert page.inner_text("[data-count=sendable]") == "2"
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DRAFT  # nothing went out yet
+    page.click("#launch-confirm button[type=submit]")
+    page.wait_for_selector("#campaign-stats")
+    campaign.refresh_from_db()
+    assert campaign.status != Campaign.Status.DRAFT
+    page.close()

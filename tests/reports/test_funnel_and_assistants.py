@@ -185,7 +185,8 @@ class FunnelAndAssistantsTests(BaseTestCase):
         rows = {row["name"]: row for row in response.context["assistants"]}
         self.assertEqual(rows["Sofia"]["frt_median"], "25 s")
         self.assertEqual(rows["Sofia"]["csat"], "3.00 / 3 (1)")
-        self.assertEqual(rows["Leo"]["cost"], "$ 0.25")
+        # US$ 0.25 of AI, shown in the organization's currency (BRL at the default 5.50).
+        self.assertEqual(rows["Leo"]["cost"], "R$ 1.38")
         bars = response.context["funnel"]["bars"]
         self.assertEqual(
             [(bar["count"], bar["share"]) for bar in bars][1:], [(2, "40.0%"), (1, "20.0%")]

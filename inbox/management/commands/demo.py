@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, Role, User
+from inbox.demo_history import demo_extras
 from inbox.models import Chat, Contact, Message
 from integrations.models import WhatsAppNumber
 
@@ -117,6 +118,7 @@ class Command(BaseCommand):
                     author_type=Message.Author.CUSTOMER,
                     timestamp=when,
                 )
+        demo_extras(organization=organization, number=number, users_by_role=users, agents=agents)
         self.stdout.write(self.style.SUCCESS("Demo organization ready: Clínica Sorriso"))
         self.stdout.write(f"  Sign in at http://127.0.0.1:8000/ as {OWNER_EMAIL} / {DEMO_PASSWORD}")
         self.stdout.write(
