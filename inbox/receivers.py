@@ -5,8 +5,9 @@ from django.dispatch import receiver
 from inbox import services
 from inbox import signals as inbox_signals
 from inbox.models import Chat
+from inbox.tasks import chat_auto_assign
 from integrations import signals
-from kernel import tasks
+from kernel import outbox
 
 
 @receiver(signals.message_received, dispatch_uid="inbox-message-received")
@@ -39,12 +40,16 @@ def apply_statuses(sender, *, number, statuses, **kwargs):
 
 from inbox import outgoing_events  # noqa: F401,E402
 
+AUTO_ASSIGN = "inbox.chat_auto_assign"
+outbox.register(AUTO_ASSIGN, lambda payload: chat_auto_assign(payload["chat"]))
+
 
 @receiver(inbox_signals.chat_changed, dispatch_uid="inbox-chat-auto-assign")
 def auto_assign_new_chat(sender, *, chat, change, **kwargs):
-    """A new chat goes to a team's round robin (``inbox.teamwork.chat_auto_assign``)."""
+    """A new chat goes to a team's round robin (``inbox.teamwork.chat_auto_assign``), through
+    the outbox: a broker outage delays the assignment, never drops it."""
     if change == "created" and chat.assignee_id is None:
-        tasks.enqueue("inbox.tasks.chat_auto_assign", chat.pk)
+        outbox.add(AUTO_ASSIGN, {"chat": chat.pk})
 
 
 @receiver(inbox_signals.message_received, dispatch_uid="inbox-snooze-ends-on-reply")

@@ -55,7 +55,16 @@ def enqueue(func_path: str, *args, queue: str = "default") -> None:
 
     def after_commit():
         with tracing.carrying(carried):
-            dispatch(func_path, *args, queue=queue)
+            if settings.TASK_RUNNER != "django_q":
+                dispatch(func_path, *args, queue=queue)
+                return
+            try:
+                dispatch(func_path, *args, queue=queue)
+            except Exception:  # the broker is down: the change is committed; don't break the
+                # caller or the other after-commit work (durable work goes through the outbox)
+                logger.exception(
+                    "Task %s not queued on %s: the broker is unreachable", func_path, queue
+                )
 
     transaction.on_commit(after_commit)
 
@@ -70,17 +79,34 @@ def dispatch(func_path: str, *args, queue: str = "default") -> None:
     else:  # the request id and organization travel in the package (kernel.tracing)
         from django_q.tasks import async_task
 
+        cluster = cluster_name(queue)
+        if time.monotonic() < _broker_down_until.get(cluster, 0.0):
+            raise BrokerUnavailable(f"the {cluster} broker failed moments ago")
         # Inbound tasks are many and their outcome lives in our own rows (WebhookEvent): not
         # saving their successes spares django-q2's monitor a scan of up to save_limit rows
         # per task (its pruning), which otherwise costs more than the task itself.
-        async_task(
-            func_path,
-            *args,
-            cluster=cluster_name(queue),
-            task_name=func_path,
-            save=queue != "inbound",
-            broker=_broker(cluster_name(queue)),
-        )
+        try:
+            async_task(
+                func_path,
+                *args,
+                cluster=cluster,
+                task_name=func_path,
+                save=queue != "inbound",
+                broker=_broker(cluster),
+            )
+        except Exception:
+            # Don't pay a connection timeout per task while the broker is down: fail fast for
+            # a few seconds (callers' durable work is in the outbox or their own rows).
+            _broker_down_until[cluster] = time.monotonic() + BROKER_RETRY_SECONDS
+            raise
+
+
+class BrokerUnavailable(RuntimeError):
+    """The task broker failed within the last ``BROKER_RETRY_SECONDS``."""
+
+
+BROKER_RETRY_SECONDS = 5.0
+_broker_down_until: dict[str, float] = {}
 
 
 _brokers: dict = {}

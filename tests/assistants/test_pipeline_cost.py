@@ -86,11 +86,17 @@ class PipelineQueryCountTests(AssistantTestCase):
             self.captureOnCommitCallbacks(execute=False) as scheduled,
         ):
             self.receive_stored("E quanto tempo dura?")
+        # Other apps' after-commit work for the inbound message (outbox follow-ups, live events,
+        # signals) is theirs to count: run it first, then measure the queued task alone.
+        tasks = [c for c in scheduled if c.__module__ == "kernel.tasks"]
+        for callback in scheduled:
+            if callback not in tasks:
+                callback()
         with (
             CaptureQueriesContext(connection) as queries,
             self.captureOnCommitCallbacks(execute=False),  # delivery apart
         ):
-            for callback in scheduled:  # the reply task, queued when the message was stored
+            for callback in tasks:  # the reply task, queued when the message was stored
                 callback()
         statements = [
             q["sql"] for q in queries if not re.match(r"(BEGIN|COMMIT|SAVEPOINT|RELEASE)", q["sql"])

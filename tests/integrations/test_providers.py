@@ -137,7 +137,7 @@ class RelayInboxTests(RelayNumberTestCase):
                     "to": self.chat.contact.wa_id,
                     "type": "text",
                     "content": {"body": "Ainda tem horário amanhã?"},
-                    "callback": None,
+                    "callback": f"m:{message.code}",  # inbox sends carry their own marker
                 }
             ],
         )
