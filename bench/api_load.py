@@ -51,10 +51,11 @@ SELECT %(org)s, gen_random_uuid(), (5511900000000 + g)::text, '+' || (5511900000
 FROM generate_series(1, %(chats)s) g;
 
 INSERT INTO inbox_chat (organization_id, code, contact_id, number_id, status, assignee_id, last_message_at,
-    last_message_preview, unread_count, window_expires_at, ai_enabled, tags, seq, created_at, held_by)
+    last_message_preview, unread_count, window_expires_at, ai_enabled, tags, seq, created_at, held_by,
+    priority)
 SELECT %(org)s, gen_random_uuid(), c.id, %(number)s, (ARRAY['open','open','pending','resolved'])[1 + (c.id %% 4)],
     NULL, now() - (c.id || ' minutes')::interval, 'Mensagem ' || c.id, 0, now() + interval '6 hours',
-    false, '[]', 0, now(), ''
+    false, '[]', 0, now(), '', 0
 FROM inbox_contact c WHERE c.organization_id = %(org)s;
 
 INSERT INTO inbox_message (organization_id, code, chat_id, number_id, direction, type, text, content, wamid,
