@@ -8,9 +8,9 @@ from django.db import IntegrityError, transaction
 from inbox.media import clean_filename
 from inbox.models import Chat, Media, Message
 from inbox.services import (
-    _preview,
     chat_for_contact,
     contact_for_inbound,
+    message_preview,
     publish_chat_event,
 )
 from integrations.events import OwnMessage
@@ -71,7 +71,7 @@ def message_echo_record(*, number: WhatsAppNumber, echo: OwnMessage) -> Message 
     except IntegrityError:  # the same wamid stored meanwhile
         return None
     Chat.objects.filter(pk=chat.pk, last_message_at__lte=message.timestamp).update(
-        last_message_at=message.timestamp, last_message_preview=_preview(message)
+        last_message_at=message.timestamp, last_message_preview=message_preview(message)
     )
     if inbound.media_id:
         Media.objects.create(

@@ -11,6 +11,7 @@ from django.utils import timezone
 from inbox import services as inbox_services
 from inbox.models import Message
 from integrations import services
+from integrations.errors import ServerError
 from integrations.models import MessageTemplate
 from integrations.providers import provider_for
 from integrations.whatsapp.sandbox.samples import png
@@ -354,9 +355,7 @@ class AmbiguousSendTests(ChannelTestCase):
         self.forward_statuses(1)
         message.refresh_from_db()
         self.assertEqual(message.status, Message.Status.SENT)
-        inbox_services._send_failed(
-            message, inbox_services.ServerError("late", permanent=False, ambiguous=True)
-        )
+        inbox_services._send_failed(message, ServerError("late", permanent=False, ambiguous=True))
         message.refresh_from_db()
         self.assertEqual((message.status, message.error_title), ("sent", ""))
 

@@ -1,0 +1,62 @@
+"""Live events of chats: small JSON notices published after commit (the browser fetches its fragments)."""
+
+import logging
+from collections import Counter
+
+from django.db import connection
+
+from inbox.consumers import organization_group, user_group
+from inbox.models import Chat, Message
+from kernel import realtime
+
+logger = logging.getLogger(__name__)
+
+
+# --- Live events ------------------------------------------------------------------------------
+
+
+def publish_chat_event(chat: Chat, event_type: str, **data) -> None:
+    """Number the event in the chat's sequence and send it, after commit, to everyone who may
+    see the chat: the organization's group and the assignee (agents see only their own)."""
+    publish_chat_events([(chat, event_type, data)])
+
+
+def publish_chat_events(events: list[tuple[Chat, str, dict]]) -> None:
+    """``publish_chat_event`` for many events (a webhook batch's status changes): one statement
+    numbers them all, each chat's in the order given. Several chats must already be locked in
+    a fixed order (see ``chats_lock_for_batch``)."""
+    if not events:
+        return
+    counts = Counter(chat.pk for chat, _type, _data in events)
+    if max(counts.values()) == 1:
+        increment, params = "1", []
+    else:
+        increment = "CASE id " + "WHEN %s THEN %s " * len(counts) + "END"
+        params = [value for pk, count in counts.items() for value in (pk, count)]
+    placeholders = ", ".join(["%s"] * len(counts))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Chat._meta.db_table} SET seq = seq + {increment} "  # noqa: S608
+            f"WHERE id IN ({placeholders}) RETURNING id, seq",
+            [*params, *counts],
+        )
+        seq = {pk: last - counts[pk] for pk, last in cursor.fetchall()}
+    for chat, event_type, data in events:
+        seq[chat.pk] += 1
+        chat.seq = seq[chat.pk]
+        _chat_event_publish(chat, event_type, data)
+
+
+def _chat_event_publish(chat: Chat, event_type: str, data: dict) -> None:
+    """Send, after commit, a chat's event already numbered ``chat.seq``."""
+    payload = {"type": event_type, "chat": str(chat.code), "seq": chat.seq, **data}
+    event = {"type": "live.event", "data": payload}
+    realtime.publish_on_commit(organization_group(chat.organization), event)
+    if chat.assignee_id:
+        realtime.publish_on_commit(user_group(chat.assignee), event)
+
+
+def message_preview(message: Message) -> str:
+    if message.text:
+        return message.text[:200]
+    return f"[{message.get_type_display()}]"
