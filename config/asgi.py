@@ -89,18 +89,42 @@ class ApiKeyDjangoHandler(ASGIHandler):
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
-        loop = asyncio.get_running_loop()
-        async with admission.admitted(self.turns.semaphore):
-            context = contextvars.copy_context()  # with this request's turn (waiting_outside)
-            response = await loop.run_in_executor(
-                self.executor, context.run, self._respond, scope, body_file
-            )
         try:
-            await self.send_response(response, send)
+            semaphore = self.turns.semaphore
+            if not await self._turn(semaphore, receive):
+                return  # the client left while waiting: its request costs nothing
+            loop = asyncio.get_running_loop()
+            async with admission.admitted(semaphore, acquired=True):
+                context = contextvars.copy_context()  # with this request's turn
+                response = await loop.run_in_executor(
+                    self.executor, context.run, self._respond, scope, body_file
+                )
+            try:
+                await self.send_response(response, send)
+            finally:
+                if response.streaming:
+                    await loop.run_in_executor(self.executor, context.run, response.close)
         finally:
-            if response.streaming:
-                await loop.run_in_executor(self.executor, context.run, response.close)
             body_file.close()
+
+    async def _turn(self, semaphore: asyncio.Semaphore, receive) -> bool:
+        """Wait for a turn; False (and no turn) if the client disconnects first, as Django's
+        own handler drops a request whose client left (under overload, clients that gave up
+        must not keep the queue long)."""
+        if not semaphore.locked():
+            await semaphore.acquire()
+            return True
+        turn = asyncio.ensure_future(semaphore.acquire())
+        left = asyncio.ensure_future(self.listen_for_disconnect(receive))
+        await asyncio.wait((turn, left), return_when=asyncio.FIRST_COMPLETED)
+        if left.done():
+            left.exception()  # RequestAborted: retrieved, not logged as lost
+        else:
+            left.cancel()
+        if turn.done():
+            return True
+        turn.cancel()
+        return False
 
     def _respond(self, scope, body_file):
         """Everything Django does for the request, in this one thread."""

@@ -33,14 +33,19 @@ class Turns:
 
 
 @asynccontextmanager
-async def admitted(semaphore: asyncio.Semaphore):
-    """Hold one of the process's turns for the request running in this context."""
-    async with semaphore:
+async def admitted(semaphore: asyncio.Semaphore, *, acquired: bool = False):
+    """Hold one of the process's turns for the request running in this context (``acquired``:
+    the caller already took it)."""
+    if not acquired:
+        await semaphore.acquire()
+    try:
         token = _admission.set((semaphore, asyncio.get_running_loop()))
         try:
             yield
         finally:
             _admission.reset(token)
+    finally:
+        semaphore.release()
 
 
 @contextmanager
