@@ -677,7 +677,8 @@ def keyset_page(
     request, queryset: QuerySet, field: str, *, descending: bool, is_datetime: bool = True
 ):
     """One page of ``queryset`` ordered by (``field``, id); returns the rows and the URL of
-    the next page (or None). Stable under inserts, unlike offsets."""
+    the next page (or None). Stable under inserts, unlike offsets. ``queryset`` may give
+    model instances or ``values()`` rows (with ``id``)."""
     raw_limit = request.query_params.get("limit", str(PAGE_SIZE_DEFAULT))
     if not re.fullmatch(r"[0-9]{1,6}", raw_limit):
         raise exceptions.ValidationError({"limit": [_("A whole number is required.")]})
@@ -697,8 +698,11 @@ def keyset_page(
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
+        value, pk = (
+            (last[field], last["id"]) if isinstance(last, dict) else (getattr(last, field), last.pk)
+        )
         query = request.query_params.copy()
-        query["cursor"] = _encode_cursor(getattr(last, field), last.pk)
+        query["cursor"] = _encode_cursor(value, pk)
         next_url = request.build_absolute_uri(request.path) + "?" + query.urlencode()
     return rows, next_url
 

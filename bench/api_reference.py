@@ -1,5 +1,6 @@
 """bench/api_load.py's URL table: the product's, plus a trivial Django JSON view at
-``/bench/json/`` (the reference the API is measured against). Served only by the bench, through
+``/bench/json/`` (the reference the API is measured against), and at ``/api/bench-json/``
+(called with a Bearer header: the same stack as API-key calls). Served only by the bench, through
 ``bench/api_reference_settings.py``; it also works on an older checkout (before/after runs)."""
 
 from django.http import JsonResponse
@@ -13,4 +14,9 @@ def reference(request):
     return JsonResponse({"ok": True})
 
 
-urlpatterns = [path("bench/json/", reference), *product_urlpatterns]
+urlpatterns = [
+    path("bench/json/", reference),
+    # The same view where API-key calls are served (config.asgi: "Bearer" under /api/).
+    path("api/bench-json/", reference),
+    *product_urlpatterns,
+]

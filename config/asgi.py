@@ -1,11 +1,17 @@
 """ASGI entry point: HTTP (Django) and websockets (Channels), for daphne or uvicorn."""
 
 import asyncio
+import contextvars
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import django
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.exceptions import MiddlewareNotUsed, RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
+from django.urls import set_script_prefix
+from django.utils.module_loading import import_string
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup(set_prefix=False)
@@ -26,16 +32,112 @@ class AdmittingDjangoHandler(ASGIHandler):
     this process (``kernel.admission``); the others wait their turn after their body has been
     read and before any work. Sending a streamed response happens outside the limit."""
 
-    def __init__(self, limit: int):
+    def __init__(self, turns: admission.Turns):
         super().__init__()
-        self.limit = limit
-        self._admission: asyncio.Semaphore | None = None
+        self.turns = turns
 
     async def get_response_async(self, request):
-        if self._admission is None:  # created on the server's loop
-            self._admission = asyncio.Semaphore(self.limit)
-        async with admission.admitted(self._admission):
+        async with admission.admitted(self.turns.semaphore):
             return await super().get_response_async(request)
+
+
+class ApiKeyDjangoHandler(ASGIHandler):
+    """Django for integrator API calls made with an API key (``Authorization: Bearer …`` under
+    ``/api/``), the API's hot path.
+
+    Such a request carries no session, cookie or CSRF token and needs no tenant, user, message
+    or htmx work: it runs only ``settings.API_KEY_MIDDLEWARE`` (request id and log line,
+    security headers, language, common, audit context), all of it sync, with the view and
+    Django's request signals in ONE hop to a thread of a small reused pool (the full stack took
+    three hops and a new thread per request). It shares the process's turns
+    (``HTTP_CONCURRENCY``) with the full stack. Measured with ``bench/api_profile.py`` (one
+    request at a time, CPU per request): see the README's ``HTTP_CONCURRENCY`` row.
+
+    The connection a request's thread used goes back to the pool in that thread (the
+    ``request_finished`` signal fires there, before the answer is sent); a streamed answer is
+    closed after sending, as Django does, and that thread's next request closes what is left.
+    """
+
+    def __init__(self, turns: admission.Turns):
+        super().__init__()
+        self.turns = turns
+        # Threads are reused (a request holds one only while admitted, or while it waits on a
+        # remote service with its turn given away); a thread never serves two at once.
+        self.executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="api")
+
+    def load_middleware(self, is_async=False):
+        self._view_middleware = []
+        self._template_response_middleware = []
+        self._exception_middleware = []
+        handler = convert_exception_to_response(self._get_response)
+        for path in reversed(settings.API_KEY_MIDDLEWARE):
+            try:
+                instance = import_string(path)(handler)
+            except MiddlewareNotUsed:
+                continue
+            if hasattr(instance, "process_view"):
+                self._view_middleware.insert(0, instance.process_view)
+            if hasattr(instance, "process_template_response"):
+                self._template_response_middleware.append(instance.process_template_response)
+            if hasattr(instance, "process_exception"):
+                self._exception_middleware.append(instance.process_exception)
+            handler = convert_exception_to_response(instance)
+        self._middleware_chain = handler
+
+    async def __call__(self, scope, receive, send):
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        try:
+            semaphore = self.turns.semaphore
+            if not await self._turn(semaphore, receive):
+                return  # the client left while waiting: its request costs nothing
+            loop = asyncio.get_running_loop()
+            async with admission.admitted(semaphore, acquired=True):
+                context = contextvars.copy_context()  # with this request's turn
+                response = await loop.run_in_executor(
+                    self.executor, context.run, self._respond, scope, body_file
+                )
+            try:
+                await self.send_response(response, send)
+            finally:
+                if response.streaming:
+                    await loop.run_in_executor(self.executor, context.run, response.close)
+        finally:
+            body_file.close()
+
+    async def _turn(self, semaphore: asyncio.Semaphore, receive) -> bool:
+        """Wait for a turn; False (and no turn) if the client disconnects first, as Django's
+        own handler drops a request whose client left (under overload, clients that gave up
+        must not keep the queue long)."""
+        if not semaphore.locked():
+            await semaphore.acquire()
+            return True
+        turn = asyncio.ensure_future(semaphore.acquire())
+        left = asyncio.ensure_future(self.listen_for_disconnect(receive))
+        await asyncio.wait((turn, left), return_when=asyncio.FIRST_COMPLETED)
+        if left.done():
+            left.exception()  # RequestAborted: retrieved, not logged as lost
+        else:
+            left.cancel()
+        if turn.done():
+            return True
+        turn.cancel()
+        return False
+
+    def _respond(self, scope, body_file):
+        """Everything Django does for the request, in this one thread."""
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            request.organization = request.membership = None  # as TenantMiddleware without user
+            response = self.get_response(request)
+            response._handler_class = self.__class__
+        if not response.streaming:
+            response.close()  # request_finished: this thread's connection goes back to the pool
+        return response
 
 
 class BareDjangoHandler(ASGIHandler):
@@ -62,6 +164,23 @@ def route_webhooks(webhooks, app):
     async def dispatch(scope, receive, send):
         if scope["type"] == "http" and scope["path"].startswith("/webhooks/"):
             return await webhooks(scope, receive, send)
+        return await app(scope, receive, send)
+
+    return dispatch
+
+
+def route_api_keys(api, app):
+    """``/api/…`` requests with ``Authorization: Bearer …`` to ``api``: the API authenticates
+    them by key alone (``ApiKeyAuthentication`` answers or refuses every Bearer header, so the
+    session is never consulted), everything else to ``app``."""
+
+    async def dispatch(scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            for name, value in scope["headers"]:
+                if name == b"authorization":
+                    if value.startswith(b"Bearer "):
+                        return await api(scope, receive, send)
+                    break
         return await app(scope, receive, send)
 
     return dispatch
@@ -116,7 +235,8 @@ class ServerLoopApplication:
         return await self.app(scope, receive, send)
 
 
-django_http = AdmittingDjangoHandler(settings.HTTP_CONCURRENCY)
+turns = admission.Turns(settings.HTTP_CONCURRENCY)
+django_http = route_api_keys(ApiKeyDjangoHandler(turns), AdmittingDjangoHandler(turns))
 webhooks = BareDjangoHandler()
 if settings.IS_POSTGRES:
     from integrations.ingest import WebhookReceiver

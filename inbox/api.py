@@ -5,6 +5,7 @@ what an API call can do is exactly what a member can do in the inbox.
 """
 
 import hashlib
+from datetime import UTC
 
 import phonenumbers
 from django.db import transaction
@@ -108,39 +109,72 @@ class ChatOut(serializers.Serializer):
 
     def to_representation(self, chat):
         """The declared fields (they stay the schema), built by hand: a page of 50 chats spent
-        a third of its time in DRF's field-by-field rendering."""
+        a third of its time in DRF's field-by-field rendering. ``chat`` is a Chat or a row of
+        ``CHAT_OUT_VALUES`` (the list reads rows: building 150 model instances per page was a
+        sixth of its time)."""
+        if isinstance(chat, dict):
+            return _chat_row_out(chat)
         contact, number, assignee = chat.contact, chat.number, chat.assignee
-        return {
-            "id": str(chat.code),
-            "status": chat.status,
-            "contact": {
-                "id": str(contact.code),
-                "phone": str(contact.phone),
-                "name": str(contact.display_name),
-            },
-            "number": {
-                "id": str(number.code),
-                "display_phone_number": str(number.display_phone_number),
-            },
-            "assignee": None
-            if assignee is None
-            else {"email": str(assignee.email), "name": str(assignee.display_name)},
-            "tags": [str(tag) for tag in chat.tags],
-            "ai_enabled": bool(chat.ai_enabled),
-            "unread_count": int(chat.unread_count),
-            "last_message_at": _datetime(chat.last_message_at),
-            "last_message_preview": str(chat.last_message_preview),
-            "window_expires_at": _datetime(chat.window_expires_at),
-            "sequence": int(chat.seq),
-            "created_at": _datetime(chat.created_at),
-        }
+        return _chat_row_out(
+            {
+                "code": chat.code,
+                "status": chat.status,
+                "contact__code": contact.code,
+                "contact__phone": contact.phone,
+                "contact__name": contact.display_name,
+                "contact__profile_name": "",
+                "number__code": number.code,
+                "number__display_phone_number": number.display_phone_number,
+                "assignee__email": None if assignee is None else assignee.email,
+                "assignee__name": None if assignee is None else assignee.name,
+                "tags": chat.tags,
+                "ai_enabled": chat.ai_enabled,
+                "unread_count": chat.unread_count,
+                "last_message_at": chat.last_message_at,
+                "last_message_preview": chat.last_message_preview,
+                "window_expires_at": chat.window_expires_at,
+                "seq": chat.seq,
+                "created_at": chat.created_at,
+            }
+        )
 
 
-_DATETIME = serializers.DateTimeField()
+def _chat_row_out(row: dict) -> dict:
+    """``ChatOut`` of one row; names as Contact.display_name and User.display_name do."""
+    email = row["assignee__email"]
+    return {
+        "id": str(row["code"]),
+        "status": row["status"],
+        "contact": {
+            "id": str(row["contact__code"]),
+            "phone": str(row["contact__phone"]),
+            "name": str(
+                row["contact__name"] or row["contact__profile_name"] or row["contact__phone"]
+            ),
+        },
+        "number": {
+            "id": str(row["number__code"]),
+            "display_phone_number": str(row["number__display_phone_number"]),
+        },
+        "assignee": None
+        if email is None
+        else {"email": str(email), "name": str(row["assignee__name"] or email.split("@")[0])},
+        "tags": [str(tag) for tag in row["tags"]],
+        "ai_enabled": bool(row["ai_enabled"]),
+        "unread_count": int(row["unread_count"]),
+        "last_message_at": _datetime(row["last_message_at"]),
+        "last_message_preview": str(row["last_message_preview"]),
+        "window_expires_at": _datetime(row["window_expires_at"]),
+        "sequence": int(row["seq"]),
+        "created_at": _datetime(row["created_at"]),
+    }
 
 
 def _datetime(value):
-    return None if value is None else _DATETIME.to_representation(value)
+    """As DRF's DateTimeField in the API's time zone (UTC): ISO-8601 with ``Z``."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().removesuffix("+00:00") + "Z"
 
 
 class MediaOut(serializers.Serializer):
@@ -224,6 +258,15 @@ CHAT_OUT_COLUMNS = (
 )
 
 
+# The same columns as a row (dict) per chat, for the list.
+CHAT_OUT_VALUES = (
+    *("id", "code", "status", "tags", "ai_enabled", "unread_count", "seq"),
+    *("last_message_at", "last_message_preview", "window_expires_at", "created_at"),
+    *("contact__code", "contact__phone", "contact__name", "contact__profile_name"),
+    *("number__code", "number__display_phone_number", "assignee__email", "assignee__name"),
+)
+
+
 def _chat_queryset(membership):
     return (
         selectors.chats_visible_to(membership)
@@ -280,7 +323,9 @@ class ChatListApi(ApiView):
             ai={"true": "on", "false": "off"}.get(data.get("ai", ""), ""),
             q=data.get("q", "").strip(),
         )
-        chats = selectors._apply_filters(_chat_queryset(self.membership), filters, self.membership)
+        chats = selectors._apply_filters(
+            selectors.chats_visible_to(self.membership), filters, self.membership
+        )
         assignee = data.get("assignee", "").strip()
         if assignee.lower() == "none":
             chats = chats.filter(assignee__isnull=True)
@@ -288,7 +333,10 @@ class ChatListApi(ApiView):
             chats = chats.filter(assignee__email__iexact=assignee)
         ordering = data["ordering"]
         rows, next_url = keyset_page(
-            request, chats, ordering.lstrip("-"), descending=ordering.startswith("-")
+            request,
+            chats.values(*CHAT_OUT_VALUES),
+            ordering.lstrip("-"),
+            descending=ordering.startswith("-"),
         )
         return page_response(request, rows, next_url, ChatOut)
 
@@ -520,7 +568,12 @@ def _send(view: ApiView, chat: Chat, data: dict) -> Response:
         Media.objects.filter(
             organization=view.organization, meta_media_id=str(content["id"]), message__isnull=True
         ).update(message=message)
-    message = _messages_of(chat, include_internal=False).get(pk=message.pk)
+        message = _messages_of(chat, include_internal=False).get(pk=message.pk)
+    else:
+        # The message as stored (nothing else changes it before the commit; its send runs
+        # after): no read back, and no media to fetch — two statements fewer per send.
+        message.chat = chat
+        message._prefetched_objects_cache = {"media": Media.objects.none()}
     return Response(MessageOut(message).data, status=status.HTTP_201_CREATED)
 
 

@@ -17,15 +17,35 @@ _admission: ContextVar[tuple[asyncio.Semaphore, asyncio.AbstractEventLoop] | Non
 )
 
 
+class Turns:
+    """A process's ``HTTP_CONCURRENCY`` turns, shared by every handler that runs Django
+    requests in it (the semaphore is made on the server's loop, at the first request)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._semaphore: asyncio.Semaphore | None = None
+
+    @property
+    def semaphore(self) -> asyncio.Semaphore:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.limit)
+        return self._semaphore
+
+
 @asynccontextmanager
-async def admitted(semaphore: asyncio.Semaphore):
-    """Hold one of the process's turns for the request running in this context."""
-    async with semaphore:
+async def admitted(semaphore: asyncio.Semaphore, *, acquired: bool = False):
+    """Hold one of the process's turns for the request running in this context (``acquired``:
+    the caller already took it)."""
+    if not acquired:
+        await semaphore.acquire()
+    try:
         token = _admission.set((semaphore, asyncio.get_running_loop()))
         try:
             yield
         finally:
             _admission.reset(token)
+    finally:
+        semaphore.release()
 
 
 @contextmanager

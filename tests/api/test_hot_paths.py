@@ -1,0 +1,211 @@
+"""The integrator API's hot path (issue 21): what listing chats and sending a message cost in
+statements, and the lean handler that serves API-key calls in production (``config.asgi``).
+
+Speed itself is measured by ``bench/api_load.py``; these tests pin the statement counts and the
+behaviour the speed must not change.
+"""
+
+import asyncio
+import json
+import uuid
+
+from asgiref.sync import async_to_sync
+from django.db import connection
+from django.test import TransactionTestCase
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from accounts.models import Membership, Role
+from config import asgi
+from inbox.models import Chat, Message
+from tests.api.helpers import ApiTestCase, SandboxMixin, key_for
+from tests.base import make_chat, make_org, make_user
+
+
+class StatementTests(SandboxMixin, ApiTestCase):
+    def test_a_page_of_chats_is_one_statement_once_the_key_is_remembered(self):
+        for index in range(20):
+            make_chat(self.org, self.number, f"55119000002{index:02d}", f"Customer {index}")
+        self.api("get", reverse("api_chats"))  # the key is looked up, then remembered
+        with self.assertNumQueries(1):
+            response = self.api("get", reverse("api_chats"), {"limit": 50})
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(len(response.json()["results"]), 22)
+
+    def test_a_listed_chat_reads_as_the_chat_itself(self):
+        """The list builds its rows from columns, the detail from the model: the same JSON."""
+        Chat.objects.filter(pk=self.agent_chat.pk).update(tags=["vip", "billing"])
+        rows = self.api("get", reverse("api_chats"), {"limit": 50}).json()["results"]
+        for chat in (self.agent_chat, self.other_chat):
+            detail = self.api("get", reverse("api_chat", args=[chat.code])).json()
+            self.assertEqual(next(r for r in rows if r["id"] == str(chat.code)), detail)
+        listed = next(r for r in rows if r["id"] == str(self.agent_chat.code))
+        self.assertEqual(listed["assignee"], {"email": self.agent.email, "name": "Ana Agent"})
+        self.assertTrue(listed["created_at"].endswith("Z"))
+
+    def test_sending_a_message_is_six_statements_and_answers_what_was_stored(self):
+        """Chat lookup, the Idempotency-Key claim, the message, the chat's preview, the stored
+        answer: the 201 is built from the stored row, not read back."""
+        self.open_window(self.other_chat)
+        url = reverse("api_chat_messages", args=[self.other_chat.code])
+        body = {"type": "text", "text": {"body": "Consulta confirmada"}}
+        self.api("get", reverse("api_chats"))  # the key is remembered
+        key = str(uuid.uuid4())
+        with (
+            CaptureQueriesContext(connection) as queries,
+            self.captureOnCommitCallbacks(execute=False) as callbacks,
+        ):
+            response = self.client.post(
+                url,
+                json.dumps(body),
+                content_type="application/json",
+                HTTP_AUTHORIZATION=f"Bearer {self.secret}",
+                HTTP_IDEMPOTENCY_KEY=key,
+            )
+        self.assertEqual(response.status_code, 201, response.content)
+        statements = [q["sql"] for q in queries.captured_queries]
+        writes = [s for s in statements if not s.startswith(("SAVEPOINT", "RELEASE"))]
+        self.assertLessEqual(len(writes), 6, "\n".join(writes))
+        # Stored before the answer; its send is queued for after the commit.
+        message = Message.objects.get(code=response.json()["id"])
+        self.assertEqual(message.status, Message.Status.PENDING)
+        self.assertTrue(callbacks)
+        for callback in callbacks:
+            callback()
+        listed = self.api("get", url).json()["results"][0]
+        answered = response.json()
+        self.assertEqual(listed["id"], answered["id"])
+        for field in ("chat", "direction", "type", "text", "content", "author_type", "timestamp"):
+            self.assertEqual(listed[field], answered[field], field)
+        self.assertEqual(answered["media"], [])
+        self.assertEqual(answered["status"], "pending")
+        # A retry replays the first answer and sends nothing again.
+        replay = self.api("post", url, body, HTTP_IDEMPOTENCY_KEY=key)
+        self.assertEqual(replay.headers["Idempotent-Replayed"], "true")
+        self.assertEqual(replay.json(), answered)
+        self.assertEqual(Message.objects.filter(chat=self.other_chat, direction="out").count(), 1)
+
+
+def asgi_call(method, path, *, headers=(), body=b"", query=b""):
+    """One HTTP request through the production ASGI application."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            *([(b"content-length", str(len(body)).encode())] if body else []),
+            *headers,
+        ],
+        "client": ("127.0.0.1", 40000),
+        "server": ("testserver", 80),
+    }
+    answer = {"body": b""}
+
+    async def run():
+        delivered = False
+
+        async def receive():
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.sleep(3600)
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+                answer["headers"] = [(k.lower(), v) for k, v in message["headers"]]
+            else:
+                answer["body"] += message.get("body", b"")
+
+        await asgi.application(scope, receive, send)
+
+    async_to_sync(run)()
+    return answer
+
+
+class ApiKeyHandlerTests(TransactionTestCase):
+    """Through ``config.asgi.application``: API-key calls take the lean handler, everything
+    else the full stack, and both answer the same API."""
+
+    def setUp(self):
+        self.org, self.number = make_org("Clínica Alice", "clinica-alice", "111")
+        self.chat = make_chat(self.org, self.number, "5511900000001", "Customer")
+        self.secret = key_for(self.org)
+
+    def test_routing_takes_only_bearer_calls_under_api_to_the_key_handler(self):
+        taken = []
+
+        def app(name):
+            async def application(scope, receive, send):
+                taken.append(name)
+
+            return application
+
+        dispatch = asgi.route_api_keys(app("key"), app("full"))
+        cases = [
+            ("/api/v1/chats/", [(b"authorization", b"Bearer pfk_x")], "key"),
+            ("/api/v1/chats/", [(b"authorization", b"Basic eDp5")], "full"),
+            ("/api/v1/chats/", [(b"cookie", b"sessionid=x")], "full"),
+            ("/inbox/", [(b"authorization", b"Bearer pfk_x")], "full"),
+        ]
+        for path, headers, expected in cases:
+            taken.clear()
+            async_to_sync(dispatch)({"type": "http", "path": path, "headers": headers}, None, None)
+            self.assertEqual(taken, [expected], path)
+
+    def test_a_key_call_answers_with_the_api_headers_and_no_session(self):
+        auth = (b"authorization", f"Bearer {self.secret}".encode())
+        answer = asgi_call("GET", "/api/v1/chats/", headers=[auth], query=b"limit=5")
+        self.assertEqual(answer["status"], 200, answer["body"])
+        headers = dict(answer["headers"])
+        self.assertIn(b"x-request-id", headers)
+        self.assertIn(b"server-timing", headers)
+        self.assertEqual(headers[b"x-content-type-options"], b"nosniff")
+        self.assertNotIn(b"set-cookie", headers)
+        rows = json.loads(answer["body"])["results"]
+        self.assertEqual([r["id"] for r in rows], [str(self.chat.code)])
+
+    def test_a_key_call_speaks_the_requested_language(self):
+        answer = asgi_call(
+            "GET",
+            "/api/v1/chats/",
+            headers=[(b"authorization", b"Bearer pfk_nope"), (b"accept-language", b"en")],
+        )
+        self.assertEqual(answer["status"], 401)
+        self.assertEqual(
+            json.loads(answer["body"])["error"]["message"], "Invalid or revoked API key."
+        )
+
+    def test_a_key_call_sends_a_message_stored_before_the_answer(self):
+        Chat.objects.filter(pk=self.chat.pk).update(
+            window_expires_at=self.chat.created_at.replace(year=2999)
+        )
+        answer = asgi_call(
+            "POST",
+            f"/api/v1/chats/{self.chat.code}/messages/",
+            headers=[
+                (b"authorization", f"Bearer {self.secret}".encode()),
+                (b"content-type", b"application/json"),
+                (b"idempotency-key", b"k-1"),
+            ],
+            body=b'{"type": "text", "text": {"body": "Ola"}}',
+        )
+        self.assertEqual(answer["status"], 201, answer["body"])
+        self.assertTrue(Message.objects.filter(code=json.loads(answer["body"])["id"]).exists())
+
+    def test_a_signed_in_member_still_uses_the_api_through_the_full_stack(self):
+        user = make_user("admin@alice.test", "Alice Admin")
+        Membership.objects.create(user=user, organization=self.org, role=Role.ADMIN)
+        self.client.force_login(user)
+        cookie = f"sessionid={self.client.cookies['sessionid'].value}".encode()
+        answer = asgi_call("GET", "/api/v1/chats/", headers=[(b"cookie", cookie)])
+        self.assertEqual(answer["status"], 200, answer["body"])
+        self.assertEqual(len(json.loads(answer["body"])["results"]), 1)
