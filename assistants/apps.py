@@ -11,3 +11,4 @@ class AssistantsConfig(AppConfig):
         from kernel import tasks
 
         tasks.register_periodic("assistants.tasks.reply_sweep", 60)
+        tasks.register_periodic("assistants.tasks.followups_tick", 60)

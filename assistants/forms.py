@@ -263,3 +263,36 @@ class AISettingsForm(forms.ModelForm):
                 ),
             )
         return data
+
+
+class FollowUpSettingsForm(forms.ModelForm):
+    """What the analysis' follow-up date does: remind the assignee (default), send a template
+    to the customer, or nothing. A template must fit (``followups.template_problem``)."""
+
+    class Meta:
+        model = AISettings
+        fields = ["follow_up_action", "follow_up_template"]
+        widgets = {"follow_up_action": forms.RadioSelect}
+
+    def __init__(self, *args, organization, **kwargs):
+        from integrations.models import MessageTemplate
+
+        super().__init__(*args, **kwargs)
+        field = self.fields["follow_up_template"]
+        field.queryset = (
+            MessageTemplate.objects.filter(organization=organization, status="APPROVED")
+            .exclude(category="TEXT")  # WhatsApp Web numbers' saved texts are not templates
+            .select_related("number")
+            .order_by("name", "language", "number__name")
+        )
+        field.label_from_instance = lambda t: f"{t.name} ({t.language}) · {t.number.name}"
+
+    def clean(self):
+        from assistants.followups import template_problem
+
+        data = super().clean()
+        if data.get("follow_up_action") == AISettings.FollowUpAction.TEMPLATE:
+            problem = template_problem(data.get("follow_up_template"))
+            if problem:
+                self.add_error("follow_up_template", problem)
+        return data

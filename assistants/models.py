@@ -98,6 +98,34 @@ class AISettings(TenantModel):
         ),
     )
 
+    class FollowUpAction(models.TextChoices):
+        REMIND = "remind", _("Remind the chat's assignee")
+        TEMPLATE = "template", _("Send the follow-up template to the customer")
+        OFF = "off", _("Do nothing")
+
+    follow_up_action = models.CharField(
+        _("on the analysis' follow-up date"),
+        max_length=10,
+        choices=FollowUpAction.choices,
+        default=FollowUpAction.REMIND,
+        help_text=_(
+            "What happens on the follow-up date the conversation analysis suggests. A customer "
+            "who opted out never gets the template: the assignee is reminded instead."
+        ),
+    )
+    follow_up_template = models.ForeignKey(
+        "integrations.MessageTemplate",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("follow-up template"),
+        help_text=_(
+            "An approved template with at most one variable (filled with the customer's first "
+            "name). Sent from the chat's own number, through its template of the same name."
+        ),
+    )
+
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization"], name="unique_ai_settings")]
         verbose_name = _("AI settings")
@@ -386,9 +414,30 @@ class ConversationAnalysis(TenantModel):
     offline = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class FollowUp(models.TextChoices):
+        REMINDED = "reminded", _("Assignee reminded")
+        SENT = "sent", _("Template sent")
+        OPTED_OUT = "opted_out", _("Customer opted out: assignee reminded")
+        NO_TEMPLATE = "no_template", _("Template not sendable: assignee reminded")
+        SUPERSEDED = "superseded", _("A newer analysis replaced it")
+        EXPIRED = "expired", _("Too late: skipped")
+        OFF = "off", _("Follow-ups are off")
+
+    # Claimed by one conditional UPDATE (``assistants.followups``): acted on once, never twice.
+    follow_up_done_at = models.DateTimeField(null=True, blank=True)
+    follow_up_result = models.CharField(max_length=12, choices=FollowUp.choices, blank=True)
+
     class Meta:
         ordering = ["-created_at"]
         get_latest_by = "created_at"
+        indexes = [
+            # The follow-up tick's scan: only the analyses still waiting for their date.
+            models.Index(
+                fields=["follow_up_on"],
+                condition=models.Q(follow_up_done_at__isnull=True),
+                name="analysis_follow_up_due",
+            )
+        ]
         verbose_name = _("conversation analysis")
         verbose_name_plural = _("conversation analyses")
 

@@ -39,3 +39,10 @@ def transcribe_voice_note(message_id: int) -> None:
 
 def reply_sweep() -> None:
     services.reply_jobs_sweep()
+
+
+def followups_tick() -> dict:
+    """Act on the analyses whose follow-up day has come (``assistants.followups``)."""
+    from assistants import followups
+
+    return followups.followups_due()

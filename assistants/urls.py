@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.assistant_list, name="assistants_index"),
     path("new/", views.assistant_create, name="assistant_create"),
     path("settings/", views.ai_settings, name="ai_settings"),
+    path("settings/follow-ups/", views.follow_up_settings, name="follow_up_settings"),
     path("<uuid:code>/", views.assistant_detail, name="assistant_detail"),
     path("<uuid:code>/edit/", views.assistant_update, name="assistant_update"),
     path("<uuid:code>/knowledge/", views.knowledge_add, name="knowledge_add"),

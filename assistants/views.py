@@ -15,7 +15,13 @@ from assistants.access import (
     get_editable_source_for_user,
     get_summarizable_message_for_user,
 )
-from assistants.forms import AISettingsForm, AssistantForm, KnowledgeForm, PlaygroundForm
+from assistants.forms import (
+    AISettingsForm,
+    AssistantForm,
+    FollowUpSettingsForm,
+    KnowledgeForm,
+    PlaygroundForm,
+)
 from assistants.models import AISettings, Assistant, KnowledgeSource
 
 PLAYGROUND_TURNS = 20
@@ -221,11 +227,40 @@ def ai_settings(request):
         config.save()
         messages.success(request, _("AI settings saved."))
         return redirect("assistants_index")
-    return render(
-        request,
-        "assistants/ai_settings.html",
-        {"form": form, "settings": instance, "offline": _offline(request.organization)},
+    context = {
+        "form": form,
+        "settings": instance,
+        "offline": _offline(request.organization),
+        "follow_up_form": FollowUpSettingsForm(
+            instance=instance, organization=request.organization
+        ),
+    }
+    return render(request, "assistants/ai_settings.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@access.section_required("assistants", edit=True)
+def follow_up_settings(request):
+    """What the conversation analysis' follow-up date does (``assistants.followups``)."""
+    instance = AISettings.objects.filter(organization=request.organization).first()
+    instance = instance or AISettings(organization=request.organization)
+    form = FollowUpSettingsForm(
+        request.POST or None, instance=instance, organization=request.organization
     )
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        if request.htmx:
+            context = {"follow_up_form": form, "settings": instance, "saved": True}
+            return render(request, "assistants/ai_settings.html#follow-ups", context)
+        messages.success(request, _("Follow-up settings saved."))
+        return redirect("ai_settings")
+    status = 400 if request.method == "POST" else 200
+    context = {"follow_up_form": form, "settings": instance}
+    if request.htmx:
+        return render(request, "assistants/ai_settings.html#follow-ups", context, status=status)
+    context["form"] = AISettingsForm(instance=instance)
+    context["offline"] = _offline(request.organization)
+    return render(request, "assistants/ai_settings.html", context, status=status)
 
 
 @require_POST

@@ -4,7 +4,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
-from campaigns import services
+from campaigns import drips, services
 from campaigns.models import (
     Automation,
     Campaign,
@@ -198,6 +198,18 @@ class DripProgramForm(forms.ModelForm):
         template, number = data.get("template"), data.get("number")
         if template and number and template.number_id != number.pk:
             self.add_error("template", _("Choose a template of the selected number."))
+        elif (
+            template
+            and data.get("kind") == DripProgram.Kind.QUESTION_OF_THE_DAY
+            and not services.template_slots(template)["body"]
+        ):
+            self.add_error(
+                "template",
+                _(
+                    "This template has no variable for the question: its text would arrive "
+                    "without it. Choose a template whose body has a variable, e.g. {{1}}."
+                ),
+            )
         return data
 
 
@@ -241,6 +253,11 @@ class OptInForm(forms.Form):
     )
     topic = forms.ChoiceField(label=_("Topic"), required=False)
     language = forms.ChoiceField(label=_("Language"), choices=DripQuestion.Language.choices)
+    time_zone = forms.ChoiceField(
+        label=_("Time zone"),
+        required=False,
+        help_text=_("The questions arrive at the program's time in this time zone."),
+    )
     consent = forms.BooleanField(
         label=_("I agree to receive these WhatsApp messages and can stop them by replying STOP.")
     )
@@ -255,6 +272,9 @@ class OptInForm(forms.Form):
         self.program = program
         self.region = services.default_region(program.organization)
         self.fields["language"].initial = (program.organization.language or "pt")[:2]
+        self.fields["time_zone"].choices = [
+            ("", _("Automatic, from my phone number's country"))
+        ] + drips.zone_choices(program.organization)
         topics = program.topic_list
         if topics:
             self.fields["topic"].choices = [(t, t) for t in topics]
@@ -274,6 +294,15 @@ class OptInForm(forms.Form):
                 )
             )
         return e164
+
+    def clean(self):
+        """No zone chosen: the phone's country's (``drips.zone_for_phone``)."""
+        data = super().clean()
+        if not data.get("time_zone") and data.get("phone"):
+            data["time_zone"] = drips.zone_for_phone(
+                data["phone"], self.program.organization.time_zone or "UTC"
+            )
+        return data
 
     @property
     def is_bot(self) -> bool:

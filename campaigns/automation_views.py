@@ -179,7 +179,8 @@ def drip_create(request):
         program.save()
         messages.success(request, _("Drip program created. Now add its steps or questions."))
         return redirect("drip_detail", code=program.code)
-    return render(request, "campaigns/drips/drip_form.html", {"form": form})
+    status = 400 if request.method == "POST" else 200
+    return render(request, "campaigns/drips/drip_form.html", {"form": form}, status=status)
 
 
 @require_http_methods(["GET", "POST"])
@@ -203,7 +204,8 @@ def drip_detail(request, code):
         "step_form": DripStepForm(program=program, initial={"position": program.steps.count() + 1}),
         "form_url": request.build_absolute_uri(reverse("drip_optin", args=[program.form_slug])),
     }
-    return render(request, "campaigns/drips/drip_detail.html", context)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "campaigns/drips/drip_detail.html", context, status=status)
 
 
 @require_POST
@@ -367,6 +369,7 @@ def optin_form(request, slug):
             phone=data["phone"],
             topic=data.get("topic", ""),
             language=data["language"],
+            time_zone=data.get("time_zone", ""),
             detail=_("Opt-in form: %(program)s") % {"program": program.name},
         )
     except ActionSkipped as refused:

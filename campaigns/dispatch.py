@@ -711,14 +711,15 @@ class Dispatcher:
                 logger.exception("Campaign %s send crashed", campaign.pk)
                 return row, None, IntegrationError(str(error), ambiguous=True, permanent=False)
 
-        futures = []
-        for row in batch:
-            if web_numbers.daily_quota_take(campaign.number):
-                futures.append(pool.submit(send, row))
-            else:  # past the number's daily cap: a throttle of the whole number until tomorrow
-                refused = Future()
-                refused.set_result((row, None, web_numbers.daily_cap_error(campaign.number)))
-                futures.append(refused)
+        # The number's daily cap (WhatsApp Web numbers; Cloud API numbers with their own cap or
+        # a known messaging tier) is enforced here only: the rows past it are refused as a
+        # throttle of the whole number until tomorrow, so they wait, never fail.
+        granted = web_numbers.daily_quota_take_upto(campaign.number, len(batch))
+        futures = [pool.submit(send, row) for row in batch[:granted]]
+        for row in batch[granted:]:
+            refused = Future()
+            refused.set_result((row, None, web_numbers.daily_cap_error(campaign.number)))
+            futures.append(refused)
         return futures
 
     def collect(self, pending):

@@ -12,6 +12,7 @@ the assistants app's rubric grading.
 import logging
 from datetime import datetime, timedelta
 
+import phonenumbers
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone, translation
@@ -63,6 +64,53 @@ def grade(*, organization_id: int, rubric: str, answer: str, language: str):
 
 
 # --- Time ---------------------------------------------------------------------------------------
+
+
+# A sign-up's time zone, by its phone's country, when the person does not choose one. One zone a
+# country: the one most of its people live in (Brazil's Brasília time covers ~90% of phones).
+COUNTRY_ZONES = {
+    "BR": "America/Sao_Paulo",
+    "PT": "Europe/Lisbon",
+    "AO": "Africa/Luanda",
+    "MZ": "Africa/Maputo",
+    "AR": "America/Argentina/Buenos_Aires",
+    "BO": "America/La_Paz",
+    "CL": "America/Santiago",
+    "CO": "America/Bogota",
+    "CR": "America/Costa_Rica",
+    "DO": "America/Santo_Domingo",
+    "EC": "America/Guayaquil",
+    "ES": "Europe/Madrid",
+    "GT": "America/Guatemala",
+    "MX": "America/Mexico_City",
+    "PA": "America/Panama",
+    "PE": "America/Lima",
+    "PY": "America/Asuncion",
+    "UY": "America/Montevideo",
+    "VE": "America/Caracas",
+    "US": "America/New_York",
+    "CA": "America/Toronto",
+    "GB": "Europe/London",
+    "FR": "Europe/Paris",
+    "DE": "Europe/Berlin",
+    "IT": "Europe/Rome",
+}
+
+
+def zone_for_phone(phone: str, default: str) -> str:
+    """The time zone of an E.164 ``phone``'s country (``COUNTRY_ZONES``), else ``default``
+    (the organization's zone: a sane guess for a clinic's own customers)."""
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(phone, None))
+    except phonenumbers.NumberParseException:
+        return default
+    return COUNTRY_ZONES.get(region or "", default)
+
+
+def zone_choices(organization) -> list[tuple[str, str]]:
+    """The zones a sign-up may choose: the countries' above and the organization's own."""
+    zones = sorted({*COUNTRY_ZONES.values(), organization.time_zone or "UTC"})
+    return [(name, name.replace("_", " ")) for name in zones]
 
 
 def contact_zone(contact: Contact, organization):
@@ -391,19 +439,31 @@ def answer_grade(delivery_id: int) -> DripDelivery | None:
 
 @transaction.atomic
 def optin_submit(
-    *, program: DripProgram, name: str, phone: str, topic: str, language: str, detail: str = ""
+    *,
+    program: DripProgram,
+    name: str,
+    phone: str,
+    topic: str,
+    language: str,
+    detail: str = "",
+    time_zone: str = "",
 ) -> DripEnrolment:
     """Create or update the contact from the form, record their consent, enrol them.
 
-    ``phone`` is already E.164 (the form validates it)."""
+    ``phone`` is already E.164 (the form validates it); ``time_zone`` (an IANA name the form
+    checked) is when the questions arrive, kept on the contact."""
     contact, created = inbox_contacts.contact_get_or_create(
         organization_id=program.organization_id,
         phone=phone,
-        defaults={"name": name, "language": language},
+        defaults={"name": name, "language": language, "time_zone": time_zone},
         source="form",
     )
     if not created:
-        changes = {"name": name or contact.name, "language": language or contact.language}
+        changes = {
+            "name": name or contact.name,
+            "language": language or contact.language,
+            "time_zone": time_zone or contact.time_zone,
+        }
         inbox_contacts.contact_update(contact=contact, data=changes, source="form")
     detail = (detail or program.name)[:255]
     changed = campaign_services.contact_set_consent(

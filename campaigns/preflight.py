@@ -2,6 +2,7 @@
 and what WhatsApp will roughly charge."""
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from django.db.models import Exists, OuterRef
@@ -12,8 +13,14 @@ from campaigns import selectors, services
 from campaigns.models import Campaign
 from inbox.models import Chat, Contact
 
-# Meta's list price per delivered template message for Brazil (USD, 2025 rate card); an
-# estimate for the confirmation page only, as Meta bills the business directly.
+# Meta's list price per delivered template message for Brazil (USD), an estimate for the
+# confirmation page only, as Meta bills the business directly. Checked on 2026-12-05 against
+# third-party copies of Meta's rate card (effective 2026-01-01 in USD; the AED card effective
+# 2026-10-01 converts to the same figures), not against Meta's own page: the page labels it an
+# estimate with this date. Meta reprices quarterly (1 January, April, July, October); and from
+# 2026-10-01 utility templates inside the window are reported to be charged too (unconfirmed;
+# ``launch_summary`` still counts them free). Update the date with the figures.
+TEMPLATE_PRICES_DATE = date(2026, 1, 1)
 TEMPLATE_PRICES_USD = {
     "MARKETING": Decimal("0.0625"),
     "UTILITY": Decimal("0.0068"),
@@ -36,6 +43,7 @@ class LaunchSummary:
     price_each: Decimal
     cost: Decimal
     cost_local: str  # in the organization's currency
+    prices_date: date = TEMPLATE_PRICES_DATE
 
 
 def launch_summary(campaign: Campaign) -> LaunchSummary:

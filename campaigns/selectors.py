@@ -148,3 +148,23 @@ def campaign_daily(campaign: Campaign, organization_tz) -> list[dict]:
         .order_by("day")
     )
     return list(rows)
+
+
+def campaign_wait_reason(campaign: Campaign) -> dict | None:
+    """Why a running campaign is waiting, for its page: its number reached the daily cap
+    (``{"cap", "sent", "until"}``), or None."""
+    from django.utils import timezone
+
+    from integrations import web as web_numbers
+
+    if campaign.status != Campaign.Status.RUNNING or not campaign.throttled_until:
+        return None
+    if campaign.throttled_until <= timezone.now():
+        return None
+    cap = web_numbers.daily_cap_for(campaign.number)
+    if cap is None:
+        return None
+    sent = web_numbers.daily_sends(campaign.number)
+    if sent < cap:
+        return None
+    return {"cap": cap, "sent": sent, "until": campaign.throttled_until}

@@ -73,7 +73,11 @@ def campaign_detail(request, code):
         return render(
             request,
             "campaigns/campaign_detail.html#stats",
-            {"campaign": campaign, "converted": converted},
+            {
+                "campaign": campaign,
+                "converted": converted,
+                "waiting": selectors.campaign_wait_reason(campaign),
+            },
         )
     if request.htmx and request.GET.get("part") == "ai":
         return render(
@@ -97,6 +101,7 @@ def campaign_detail(request, code):
         "converted": services.campaign_converted(campaign),
         "conversion": services.campaign_conversion(campaign),
         "daily": selectors.campaign_daily(campaign, ZoneInfo(request.organization.time_zone)),
+        "waiting": selectors.campaign_wait_reason(campaign),
         **_ai_context(campaign, can_edit),
     }
     return render(request, "campaigns/campaign_detail.html", context)

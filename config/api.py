@@ -19,6 +19,7 @@ from appointments import api as appointments
 from assistants import api as assistants
 from campaigns import api as campaigns
 from campaigns import api_contacts as contacts
+from campaigns import api_drips as drips
 from flows import api as flows
 from inbox import api as inbox
 from integrations import api as integrations
@@ -144,6 +145,11 @@ v1 = [
     ),
     path("segments/", campaigns.SegmentListApi.as_view(), name="api_segments"),
     path("segments/<uuid:code>/", campaigns.SegmentDetailApi.as_view(), name="api_segment"),
+    path(
+        "drips/<uuid:code>/enrolments/",
+        drips.DripEnrolmentCreateApi.as_view(),
+        name="api_drip_enrolments",
+    ),
     path("reports/summary/", reports.ReportSummaryApi.as_view(), name="api_reports_summary"),
 ]
 

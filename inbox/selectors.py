@@ -19,6 +19,13 @@ def chats_visible_to(membership: Membership) -> QuerySet[Chat]:
     return chats
 
 
+# The priority filter's values: one priority exactly ("0": none), or one "or higher" ("3+").
+PRIORITY_FILTERS = frozenset(
+    [str(value) for value in Chat.Priority.values]
+    + [f"{value}+" for value in Chat.Priority.values if value]
+)
+
+
 @dataclass(frozen=True)
 class ChatFilters:
     """The inbox's filter bar, parsed once from the query string."""
@@ -29,6 +36,8 @@ class ChatFilters:
     tag: str = ""
     ai: str = ""  # on | off | ""
     q: str = ""
+    priority: str = ""  # "" (any) | "0" (none) .. "4" (urgent) | "2+" (medium or higher)...
+    sort: str = ""  # "" (latest activity first) | "priority" (highest priority first)
 
     @classmethod
     def from_query(cls, query, membership: Membership) -> "ChatFilters":
@@ -43,7 +52,16 @@ class ChatFilters:
             tag=query.get("tag", "").strip().lower()[:40],
             ai=query.get("ai", "") if query.get("ai") in ("on", "off") else "",
             q=query.get("q", "").strip()[:100],
+            priority=query.get("priority", "") if query.get("priority") in PRIORITY_FILTERS else "",
+            sort="priority" if query.get("sort") == "priority" else "",
         )
+
+    @property
+    def priority_floor(self) -> tuple[int, bool] | None:
+        """(priority, "or higher") for the priority filter, or None."""
+        if not self.priority:
+            return None
+        return int(self.priority[0]), self.priority.endswith("+")
 
     def tab_query(self, view: str) -> str:
         return self.as_query(view=view)
@@ -78,6 +96,9 @@ def _apply_filters(
         chats = chats.filter(ai_enabled=filters.ai == "on")
     if filters.q:
         chats = chats.filter(_search(filters.q, membership.organization))
+    if filters.priority_floor is not None:
+        value, or_higher = filters.priority_floor
+        chats = chats.filter(priority__gte=value) if or_higher else chats.filter(priority=value)
     return chats
 
 
@@ -131,18 +152,25 @@ def chat_matches(membership: Membership, filters: ChatFilters, chat: Chat) -> bo
 def chat_page(
     membership: Membership, filters: ChatFilters, *, before: Chat | None = None
 ) -> list[Chat]:
-    """One page of the chat list, newest activity first; ``before`` is the cursor."""
+    """One page of the chat list, newest activity first (or, sorted by priority, the highest
+    priority first and newest activity within one); ``before`` is the cursor."""
     chats = _apply_filters(chats_visible_to(membership), filters, membership)
     if before is not None and before.last_message_at is not None:
-        chats = chats.filter(
+        after_in_time = (
             Q(last_message_at__lt=before.last_message_at)
             | Q(last_message_at=before.last_message_at, id__lt=before.id)
             | Q(last_message_at__isnull=True)
         )
+        if filters.sort == "priority":
+            after_in_time = Q(priority__lt=before.priority) | (
+                Q(priority=before.priority) & after_in_time
+            )
+        chats = chats.filter(after_in_time)
+    order = ("-last_message_at", "-id")
+    if filters.sort == "priority":
+        order = ("-priority", *order)
     return list(
-        chats.select_related("contact", "assignee", "number").order_by("-last_message_at", "-id")[
-            : PAGE_SIZE + 1
-        ]
+        chats.select_related("contact", "assignee", "number").order_by(*order)[: PAGE_SIZE + 1]
     )
 
 

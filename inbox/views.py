@@ -55,6 +55,7 @@ def _list_context(request, filters):
         "saved_views": SavedView.objects.filter(
             organization=request.organization, user=request.user
         ),
+        "priority_filters": PRIORITY_FILTERS,
     }
 
 
@@ -63,6 +64,14 @@ def _numbers(request):
 
     return numbers_of(request.organization)
 
+
+PRIORITY_FILTERS = [
+    ("4", _lazy("Urgent")),
+    ("3+", _lazy("High or urgent")),
+    ("2+", _lazy("Medium or higher")),
+    ("1+", _lazy("Any priority set")),
+    ("0", _lazy("No priority")),
+]
 
 SNOOZE_PRESETS = [(1, _lazy("In 1 hour")), (4, _lazy("In 4 hours")), (24, _lazy("In 24 hours"))]
 

@@ -187,6 +187,17 @@ class NumberEditForm(forms.Form):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text=_("Leave blank to keep the current one."),
     )
+    daily_cap = forms.IntegerField(
+        label=_("Daily cap"),
+        required=False,
+        min_value=1,
+        max_value=1_000_000,
+        help_text=_(
+            "Most campaign messages this number sends a day; past it a campaign waits for the "
+            "next day. Blank: the default (WhatsApp Web numbers 200; Cloud API numbers their "
+            "Meta messaging tier, none when unknown or unlimited)."
+        ),
+    )
 
     def __init__(self, *args, credentials: bool, **kwargs):
         super().__init__(*args, **kwargs)

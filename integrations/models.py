@@ -59,7 +59,10 @@ class WhatsAppNumber(TenantModel):
         _("daily cap"),
         null=True,
         blank=True,
-        help_text=_("Most business-initiated messages a day (WhatsApp Web numbers)."),
+        help_text=_(
+            "Most business-initiated messages a day. Blank: WhatsApp Web numbers 200, "
+            "Cloud API numbers their Meta messaging tier (none when unknown or unlimited)."
+        ),
     )
 
     class Meta:
@@ -84,6 +87,13 @@ class WhatsAppNumber(TenantModel):
         from integrations.web import daily_cap_for
 
         return daily_cap_for(self)
+
+    @property
+    def is_web_session(self) -> bool:
+        """A number whose provider paces sends for ban risk (WhatsApp Web)."""
+        from integrations.providers import capabilities_for
+
+        return capabilities_for(self).daily_cap is not None
 
 
 class EvolutionServer(TenantModel):

@@ -276,12 +276,21 @@ def number_create(
 
 
 def number_update(
-    *, number: WhatsAppNumber, name: str, access_token: str = "", app_secret: str = ""
+    *,
+    number: WhatsAppNumber,
+    name: str,
+    access_token: str = "",
+    app_secret: str = "",
+    daily_cap: int | None | object = ...,
 ) -> WhatsAppNumber:
-    """Rename, and rotate the token or secret (blank keeps the current one). A new token is
-    checked live before it replaces the old one."""
+    """Rename, set the daily cap (None: the default, see ``integrations.web.daily_cap_for``;
+    omitted: unchanged), and rotate the token or secret (blank keeps the current one). A new
+    token is checked live before it replaces the old one."""
     number.name = name
     fields = ["name"]
+    if daily_cap is not ...:
+        number.daily_cap = daily_cap
+        fields.append("daily_cap")
     if access_token:
         candidate = WhatsAppNumber(
             pk=number.pk,

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import access
 from integrations import numbers, selectors
+from integrations import web as web_numbers
 from integrations.errors import IntegrationError, UnsupportedError
 from integrations.forms import NumberCreateForm, NumberEditForm
 from integrations.models import WhatsAppNumber
@@ -71,6 +72,7 @@ def number_detail(request, code):
         "testable": _testable(number),
         "in_use": numbers.usage(number),
         "can_edit": access.can_edit(request.membership, "settings"),
+        "daily_sends": web_numbers.daily_sends(number),
     }
     return render(request, "integrations/number_detail.html", context)
 
@@ -81,7 +83,9 @@ def number_edit(request, code):
     number = _number(request, code)
     credentials = number.provider == WhatsAppNumber.Provider.CLOUD_API
     form = NumberEditForm(
-        request.POST or None, initial={"name": number.name}, credentials=credentials
+        request.POST or None,
+        initial={"name": number.name, "daily_cap": number.daily_cap},
+        credentials=credentials,
     )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -91,6 +95,7 @@ def number_edit(request, code):
                 name=data["name"],
                 access_token=data.get("access_token", ""),
                 app_secret=data.get("app_secret", ""),
+                daily_cap=data.get("daily_cap"),
             )
         except numbers.CredentialsError as error:
             form.add_error(error.field, error.message)
@@ -118,6 +123,7 @@ def number_webhook_test(request, code):
         "testable": True,
         "in_use": numbers.usage(number),
         "can_edit": True,
+        "daily_sends": web_numbers.daily_sends(number),
         "checks": checks,
         "checks_ok": all(check.ok for check in checks),
     }

@@ -128,11 +128,33 @@ def _template_language(language: str) -> str:
 # --- Pace and daily cap --------------------------------------------------------------------------
 
 
+# Meta's messaging limit tiers (``messaging_limit_tier``): business-initiated conversations with
+# unique customers in a rolling 24 hours. A Cloud API number's default daily cap is its tier's
+# figure (unique customers, counted here as messages: a campaign sends one per customer), and
+# none when the tier is unlimited or not known yet.
+TIER_CAPS = {
+    "TIER_50": 50,
+    "TIER_250": 250,
+    "TIER_1K": 1_000,
+    "TIER_2K": 2_000,
+    "TIER_10K": 10_000,
+    "TIER_100K": 100_000,
+}
+
+
+def tier_cap(messaging_limit: str) -> int | None:
+    return TIER_CAPS.get((messaging_limit or "").strip().upper())
+
+
 def daily_cap_for(number: WhatsAppNumber) -> int | None:
-    """The most business-initiated messages the number may send today, or None (no cap)."""
+    """The most business-initiated messages the number may send today, or None (no cap).
+
+    WhatsApp Web numbers (providers that declare a ``daily_cap``): the number's own cap, else
+    ``EVOLUTION_DAILY_CAP``, else the provider's. Others (Cloud API): the number's own cap, else
+    its messaging tier's (``tier_cap``), else none."""
     declared = capabilities_for(number).daily_cap
     if declared is None:
-        return None
+        return number.daily_cap or tier_cap(number.messaging_limit)
     return number.daily_cap or settings.EVOLUTION_DAILY_CAP or declared
 
 
@@ -176,6 +198,20 @@ def daily_quota_take(number: WhatsAppNumber, count: int = 1) -> bool:
     return False
 
 
+def daily_quota_take_upto(number: WhatsAppNumber, count: int) -> int:
+    """Count up to ``count`` sends against today's cap and return how many were granted (the
+    first that many of a batch go out, the rest wait). One conditional UPDATE for the whole
+    batch while the cap is far; one per send only at the cap's edge."""
+    if count <= 0:
+        return 0
+    if count > 1 and daily_quota_take(number, count):
+        return count
+    granted = 0
+    while granted < count and daily_quota_take(number):
+        granted += 1
+    return granted
+
+
 class DailyCapReached(RateLimitedError):
     """The number sent its daily cap of business-initiated messages: wait for tomorrow (UTC)."""
 
@@ -184,7 +220,7 @@ def daily_cap_error(number: WhatsAppNumber) -> DailyCapReached:
     now = timezone.now()
     tomorrow = datetime.combine(now.date() + timedelta(days=1), time.min, tzinfo=now.tzinfo)
     return DailyCapReached(
-        "This WhatsApp Web number reached its daily cap; sending resumes tomorrow.",
+        "This number reached its daily cap; sending resumes tomorrow.",
         title="Daily cap reached",
         details=f"{daily_cap_for(number)} messages a day",
         permanent=False,

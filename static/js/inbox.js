@@ -69,7 +69,17 @@
       if (pane()?.dataset.chat === chat) node.querySelector(".chat-item")?.setAttribute("aria-current", "page");
       if (moveToTop) {
         existing?.remove();
-        list.prepend(node);
+        // Sorted by priority: the newest of its priority, so below every higher one.
+        const byPriority = new URLSearchParams(query).get("sort") === "priority";
+        const priority = Number(node.dataset.priority || 0);
+        if (byPriority) {
+          const next = [...list.querySelectorAll(":scope > .chat-row")].find((row) => Number(row.dataset.priority || 0) <= priority);
+          if (next) next.before(node);
+          else if (!list.querySelector(":scope > .load-more")) list.append(node);
+          else return; // it belongs on a page not loaded yet
+        } else {
+          list.prepend(node);
+        }
         $(".empty", list)?.remove();
       } else {
         existing.replaceWith(node);

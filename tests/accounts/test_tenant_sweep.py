@@ -330,6 +330,7 @@ class TenantSweepFixtures(BaseTestCase):
             "drip_step_delete": {**program_kwargs, "step_code": step.code},
             "drip_question_delete": {**program_kwargs, "question_code": question.code},
             "drip_enrolment_stop": {**program_kwargs, "enrolment_code": enrolment.code},
+            "api_drip_enrolments": program_kwargs,
             # Public by design: the unguessable slug is the secret; covered in test_optin_form.
             "drip_optin": None,
         }

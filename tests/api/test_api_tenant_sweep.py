@@ -12,7 +12,7 @@ from accounts.models import API_RESOURCES
 from appointments import services as appointment_services
 from assistants import services as assistant_services
 from assistants.models import Assistant, KnowledgeSource
-from campaigns.models import Campaign, Segment
+from campaigns.models import Campaign, DripProgram, Segment
 from config import api
 from flows import services as flow_services
 from inbox.models import Chat, Contact
@@ -79,6 +79,9 @@ class ApiTenantSweepTests(ApiTestCase):
         cls.foreign_flow = flow_services.flow_create(
             organization=cls.other_org, name="segredo-do-bob flow"
         )
+        cls.foreign_program = DripProgram.objects.create(
+            organization=cls.other_org, name="segredo-do-bob drip", number=cls.other_number
+        )
 
     def foreign_kwargs(self):
         chat = {"code": self.secret_chat.code}
@@ -120,6 +123,7 @@ class ApiTenantSweepTests(ApiTestCase):
             "api_flow": {"code": self.foreign_flow.code},
             "api_flow_export": {"code": self.foreign_flow.code},
             "api_flow_start": {"code": self.foreign_flow.code},
+            "api_drip_enrolments": {"code": self.foreign_program.code},
         }
 
     def test_every_object_endpoint_answers_404_for_another_organization(self):

@@ -143,3 +143,65 @@ class OptInFormTests(BaseTestCase):
         contact = Contact.objects.get(organization=self.org, wa_id="5511987654321")
         self.assertEqual(contact.tags, ["via-form"])  # the new-contact rule ran, ours only
         self.assertEqual(AutomationRun.objects.get().automation, ours)
+
+
+class OptInTimeZoneTests(BaseTestCase):
+    """The sign-up's time zone: chosen, or from the phone's country, else the organization's."""
+
+    @classmethod
+    def setUpTestData(cls):
+        super().setUpTestData()
+        Organization.objects.filter(pk=cls.org.pk).update(
+            language="pt-br", time_zone="America/Manaus"
+        )
+        cls.program = DripProgram.objects.create(
+            organization=cls.org,
+            name="Pergunta do dia",
+            kind=DripProgram.Kind.QUESTION_OF_THE_DAY,
+            number=cls.number,
+        )
+
+    def setUp(self):
+        cache.clear()
+        self.url = reverse("drip_optin", args=[self.program.form_slug])
+
+    def sign_up(self, phone, **extra):
+        data = {"name": "Paula", "phone": phone, "language": "pt", "consent": "on", **extra}
+        return self.client.post(self.url, data)
+
+    def zone_of(self, phone):
+        return Contact.objects.get(organization=self.org, phone=phone).time_zone
+
+    def test_the_form_offers_the_zones_with_automatic_first(self):
+        page = self.client.get(self.url)
+        self.assertContains(page, 'name="time_zone"')
+        self.assertContains(page, "America/Sao_Paulo")
+        self.assertContains(page, "America/Manaus")  # the organization's own
+        self.assertContains(page, "Automatic, from my phone number")
+
+    def test_without_a_choice_the_phones_country_decides(self):
+        self.assertEqual(self.sign_up("(11) 98765-4321").status_code, 302)
+        self.assertEqual(self.zone_of("+5511987654321"), "America/Sao_Paulo")
+        self.sign_up("+34 612 345 678")
+        self.assertEqual(self.zone_of("+34612345678"), "Europe/Madrid")
+        self.sign_up("+52 55 1234 5678")
+        self.assertEqual(self.zone_of("+525512345678"), "America/Mexico_City")
+
+    def test_a_country_not_in_the_mapping_gets_the_organizations_zone(self):
+        self.sign_up("+81 90 1234 5678")  # Japan
+        self.assertEqual(self.zone_of("+819012345678"), "America/Manaus")
+
+    def test_a_chosen_zone_wins_and_the_questions_follow_it(self):
+        self.sign_up("(11) 98765-4321", time_zone="Europe/Lisbon")
+        self.assertEqual(self.zone_of("+5511987654321"), "Europe/Lisbon")
+        enrolment = DripEnrolment.objects.get(contact__phone="+5511987654321")
+        from zoneinfo import ZoneInfo
+
+        local = enrolment.next_due_at.astimezone(ZoneInfo("Europe/Lisbon"))
+        self.assertEqual((local.hour, local.minute), (9, 0))
+
+    def test_an_unknown_zone_is_a_form_error_and_nothing_is_stored(self):
+        response = self.sign_up("(11) 98765-4321", time_zone="Mars/Olympus")
+        self.assertEqual(response.status_code, 400)
+        self.assertContains(response, "Mars/Olympus", status_code=400)
+        self.assertFalse(Contact.objects.filter(phone="+5511987654321").exists())
