@@ -8,7 +8,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -975,22 +975,84 @@ def reply_jobs_sweep(*, stale_seconds: int = 30) -> int:
     return len(stale)
 
 
+# What the answer reads of each recent message (``_recent_messages``, ``_chat_and_recent``).
+_HISTORY_FIELDS = (
+    "id", "chat_id", "direction", "type", "text", "content", "timestamp", "handled_by",
+    "author_type",
+)  # fmt: skip
+
+
+def _history_sql() -> str:
+    """A correlated subquery: the chat's last ``HISTORY_MESSAGES`` customer and business
+    messages up to a message id (the one parameter) as one JSON array, each with its rank
+    (1 = the newest). PostgreSQL and SQLite spell the JSON functions differently."""
+    table = connection.ops.quote_name(Message._meta.db_table)
+    q = connection.ops.quote_name
+    columns = [Message._meta.get_field(name).column for name in _HISTORY_FIELDS]
+    inner = ", ".join(q(c) for c in columns)
+    order = f"{q('timestamp')} DESC, {q('id')} DESC"
+    if connection.vendor == "postgresql":
+        pairs = ", ".join(f"'{c}', m.{q(c)}" for c in columns)
+        aggregate = f"json_agg(json_build_object({pairs}, 'rank', m.rank))::text"
+    else:
+        pairs = ", ".join(
+            f"'{c}', json(m.{q(c)})" if c == "content" else f"'{c}', m.{q(c)}" for c in columns
+        )
+        aggregate = f"json_group_array(json_object({pairs}, 'rank', m.rank))"
+    # Built from the models' own table and column names and constants; the id is a parameter.
+    return (
+        f"SELECT {aggregate} FROM (SELECT {inner}, ROW_NUMBER() OVER (ORDER BY {order}) AS rank"  # noqa: S608
+        f" FROM {table} WHERE {q('chat_id')} = {q(Chat._meta.db_table)}.{q('id')}"
+        f" AND {q('id')} <= %s AND {q('direction')} <> '{Message.Direction.INTERNAL}'"
+        f" ORDER BY {order} LIMIT {int(HISTORY_MESSAGES)}) m"
+    )
+
+
+def _chat_and_recent(chat_id: int, up_to_id: int) -> tuple[Chat | None, list[Message]]:
+    """The chat with its contact, number and organization, and ``_recent_messages(chat,
+    up_to_id)``, in one query (the history as a JSON array in the chat's row)."""
+    from django.db.models import TextField
+    from django.db.models.expressions import RawSQL
+
+    chat = (
+        Chat.objects.select_related("contact", "number", "organization")
+        .annotate(recent_json=RawSQL(_history_sql(), [up_to_id], output_field=TextField()))  # noqa: S611
+        .filter(pk=chat_id)
+        .first()
+    )
+    if chat is None:
+        return None, []
+    rows = json.loads(chat.recent_json or "[]")
+    rows.sort(key=lambda row: -row["rank"])  # oldest first
+    names = [f.attname for f in Message._meta.concrete_fields if f.attname in _HISTORY_FIELDS]
+    field = {name: Message._meta.get_field(name) for name in names}
+    recent = []
+    for row in rows:
+        values = []
+        for name in names:
+            value = row[field[name].column]
+            if name == "timestamp" and isinstance(value, str):
+                value = _parse_timestamp(value)
+            values.append(value)
+        recent.append(Message.from_db(connection.alias, names, values))
+    return chat, recent
+
+
+def _parse_timestamp(value: str):
+    from django.utils.dateparse import parse_datetime
+
+    parsed = parse_datetime(value)
+    if parsed is not None and timezone.is_naive(parsed):  # SQLite stores UTC, naive
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
 def _recent_messages(chat: Chat, up_to_id: int) -> list[Message]:
     """The last ``HISTORY_MESSAGES`` customer and business messages (no notes or activities)."""
     return list(
         chat.messages.exclude(direction=Message.Direction.INTERNAL)
         .filter(pk__lte=up_to_id)
-        .only(
-            "id",
-            "chat_id",
-            "direction",
-            "type",
-            "text",
-            "content",
-            "timestamp",
-            "handled_by",
-            "author_type",
-        )  # fmt: skip
+        .only(*_HISTORY_FIELDS)
         .order_by("-timestamp", "-id")[:HISTORY_MESSAGES]
     )[::-1]
 
@@ -1048,46 +1110,40 @@ def _turns_since_human(chat: Chat, recent: list[Message], limit: int) -> int:
 
 
 def _send(chat: Chat, text: str, version: AssistantVersion, extra: dict | None = None) -> Message:
-    message = inbox_services.message_send(
+    """Store and queue the assistant's message; which assistant, version and sources wrote it
+    go into its content with it (one INSERT, no UPDATE after)."""
+    return inbox_services.message_send(
         chat=chat,
         message_type=Message.Type.TEXT,
         content={"body": text[:4096], "preview_url": False},
         author_type=Message.Author.ASSISTANT,
         author_ref=str(version.code),
-    )
-    message.content = {
-        **message.content,
-        "assistant": {
-            "assistant": str(version.assistant.code),
-            "version": version.number,
-            "version_code": str(version.code),
-            **(extra or {}),
+        annotations={
+            "assistant": {
+                "assistant": str(version.assistant.code),
+                "version": version.number,
+                "version_code": str(version.code),
+                **(extra or {}),
+            }
         },
-    }
-    Message.objects.filter(pk=message.pk).update(content=message.content)
-    return message
+    )
 
 
 def _answer(claim: _Claim) -> None:
     """Answer the claimed chat up to its latest customer message.
 
     A fixed, small number of queries whatever the history or knowledge size (a test counts
-    them): the chat with its contact, number and organization, the recent history, then one
-    transaction that marks the messages answered, stores the reply and its usage records. The
+    them): the chat with its contact, number and organization and the recent history in one
+    query, then one transaction that marks the messages answered, stores the reply and its usage records. The
     assistant, its version, the AI settings and the knowledge index come from per-process
     memos. The reply is delivered by this worker once committed (no extra task hop)."""
-    chat = (
-        Chat.objects.select_related("contact", "number", "organization")
-        .filter(pk=claim.chat_id)
-        .first()
-    )
+    chat, recent = _chat_and_recent(claim.chat_id, claim.target)
     assistant, version = _assistant_and_version(chat) if chat else (None, None)
     finish = claim.finish
 
     if chat is None or not chat.ai_enabled or assistant is None:
         finish()
         return
-    recent = _recent_messages(chat, claim.target)
     if _last_is_handled(recent):
         finish()
         return

@@ -98,6 +98,98 @@ def own(message, Chat) -> None:
     message.handled_by = HANDLER
 
 
+class Timeline:
+    """Per chat, when each stage of the burst happened (``time.time()``), recorded by wrapping
+    the pipeline's own functions in this process: task started, claimed, model called and
+    answered, reply delivered. With the messages' own ``created_at`` (stored, and the debounce's
+    close) and the reply's (stored), it shows where a chat's seconds go."""
+
+    def __init__(self):
+        import threading
+
+        self.events: dict[int, dict[str, float]] = {}
+        self.local = threading.local()
+
+    def mark(self, stage: str, chat_id: int | None = None) -> None:
+        chat_id = chat_id if chat_id is not None else getattr(self.local, "chat_id", None)
+        if chat_id is not None:
+            self.events.setdefault(chat_id, {}).setdefault(stage, time.time())
+
+    def install(self, services, inbox_services, provider_class) -> None:
+        timeline = self
+        run, claim, chat, deliver = (
+            services.reply_run,
+            services._claim,
+            provider_class.chat,
+            inbox_services.message_deliver,
+        )
+
+        def reply_run(chat_id, *args, **kwargs):
+            timeline.local.chat_id = chat_id
+            timeline.mark("task started")
+            try:
+                return run(chat_id, *args, **kwargs)
+            finally:
+                timeline.local.chat_id = None
+
+        def _claim(chat_id, token, now):
+            result = claim(chat_id, token, now)
+            if result is not None:
+                timeline.mark("claimed", chat_id)
+            return result
+
+        def model_chat(self, **kwargs):
+            timeline.mark("model called")
+            try:
+                return chat(self, **kwargs)
+            finally:
+                timeline.mark("model answered")
+
+        def message_deliver(message_id):
+            try:
+                return deliver(message_id)
+            finally:
+                timeline.mark("sent")
+
+        services.reply_run, services._claim = reply_run, _claim
+        provider_class.chat = model_chat
+        services.inbox_services.message_deliver = message_deliver
+
+    def report(self, stored: dict, answered: dict, debounce: float, started: float) -> None:
+        """Stage times from the burst's start, p50/p95/max over the chats, in seconds."""
+        rows: dict[str, list[float]] = {}
+        gaps: dict[str, list[float]] = {}
+        for chat_id, at in stored.items():
+            stages = {"stored": at, "debounce closed": at + debounce}
+            stages.update(self.events.get(chat_id, {}))
+            if chat_id in answered:
+                stages["reply stored"] = answered[chat_id]
+            order = ["stored", "task started", "debounce closed", "claimed", "model called",
+                     "model answered", "reply stored", "sent"]  # fmt: skip
+            previous = None
+            for stage in order:
+                if stage not in stages:
+                    continue
+                rows.setdefault(stage, []).append(stages[stage] - started)
+                if previous is not None:
+                    gaps.setdefault(f"{previous} → {stage}", []).append(
+                        stages[stage] - stages[previous]
+                    )
+                previous = stage
+        print("   timeline from the burst's start (s; p50 / p95 / max over the chats):")
+        for stage, values in rows.items():
+            print(
+                f"     {stage:<16} {statistics.median(values):5.2f} / "
+                f"{percentile(values, 0.95):5.2f} / {max(values):5.2f}"
+            )
+        print("   stage to stage (s; p50 / p95 / max):")
+        for gap, values in gaps.items():
+            print(
+                f"     {gap:<34} {statistics.median(values):5.2f} / "
+                f"{percentile(values, 0.95):5.2f} / {max(values):5.2f}"
+            )
+
+
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
@@ -115,14 +207,23 @@ def count_queries(services, inbox_services, Chat, number, chat) -> dict:
     )
     own(message, Chat)
     connection.queries_log.clear()  # a full log (DEBUG=1) would make the count 0
-    with CaptureQueriesContext(connection) as queries:
-        services.reply_schedule(message=message)
-    statements = [q["sql"] for q in queries if not q["sql"].startswith(TRANSACTION_CONTROL)]
-    delivery = next(
-        (len(statements) - i for i, sql in enumerate(statements) if 'SET "error_title"' in sql),
-        0,
-    )
-    return {"all": len(queries), "statements": len(statements), "delivery": delivery}
+    deliver, marks = inbox_services.message_deliver, []
+
+    def message_deliver(message_id):  # the delivery's statements start here
+        marks.append(len(queries))
+        return deliver(message_id)
+
+    inbox_services.message_deliver = message_deliver  # inline: its task and the AI's own call
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            services.reply_schedule(message=message)
+    finally:
+        inbox_services.message_deliver = deliver
+    control = [q["sql"].startswith(TRANSACTION_CONTROL) for q in queries]
+    statements = len(control) - sum(control)
+    start = marks[0] if marks else len(control)
+    delivery = len(control[start:]) - sum(control[start:])
+    return {"all": len(queries), "statements": statements, "delivery": delivery}
 
 
 def rss_mb() -> float:
@@ -243,6 +344,11 @@ def main() -> None:
     chats = make_chats(organization, number, args.chats, "2")
     ids = [c.pk for c in chats]
     before = Message.objects.filter(author_type="assistant").count()
+    from integrations.ai.client import ChatProvider
+
+    timeline = Timeline()
+    timeline.install(services, inbox_services, ChatProvider)
+    started_wall = time.time()
     started = time.perf_counter()
 
     def receive(index_chat):
@@ -271,11 +377,13 @@ def main() -> None:
         .distinct()
         .count()
     )
-    latencies = []
+    latencies, stored_at, answered_at_by_chat = [], {}, {}
     for chat_id in ids:
         asked = Message.objects.filter(chat_id=chat_id, direction="in").latest("id")
         answer = Message.objects.filter(chat_id=chat_id, author_type="assistant").first()
+        stored_at[chat_id] = asked.created_at.timestamp()
         if answer is not None:
+            answered_at_by_chat[chat_id] = answer.created_at.timestamp()
             latencies.append((answer.created_at - asked.created_at).total_seconds())
     print(
         f"2. {len(ids)} chats at once, stub model 1 s, debounce {services.debounce_seconds():.1f} s,"
@@ -293,6 +401,7 @@ def main() -> None:
             f" {statistics.median(latencies):.2f} s  p95 {percentile(latencies, 0.95):.2f} s"
             f"  max {max(latencies):.2f} s"
         )
+    timeline.report(stored_at, answered_at_by_chat, services.debounce_seconds(), started_wall)
     print(f"   memory: process RSS {rss_mb():.0f} MB after the burst")
     stub.stop()
     sandbox.stop()

@@ -94,9 +94,12 @@ def message_send(
     author_user=None,
     author_ref: str = "",
     reply_to: Message | None = None,
+    annotations: dict | None = None,
 ) -> Message:
     """Validate, store as pending, and queue the send. ``content`` is the Cloud API object for
-    ``message_type`` (for text: ``{"body": ..., "preview_url": bool}``).
+    ``message_type`` (for text: ``{"body": ..., "preview_url": bool}``); ``annotations``: more
+    keys stored beside it in the message's content, never sent (e.g. the assistant's version
+    and sources), written with the message instead of by an UPDATE after it.
 
     What may be sent is the number's provider's to say (``Chat.capabilities``): a message type
     it cannot carry is refused; where it has a customer service window (the Cloud API's 24
@@ -136,11 +139,20 @@ def message_send(
             author_user=author_user,
             author_ref=author_ref,
             reply_to=reply_to,
+            annotations=annotations,
         )
 
 
 def _message_store_outbound(
-    *, chat, message_type, content, author_type, author_user, author_ref, reply_to
+    *,
+    chat,
+    message_type,
+    content,
+    author_type,
+    author_user,
+    author_ref,
+    reply_to,
+    annotations=None,
 ) -> Message:
     message = Message.objects.create(
         organization_id=chat.organization_id,
@@ -149,7 +161,8 @@ def _message_store_outbound(
         direction=Message.Direction.OUTBOUND,
         type=message_type,
         text=_outbound_text(message_type, content)[:4096],
-        content={"type": message_type, message_type: content},
+        # The API object wins over an annotation of the same name.
+        content={**(annotations or {}), "type": message_type, message_type: content},
         reply_to=reply_to,
         reply_to_wamid=(reply_to.wamid or "") if reply_to else "",
         status=Message.Status.PENDING,

@@ -73,10 +73,13 @@ class PipelineQueryCountTests(AssistantTestCase):
             list((Counter(small) - Counter(large)).elements()), [], "fewer queries than expected"
         )
 
-    def test_the_reply_task_sends_at_most_ten_statements(self):
+    def test_the_reply_task_sends_at_most_seven_statements(self):
         """The reply task (debounce, claim, context, model, reply stored with its usage) reads
-        and writes in at most 10 SQL statements, transaction control (BEGIN, COMMIT,
-        savepoints) apart; delivering the reply is the inbox's own cost, counted by the
+        and writes in at most 7 SQL statements, transaction control (BEGIN, COMMIT,
+        savepoints) apart: the claim, the chat with its recent history, then marking the
+        messages answered, the reply (its INSERT, the chat's preview and event sequence) and
+        its usage records. With the schedule's upsert when the message was stored, the AI part
+        of a reply is 8 of the issue's 10; delivering the reply is the inbox's own cost, counted by the
         pipeline bench. Waiting out the debounce costs none."""
         chat = self.ai_chat()
         self.answer("Quanto custa a limpeza?")  # the chat's first answer (greeting rules)
@@ -104,7 +107,7 @@ class PipelineQueryCountTests(AssistantTestCase):
         self.assertEqual(
             Message.objects.filter(chat=chat, author_type=Message.Author.ASSISTANT).count(), 2
         )
-        self.assertLessEqual(len(statements), 10, "\n".join(s[:120] for s in statements))
+        self.assertLessEqual(len(statements), 7, "\n".join(s[:120] for s in statements))
 
     def receive_stored(self, text: str) -> Message:
         from inbox import services as inbox_services
