@@ -2,6 +2,7 @@
 (``integrations.whatsapp.validation``) and are enforced while editing, not at send time."""
 
 import json
+import logging
 import re
 from datetime import datetime, timedelta
 
@@ -20,6 +21,8 @@ from inbox.models import Contact, Message
 from integrations import egress
 from integrations.egress import UnsafeURL, url_check
 from integrations.whatsapp import validation as wa
+
+logger = logging.getLogger(__name__)
 
 NO_MATCH = "no_match"
 DEFAULT_RETRIES = 2
@@ -677,15 +680,31 @@ def _ai_run(context):
         context.variables.pop(tries_key, None)
         return _ai_outcome(context, result)
     tries = int(context.variables.get(tries_key) or 0)
+    if tries >= ai_steps.AI_TRIES:
+        logger.warning(
+            "Flow run %s: no answer from the AI model at node %s after %d tries; the step "
+            "falls back and the flow goes on",
+            context.run.pk,
+            context.node["id"],
+            tries,
+        )
     if tries >= ai_steps.AI_TRIES or not ai_steps.model_available(context.run.organization_id):
         context.variables.pop(tries_key, None)
         return _ai_outcome(context, {"intent": None, "answer": ""})
+    if tries:
+        logger.info(
+            "Flow run %s: the AI model did not answer within %s at node %s; asking again",
+            context.run.pk,
+            ai_steps.AI_WAIT,
+            context.node["id"],
+        )
     context.variables[tries_key] = tries + 1
     ai_steps.ai_request(context.run.pk, context.run.step_index + 1)
     return Outcome(
         wait="time",
         until=timezone.now() + ai_steps.AI_WAIT,
         stay=True,
+        hold=True,  # the chat stays the flow's while the model thinks
         detail=_("asked the AI model"),
     )
 

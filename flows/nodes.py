@@ -37,6 +37,9 @@ class Outcome:
     end: str = ""
     jump: str = ""
     stay: bool = False  # with wait="time": wake up at this same node (a two-phase step)
+    # With wait="time": the flow keeps holding the chat meanwhile (an AI step waiting for the
+    # model): customer messages are queued on the run and answered in order when it goes on.
+    hold: bool = False
 
 
 @dataclass(frozen=True)

@@ -255,6 +255,7 @@ def _step_take(run_id: int, index: int) -> int | None:
             logger.exception("Flow run %s failed at node %s", run.pk, run.node)
             raise _StepFailed(_("error at %(node)s") % {"node": run.node}) from error
         _apply(run, node, context, outcome, started)
+        _answer_pending(run)
         return run.step_index if run.status == FlowRun.Status.RUNNING else None
 
 
@@ -263,6 +264,14 @@ def input_receive(*, run: FlowRun, message: Message) -> None:
     run = _locked_run(run.pk)
     if run is None or run.status != FlowRun.Status.WAITING_INPUT:
         return
+    _resume(run, message)
+    _answer_pending(run)
+    if run.status == FlowRun.Status.RUNNING:
+        tasks.enqueue("flows.tasks.run_steps", run.pk, run.step_index, queue="inbound")
+
+
+def _resume(run: FlowRun, message: Message) -> None:
+    """Apply ``message`` as the answer of the (locked) run waiting at its node."""
     by_id, _edges = version_graph(run.version_id)
     node = by_id[run.node]
     node_type = nodes.get(node["type"])
@@ -271,8 +280,68 @@ def input_receive(*, run: FlowRun, message: Message) -> None:
     context.variables["last_text"] = (message.text or "")[:1000]  # for "classify" steps
     outcome = node_type.resume(context, message)
     _apply(run, node, context, outcome, started)
-    if run.status == FlowRun.Status.RUNNING:
-        tasks.enqueue("flows.tasks.run_steps", run.pk, run.step_index, queue="inbound")
+
+
+# Customer messages that arrived while the run held the chat without waiting for an answer (an
+# AI step waiting for the model): their ids, oldest first, in the run's variables.
+PENDING = "_pending"
+
+
+def input_queue(*, run_id: int, message: Message) -> None:
+    """A customer message while the run holds the chat but is not waiting for an answer (an
+    AI step waiting for the model). It stays the flow's: kept on the run and answered in order
+    when the run next asks (``_answer_pending``), or given back to the router when the run ends
+    (``_finish``). Inside the inbound transaction, under the run's lock."""
+    run = _locked_run(run_id)
+    if run is not None and run.status == FlowRun.Status.WAITING_INPUT:
+        _resume(run, message)  # it asked meanwhile: this is the answer
+        _answer_pending(run)
+        if run.status == FlowRun.Status.RUNNING:
+            tasks.enqueue("flows.tasks.run_steps", run.pk, run.step_index, queue="inbound")
+        return
+    if run is None or run.status not in FlowRun.ACTIVE:
+        # The run ended between the router's question and this lock: the team's message.
+        Message.objects.filter(pk=message.pk, handled_by=HANDLER).update(handled_by="")
+        message.handled_by = ""
+        logger.info("Flow run %s ended before message %s could wait on it", run_id, message.pk)
+        return
+    pending = [*(run.variables.get(PENDING) or []), message.pk]
+    run.variables = {**run.variables, PENDING: pending}
+    FlowRun.objects.filter(pk=run.pk).update(variables=run.variables)
+
+
+def _answer_pending(run: FlowRun) -> None:
+    """The (locked) run waits for an answer and messages queued while it held the chat are
+    there: the oldest is the answer, now, in this transaction (then the next, if it asks
+    again)."""
+    while run.status == FlowRun.Status.WAITING_INPUT and run.variables.get(PENDING):
+        pending = list(run.variables[PENDING])
+        message = Message.objects.filter(pk=pending.pop(0), chat_id=run.chat_id).first()
+        run.variables = (
+            {**run.variables, PENDING: pending}
+            if pending
+            else {k: v for k, v in run.variables.items() if k != PENDING}
+        )
+        if message is not None:
+            _resume(run, message)
+
+
+def _pending_release(run: FlowRun, pending: list[int]) -> None:
+    """The run ended with customer messages still queued on it: each goes back to the router,
+    oldest first, as if it had just arrived (the chat is no longer held)."""
+    logger.info(
+        "Flow run %s ended (%s) with %d queued customer messages; routing them again",
+        run.pk,
+        run.status,
+        len(pending),
+    )
+    queued = Message.objects.filter(pk__in=pending, chat_id=run.chat_id, handled_by=HANDLER)
+    messages = sorted(queued, key=lambda m: pending.index(m.pk))
+    Message.objects.filter(pk__in=[m.pk for m in messages]).update(handled_by="")
+    chat = run.chat
+    for message in messages:
+        message.handled_by = ""
+        router.route(router.Inbound(message=message, chat=chat, contact=chat.contact))
 
 
 def _apply(
@@ -332,7 +401,12 @@ def _apply(
             _finish(run, FlowRun.Status.COMPLETED, "", node=node, step=step)
             return
         _save(run, step)
-        if run.chat.held_by == HANDLER:
+        if outcome.hold:
+            # The flow keeps the chat while it waits (an AI step and its model): a message
+            # meanwhile is queued on the run (``input_queue``). Past the wait and a lease, the
+            # hold lapses by itself, should nothing wake the run.
+            router.chat_hold(chat=run.chat, by=HANDLER, until=outcome.until + LEASE)
+        elif run.chat.held_by == HANDLER:
             router.chat_release(chat=run.chat, by=HANDLER)
         return
     target = edges.get((node["id"], outcome.port)) if outcome.port else None
@@ -344,7 +418,8 @@ def _apply(
     run.retries = 0
     run.due_at = now + LEASE
     _save(run, step)
-    if run.chat.held_by == HANDLER:
+    if run.chat.held_by == HANDLER and not run.variables.get(PENDING):
+        # (Messages queued while an AI step waited keep the chat held until they are answered.)
         router.chat_release(chat=run.chat, by=HANDLER)
 
 
@@ -404,8 +479,17 @@ def _finish(
     run.due_at = None
     if node is not None:
         run.node = node["id"]
+    pending = (run.variables or {}).get(PENDING)
+    if pending:
+        run.variables = {k: v for k, v in run.variables.items() if k != PENDING}
+    if pending and status != FlowRun.Status.COMPLETED:
+        logger.warning(
+            "Flow run %s stopped (%s) while holding the chat; releasing it", run.pk, status
+        )
     _save(run, step)
     router.chat_release(chat=run.chat, by=HANDLER)
+    if pending:
+        _pending_release(run, pending)
     labels = {
         FlowRun.Status.COMPLETED: _("Flow %(flow)s completed"),
         FlowRun.Status.HANDED_OFF: _("Flow %(flow)s handed the chat to the team"),
