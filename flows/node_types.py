@@ -861,6 +861,66 @@ register_node(
 )
 
 
+def _team_code_problems(props):
+    import uuid
+
+    try:
+        uuid.UUID(str(props.get("team") or ""))
+    except ValueError:
+        return [_("Choose the team.")]
+    return []
+
+
+def _team_of(organization_id: int, code):
+    from accounts.models import Team
+
+    return Team.objects.filter(organization_id=organization_id, code=code).first()
+
+
+def _team_validate_for(organization_id: int, props) -> list[str]:
+    if _team_of(organization_id, props.get("team")) is None:
+        return [_("The team is not one of this organization's teams.")]
+    return []
+
+
+def _assign_team_run(context):
+    """The chat goes to the team; its round robin (``inbox.teamwork``, the same as new chats'
+    auto-assignment) deals it to a member online with room."""
+    from inbox import teamwork
+
+    team = _team_of(context.chat.organization_id, context.props.get("team"))
+    if team is None:
+        return Outcome(port="next", detail=_("the team was deleted"))
+    assignee = teamwork.chat_team_assign(chat=context.chat, team=team)
+    if assignee is None:
+        return Outcome(
+            port="next", detail=_("%(team)s: nobody online has room") % {"team": team.name}
+        )
+    return Outcome(port="next", detail=f"{team.name}: {assignee.display_name}"[:200])
+
+
+register_node(
+    "assign_team",
+    label=_l("Assign to a team"),
+    icon="👥",
+    run=_assign_team_run,
+    validate=_team_code_problems,
+    validate_for=_team_validate_for,
+    fields=(
+        LABEL,
+        Field(
+            "team",
+            _l("Team"),
+            kind="select",
+            help=_l(
+                "The team's round robin gives the chat to a member online in the inbox with "
+                "room; when nobody is, the chat waits in the team's queue."
+            ),
+        ),
+    ),
+)
+
+
 def _handoff_run(context):
     reason = context.render(context.props.get("reason") or "") or _(
         "the customer asked for a person"
