@@ -382,11 +382,19 @@ def _answer_pending(run: FlowRun) -> None:
             _resume(run, message)
 
 
+def _pending_take(run: FlowRun) -> list[int]:
+    """The messages queued on the run, taken off it (saved with the run's next move)."""
+    pending = (run.variables or {}).get(PENDING) or []
+    if pending:
+        run.variables = {k: v for k, v in run.variables.items() if k != PENDING}
+    return pending
+
+
 def _pending_release(run: FlowRun, pending: list[int]) -> None:
-    """The run ended with customer messages still queued on it: each goes back to the router,
-    oldest first, as if it had just arrived (the chat is no longer held)."""
+    """The run ended, or waits without holding the chat, with customer messages still queued
+    on it: each goes back to the router, oldest first, as if it had just arrived."""
     logger.info(
-        "Flow run %s ended (%s) with %d queued customer messages; routing them again",
+        "Flow run %s (%s) gives back %d queued customer messages; routing them again",
         run.pk,
         run.status,
         len(pending),
@@ -456,6 +464,7 @@ def _apply(
         if run.node == "":
             _finish(run, FlowRun.Status.COMPLETED, "", node=node, step=step)
             return
+        pending = None if outcome.hold else _pending_take(run)
         _save(run, step)
         if outcome.hold:
             # The flow keeps the chat while it waits (an AI step and its model): a message
@@ -464,6 +473,8 @@ def _apply(
             router.chat_hold(chat=run.chat, by=HANDLER, until=outcome.until + LEASE)
         elif run.chat.held_by == HANDLER:
             router.chat_release(chat=run.chat, by=HANDLER)
+        if pending:  # a plain wait does not hold the chat: queued messages go on now
+            _pending_release(run, pending)
         return
     target = edges.get((node["id"], outcome.port)) if outcome.port else None
     if target is None:
@@ -535,9 +546,7 @@ def _finish(
     run.due_at = None
     if node is not None:
         run.node = node["id"]
-    pending = (run.variables or {}).get(PENDING)
-    if pending:
-        run.variables = {k: v for k, v in run.variables.items() if k != PENDING}
+    pending = _pending_take(run)
     if pending and status != FlowRun.Status.COMPLETED:
         logger.warning(
             "Flow run %s stopped (%s) while holding the chat; releasing it", run.pk, status
