@@ -12,6 +12,7 @@ Why it is safe to retry anything:
   deploy, the run continues from the step that did not commit.
 """
 
+import functools
 import logging
 import re
 import threading
@@ -496,6 +497,27 @@ _SAVED_FIELDS = (
 )  # fmt: skip
 
 
+_SAVED = [FlowRun._meta.get_field(name) for name in _SAVED_FIELDS]
+
+
+@functools.cache
+def _save_sql() -> str:
+    """The step's INSERT and the run's UPDATE in one statement (PostgreSQL), built once."""
+    run_table, step_table = FlowRun._meta.db_table, FlowRunStep._meta.db_table
+    step_columns = [
+        "organization_id", "run_id", "index", "node", "node_type", "port", "detail",
+        "entered_at", "created_at", "duration_ms",
+    ]  # fmt: skip
+    assignments = ", ".join(f'"{field.column}" = %s' for field in _SAVED)
+    columns = ", ".join(f'"{c}"' for c in step_columns)
+    placeholders = ", ".join(["%s"] * len(step_columns))
+    return (
+        # Names from the models' own metadata; every value is a parameter.
+        f'WITH step AS (INSERT INTO "{step_table}" ({columns}) VALUES ({placeholders}) '  # noqa: S608
+        f'RETURNING 1) UPDATE "{run_table}" SET {assignments} WHERE "id" = %s'
+    )
+
+
 def _save(run: FlowRun, step: FlowRunStep | None = None) -> None:
     """Store the run's move (and the step row that records it). On PostgreSQL both go in one
     statement (a data-modifying CTE: one round trip instead of two); elsewhere one after the
@@ -507,27 +529,14 @@ def _save(run: FlowRun, step: FlowRunStep | None = None) -> None:
         run.save(update_fields=_SAVED_FIELDS)
         return
     step.created_at = run.updated_at
-    run_table, step_table = FlowRun._meta.db_table, FlowRunStep._meta.db_table
-    step_columns = [
-        "organization_id", "run_id", "index", "node", "node_type", "port", "detail",
-        "entered_at", "created_at", "duration_ms",
-    ]  # fmt: skip
     step_values = [
         step.organization_id, run.pk, step.index, step.node, step.node_type, step.port,
         step.detail, step.entered_at, step.created_at, step.duration_ms,
     ]  # fmt: skip
-    assignments, run_values = [], []
-    for name in _SAVED_FIELDS:
-        field = FlowRun._meta.get_field(name)
-        assignments.append(f'"{field.column}" = %s')
-        run_values.append(field.get_db_prep_save(getattr(run, field.attname), connection))
-    columns = ", ".join(f'"{c}"' for c in step_columns)
-    placeholders = ", ".join(["%s"] * len(step_columns))
-    sql = (
-        # Names from the models' own metadata; every value is a parameter.
-        f'WITH step AS (INSERT INTO "{step_table}" ({columns}) VALUES ({placeholders}) '  # noqa: S608
-        f'RETURNING 1) UPDATE "{run_table}" SET {", ".join(assignments)} WHERE "id" = %s'
-    )
+    run_values = [
+        field.get_db_prep_save(getattr(run, field.attname), connection) for field in _SAVED
+    ]
+    sql = _save_sql()
     with connection.cursor() as cursor:
         cursor.execute(sql, [*step_values, *run_values, run.pk])
 
