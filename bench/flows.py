@@ -261,7 +261,8 @@ def main() -> None:
     context = multiprocessing.get_context("spawn")  # fresh interpreters, environment inherited
     per_process = [list(range(k, args.runs, args.processes)) for k in range(args.processes)]
     print(
-        f"{args.runs} customers at once: {args.processes} processes × {args.threads} threads…",
+        f"{args.runs} customers at once: {args.processes} processes × {args.threads} threads"
+        f" (load average {os.getloadavg()[0]:.2f})…",
         flush=True,
     )
     started = time.perf_counter()
@@ -291,6 +292,7 @@ def main() -> None:
         f"step overhead (ms): p50 {statistics.median(timings):.1f}  p95 {percentile(timings, 0.95):.1f}"
         f"  p99 {percentile(timings, 0.99):.1f}  max {max(timings):.1f}  (n={len(timings)})"
     )
+    print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"runs: {dict(runs)}; emails captured: {captured.count()}")
     print(
         f"outbound stored: {sum(stored.values())} (duplicates: {sum(v - 1 for v in stored.values())}),"

@@ -50,9 +50,13 @@ def empty() -> dict:
     }
 
 
-def check(definition, *, for_publish: bool = False) -> list[Problem]:
+def check(
+    definition, *, for_publish: bool = False, organization_id: int | None = None
+) -> list[Problem]:
     """Every problem of ``definition``. Structure errors always block; when ``for_publish``,
-    so do missing properties and dangling ports (a draft may be incomplete while edited)."""
+    so do missing properties and dangling ports (a draft may be incomplete while edited).
+    With ``organization_id``, also what only the organization can tell (``validate_for``:
+    the team a step names is one of its teams)."""
     if not isinstance(definition, dict):
         return [Problem("", _("The flow must be a JSON object with nodes and edges."))]
     raw_nodes, raw_edges = definition.get("nodes"), definition.get("edges", [])
@@ -86,7 +90,10 @@ def check(definition, *, for_publish: bool = False) -> list[Problem]:
         if not isinstance(props, dict):
             problems.append(Problem(node_id, _('"props" must be an object.')))
             continue
-        for message in node_type.validate(props):
+        messages = node_type.validate(props)
+        if not messages and organization_id is not None and node_type.validate_for:
+            messages = node_type.validate_for(organization_id, props)
+        for message in messages:
             problems.append(Problem(node_id, str(message), blocking=True))
     starts = [n for n in by_id.values() if n.get("type") == "start"]
     if not starts:
@@ -231,9 +238,13 @@ def _number(value) -> float:
         return 0.0
 
 
-def validated(definition, *, for_publish: bool = False) -> dict:
+def validated(definition, *, for_publish: bool = False, organization_id: int | None = None) -> dict:
     """The normalized definition, or ``DefinitionError`` with the blocking problems."""
-    problems = [p for p in check(definition, for_publish=for_publish) if p.blocking]
+    problems = [
+        p
+        for p in check(definition, for_publish=for_publish, organization_id=organization_id)
+        if p.blocking
+    ]
     if problems:
         raise DefinitionError(problems)
     return normalized(definition)
@@ -248,7 +259,7 @@ def export(*, name: str, description: str, definition: dict) -> dict:
     }
 
 
-def parse_import(data) -> tuple[str, str, dict]:
+def parse_import(data, *, organization_id: int | None = None) -> tuple[str, str, dict]:
     """(name, description, definition) from an exported file, or ``DefinitionError``."""
     if not isinstance(data, dict) or "porfin_flow" not in data:
         raise DefinitionError(
@@ -267,7 +278,9 @@ def parse_import(data) -> tuple[str, str, dict]:
     name = str(data.get("name") or "").strip()[:120]
     if not name:
         raise DefinitionError([Problem("", _("The flow has no name."))])
-    definition = validated(data.get("definition"), for_publish=True)
+    definition = validated(
+        data.get("definition"), for_publish=True, organization_id=organization_id
+    )
     return name, str(data.get("description") or "")[:500], definition
 
 

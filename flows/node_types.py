@@ -2,6 +2,7 @@
 (``integrations.whatsapp.validation``) and are enforced while editing, not at send time."""
 
 import json
+import logging
 import re
 from datetime import datetime, timedelta
 
@@ -20,6 +21,8 @@ from inbox.models import Contact, Message
 from integrations import egress
 from integrations.egress import UnsafeURL, url_check
 from integrations.whatsapp import validation as wa
+
+logger = logging.getLogger(__name__)
 
 NO_MATCH = "no_match"
 DEFAULT_RETRIES = 2
@@ -677,15 +680,31 @@ def _ai_run(context):
         context.variables.pop(tries_key, None)
         return _ai_outcome(context, result)
     tries = int(context.variables.get(tries_key) or 0)
+    if tries >= ai_steps.AI_TRIES:
+        logger.warning(
+            "Flow run %s: no answer from the AI model at node %s after %d tries; the step "
+            "falls back and the flow goes on",
+            context.run.pk,
+            context.node["id"],
+            tries,
+        )
     if tries >= ai_steps.AI_TRIES or not ai_steps.model_available(context.run.organization_id):
         context.variables.pop(tries_key, None)
         return _ai_outcome(context, {"intent": None, "answer": ""})
+    if tries:
+        logger.info(
+            "Flow run %s: the AI model did not answer within %s at node %s; asking again",
+            context.run.pk,
+            ai_steps.AI_WAIT,
+            context.node["id"],
+        )
     context.variables[tries_key] = tries + 1
     ai_steps.ai_request(context.run.pk, context.run.step_index + 1)
     return Outcome(
         wait="time",
         until=timezone.now() + ai_steps.AI_WAIT,
         stay=True,
+        hold=True,  # the chat stays the flow's while the model thinks
         detail=_("asked the AI model"),
     )
 
@@ -839,6 +858,66 @@ register_node(
         [] if "@" in str(props.get("email") or "") else [_("Give the team member's email.")]
     ),
     fields=(LABEL, Field("email", _l("Team member's email"))),
+)
+
+
+def _team_code_problems(props):
+    import uuid
+
+    try:
+        uuid.UUID(str(props.get("team") or ""))
+    except ValueError:
+        return [_("Choose the team.")]
+    return []
+
+
+def _team_of(organization_id: int, code):
+    from accounts.models import Team
+
+    return Team.objects.filter(organization_id=organization_id, code=code).first()
+
+
+def _team_validate_for(organization_id: int, props) -> list[str]:
+    if _team_of(organization_id, props.get("team")) is None:
+        return [_("The team is not one of this organization's teams.")]
+    return []
+
+
+def _assign_team_run(context):
+    """The chat goes to the team; its round robin (``inbox.teamwork``, the same as new chats'
+    auto-assignment) deals it to a member online with room."""
+    from inbox import teamwork
+
+    team = _team_of(context.chat.organization_id, context.props.get("team"))
+    if team is None:
+        return Outcome(port="next", detail=_("the team was deleted"))
+    assignee = teamwork.chat_team_assign(chat=context.chat, team=team)
+    if assignee is None:
+        return Outcome(
+            port="next", detail=_("%(team)s: nobody online has room") % {"team": team.name}
+        )
+    return Outcome(port="next", detail=f"{team.name}: {assignee.display_name}"[:200])
+
+
+register_node(
+    "assign_team",
+    label=_l("Assign to a team"),
+    icon="👥",
+    run=_assign_team_run,
+    validate=_team_code_problems,
+    validate_for=_team_validate_for,
+    fields=(
+        LABEL,
+        Field(
+            "team",
+            _l("Team"),
+            kind="select",
+            help=_l(
+                "The team's round robin gives the chat to a member online in the inbox with "
+                "room; when nobody is, the chat waits in the team's queue."
+            ),
+        ),
+    ),
 )
 
 

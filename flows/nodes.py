@@ -37,6 +37,9 @@ class Outcome:
     end: str = ""
     jump: str = ""
     stay: bool = False  # with wait="time": wake up at this same node (a two-phase step)
+    # With wait="time": the flow keeps holding the chat meanwhile (an AI step waiting for the
+    # model): customer messages are queued on the run and answered in order when it goes on.
+    hold: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ class NodeType:
     # How the editor names outputs that depend on the properties: "options" (opt1… + no_match,
     # one per line of ``options``), "intents" (intent1… + other, when ``mode`` is "classify").
     dynamic_ports: str = ""
+    # Checks that need the organization (the team a step names is one of its own): called
+    # with (organization id, props) when the flow is saved, published or imported there.
+    validate_for: Callable[[int, dict], list[str]] | None = None
 
 
 _registry: dict[str, NodeType] = {}
@@ -74,6 +80,7 @@ def register_node(
     defaults: dict | None = None,
     icon: str = "•",
     dynamic_ports: str = "",
+    validate_for: Callable[[int, dict], list[str]] | None = None,
 ) -> NodeType:
     """Add (or replace) a node type. ``ports`` is a list of edge names, or a function of the
     node's properties (a button per option)."""
@@ -98,6 +105,7 @@ def register_node(
         defaults=dict(defaults or {}),
         icon=icon,
         dynamic_ports=dynamic_ports,
+        validate_for=validate_for,
     )
     _registry[type] = node_type
     return node_type

@@ -94,13 +94,18 @@ def _accepts(inbound: router.Inbound) -> bool:
     if inbound.message.type in (Message.Type.REACTION, Message.Type.UNSUPPORTED):
         return False
     if inbound.held_by == runtime.HANDLER:
-        run_id = (
-            FlowRun.objects.filter(chat_id=inbound.chat.pk, status=FlowRun.Status.WAITING_INPUT)
-            .values_list("pk", flat=True)
+        # The flow holds the chat: waiting for this answer, or (an AI step waiting for the
+        # model) not yet ready for it; then the message waits on the run, in order.
+        held = (
+            FlowRun.objects.filter(chat_id=inbound.chat.pk, status__in=FlowRun.ACTIVE)
+            .values_list("pk", "status")
             .first()
         )
-        inbound.notes["flow_run"] = run_id
-        return run_id is not None
+        if held is None:
+            return False
+        key = "flow_run" if held[1] == FlowRun.Status.WAITING_INPUT else "flow_queue"
+        inbound.notes[key] = held[0]
+        return True
     match = trigger_match(inbound)
     if match is None:
         return False
@@ -127,6 +132,9 @@ def _accepts(inbound: router.Inbound) -> bool:
 
 
 def _handle(inbound: router.Inbound) -> None:
+    if inbound.notes.get("flow_queue"):
+        runtime.input_queue(run_id=inbound.notes["flow_queue"], message=inbound.message)
+        return
     if inbound.notes.get("flow_run"):
         run = FlowRun.objects.get(pk=inbound.notes["flow_run"])
         runtime.input_receive(run=run, message=inbound.message)

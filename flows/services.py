@@ -44,7 +44,11 @@ def flow_create(
         organization=organization,
         name=name.strip()[:120],
         description=description[:500],
-        draft=flow_definition.validated(draft) if draft is not None else flow_definition.empty(),
+        draft=(
+            flow_definition.validated(draft, organization_id=organization.pk)
+            if draft is not None
+            else flow_definition.empty()
+        ),
         created_by=user,
         template_key=template_key,
     )
@@ -55,7 +59,7 @@ def flow_create(
 def draft_save(*, flow: Flow, draft: dict, revision: int, name: str | None = None) -> Flow:
     """Store the editor's draft when it was made from the current ``revision``; raises
     ``DefinitionError`` (nothing saved) or ``StaleRevision``."""
-    cleaned = flow_definition.validated(draft)
+    cleaned = flow_definition.validated(draft, organization_id=flow.organization_id)
     changes = {"draft": cleaned, "revision": F("revision") + 1}
     if name is not None and name.strip():
         changes["name"] = name.strip()[:120]
@@ -71,7 +75,9 @@ def flow_publish(*, flow: Flow, user=None) -> FlowVersion:
     """The draft becomes a new immutable version and goes live (runs in progress finish on
     the version they started on). Raises ``DefinitionError`` when the draft is incomplete."""
     flow = Flow.objects.select_for_update().get(pk=flow.pk)
-    definition = flow_definition.validated(flow.draft, for_publish=True)
+    definition = flow_definition.validated(
+        flow.draft, for_publish=True, organization_id=flow.organization_id
+    )
     number = (flow.versions.aggregate(n=Max("number"))["n"] or 0) + 1
     version = FlowVersion.objects.create(
         organization_id=flow.organization_id,
@@ -143,7 +149,9 @@ def flow_duplicate(*, flow: Flow, user=None) -> Flow:
 
 def flow_import(*, organization, data, user=None) -> Flow:
     """A new (unpublished) flow from an export; ``DefinitionError`` names what is wrong."""
-    name, description, definition = flow_definition.parse_import(data)
+    name, description, definition = flow_definition.parse_import(
+        data, organization_id=organization.pk
+    )
     return flow_create(
         organization=organization, name=name, description=description, draft=definition, user=user
     )

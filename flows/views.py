@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import access as accounts_access
+from accounts.models import Team
 from flows import access, analytics, definition, nodes, selectors, services, templates_library
 from flows.access import SECTION
 from flows.models import FlowRun, FlowVersion
@@ -98,7 +99,12 @@ def flow_edit(request, code):
                 "revision": flow.revision,
                 "name": flow.name,
                 "definition": flow.draft,
-                "problems": [p.as_dict() for p in definition.check(flow.draft, for_publish=True)],
+                "problems": [
+                    p.as_dict()
+                    for p in definition.check(
+                        flow.draft, for_publish=True, organization_id=flow.organization_id
+                    )
+                ],
                 "urls": {
                     "save": reverse("flow_save", args=[flow.code]),
                     "check": reverse("flow_check", args=[flow.code]),
@@ -163,6 +169,16 @@ def _catalog(organization) -> dict:
         for field in catalog["book"]["fields"]:
             if field["name"] == "service":
                 field["choices"] = [["", "—"], *booking.options(organization.pk)]
+    if "assign_team" in catalog:
+        teams = [
+            [str(code), name]
+            for code, name in Team.objects.filter(organization=organization)
+            .order_by("name")
+            .values_list("code", "name")
+        ]
+        for field in catalog["assign_team"]["fields"]:
+            if field["name"] == "team":
+                field["choices"] = [["", "—"], *teams]
     flows = selectors.flow_choices(organization)
     if "goto" in catalog:
         for field in catalog["goto"]["fields"]:
@@ -200,18 +216,20 @@ def flow_save(request, code):
         return _error(str(error), problems=[p.as_dict() for p in error.problems])
     except services.StaleRevision as stale:
         return _error(str(stale), status=409, revision=stale.current)
-    problems = definition.check(flow.draft, for_publish=True)
+    problems = definition.check(flow.draft, for_publish=True, organization_id=flow.organization_id)
     return JsonResponse({"revision": flow.revision, "problems": [p.as_dict() for p in problems]})
 
 
 @require_POST
 @accounts_access.section_required(SECTION)
 def flow_check(request, code):
-    access.get_flow_for_member(request.membership, code)
+    flow, _can_edit = access.get_flow_for_member(request.membership, code)
     data = _json_body(request)
     if data is None:
         return _error(_("Send the definition as JSON."))
-    problems = definition.check(data.get("definition"), for_publish=True)
+    problems = definition.check(
+        data.get("definition"), for_publish=True, organization_id=flow.organization_id
+    )
     return JsonResponse({"problems": [p.as_dict() for p in problems]})
 
 

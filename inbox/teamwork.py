@@ -244,8 +244,6 @@ def auto_assignee(team: Team):
 def chat_auto_assign(*, chat: Chat) -> bool:
     """A new chat nobody has: the first auto-assigning team (by name) deals it to a member.
     Chats an assistant answers are left alone: its handoff picks the person."""
-    from inbox import services
-
     if chat.assignee_id or chat.ai_enabled:
         return False
     team = (
@@ -255,15 +253,32 @@ def chat_auto_assign(*, chat: Chat) -> bool:
     )
     if team is None:
         return False
+    return chat_team_assign(chat=chat, team=team) is not None
+
+
+def chat_team_assign(*, chat: Chat, team: Team):
+    """Give ``chat`` to ``team``: it joins the team's queue and the team's round robin
+    (``auto_assignee``) deals it to a member online with room, unless a member of the team
+    has it already. Returns the assignee; None when nobody online has room (the chat keeps
+    whoever had it, in the team's queue). Used by new chats' auto-assignment and by flows'
+    "assign to a team" step."""
+    from inbox import services
+
+    if chat.team_id != team.pk:
+        Chat.objects.filter(pk=chat.pk).update(team=team)
+        chat.team = team
+    if chat.assignee_id and team.members.filter(pk=chat.assignee_id).exists():
+        return chat.assignee
     assignee = auto_assignee(team)
-    fields = {"team": team}
-    Chat.objects.filter(pk=chat.pk).update(team=team)
-    chat.team = team
     if assignee is None:
-        return False
+        return None
+    previous = chat.assignee if chat.assignee_id else None
     with transaction.atomic():
-        if not Chat.objects.filter(pk=chat.pk, assignee=None).update(**fields, assignee=assignee):
-            return False
+        # Conditional on the assignee read: a person assigning meanwhile wins.
+        if not Chat.objects.filter(pk=chat.pk, assignee_id=chat.assignee_id).update(
+            assignee=assignee
+        ):
+            return None
         chat.assignee = assignee
         entry = services._record_activity(
             chat,
@@ -272,6 +287,11 @@ def chat_auto_assign(*, chat: Chat) -> bool:
             % {"name": assignee.display_name, "team": team.name},
             {"kind": "assigned", "assignee": assignee.pk},
         )
+        if previous is not None and previous != assignee:
+            realtime.publish_on_commit(
+                user_group(previous),
+                {"type": "live.event", "data": {"type": "chat.removed", "chat": str(chat.code)}},
+            )
         services.publish_chat_event(
             chat, "chat.changed", change="assigned", message=str(entry.code)
         )
@@ -280,7 +300,7 @@ def chat_auto_assign(*, chat: Chat) -> bool:
             chat=chat,
             text=_("New chat for you: %(name)s") % {"name": chat.contact.display_name},
         )
-    return True
+    return assignee
 
 
 def team_members_of(user, organization) -> list[int]:

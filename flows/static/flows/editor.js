@@ -90,8 +90,20 @@
       text = parts.join(" · ");
     }
     if (node.type === "wait") text = (p.amount || 0) + " " + (p.unit || "");
+    if (node.type === "assign_team") text = choiceLabel(node, "team");
     if (node.type === "condition") text = [p.subject, p.path, p.operator, p.value].filter(Boolean).join(" ");
     return String(text).slice(0, 90);
+  }
+
+  function choiceLabel(node, name) {
+    var fields = (catalog[node.type] || { fields: [] }).fields;
+    for (var i = 0; i < fields.length; i++) {
+      if (fields[i].name !== name) continue;
+      for (var j = 0; j < fields[i].choices.length; j++) {
+        if (fields[i].choices[j][0] === node.props[name]) return fields[i].choices[j][1];
+      }
+    }
+    return node.props[name] || "";
   }
 
   function nodeHtml(node) {
