@@ -999,7 +999,8 @@ def _webhook_run(context):
             "phone": context.contact.phone,
             "name": context.contact.display_name,
         },
-        "vars": context.variables,
+        # The run's own bookkeeping (``_pending``, ``_ai_…``) stays inside Porfin.
+        "vars": {k: v for k, v in context.variables.items() if not k.startswith("_")},
     }
     timeout = min(WEBHOOK_TIMEOUT_MAX, max(1, int(context.props.get("timeout") or 5)))
     try:
