@@ -97,6 +97,13 @@ def main() -> None:
     print(f"checkout {root} on {connection.vendor}")
     print(f"demo loaded in {time.perf_counter() - started:.1f} s ({', '.join(loaded)})")
 
+    try:  # as config/asgi.py does once the server has started (checkouts that do)
+        from kernel.startup import freeze_startup_objects
+    except ImportError:
+        pass
+    else:
+        freeze_startup_objects()
+
     owner = User.objects.get(email=OWNER_EMAIL)
     chat = Chat.objects.filter(organization__slug="clinica-sorriso").order_by("pk").first()
 
