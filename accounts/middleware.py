@@ -19,13 +19,19 @@ class TenantMiddleware:
     def __call__(self, request):
         request.organization = None
         request.membership = None
+        request.memberships = []
         user = request.user
         if user.is_authenticated:
-            membership = selectors.membership_for_session(user, request.session.get(SESSION_KEY))
+            chosen = request.session.get(SESSION_KEY)
+            membership, request.memberships = selectors.memberships_for_session(user, chosen)
             if membership is not None:
                 request.membership = membership
                 request.organization = membership.organization
-                request.session[SESSION_KEY] = str(membership.organization.code)
+                # Written only when it changes: a session write on every page was an UPDATE
+                # and a commit per request (on SQLite, the database's write lock, waiting for
+                # any worker that writes).
+                if chosen != str(membership.organization.code):
+                    request.session[SESSION_KEY] = str(membership.organization.code)
             language = user.language or (membership and membership.organization.language)
             if language:
                 translation.activate(language)

@@ -1,4 +1,3 @@
-from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 
 from accounts.models import Invitation, Membership, Organization, User
@@ -6,15 +5,32 @@ from accounts.models import Invitation, Membership, Organization, User
 
 def membership_for_session(user: User, organization_code: str | None) -> Membership | None:
     """The membership for the organization chosen in this session, or the user's first one."""
-    memberships = Membership.objects.select_related("organization").filter(user=user)
-    if organization_code:
-        try:
-            chosen = memberships.filter(organization__code=organization_code).first()
-        except ValidationError:  # a malformed code in an old session
-            chosen = None
-        if chosen is not None:
-            return chosen
-    return memberships.order_by("created_at").first()
+    return memberships_for_session(user, organization_code)[0]
+
+
+def memberships_for_session(
+    user: User, organization_code: str | None
+) -> tuple[Membership | None, list[Membership]]:
+    """The membership for the organization chosen in this session (or the user's first one)
+    and all of the user's memberships (the organization switcher on every page), in one query:
+    a member belongs to a few organizations. Each membership's ``user`` is ``user``, so reading
+    it costs no query."""
+    memberships = list(
+        Membership.objects.select_related("organization")
+        .filter(user=user)
+        .order_by("created_at", "pk")
+    )
+    for membership in memberships:
+        membership.user = user
+    chosen = next(
+        (
+            m
+            for m in memberships
+            if organization_code and str(m.organization.code) == organization_code
+        ),
+        None,
+    )
+    return chosen or (memberships[0] if memberships else None), memberships
 
 
 def memberships_for_user(user: User) -> QuerySet[Membership]:

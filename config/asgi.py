@@ -24,7 +24,7 @@ from django.conf import settings  # noqa: E402
 from accounts.middleware_ws import TenantWebsocketMiddleware  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 from integrations import sandbox_links  # noqa: E402
-from kernel import admission, health, realtime, tasks  # noqa: E402
+from kernel import admission, health, realtime, startup, tasks  # noqa: E402
 
 
 class AdmittingDjangoHandler(ASGIHandler):
@@ -275,3 +275,4 @@ application = ServerLoopApplication(
     )
 )
 tasks.start_embedded_worker()
+startup.freeze_startup_objects()  # the collector skips what lives as long as the process

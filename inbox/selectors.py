@@ -6,6 +6,7 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 from accounts.access import Level, level_for
 from accounts.models import Membership
 from inbox.models import Chat, Contact, Media, Message
+from integrations.models import MessageTemplate
 
 PAGE_SIZE = 40
 THREAD_PAGE_SIZE = 40
@@ -217,6 +218,12 @@ def thread_page(chat: Chat, *, before: Message | None = None) -> tuple[list[Mess
     page = list(messages.order_by("-timestamp", "-id")[: THREAD_PAGE_SIZE + 1])
     has_more = len(page) > THREAD_PAGE_SIZE
     return list(reversed(page[:THREAD_PAGE_SIZE])), has_more
+
+
+def number_templates(chat: Chat) -> list[MessageTemplate]:
+    """The message templates of the chat's number (the composer's choice and the timeline's
+    template previews), in one query."""
+    return list(MessageTemplate.objects.filter(number_id=chat.number_id))
 
 
 def messages_after(chat: Chat, after: Message) -> list[Message]:

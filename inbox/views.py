@@ -78,12 +78,13 @@ SNOOZE_PRESETS = [(1, _lazy("In 1 hour")), (4, _lazy("In 4 hours")), (24, _lazy(
 
 def _chat_context(request, chat):
     entries, has_older = selectors.thread_page(chat)
+    templates = selectors.number_templates(chat)
+    approved = [template for template in templates if template.status.upper() == "APPROVED"]
     return {
         "chat": chat,
         "entries": entries,
         "has_older": has_older,
         "composer": ComposerForm(),
-        "template_form": TemplateSendForm(chat=chat),
         "note_form": NoteForm(),
         "rich_form": RichMessageForm(),
         "teammates": selectors.teammates(request.membership),
@@ -104,10 +105,11 @@ def _chat_context(request, chat):
         "priorities": Chat.Priority.choices,
         "past_chats": selectors.past_chats(chat),
         "contact_form": ContactForm(instance=chat.contact),
-        "templates_by_name": TemplateSendForm.templates_by_name(chat),
+        "templates_by_name": {template.name: template.components for template in templates},
         # Assistants (an app above the inbox) contribute the analysis card, when installed.
         "analysis_template": "assistants/_analysis.html" if apps.is_installed("assistants") else "",
-        "template_components": {str(t.pk): t.components for t in TemplateSendForm.approved(chat)},
+        "approved_templates": approved,
+        "template_components": {str(template.pk): template.components for template in approved},
     }
 
 
