@@ -25,6 +25,7 @@ or by ``SandboxServer(EvolutionSandboxApp())`` in tests.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import logging
@@ -106,8 +107,13 @@ def _key_id() -> str:
 class EvolutionSandboxApp:
     """The emulator; ``api_key`` is the server's global key."""
 
-    def __init__(self, *, api_key: str = DEFAULT_KEY, delivery_delay: float = 0.05) -> None:
+    def __init__(
+        self, *, api_key: str = DEFAULT_KEY, delivery_delay: float = 0.05, restore=None
+    ) -> None:
+        """``restore``: called once, at the first request, for the sessions a real server would
+        have kept across a restart (``[{"name", "phone", "webhook"}]``, paired)."""
         self.api_key = api_key
+        self.restore = restore
         self.delivery_delay = delivery_delay
         self.instances: dict[str, Instance] = {}
         self.lock = threading.Lock()
@@ -130,6 +136,8 @@ class EvolutionSandboxApp:
                     return
         if scope["type"] != "http":
             return
+        if self.restore is not None:  # off the event loop: it reads the database
+            await asyncio.get_running_loop().run_in_executor(None, self._restore)
         try:
             request = await read_request(scope, receive)
         except BodyTooLarge:
@@ -142,6 +150,27 @@ class EvolutionSandboxApp:
         await response.send(send)
 
     # --- Routing --------------------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        with self.lock:
+            restore, self.restore = self.restore, None
+        if restore is None:  # another request restored them
+            return
+        try:
+            sessions = restore()
+        except Exception:  # noqa: BLE001 (no database yet: nothing to restore)
+            logger.warning("Evolution emulator: sessions not restored", exc_info=True)
+            return
+        with self.lock:
+            for session in sessions:
+                if session["name"] not in self.instances:
+                    self.instances[session["name"]] = Instance(
+                        name=session["name"],
+                        token=uuid.uuid4().hex.upper(),
+                        state="open",
+                        phone=session.get("phone") or "5511900000000",
+                        webhook=dict(session.get("webhook") or {}),
+                    )
 
     def handle(self, request: Request) -> Response:
         parts = [p for p in request.path.split("/") if p]
