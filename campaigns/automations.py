@@ -403,7 +403,7 @@ def on_message_received(*, message: Message) -> None:
         return
     if has_active_rules(message.organization_id, T.KEYWORD, T.CAMPAIGN_REPLY):
         # Runs in the follow-up's outbox transaction: recorded there too, so never lost.
-        outbox.add(MESSAGE_RULES, {"message": message.pk})
+        outbox.add(MESSAGE_RULES, {"message": message.pk}, organization_id=message.organization_id)
 
 
 MESSAGE_RULES = "campaigns.message_rules"

@@ -73,7 +73,12 @@ outbox.register(INBOUND_FOLLOWUPS, _inbound_followups)
 def on_messages_stored(sender, *, messages, **kwargs):
     # Bookkeeping (reply attribution, automations), kept off the inbound queue: recorded in the
     # storing transaction (one outbox entry per batch), so a broker outage cannot lose it.
-    outbox.add(INBOUND_FOLLOWUPS, {"messages": [message.pk for message in messages]})
+    organizations = {message.organization_id for message in messages}
+    outbox.add(
+        INBOUND_FOLLOWUPS,
+        {"messages": [message.pk for message in messages]},
+        organization_id=organizations.pop() if len(organizations) == 1 else None,
+    )
 
 
 @receiver(inbox_signals.contact_changed, dispatch_uid="campaigns-contact-changed")

@@ -256,10 +256,15 @@ if settings.SANDBOX_ENABLED:
         http_app,
     )
     # And the Evolution API emulator (WhatsApp Web numbers) at /sandbox/evolution.
+    from integrations import sandbox_web
     from integrations.whatsapp.evolution_sandbox import EvolutionSandboxApp
 
     http_app = mount(
-        "/sandbox/evolution", EvolutionSandboxApp(api_key=settings.SANDBOX_EVOLUTION_KEY), http_app
+        "/sandbox/evolution",
+        EvolutionSandboxApp(
+            api_key=settings.SANDBOX_EVOLUTION_KEY, restore=sandbox_web.emulated_sessions
+        ),
+        http_app,
     )
 
 application = ServerLoopApplication(

@@ -49,7 +49,7 @@ def auto_assign_new_chat(sender, *, chat, change, **kwargs):
     """A new chat goes to a team's round robin (``inbox.teamwork.chat_auto_assign``), through
     the outbox: a broker outage delays the assignment, never drops it."""
     if change == "created" and chat.assignee_id is None:
-        outbox.add(AUTO_ASSIGN, {"chat": chat.pk})
+        outbox.add(AUTO_ASSIGN, {"chat": chat.pk}, organization_id=chat.organization_id)
 
 
 @receiver(inbox_signals.message_received, dispatch_uid="inbox-snooze-ends-on-reply")

@@ -5,7 +5,7 @@ import requests
 from django.conf import settings
 
 from integrations.models import WhatsAppNumber
-from integrations.providers.evolution import server_for
+from integrations.providers.evolution import EvolutionProvider, server_for
 
 
 def is_emulated(number: WhatsAppNumber) -> bool:
@@ -75,3 +75,49 @@ def phone_states() -> dict[str, str]:
     except requests.RequestException:
         return {}
     return {item["instanceName"]: item["state"] for item in response.json()}
+
+
+def emulated_sessions() -> list[dict]:
+    """The paired sessions of numbers on the embedded emulator, for it to restore when the web
+    process starts (a real Evolution server keeps its sessions across restarts; the emulator
+    lives in memory): name, phone and webhook of every such number Porfin believes open."""
+    sessions = []
+    numbers = WhatsAppNumber.objects.filter(
+        evolution_server=None, is_active=True, connection_state="open"
+    ).exclude(evolution_instance="")
+    for number in numbers:
+        if not is_emulated(number):
+            continue
+        sessions.append(
+            {
+                "name": number.evolution_instance,
+                "phone": "".join(c for c in number.display_phone_number if c.isdigit()),
+                "webhook": EvolutionProvider(number)._webhook_config(),
+            }
+        )
+    return sessions
+
+
+DEMO_INSTANCE = "porfin-demo-web-{organization}"
+
+
+def demo_number(organization, *, name: str, phone: str) -> WhatsAppNumber | None:
+    """A WhatsApp Web number on the embedded emulator, already paired (``manage.py demo``), so
+    the QR and Web features have something to show on first run; idempotent. None when the
+    sandbox is off (no emulator to pair it with)."""
+    if not settings.SANDBOX_ENABLED or settings.EVOLUTION_API_URL:
+        return None
+    instance = DEMO_INSTANCE.format(organization=organization.pk)
+    number, _created = WhatsAppNumber.objects.get_or_create(
+        phone_number_id=f"evolution:{instance}",
+        defaults={
+            "organization": organization,
+            "name": name,
+            "display_phone_number": f"+{phone}",
+            "provider": WhatsAppNumber.Provider.EVOLUTION,
+            "evolution_instance": instance,
+            "connection_state": "open",
+            "throughput_per_second": 1,
+        },
+    )
+    return number

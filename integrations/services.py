@@ -21,6 +21,7 @@ from integrations.errors import IntegrationError
 from integrations.models import MessageTemplate, WebhookEvent, WhatsAppNumber
 from integrations.providers import provider_for
 from integrations.whatsapp.payloads import TEMPLATE_STATUS_MAX
+from kernel import cache as kernel_cache
 from kernel import tasks
 
 logger = logging.getLogger(__name__)
@@ -102,12 +103,50 @@ def sandbox_customer_send(*, number: WhatsAppNumber, spec: dict) -> dict:
 
 _webhook_numbers: dict[str, tuple[float, WhatsAppNumber]] = {}
 WEBHOOK_NUMBER_TTL = 10.0  # seconds a number's webhook credentials are reused without a query
+# Every process's copies go when any number changes (deactivated, secret rotated): a version in
+# the shared cache (Redis), bumped after the change commits and read by each process at most
+# every VERSION_CHECK_SECONDS, so the webhook pays one GET per process per half second, not a
+# round trip per delivery (``bench/webhook_number_version.py``). The TTL remains as the
+# fallback should the shared cache be unreachable.
+WEBHOOK_NUMBERS_VERSION = "integrations:webhook-numbers:version"
+VERSION_CHECK_SECONDS = 0.5
+
+
+class _VersionState:
+    checked = -VERSION_CHECK_SECONDS  # monotonic time of the last check
+    seen: str | None = None  # the shared version this process's copies belong to
+    generation = 0  # bumped at each local clear: a load that started before it is not kept
+
+
+_version = _VersionState()
+
+
+def _webhook_numbers_clear() -> None:
+    _version.generation += 1
+    _webhook_numbers.clear()
+
+
+def _webhook_numbers_check(now: float) -> None:
+    """Drop every cached number when the shared version moved (at most one GET per interval)."""
+    if now - _version.checked < VERSION_CHECK_SECONDS:
+        return
+    _version.checked = now
+    try:
+        version = kernel_cache.version_get(WEBHOOK_NUMBERS_VERSION)
+    except Exception:  # the shared cache is down: the TTL still bounds staleness
+        logger.warning("Webhook number version unreadable; cached numbers kept up to their TTL")
+        return
+    if version != _version.seen:
+        _webhook_numbers_clear()
+        _version.seen = version
 
 
 def webhook_number_cached(key: str) -> WhatsAppNumber | None:
     """``webhook_number`` from this process's memory only (None when not cached or stale)."""
+    now = time.monotonic()
+    _webhook_numbers_check(now)
     cached = _webhook_numbers.get(key)
-    if cached and time.monotonic() - cached[0] < WEBHOOK_NUMBER_TTL:
+    if cached and now - cached[0] < WEBHOOK_NUMBER_TTL:
         return cached[1]
     return None
 
@@ -117,9 +156,11 @@ def webhook_number(key: str, *, fresh: bool = False) -> WhatsAppNumber | None:
     token), kept a few seconds per process so that a delivery costs one INSERT. ``fresh``
     reads it again (e.g. after a signature mismatch, in case the secret was just rotated)."""
     now = time.monotonic()
+    _webhook_numbers_check(now)
     cached = _webhook_numbers.get(key)
     if cached and not fresh and now - cached[0] < WEBHOOK_NUMBER_TTL:
         return cached[1]
+    generation = _version.generation
     number = (
         WhatsAppNumber.objects.filter(webhook_key=key, is_active=True)
         .only("pk", "organization_id", "provider", "app_secret", "verify_token", "webhook_secret")
@@ -127,16 +168,28 @@ def webhook_number(key: str, *, fresh: bool = False) -> WhatsAppNumber | None:
     )
     if number is None:
         _webhook_numbers.pop(key, None)
-    else:
+    elif generation == _version.generation:  # not read across a change another process made
         if len(_webhook_numbers) > 10_000:
             _webhook_numbers.clear()
         _webhook_numbers[key] = (now, number)
     return number
 
 
-def forget_webhook_number(number: WhatsAppNumber) -> None:
-    """Drop this process's cached copy of a number's webhook credentials (after an edit)."""
-    _webhook_numbers.pop(number.webhook_key, None)
+def forget_webhook_number(number: WhatsAppNumber | None = None) -> None:
+    """A number changed: drop this process's copy now, and every process's after the commit
+    (the shared version moves; each process sees it within ``VERSION_CHECK_SECONDS``). Called
+    by the number services and on every save or delete of a number (``receivers``)."""
+    if number is not None:
+        _webhook_numbers.pop(number.webhook_key, None)
+
+    def bump():
+        _webhook_numbers_clear()
+        try:
+            _version.seen = kernel_cache.version_bump(WEBHOOK_NUMBERS_VERSION)
+        except Exception:
+            logger.exception("Webhook number version not bumped; other processes wait the TTL")
+
+    transaction.on_commit(bump)
 
 
 def webhook_event_fields(*, number: WhatsAppNumber, body: bytes, headers: dict) -> dict:

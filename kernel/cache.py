@@ -6,6 +6,7 @@ connection (a third of an API request's time). ``SharedRedisCache`` hands every 
 the process the same client, so connections are pooled and reused.
 """
 
+import secrets
 import threading
 import time
 from functools import cached_property
@@ -70,3 +71,17 @@ def count_hit(key: str, period: int, *, also_get: str = "") -> tuple[int, float,
             hits = 1
     extra = cache.get(also_get) if also_get else None
     return hits, int(cache.get(previous) or 0), elapsed, extra
+
+
+def version_bump(key: str) -> str:
+    """Give a shared version a new value (random, so that a flushed or restarted Redis can never
+    hand back a value a process already saw) and return it: one SET, seen by every process on
+    Redis; without Redis, the process's local cache."""
+    version = secrets.token_hex(8)
+    cache.set(key, version, timeout=None)
+    return version
+
+
+def version_get(key: str) -> str:
+    """The value ``version_bump`` set ("" before the first bump or after a flush): one GET."""
+    return cache.get(key) or ""

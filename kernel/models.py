@@ -14,6 +14,9 @@ class OutboxEntry(models.Model):
     run_after = models.DateTimeField(default=timezone.now)  # later after a failure (backoff)
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    # Whose work it is (an ``accounts.Organization`` id, no foreign key: the kernel sits below
+    # accounts); the ops page names it beside an entry that stopped retrying.
+    organization_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["run_after"], name="kernel_outbox_run_after")]

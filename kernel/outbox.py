@@ -10,6 +10,11 @@ itself, as many as there are, so a Redis loss delays follow-up work but never dr
 Apps register their handlers by key in ``AppConfig.ready`` (``register``); a handler takes the
 payload (JSON) and must be idempotent: an entry is deleted in the transaction that runs it, but
 a handler that sends something outside the database may still run twice after a crash.
+
+An entry that failed ``MAX_ATTEMPTS`` times is *dead*: the sweep leaves it alone, and it stays
+in the table until an operator retries it (``retry``: attempts back to zero, queued again) or
+discards it (``discard``). ``dead()`` lists them; the ops page (reports) shows them and an
+operational alert says when there are any.
 """
 
 import logging
@@ -53,13 +58,14 @@ def register(key: str, func: Callable[[object], None], *, queue: str = "default"
     _handlers[key] = Handler(key, func, queue)
 
 
-def add(key: str, payload) -> OutboxEntry:
+def add(key: str, payload, *, organization_id: int | None = None) -> OutboxEntry:
     """Record work for after the current transaction commits (one INSERT) and queue its task
-    after the commit. Outside a transaction it commits at once."""
+    after the commit. Outside a transaction it commits at once. ``organization_id`` names
+    whose work it is on the ops page should it stop retrying."""
     handler = _handlers.get(key)
     if handler is None:
         raise ValueError(f"No outbox handler {key!r} is registered")
-    entry = OutboxEntry.objects.create(key=key, payload=payload)
+    entry = OutboxEntry.objects.create(key=key, payload=payload, organization_id=organization_id)
     transaction.on_commit(lambda: _dispatch(entry.pk, handler.queue))
     return entry
 
@@ -142,3 +148,32 @@ def sweep(*, grace_seconds: float = GRACE_SECONDS, budget_seconds: float = SWEEP
 def pending() -> int:
     """Entries not yet run (health and benches)."""
     return OutboxEntry.objects.count()
+
+
+def dead():
+    """Entries that failed ``MAX_ATTEMPTS`` times: the sweep no longer runs them. Oldest first."""
+    return OutboxEntry.objects.filter(attempts__gte=MAX_ATTEMPTS).order_by("created_at", "pk")
+
+
+def retry(entry_ids: list[int]) -> list[OutboxEntry]:
+    """Give these dead entries a fresh start: attempts back to zero, due now, a task queued
+    after the commit (the sweep runs them if the broker is down). Returns those retried, as
+    they were (their key, attempts and last error, for the audit)."""
+    with transaction.atomic():
+        entries = list(dead().filter(pk__in=entry_ids).select_for_update())
+        OutboxEntry.objects.filter(pk__in=[e.pk for e in entries]).update(
+            attempts=0, run_after=timezone.now()
+        )
+        for entry in entries:
+            handler = _handlers.get(entry.key)
+            queue = handler.queue if handler else "default"
+            transaction.on_commit(lambda pk=entry.pk, q=queue: _dispatch(pk, q))
+    return entries
+
+
+def discard(entry_ids: list[int]) -> list[OutboxEntry]:
+    """Delete these dead entries (their work will not happen). Returns those deleted."""
+    with transaction.atomic():
+        entries = list(dead().filter(pk__in=entry_ids).select_for_update())
+        OutboxEntry.objects.filter(pk__in=[e.pk for e in entries]).delete()
+    return entries

@@ -8,7 +8,9 @@ per episode, however many ticks it lasts); one that is back to normal clears it 
 * number quality: WhatsApp flagged a number or its quality rating is yellow or red (the
   rating arrives by webhook, ``integrations.services.number_quality_apply``);
 * AI budget: an assistant has spent its organization's share of its monthly budget;
-* queue backlog: a worker cluster has too many tasks waiting (the installation's: superusers).
+* queue backlog: a worker cluster has too many tasks waiting (the installation's: superusers);
+* stopped follow-up work: outbox entries that failed ``kernel.outbox.MAX_ATTEMPTS`` times and
+  will not run again until a superuser retries or discards them on the ops page.
 
 Thresholds: ``AlertSettings`` per organization (its admins), ``OpsSettings`` for the operator.
 """
@@ -24,13 +26,14 @@ from django.db.models import Count, Q, Sum
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.models import Membership, Organization, Role
 from assistants.models import Assistant, UsageRecord
 from inbox.consumers import user_group
 from inbox.models import Message
 from integrations.models import WhatsAppNumber
-from kernel import realtime, tasks
+from kernel import outbox, realtime, tasks
 from reports.models import Alert, AlertSettings, OpsSettings
 
 logger = logging.getLogger(__name__)
@@ -107,6 +110,9 @@ def conditions(now=None) -> dict[Key, tuple[int | None, dict]]:
                 None,
                 {"queue": queue, "depth": depth, "threshold": backlog},
             )
+    dead = outbox.dead().count()
+    if dead:
+        found[("system", Alert.Kind.OUTBOX_DEAD, "")] = (None, {"count": dead})
     return found
 
 
@@ -148,6 +154,17 @@ def alert_text(alert: Alert, *, opened: bool = True) -> str:
     if alert.kind == Alert.Kind.AI_BUDGET:
         return (
             _("%(assistant)s has used %(percent)s%% of its monthly AI budget (US$ %(budget)s).") % p
+        )
+    if alert.kind == Alert.Kind.OUTBOX_DEAD:
+        return (
+            ngettext(
+                "%(count)s follow-up task failed too many times and stopped; retry or discard it "
+                "on the operations page.",
+                "%(count)s follow-up tasks failed too many times and stopped; retry or discard them "
+                "on the operations page.",
+                p["count"],
+            )
+            % p
         )
     return _("%(depth)s tasks are waiting in the %(queue)s queue (alert at %(threshold)s).") % p
 

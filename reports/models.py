@@ -41,6 +41,8 @@ class AuditEvent(models.Model):
         CONTACT_ERASED = "contact_erased", _("Contact data erased")
         RETENTION_CHANGED = "retention_changed", _("Retention policy changed")
         RETENTION_PURGED = "retention_purged", _("Old messages purged")
+        OUTBOX_RETRIED = "outbox_retried", _("Stopped follow-up work retried")
+        OUTBOX_DISCARDED = "outbox_discarded", _("Stopped follow-up work discarded")
 
     organization = models.ForeignKey(
         Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -455,6 +457,7 @@ class Alert(models.Model):
         NUMBER_QUALITY = "number_quality", _("Number quality")
         AI_BUDGET = "ai_budget", _("AI budget")
         QUEUE_BACKLOG = "queue_backlog", _("Queue backlog")
+        OUTBOX_DEAD = "outbox_dead", _("Follow-up work stopped")
 
     organization = models.ForeignKey(
         Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="+"

@@ -10,6 +10,7 @@ urlpatterns = [
     path("audit/", views.audit_log, name="audit_log"),
     path("alerts/", ops.alert_list, name="alert_list"),
     path("ops/", ops.ops_page, name="ops_page"),
+    path("ops/outbox/", ops.ops_outbox, name="ops_outbox"),
     path("privacy/", views.privacy_settings, name="privacy_settings"),
     path("privacy/contacts/<uuid:code>/", views.contact_privacy, name="contact_privacy"),
     path("privacy/contacts/<uuid:code>/export/", views.contact_export, name="contact_export"),

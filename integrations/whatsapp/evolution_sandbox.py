@@ -18,6 +18,8 @@ Control API (the sandbox phone page, tests):
 - ``POST /_sandbox/instances/{i}/inbound`` (a customer writes: ``{"from", "name", "type", ...}``
   or a raw Baileys ``message``), ``POST /_sandbox/instances/{i}/event`` (any webhook as given)
 - ``GET /_sandbox/instances/{i}/sent`` (what Porfin sent), ``POST /_sandbox/reset``
+- ``POST /_sandbox/instances/{i}/slow`` ``{"seconds"}``: sends still go out (and echo), but
+  their answers come that late (a client's read timeout: an ambiguous send)
 
 Served by the web process at ``/sandbox/evolution`` when the sandbox is on (embedded default),
 or by ``SandboxServer(EvolutionSandboxApp())`` in tests.
@@ -25,6 +27,7 @@ or by ``SandboxServer(EvolutionSandboxApp())`` in tests.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import logging
@@ -83,6 +86,7 @@ class Instance:
     media: dict[str, tuple[str, str]] = field(default_factory=dict)  # key id -> (mime, b64)
     read: list[str] = field(default_factory=list)
     presence: list[dict] = field(default_factory=list)
+    slow_answers: float = 0.0  # seconds each send's answer waits (the send itself goes out)
 
     def summary(self) -> dict:
         return {
@@ -106,8 +110,13 @@ def _key_id() -> str:
 class EvolutionSandboxApp:
     """The emulator; ``api_key`` is the server's global key."""
 
-    def __init__(self, *, api_key: str = DEFAULT_KEY, delivery_delay: float = 0.05) -> None:
+    def __init__(
+        self, *, api_key: str = DEFAULT_KEY, delivery_delay: float = 0.05, restore=None
+    ) -> None:
+        """``restore``: called once, at the first request, for the sessions a real server would
+        have kept across a restart (``[{"name", "phone", "webhook"}]``, paired)."""
         self.api_key = api_key
+        self.restore = restore
         self.delivery_delay = delivery_delay
         self.instances: dict[str, Instance] = {}
         self.lock = threading.Lock()
@@ -130,6 +139,8 @@ class EvolutionSandboxApp:
                     return
         if scope["type"] != "http":
             return
+        if self.restore is not None:  # off the event loop: it reads the database
+            await asyncio.get_running_loop().run_in_executor(None, self._restore)
         try:
             request = await read_request(scope, receive)
         except BodyTooLarge:
@@ -139,9 +150,32 @@ class EvolutionSandboxApp:
             response = self.handle(request)
         except (ValueError, KeyError, TypeError) as error:
             response = _error(400, f"{type(error).__name__}: {error}")
+        if response.hold:  # a send that went out but whose answer is late (a read timeout)
+            await asyncio.sleep(response.hold)
         await response.send(send)
 
     # --- Routing --------------------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        with self.lock:
+            restore, self.restore = self.restore, None
+        if restore is None:  # another request restored them
+            return
+        try:
+            sessions = restore()
+        except Exception:  # noqa: BLE001 (no database yet: nothing to restore)
+            logger.warning("Evolution emulator: sessions not restored", exc_info=True)
+            return
+        with self.lock:
+            for session in sessions:
+                if session["name"] not in self.instances:
+                    self.instances[session["name"]] = Instance(
+                        name=session["name"],
+                        token=uuid.uuid4().hex.upper(),
+                        state="open",
+                        phone=session.get("phone") or "5511900000000",
+                        webhook=dict(session.get("webhook") or {}),
+                    )
 
     def handle(self, request: Request) -> Response:
         parts = [p for p in request.path.split("/") if p]
@@ -303,6 +337,7 @@ class EvolutionSandboxApp:
             instance.sent.append({"route": route, "body": body, "record": record})
             instance.messages[key["id"]] = record
         self.webhook(instance, "send.message", {**record, "status": "SERVER_ACK"}, delay=0.3)
+        answer_delay = instance.slow_answers
         for status, delay in (("DELIVERY_ACK", 0.5),):
             self.webhook(
                 instance,
@@ -318,7 +353,9 @@ class EvolutionSandboxApp:
                 },
                 delay=delay,
             )
-        return Response.json(record, 201)
+        response = Response.json(record, 201)
+        response.hold = answer_delay
+        return response
 
     def chat(self, instance: Instance, action: str, body: dict) -> Response:
         if action == "markMessageAsRead":
@@ -374,6 +411,9 @@ class EvolutionSandboxApp:
             return Response.json(instance.summary())
         if action == "sent":
             return Response.json([s["record"] | {"route": s["route"]} for s in instance.sent])
+        if action == "slow" and request.method == "POST":
+            instance.slow_answers = float((request.json() or {}).get("seconds") or 0)
+            return Response.json({"slow": instance.slow_answers})
         if action == "inbound" and request.method == "POST":
             if instance.state != "open":
                 return _error(409, "the instance is not paired")

@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts.models import Membership, Organization, Role, User
 from inbox.demo_history import demo_extras
 from inbox.models import Chat, Contact, Message
+from integrations import sandbox_web
 from integrations.models import WhatsAppNumber
 
 DEMO_PASSWORD = "sorriso-demo-2026"
@@ -41,6 +42,12 @@ CONTACTS = [
     ),
     ("5511976540005", "Beatriz Santos", ["paciente"], "Vou chegar 10 minutos atrasada, tudo bem?"),
     ("5541991230006", "Lucas Fernandes", [], "Qual o horário de funcionamento no sábado?"),
+]
+# Chats on the WhatsApp Web number (paired on the embedded Evolution emulator).
+WEB_CONTACTS = [
+    ("5511965430007", "Mariana Rocha", "Oi! Vi o anúncio no Instagram, ainda tem horário hoje?"),
+    ("5511954320008", "Pedro Almeida", "Pode me mandar o endereço da clínica?"),
+    ("5521943210009", "Larissa Costa", "Minha filha perdeu um dente de leite, precisa consulta?"),
 ]
 
 
@@ -118,6 +125,9 @@ class Command(BaseCommand):
                     author_type=Message.Author.CUSTOMER,
                     timestamp=when,
                 )
+        web = sandbox_web.demo_number(organization, name="WhatsApp Web", phone="5511940005678")
+        if web is not None:
+            self._chats(organization, web, WEB_CONTACTS, agents, now=now, offset=9)
         demo_extras(organization=organization, number=number, users_by_role=users, agents=agents)
         self.stdout.write(self.style.SUCCESS("Demo organization ready: Clínica Sorriso"))
         self.stdout.write(f"  Sign in at http://127.0.0.1:8000/ as {OWNER_EMAIL} / {DEMO_PASSWORD}")
@@ -125,6 +135,43 @@ class Command(BaseCommand):
             "  Teammates (same password): "
             + ", ".join(f"{email} ({role})" for email, _, role in TEAM[1:])
         )
+
+    @staticmethod
+    def _chats(organization, number, contacts, agents, *, now, offset):
+        """One customer message per contact on ``number`` (idempotent)."""
+        for index, (wa_id, name, text) in enumerate(contacts):
+            contact, _ = Contact.objects.get_or_create(
+                organization=organization,
+                wa_id=wa_id,
+                defaults={"phone": f"+{wa_id}", "profile_name": name, "name": name},
+            )
+            when = now - timedelta(minutes=11 * index + offset)
+            chat, created = Chat.objects.get_or_create(
+                organization=organization,
+                contact=contact,
+                number=number,
+                defaults={
+                    "assignee": agents[index % len(agents)] if index % 2 else None,
+                    "last_message_at": when,
+                    "last_message_preview": text[:200],
+                    "unread_count": 1,
+                    "window_expires_at": when + timedelta(hours=24),
+                },
+            )
+            if created:
+                Message.objects.create(
+                    organization=organization,
+                    chat=chat,
+                    number=number,
+                    direction=Message.Direction.INBOUND,
+                    type=Message.Type.TEXT,
+                    text=text,
+                    content={"type": "text", "text": {"body": text}},
+                    wamid=f"3EB0DEMO{wa_id}",
+                    status=Message.Status.RECEIVED,
+                    author_type=Message.Author.CUSTOMER,
+                    timestamp=when,
+                )
 
     @staticmethod
     def _verify_email(user):
