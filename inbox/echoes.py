@@ -15,7 +15,7 @@ from inbox.services import (
     message_preview,
     publish_chat_event,
 )
-from inbox.services.statuses import _status_changes_on_commit
+from inbox.services.statuses import status_changes_on_commit
 from integrations.events import OwnMessage
 from integrations.models import WhatsAppNumber
 from kernel import tasks
@@ -117,5 +117,5 @@ def _in_flight_reconcile(message: Message, *, wamid: str, number: WhatsAppNumber
     logger.info("Message %s reconciled by its echo %s", message.pk, wamid)
     message.refresh_from_db()
     publish_chat_event(message.chat, "message.status", message=str(message.code), status="sent")
-    _status_changes_on_commit([(message, "sent", "pending")])
+    status_changes_on_commit([(message, "sent", "pending")])
     transaction.on_commit(lambda: message_orphans_apply(number_id=number.pk, wamid=wamid))

@@ -19,7 +19,7 @@ from inbox.media import clean_filename, media_file_save
 from inbox.models import Chat, Media, Message
 from inbox.services.events import message_preview, publish_chat_event
 from inbox.services.media import MEDIA_TYPES
-from inbox.services.statuses import _status_changes_on_commit, message_orphans_apply
+from inbox.services.statuses import message_orphans_apply, status_changes_on_commit
 from integrations.errors import IntegrationError, ServerError
 from integrations.events import StatusUpdate
 from integrations.models import MessageTemplate, WhatsAppNumber
@@ -281,7 +281,7 @@ def message_deliver(message_id: int) -> None:
             return  # a status webhook's callback data recorded it first
         message.refresh_from_db()
         publish_chat_event(message.chat, "message.status", message=str(message.code), status="sent")
-        _status_changes_on_commit([(message, "sent", "pending")])
+        status_changes_on_commit([(message, "sent", "pending")])
     # Statuses that arrived before we knew the wamid (see message_statuses_apply).
     message_orphans_apply(number_id=message.number_id, wamid=wamid)
 
@@ -327,7 +327,7 @@ def _send_failed(message: Message, error: IntegrationError) -> None:
         publish_chat_event(
             message.chat, "message.status", message=str(message.code), status="failed"
         )
-        _status_changes_on_commit([(message, "failed", "pending")])
+        status_changes_on_commit([(message, "failed", "pending")])
 
 
 def _send_unknown_hold(message: Message, error: IntegrationError, content: dict) -> None:

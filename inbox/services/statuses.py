@@ -108,7 +108,7 @@ def _statuses_record(applied: list[tuple[Message, str, object, dict]]) -> None:
         ]
     )
     if changes:
-        _status_changes_on_commit(changes)
+        status_changes_on_commit(changes)
 
 
 def _status_move(message: Message, status: str, when, error: dict) -> tuple[list[str], str | None]:
@@ -139,7 +139,7 @@ def _status_move(message: Message, status: str, when, error: dict) -> tuple[list
     return fields, previous
 
 
-def _status_changes_on_commit(changes: list[tuple[Message, str, str]]) -> None:
+def status_changes_on_commit(changes: list[tuple[Message, str, str]]) -> None:
     """After commit, announce (message, status, previous) changes: one ``message_status_changed``
     each (outgoing webhooks send one event per status), then all at once for bulk receivers."""
 
