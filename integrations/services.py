@@ -217,7 +217,6 @@ def webhook_events_process(event_ids: list[int]) -> None:
 
 DRAIN_BATCH = 200  # deliveries claimed and processed per transaction
 DRAIN_SECONDS = 2.0  # a drain task's time budget before it queues itself again
-DRAIN_TASKS = 2  # tasks started when the drain is idle: one per inbound worker
 DRAIN_FLAG_SECONDS = 30  # a drain lost with its worker is restarted by the next delivery after this
 DRAIN_FLAG = "porfin:inbound-drain"
 DRAIN_RUNS = "porfin:inbound-drain:runs"  # drain tasks run (the bench's events per task)
@@ -230,7 +229,7 @@ def webhook_drain_enabled() -> bool:
 
 def webhook_drain_signal(*, force: bool = False) -> None:
     """Deliveries were stored (committed): make sure a drain is on its way. Costs one SET NX
-    while a drain runs; queues ``DRAIN_TASKS`` tasks when none does (or when ``force``).
+    while a drain runs; queues one task per inbound worker when none does (or when ``force``).
 
     No delivery is left behind: a drain that finds nothing clears the flag and then looks once
     more, so a delivery committed before the clear is seen by that last look, and one committed
@@ -245,7 +244,7 @@ def webhook_drain_signal(*, force: bool = False) -> None:
             return
     except Exception:  # the cache is down: queue anyway (a drain that finds nothing is cheap)
         logger.exception("The drain flag could not be set; queueing a drain")
-    for _ in range(DRAIN_TASKS):
+    for _ in range(_drain_tasks()):
         try:
             tasks.dispatch("integrations.tasks.drain_webhook_events", queue="inbound")
         except Exception:  # the broker is down: the rows are stored, the sweep signals again
@@ -253,6 +252,12 @@ def webhook_drain_signal(*, force: bool = False) -> None:
             with _quietly():
                 cache.delete(DRAIN_FLAG)
             return
+
+
+def _drain_tasks() -> int:
+    """Tasks started when the drain is idle: one per inbound worker."""
+    cluster = settings.Q_CLUSTER.get("ALT_CLUSTERS", {}).get(tasks.cluster_name("inbound"), {})
+    return max(1, int(cluster.get("workers", settings.Q_CLUSTER.get("workers", 2))))
 
 
 def webhook_events_drain(*, seconds: float = DRAIN_SECONDS) -> int:
