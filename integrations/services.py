@@ -682,15 +682,16 @@ def webhook_events_sweep(*, older_than_seconds: int | None = None) -> int:
     pending = WebhookEvent.objects.filter(
         processed_at__isnull=True, received_at__lt=cutoff, attempts__lt=MAX_PROCESSING_ATTEMPTS
     ).order_by("pk")
-    after, queued = 0, 0
+    after, queued, signalled = 0, 0, False
     while True:
         rows = list(pending.filter(pk__gt=after).values_list("pk", "attempts")[:SWEEP_CHUNK])
         if not rows:
             return queued
         fresh = [pk for pk, attempts in rows if attempts < 1]
         if fresh and webhook_drain_enabled():  # the drain takes every never-attempted delivery
-            webhook_drain_signal(force=True)
-            fresh = []
+            if not signalled:
+                webhook_drain_signal(force=True)
+            signalled, fresh = True, []
         for start in range(0, len(fresh), SWEEP_BATCH):
             webhook_events_queue(fresh[start : start + SWEEP_BATCH])
         for pk, attempts in rows:
