@@ -469,6 +469,7 @@ def run_mix(args, env, mix: str, path: str, wamids: list[str]) -> list[tuple[str
     outbox_before = OutboxEntry.objects.count()
     cluster_env = {**env, "Q_CLUSTER_NAME": "porfin-inbound"}
     tasks_queued = queue_size(env, "porfin-inbound")
+    runs_before = drain_runs()
     cpu_before = children_cpu()
     started = time.perf_counter()
     worker = start(
@@ -504,16 +505,72 @@ def run_mix(args, env, mix: str, path: str, wamids: list[str]) -> list[tuple[str
             f"{cluster_cpu / total * 1000:.2f} ms",
             "incl. start-up; load-independent",
         ),
-        ("events per inbound task", f"{total / max(1, tasks_queued):.1f}", f"{tasks_queued} tasks"),
+        events_per_task(total, tasks_queued, drain_runs() - runs_before),
         (
             "follow-ups recorded (outbox)",
             f"{OutboxEntry.objects.count() - outbox_before}",
             "run by the default cluster",
         ),
     ]
+    rows += inprocess_drain(mix, path, wamids, args.provider)
     if args.while_draining:
         rows += accept_while_draining(args, env, mix, path, wamids, logs)
     return rows
+
+
+def drain_runs() -> int:
+    """Drain tasks run so far (``integrations.services.DRAIN_RUNS``; 0 before the drain)."""
+    from django.core.cache import cache
+
+    from integrations import services
+
+    return int(cache.get(getattr(services, "DRAIN_RUNS", "-"), 0) or 0)
+
+
+def events_per_task(total: int, queued: int, runs: int) -> tuple[str, str, str]:
+    if runs:  # the drain: tasks that claim deliveries themselves
+        return ("events per inbound task", f"{total / runs:.1f}", f"{runs} drain tasks run")
+    return ("events per inbound task", f"{total / max(1, queued):.1f}", f"{queued} tasks")
+
+
+def inprocess_drain(mix, path, wamids, provider, count: int = 600) -> list[tuple[str, str, str]]:
+    """Statements and Python CPU per event of the processing itself: ``count`` more deliveries
+    of the mix stored, then processed here, in this process (what a worker runs, without the
+    task runner), with every statement counted."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from integrations import services
+    from integrations.models import WebhookEvent
+
+    key = path.rstrip("/").rsplit("/", 1)[-1]
+    number = services.webhook_number(key, fresh=True)
+    bodies = (
+        build_bodies(count, wamids, provider)
+        if mix == "status"
+        else build_new_customer_bodies(count, start=10_000_000)
+    )
+    WebhookEvent.objects.bulk_create(
+        WebhookEvent(**services.webhook_event_fields(number=number, body=body, headers={}))
+        for body in bodies
+    )
+    drain = getattr(services, "webhook_events_drain", None)
+    pending = list(
+        WebhookEvent.objects.filter(processed_at__isnull=True).values_list("pk", flat=True)
+    )
+    cpu, wall = time.process_time(), time.perf_counter()
+    with CaptureQueriesContext(connection) as queries:
+        if drain is not None:
+            drain(seconds=3600)
+        else:  # before the drain: tasks of the receiver's size
+            services.webhook_events_process(pending)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    n = len(pending)
+    return [
+        (f"[{mix}] in-process, {n} events", f"{n / wall:,.0f} events/s", "one process, no cluster"),
+        ("  queries per event", f"{len(queries) / n:.2f}", "<= 4"),
+        ("  Python CPU per event", f"{cpu / n * 1000:.2f} ms", "this process only"),
+    ]
 
 
 def accept_while_draining(args, env, mix, path, wamids, logs) -> list[tuple[str, str, str]]:

@@ -11,8 +11,8 @@ The receiver exists because a number at 80 msg/s brings about 320 webhooks/s (th
 message, plus inbound), and Meta wants each one acknowledged fast. Django's request cycle costs
 more than the work here (request signals hop to threads; one INSERT and one durable COMMIT per
 delivery makes the disk flush the ceiling). Deliveries arriving together are written by one
-multi-row INSERT whose durable commit comes before any of their 200s ("store first"), then
-queued as one processing task per batch.
+multi-row INSERT whose durable commit comes before any of their 200s ("store first"); then the
+drain is signalled (``services.webhook_drain_signal``), which claims stored deliveries itself.
 """
 
 from __future__ import annotations
@@ -45,8 +45,6 @@ PATH = re.compile(
     r"|evolution/([A-Za-z0-9_-]{1,64})/(?:([A-Za-z0-9_-]{1,64})/)?)$"
 )  # Evolution (WhatsApp Web) deliveries may carry the number's secret in the path
 MAX_BATCH = 500
-MAX_TASK = 50  # deliveries per processing task; more tasks than workers keep them all busy
-LINGER_SECONDS = 0.005  # during a burst, how long a task waits for more deliveries to join it
 FIELDS = ("number_id", "organization_id", "body", "headers", "processed_at", "error")
 
 
@@ -242,9 +240,8 @@ class BatchWriter:
         self.queue: asyncio.Queue[tuple[dict, asyncio.Future]] = asyncio.Queue()
         self.connection: psycopg.AsyncConnection | None = None
         self.runner = asyncio.get_running_loop().create_task(self.run())
-        self.to_queue: list[int] = []  # stored, not yet handed to the inbound queue
+        self.stored = False  # deliveries stored since the drain was last signalled
         self.dispatcher: asyncio.Task | None = None
-        self.burst = False  # the last INSERT stored several deliveries
 
     async def write(self, fields: dict) -> int:
         future = asyncio.get_running_loop().create_future()
@@ -269,25 +266,18 @@ class BatchWriter:
             for (_fields, future), event_id in zip(batch, ids, strict=True):
                 if not future.done():
                     future.set_result(event_id)
-            self.to_queue += [
-                i for (fields, _f), i in zip(batch, ids, strict=True) if not fields["error"]
-            ]
-            self.burst = len(batch) > 1
-            if self.to_queue and (self.dispatcher is None or self.dispatcher.done()):
-                self.dispatcher = asyncio.get_running_loop().create_task(self.dispatch())
+            if any(not fields["error"] for fields, _f in batch):
+                self.stored = True
+                if self.dispatcher is None or self.dispatcher.done():
+                    self.dispatcher = asyncio.get_running_loop().create_task(self.dispatch())
 
     async def dispatch(self) -> None:
-        """Queue the stored deliveries for processing. Those stored while a task is being queued
-        go into the next one, up to ``MAX_TASK``: a burst becomes fewer, larger tasks (each task
-        costs the workers a few milliseconds of its own, and a worker stores a task's messages
-        in a few statements whatever their number), and a lone delivery waits for nothing.
-        During a burst (the last INSERT wrote several rows) a short linger lets the next
-        deliveries join the task; their 200s have gone already, so no answer waits for it."""
-        if self.burst and len(self.to_queue) < MAX_TASK:
-            await asyncio.sleep(LINGER_SECONDS)
-        while self.to_queue:
-            ids, self.to_queue = self.to_queue[:MAX_TASK], self.to_queue[MAX_TASK:]
-            await sync_to_async(services.webhook_events_queue, thread_sensitive=False)(ids)
+        """Tell the drain that deliveries are waiting (``services.webhook_drain_signal``: one
+        cache round trip while a drain runs). Batches stored while a signal is on its way share
+        the next one; no answer waits for it (their 200s have gone already)."""
+        while self.stored:
+            self.stored = False
+            await sync_to_async(services.webhook_drain_signal, thread_sensitive=False)()
 
     async def insert(self, rows: list[dict]) -> list[int]:
         if self.connection is None or self.connection.closed:

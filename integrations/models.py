@@ -161,7 +161,13 @@ class WebhookEvent(models.Model):
                 fields=["received_at"],
                 condition=models.Q(processed_at__isnull=True),
                 name="webhookevent_unprocessed",
-            )
+            ),
+            # The drain's claim: the oldest unprocessed deliveries, by id, whatever the log's size.
+            models.Index(
+                fields=["id"],
+                condition=models.Q(processed_at__isnull=True),
+                name="webhookevent_pending_by_id",
+            ),
         ]
         verbose_name = _("webhook event")
         verbose_name_plural = _("webhook events")

@@ -259,7 +259,144 @@ def webhook_events_process(event_ids: list[int]) -> None:
         _events_process(event_ids[start : start + PROCESS_BATCH])
 
 
-def _events_process(event_ids: list[int]) -> None:
+# --- The drain: many deliveries per task (issue 21) ------------------------------------------
+#
+# On PostgreSQL the receiver does not queue the ids it stored: it signals that deliveries are
+# waiting (``webhook_drain_signal``: one SET NX in the cache; tasks only when no drain is on its
+# way) and a drain task claims the oldest unprocessed deliveries itself, ``DRAIN_BATCH`` at a
+# time, until none are left or ``DRAIN_SECONDS`` pass (then it queues itself again). A task
+# thus carries thousands of deliveries during a backlog instead of a few dozen, and django-q2's
+# own cost per task, the queueing round trips and the per-task transactions all but vanish.
+
+DRAIN_BATCH = 200  # deliveries claimed and processed per transaction
+DRAIN_SECONDS = 2.0  # a drain task's time budget before it queues itself again
+DRAIN_FLAG_SECONDS = 30  # a drain lost with its worker is restarted by the next delivery after this
+DRAIN_FLAG = "porfin:inbound-drain"
+DRAIN_RUNS = "porfin:inbound-drain:runs"  # drain tasks run (the bench's events per task)
+DRAIN_LOCK = 0x706F7266  # advisory lock: one claim at a time, so claims lock chats in order
+
+
+def webhook_drain_enabled() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def webhook_drain_signal(*, force: bool = False) -> None:
+    """Deliveries were stored (committed): make sure a drain is on its way. Costs one SET NX
+    while a drain runs; queues one task per inbound worker when none does (or when ``force``).
+
+    No delivery is left behind: a drain that finds nothing clears the flag and then looks once
+    more, so a delivery committed before the clear is seen by that last look, and one committed
+    after it sets the flag again and queues a new drain."""
+    from django.core.cache import cache
+
+    if settings.TASK_RUNNER != "django_q":  # one process: run (inline) or submit one drain
+        tasks.dispatch("integrations.tasks.drain_webhook_events", queue="inbound")
+        return
+    try:
+        if not cache.add(DRAIN_FLAG, 1, DRAIN_FLAG_SECONDS) and not force:
+            return
+    except Exception:  # the cache is down: queue anyway (a drain that finds nothing is cheap)
+        logger.exception("The drain flag could not be set; queueing a drain")
+    for _ in range(_drain_tasks()):
+        try:
+            tasks.dispatch("integrations.tasks.drain_webhook_events", queue="inbound")
+        except Exception:  # the broker is down: the rows are stored, the sweep signals again
+            logger.exception("Drain not queued; the sweep will signal again")
+            with _quietly():
+                cache.delete(DRAIN_FLAG)
+            return
+
+
+def _drain_tasks() -> int:
+    """Tasks started when the drain is idle: one per inbound worker."""
+    cluster = settings.Q_CLUSTER.get("ALT_CLUSTERS", {}).get(tasks.cluster_name("inbound"), {})
+    return max(1, int(cluster.get("workers", settings.Q_CLUSTER.get("workers", 2))))
+
+
+def webhook_events_drain(*, seconds: float = DRAIN_SECONDS) -> int:
+    """Process stored deliveries, oldest first, ``DRAIN_BATCH`` per transaction, until none is
+    left (returns) or ``seconds`` have passed (queues itself again). Returns how many it took.
+
+    A claim marks its deliveries attempted in one UPDATE (committed first, as in
+    ``_events_process``, so a delivery that kills its worker is counted and later retried
+    alone by the sweep); only deliveries never attempted are claimed, with ``SKIP LOCKED``, so
+    two workers never claim the same one. Claims take turns (an advisory lock, held until the
+    batch has locked its chats): a batch claimed later locks a shared chat after the earlier
+    one and waits for its commit, so each chat's messages are stored in delivery order across
+    workers."""
+    from django.core.cache import cache
+
+    deadline = time.monotonic() + seconds
+    taken = 0
+    with _quietly():
+        if not cache.add(DRAIN_RUNS, 1, None):
+            cache.incr(DRAIN_RUNS)
+    while True:
+        claimed = _drain_batch()
+        taken += claimed
+        if not claimed:
+            with _quietly():
+                cache.delete(DRAIN_FLAG)
+            claimed = _drain_batch()  # one more look: see webhook_drain_signal
+            taken += claimed
+            if not claimed:
+                return taken
+        if time.monotonic() > deadline:
+            if settings.TASK_RUNNER != "django_q":
+                continue  # inline or threads: no queue to go back to; finish the backlog
+            with _quietly():
+                cache.set(DRAIN_FLAG, 1, DRAIN_FLAG_SECONDS)
+            tasks.dispatch("integrations.tasks.drain_webhook_events", queue="inbound")
+            return taken
+
+
+class _quietly:
+    """The drain's cache bookkeeping never stops it (the flag only saves tasks)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, trace):
+        if error is not None and isinstance(error, Exception):
+            logger.warning("Drain bookkeeping failed: %s", error)
+            return True
+        return False
+
+
+def _drain_batch() -> int:
+    table = WebhookEvent._meta.db_table
+    locking = connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        if locking:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [DRAIN_LOCK])
+        released = not locking
+
+        def release():
+            nonlocal released
+            if not released:
+                released = True
+                with connection.cursor() as unlock:
+                    unlock.execute("SELECT pg_advisory_unlock(%s)", [DRAIN_LOCK])
+
+        try:
+            with transaction.atomic():
+                _relaxed_commit()
+                skip = " FOR UPDATE SKIP LOCKED" if locking else ""
+                cursor.execute(
+                    f"UPDATE {table} SET attempts = attempts + 1 WHERE id IN ("  # noqa: S608
+                    f"SELECT id FROM {table} WHERE processed_at IS NULL AND attempts = 0"
+                    f" ORDER BY id LIMIT %s{skip}) RETURNING id",
+                    [DRAIN_BATCH],
+                )
+                ids = sorted(row[0] for row in cursor.fetchall())
+            if ids:
+                _events_process(ids, counted=True, announced=release)
+        finally:
+            release()
+    return len(ids)
+
+
+def _events_process(event_ids: list[int], *, counted: bool = False, announced=None) -> None:
     """Parse stored deliveries and publish their domain events, exactly once in effect.
 
     Correctness comes from the database, not from the queue (django-q2 may run a task twice, or
@@ -274,16 +411,20 @@ def _events_process(event_ids: list[int]) -> None:
     event, one message that cannot be stored is recorded with its reason while the others go
     through (see ``_events_dispatch``). A payload we cannot parse is recorded with the reason and
     not retried (the same bytes would fail the same way).
+
+    ``counted``: the drain's claim already counted this attempt. ``announced`` is called once
+    the batch's chats are locked (the drain lets the next claim go then).
     """
-    with transaction.atomic():
-        _relaxed_commit()
-        # Counted in a transaction of its own, before the work: an event that kills its worker
-        # every time still reaches MAX_PROCESSING_ATTEMPTS and stops being swept.
-        attempted = WebhookEvent.objects.filter(pk__in=event_ids, processed_at__isnull=True).update(
-            attempts=F("attempts") + 1
-        )
-    if not attempted:
-        return
+    if not counted:
+        with transaction.atomic():
+            _relaxed_commit()
+            # Counted in a transaction of its own, before the work: an event that kills its
+            # worker every time still reaches MAX_PROCESSING_ATTEMPTS and stops being swept.
+            attempted = WebhookEvent.objects.filter(
+                pk__in=event_ids, processed_at__isnull=True
+            ).update(attempts=F("attempts") + 1)
+        if not attempted:
+            return
     with transaction.atomic():
         _relaxed_commit()
         # Lock the rows: a second worker given the same events skips them (PostgreSQL) or waits
@@ -296,7 +437,7 @@ def _events_process(event_ids: list[int]) -> None:
         )
         if connection.features.has_select_for_update_skip_locked:
             claim = claim.select_for_update(skip_locked=True, of=("self",))
-        done, failures, problems = _events_dispatch(list(claim))
+        done, failures, problems = _events_dispatch(list(claim), announced=announced)
         now = timezone.now()
         if clean := [event_id for event_id in done if event_id not in problems]:
             WebhookEvent.objects.filter(pk__in=clean).update(processed_at=now, error="")
@@ -323,7 +464,7 @@ ITEM_FAILURES = (DataError, ValueError, TypeError, AttributeError, LookupError)
 
 
 def _events_dispatch(
-    events: list[WebhookEvent],
+    events: list[WebhookEvent], *, announced=None
 ) -> tuple[list[int], dict[int, str], dict[int, list[str]]]:
     """Publish the items of claimed deliveries; returns (ids done, {id: error} to retry,
     {id: [why an item was not processed, ...]} for deliveries done without some items).
@@ -343,6 +484,8 @@ def _events_dispatch(
     numbers: dict[int, WhatsAppNumber] = {}
     parsed = [(event, *_event_items(event)) for event in events]
     _batch_announce(parsed)
+    if announced is not None:
+        announced()
     for event, items, error in parsed:
         numbers[event.number_id] = event.number
         try:
@@ -592,12 +735,16 @@ def webhook_events_sweep(*, older_than_seconds: int | None = None) -> int:
     pending = WebhookEvent.objects.filter(
         processed_at__isnull=True, received_at__lt=cutoff, attempts__lt=MAX_PROCESSING_ATTEMPTS
     ).order_by("pk")
-    after, queued = 0, 0
+    after, queued, signalled = 0, 0, False
     while True:
         rows = list(pending.filter(pk__gt=after).values_list("pk", "attempts")[:SWEEP_CHUNK])
         if not rows:
             return queued
         fresh = [pk for pk, attempts in rows if attempts < 1]
+        if fresh and webhook_drain_enabled():  # the drain takes every never-attempted delivery
+            if not signalled:
+                webhook_drain_signal(force=True)
+            signalled, fresh = True, []
         for start in range(0, len(fresh), SWEEP_BATCH):
             webhook_events_queue(fresh[start : start + SWEEP_BATCH])
         for pk, attempts in rows:

@@ -8,6 +8,10 @@ def process_webhook_events(event_ids: list[int]) -> None:
     services.webhook_events_process(event_ids)
 
 
+def drain_webhook_events() -> None:
+    services.webhook_events_drain()
+
+
 def process_webhook_event(event_id: int) -> None:
     """Tasks queued before batches existed."""
     services.webhook_events_process([event_id])
