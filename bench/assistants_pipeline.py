@@ -10,8 +10,9 @@ stored and delivered to a local WhatsApp sandbox) on a fresh PostgreSQL database
 1. Overhead: N replies one after another with an instant stub model and inline tasks; per reply,
    wall time from the inbound message to the delivered answer minus the model call's own time.
    Target: p95 < 30 ms.
-2. Concurrency: C chats receive a message at the same moment (stored by 8 threads, as inbound
-   workers would); the stub model takes 1 s per answer; tasks run on the embedded thread runner
+2. Concurrency: C chats receive a message at the same moment (stored in one batch by
+   ``messages_receive``, as the inbound cluster's drain stores a backlog; ``--store single``: one
+   by one from 8 threads); the stub model takes 1 s per answer; tasks run on the embedded thread runner
    (the ``ai`` queue), debounce as configured. Reports the time until every chat has its answer
    stored and sent. Target: C = 50 all answered in < 3 s (no head-of-line blocking).
 """
@@ -240,6 +241,13 @@ def main() -> None:
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--replies", type=int, default=200)
     parser.add_argument("--chats", type=int, default=50)
+    parser.add_argument(
+        "--store",
+        choices=("batch", "single"),
+        default="batch",
+        help="how the burst's messages are stored: as the inbound cluster does (one batch, "
+        "``messages_receive``) or one by one from 8 threads (``message_receive``)",
+    )
     args = parser.parse_args()
 
     from integrations.whatsapp.sandbox import SandboxServer
@@ -256,6 +264,7 @@ def main() -> None:
     import logging
 
     from django.conf import settings
+    from django.db import transaction
 
     from assistants import services
     from assistants.models import AISettings, UsageRecord
@@ -358,8 +367,18 @@ def main() -> None:
             inbound=inbound(number, chat.contact.wa_id, "Vocês aceitam Amil?", f"wamid.c{index}"),
         )
 
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(receive, enumerate(chats)))
+    if args.store == "batch":  # as a drain task stores a backlog: one transaction per batch
+        with transaction.atomic():
+            inbox_services.messages_receive(
+                number=number,
+                inbounds=[
+                    inbound(number, chat.contact.wa_id, "Vocês aceitam Amil?", f"wamid.c{index}")
+                    for index, chat in enumerate(chats)
+                ],
+            )
+    else:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(receive, enumerate(chats)))
     received = time.perf_counter() - started
     answered_at = sent_at = None
     deadline = time.perf_counter() + 30
@@ -390,7 +409,7 @@ def main() -> None:
         f" ai queue threads {task_runner.QUEUES['ai']}:"
     )
     print(
-        f"   messages stored in {received:.2f} s; all answered in "
+        f"   messages stored ({args.store}) in {received:.2f} s; all answered in "
         f"{answered_at if answered_at is None else round(answered_at, 2)} s, all sent in "
         f"{sent_at if sent_at is None else round(sent_at, 2)} s; {replies} replies for "
         f"{per_chat} chats (target < 3 s, one reply each)"

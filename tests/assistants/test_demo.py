@@ -5,6 +5,7 @@ from django.test import override_settings
 
 from assistants import knowledge
 from assistants.models import Assistant
+from integrations.models import WhatsAppNumber
 
 
 @override_settings(OPENAI_API_KEY="")
@@ -13,7 +14,10 @@ def test_it_creates_the_demo_assistant_once(db):
     call_command("assistant_demo", stdout=io.StringIO())
     call_command("assistant_demo", stdout=io.StringIO())
     assistant = Assistant.objects.get(organization__slug="clinica-sorriso")
-    assert assistant.default_for_numbers.count() == 1
+    # One assistant, answering on each of the demo's numbers (Cloud API sandbox and WhatsApp Web).
+    numbers = WhatsAppNumber.objects.filter(organization=assistant.organization)
+    assert numbers.count() == 2
+    assert set(assistant.default_for_numbers.all()) == set(numbers)
     assert assistant.sources.count() == 14
     assert knowledge.search(assistant, "vocês aceitam Pix?")[0].source_title == "Pagamento"
 
