@@ -4,7 +4,9 @@
 
 Runs the real pipeline (``inbox.services.message_receive`` → ``message_received`` receiver →
 reply claim → retrieval → the official ``openai`` client against the local OpenAI stub → reply
-stored and delivered to a local WhatsApp sandbox) on a fresh PostgreSQL database (default
+stored and delivered to a local WhatsApp sandbox; the stub and the sandbox run in a process of
+their own, as the real ones are outside the worker, ``--fakes thread`` in this one) on a fresh
+PostgreSQL database (default
 ``postgres://postgres@127.0.0.1:5432/porfin_bench_assistants``).
 
 1. Overhead: N replies one after another with an instant stub model and inline tasks; per reply,
@@ -32,6 +34,64 @@ KNOWLEDGE = (
     "A limpeza custa R$ 180 e inclui flúor.\n\n"
     "Aceitamos Amil Dental, OdontoPrev e Bradesco Dental."
 )
+
+
+def _serve_fakes(conn) -> None:
+    """In a process of its own: the OpenAI-compatible stub (one answering at once, one after
+    1 s) and the WhatsApp sandbox, as the real model server and Meta are outside the AI worker.
+    In the worker's own process they would take its interpreter lock while 50 replies run."""
+    from integrations.whatsapp.sandbox import SandboxServer
+    from tests.assistants.openai_stub import OpenAIStub
+
+    instant, slow = OpenAIStub().start(), OpenAIStub().start()
+    for stub in (instant, slow):
+        stub.default = lambda body: {"content": "A limpeza custa R$ 180."}
+    slow.delay = 1.0
+    sandbox = SandboxServer().start()
+    conn.send({"instant": instant.base_url, "slow": slow.base_url, "sandbox": sandbox.url})
+    conn.recv()  # until the bench is done
+    instant.stop(), slow.stop(), sandbox.stop()
+
+
+class Fakes:
+    """The stub model and the sandbox, in another process (``--fakes process``, the default)
+    or in this one (``--fakes thread``, as the bench ran before)."""
+
+    def __init__(self, where: str):
+        self.where = where
+        if where == "process":
+            import multiprocessing
+
+            context = multiprocessing.get_context("spawn")
+            self.conn, child = context.Pipe()
+            self.process = context.Process(target=_serve_fakes, args=(child,), daemon=True)
+            self.process.start()
+            urls = self.conn.recv()
+            self.model_url, self.slow_model_url, self.sandbox_url = (
+                urls["instant"], urls["slow"], urls["sandbox"],
+            )  # fmt: skip
+            return
+        from integrations.whatsapp.sandbox import SandboxServer
+        from tests.assistants.openai_stub import OpenAIStub
+
+        self.stub, self.sandbox = OpenAIStub().start(), SandboxServer().start()
+        self.stub.default = lambda body: {"content": "A limpeza custa R$ 180."}
+        self.model_url = self.slow_model_url = self.stub.base_url
+        self.sandbox_url = self.sandbox.url
+
+    def model_slow(self) -> str:
+        """From now on the model takes 1 s per answer; returns the base URL to use."""
+        if self.where == "thread":
+            self.stub.delay = 1.0
+        return self.slow_model_url
+
+    def stop(self) -> None:
+        if self.where == "process":
+            self.conn.send("stop")
+            self.process.join(5)
+        else:
+            self.stub.stop()
+            self.sandbox.stop()
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -248,16 +308,19 @@ def main() -> None:
         help="how the burst's messages are stored: as the inbound cluster does (one batch, "
         "``messages_receive``) or one by one from 8 threads (``message_receive``)",
     )
+    parser.add_argument(
+        "--fakes",
+        choices=("process", "thread"),
+        default="process",
+        help="where the stub model and the WhatsApp sandbox run: another process (as the real "
+        "ones are outside the worker) or threads of this one",
+    )
     args = parser.parse_args()
 
-    from integrations.whatsapp.sandbox import SandboxServer
-    from tests.assistants.openai_stub import OpenAIStub
-
-    stub = OpenAIStub().start()
-    sandbox = SandboxServer().start()
+    fakes = Fakes(args.fakes)
     setup_django(
         args.database_url,
-        SANDBOX_URL=sandbox.url,
+        SANDBOX_URL=fakes.sandbox_url,
         SANDBOX_WEBHOOK_BASE_URL="http://127.0.0.1:9",
         TASK_RUNNER="inline",
     )
@@ -270,16 +333,18 @@ def main() -> None:
     from assistants.models import AISettings, UsageRecord
     from inbox import services as inbox_services
     from inbox.models import Chat, Message
+    from kernel import memo
     from kernel import tasks as task_runner
 
     logging.disable(logging.WARNING)
     organization, number, assistant = clinic("pipeline")
-    AISettings.objects.create(organization=organization, api_key="sk-stub", base_url=stub.base_url)
+    ai_config = AISettings.objects.create(
+        organization=organization, api_key="sk-stub", base_url=fakes.model_url
+    )
     services.knowledge_add(assistant=assistant, kind="text", title="Guia", text=KNOWLEDGE)
 
     # 1. Overhead, sequential, instant model.
     settings.ASSISTANT_DEBOUNCE_SECONDS = 0
-    stub.default = lambda body: {"content": "A limpeza custa R$ 180."}
     chats = make_chats(organization, number, args.replies + 20, "1")
     overheads, totals, ingest, cpu = [], [], [], []
     last_usage = 0
@@ -326,7 +391,8 @@ def main() -> None:
     )
     print(
         f"   process CPU p50 {statistics.median(cpu):.1f} ms"
-        f" (load-independent-ish: includes the in-process stub and sandbox servers)"
+        f" (load-independent-ish; the stub and sandbox servers"
+        f" {'excluded: another process' if args.fakes == 'process' else 'included'})"
     )
     print(
         f"   inbound message storage before it (inbox, all receivers): p50"
@@ -349,7 +415,9 @@ def main() -> None:
     # 2. Concurrency, 1 s model, thread runner.
     settings.TASK_RUNNER = "thread"
     del settings.ASSISTANT_DEBOUNCE_SECONDS
-    stub.delay = 1.0
+    ai_config.base_url = fakes.model_slow()
+    ai_config.save()
+    memo.forget_all()
     chats = make_chats(organization, number, args.chats, "2")
     ids = [c.pk for c in chats]
     before = Message.objects.filter(author_type="assistant").count()
@@ -405,7 +473,8 @@ def main() -> None:
             answered_at_by_chat[chat_id] = answer.created_at.timestamp()
             latencies.append((answer.created_at - asked.created_at).total_seconds())
     print(
-        f"2. {len(ids)} chats at once, stub model 1 s, debounce {services.debounce_seconds():.1f} s,"
+        f"2. {len(ids)} chats at once, stub model 1 s ({args.fakes} fakes),"
+        f" debounce {services.debounce_seconds():.1f} s,"
         f" ai queue threads {task_runner.QUEUES['ai']}:"
     )
     print(
@@ -422,8 +491,7 @@ def main() -> None:
         )
     timeline.report(stored_at, answered_at_by_chat, services.debounce_seconds(), started_wall)
     print(f"   memory: process RSS {rss_mb():.0f} MB after the burst")
-    stub.stop()
-    sandbox.stop()
+    fakes.stop()
 
 
 if __name__ == "__main__":
