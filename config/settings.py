@@ -148,7 +148,11 @@ else:
     if pooled:
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": env.int("DB_POOL_MIN", default=2),
-            "max_size": env.int("DB_POOL_MAX", default=16),
+            # Without Redis the task queues run as threads of this process (the AI queue's
+            # 64 among them), each holding a connection while it works: with 16, a reply ready
+            # for the model waited for a connection another reply was using (up to a second
+            # each, bench/assistants_pipeline.py's 50 chats: 3.58 s with 16, 2.81 s with 64).
+            "max_size": env.int("DB_POOL_MAX", default=16 if REDIS_URL else 64),
             "timeout": 10,
         }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
