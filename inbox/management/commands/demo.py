@@ -92,42 +92,17 @@ class Command(BaseCommand):
         )
         agents = users[Role.AGENT]
         now = timezone.now()
-        for index, (wa_id, name, tags, text) in enumerate(CONTACTS):
-            contact, _ = Contact.objects.get_or_create(
-                organization=organization,
-                wa_id=wa_id,
-                defaults={"phone": f"+{wa_id}", "profile_name": name, "name": name, "tags": tags},
-            )
-            when = now - timedelta(minutes=17 * index + 3)
-            chat, created = Chat.objects.get_or_create(
-                organization=organization,
-                contact=contact,
-                number=number,
-                defaults={
-                    "assignee": agents[index % len(agents)] if index % 3 else None,
-                    "last_message_at": when,
-                    "last_message_preview": text[:200],
-                    "unread_count": 1 if index % 2 == 0 else 0,
-                    "window_expires_at": when + timedelta(hours=24),
-                },
-            )
-            if created:
-                Message.objects.create(
-                    organization=organization,
-                    chat=chat,
-                    number=number,
-                    direction=Message.Direction.INBOUND,
-                    type=Message.Type.TEXT,
-                    text=text,
-                    content={"type": "text", "text": {"body": text}},
-                    wamid=f"wamid.demo-{wa_id}",
-                    status=Message.Status.RECEIVED,
-                    author_type=Message.Author.CUSTOMER,
-                    timestamp=when,
-                )
+        self._chats(
+            organization, number, CONTACTS, agents,
+            now=now, spacing=17, offset=3, assign_every=3, unread_every=2, wamid="wamid.demo-",
+        )  # fmt: skip
         web = sandbox_web.demo_number(organization, name="WhatsApp Web", phone="5511940005678")
         if web is not None:
-            self._chats(organization, web, WEB_CONTACTS, agents, now=now, offset=9)
+            self._chats(
+                organization, web, [(wa_id, name, [], text) for wa_id, name, text in WEB_CONTACTS],
+                agents, now=now, spacing=11, offset=9, assign_every=2, unread_every=1,
+                wamid="3EB0DEMO",
+            )  # fmt: skip
         demo_extras(organization=organization, number=number, users_by_role=users, agents=agents)
         self.stdout.write(self.style.SUCCESS("Demo organization ready: Clínica Sorriso"))
         self.stdout.write(f"  Sign in at http://127.0.0.1:8000/ as {OWNER_EMAIL} / {DEMO_PASSWORD}")
@@ -137,24 +112,28 @@ class Command(BaseCommand):
         )
 
     @staticmethod
-    def _chats(organization, number, contacts, agents, *, now, offset):
-        """One customer message per contact on ``number`` (idempotent)."""
-        for index, (wa_id, name, text) in enumerate(contacts):
+    def _chats(
+        organization, number, contacts, agents, *, now, spacing, offset, assign_every,
+        unread_every, wamid,
+    ):  # fmt: skip
+        """One customer message per contact on ``number`` (idempotent): every
+        ``assign_every``-th chat unassigned, every ``unread_every``-th unread."""
+        for index, (wa_id, name, tags, text) in enumerate(contacts):
             contact, _ = Contact.objects.get_or_create(
                 organization=organization,
                 wa_id=wa_id,
-                defaults={"phone": f"+{wa_id}", "profile_name": name, "name": name},
+                defaults={"phone": f"+{wa_id}", "profile_name": name, "name": name, "tags": tags},
             )
-            when = now - timedelta(minutes=11 * index + offset)
+            when = now - timedelta(minutes=spacing * index + offset)
             chat, created = Chat.objects.get_or_create(
                 organization=organization,
                 contact=contact,
                 number=number,
                 defaults={
-                    "assignee": agents[index % len(agents)] if index % 2 else None,
+                    "assignee": agents[index % len(agents)] if index % assign_every else None,
                     "last_message_at": when,
                     "last_message_preview": text[:200],
-                    "unread_count": 1,
+                    "unread_count": 1 if index % unread_every == 0 else 0,
                     "window_expires_at": when + timedelta(hours=24),
                 },
             )
@@ -167,7 +146,7 @@ class Command(BaseCommand):
                     type=Message.Type.TEXT,
                     text=text,
                     content={"type": "text", "text": {"body": text}},
-                    wamid=f"3EB0DEMO{wa_id}",
+                    wamid=f"{wamid}{wa_id}",
                     status=Message.Status.RECEIVED,
                     author_type=Message.Author.CUSTOMER,
                     timestamp=when,
