@@ -228,11 +228,21 @@ def server_cpu(server: subprocess.Popen) -> float:
     return total
 
 
+def busy_cpu() -> float:
+    """CPU seconds the whole box has been busy (all processes, from /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def measured(server, path, **kwargs) -> dict:
-    """A wrk run, with the server's CPU per request during it."""
-    before = server_cpu(server)
+    """A wrk run, with the server's CPU per request during it, and the rest of the box's
+    (PostgreSQL, Redis, wrk and anything else running)."""
+    before, box_before = server_cpu(server), busy_cpu()
     result = wrk(path, **kwargs)
-    result["cpu_ms"] = (server_cpu(server) - before) / max(1, result["requests"]) * 1000
+    requests_done = max(1, result["requests"])
+    result["cpu_ms"] = (server_cpu(server) - before) / requests_done * 1000
+    result["other_cpu_ms"] = (busy_cpu() - box_before) / requests_done * 1000 - result["cpu_ms"]
     return result
 
 
@@ -246,7 +256,8 @@ def show(label: str, result: dict) -> None:
     print(
         f"{label:<34}{result['rps']:>9,.0f} req/s  p50 {result['p50']:>6.1f} ms  "
         f"p95 {result['p95']:>6.1f} ms  p99 {result['p99']:>6.1f} ms{server}  "
-        f"server CPU {result['cpu_ms']:.2f} ms/req  [{statuses}]"
+        f"server CPU {result['cpu_ms']:.2f} ms/req, rest of the box "
+        f"{result['other_cpu_ms']:.2f}  [{statuses}]"
         + (f" errors {result['errors']}" if result["errors"] else "")
     )
 

@@ -26,6 +26,15 @@ from integrations import api as integrations
 from reports import api as reports
 
 v1 = [
+    # Chats and messages first: the calls integrators make most are matched first.
+    path("chats/", inbox.ChatListApi.as_view(), name="api_chats"),
+    path("chats/<uuid:code>/", inbox.ChatDetailApi.as_view(), name="api_chat"),
+    path("chats/<uuid:code>/assign/", inbox.ChatAssignApi.as_view(), name="api_chat_assign"),
+    path("chats/<uuid:code>/status/", inbox.ChatStatusApi.as_view(), name="api_chat_status"),
+    path("chats/<uuid:code>/ai/", inbox.ChatAiApi.as_view(), name="api_chat_ai"),
+    path("chats/<uuid:code>/tags/", inbox.ChatTagsApi.as_view(), name="api_chat_tags"),
+    path("chats/<uuid:code>/messages/", inbox.ChatMessagesApi.as_view(), name="api_chat_messages"),
+    path("messages/", inbox.MessageSendApi.as_view(), name="api_messages_send"),
     path("numbers/", integrations.NumberListApi.as_view(), name="api_numbers"),
     path(
         "numbers/<uuid:code>/health/",
@@ -79,14 +88,6 @@ v1 = [
         appointments.AppointmentCancelApi.as_view(),
         name="api_appointment_cancel",
     ),
-    path("chats/", inbox.ChatListApi.as_view(), name="api_chats"),
-    path("chats/<uuid:code>/", inbox.ChatDetailApi.as_view(), name="api_chat"),
-    path("chats/<uuid:code>/assign/", inbox.ChatAssignApi.as_view(), name="api_chat_assign"),
-    path("chats/<uuid:code>/status/", inbox.ChatStatusApi.as_view(), name="api_chat_status"),
-    path("chats/<uuid:code>/ai/", inbox.ChatAiApi.as_view(), name="api_chat_ai"),
-    path("chats/<uuid:code>/tags/", inbox.ChatTagsApi.as_view(), name="api_chat_tags"),
-    path("chats/<uuid:code>/messages/", inbox.ChatMessagesApi.as_view(), name="api_chat_messages"),
-    path("messages/", inbox.MessageSendApi.as_view(), name="api_messages_send"),
     path("media/", inbox.MediaUploadApi.as_view(), name="api_media_upload"),
     path("webhooks/", integrations.WebhookListApi.as_view(), name="api_webhooks"),
     path("webhooks/<uuid:code>/", integrations.WebhookDetailApi.as_view(), name="api_webhook"),

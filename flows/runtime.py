@@ -15,13 +15,11 @@ Why it is safe to retry anything:
 import functools
 import logging
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db import IntegrityError, connection, connections, transaction
-from django.db.models.query import get_related_populators
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -33,6 +31,7 @@ from inbox import services as inbox_services
 from inbox.models import Chat, Contact, Message
 from kernel import tasks
 from kernel.memo import ProcessMemo
+from kernel.sql import CompiledQuery
 
 logger = logging.getLogger(__name__)
 
@@ -228,67 +227,23 @@ def step_take(run_id: int, index: int) -> int | None:
 _RUN_RELATED = ("flow", "chat__contact", "chat__organization", "chat__number")
 
 
-def _locked_run(run_id: int) -> FlowRun | None:
-    """The run, locked, with ``_RUN_RELATED``: the same rows and objects as
-    ``select_for_update(of=("self",)).select_related(*_RUN_RELATED).get(pk=run_id)``, but the
-    query (six tables, ~200 columns) is compiled once per thread and connection instead of at
-    every step and answer: compiling it took ~1.3 ms of CPU of a step's few (bench/flows.py).
-    """
-    prepared = _lock_statement()
-    with prepared.compiler.connection.cursor() as cursor:
-        cursor.execute(prepared.sql, [run_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    compiler = prepared.compiler
-    row = next(compiler.results_iter(results=[[row]]))  # the fields' from_db_value
-    run = FlowRun.from_db(compiler.using, prepared.init_list, row[prepared.start : prepared.end])
-    for populator in prepared.populators:
-        populator.populate(row, run)
-    return run
-
-
-@dataclass(frozen=True)
-class _LockStatement:
-    sql: str
-    compiler: object
-    init_list: list
-    start: int
-    end: int
-    populators: list
-
-
-_lock_statements = threading.local()  # a compiler holds its thread's connection
-
-
-def _lock_statement() -> _LockStatement:
-    prepared = getattr(_lock_statements, "prepared", None)
-    if prepared is not None and prepared.compiler.connection is connections[FlowRun.objects.db]:
-        return prepared
-    query = (
+# The same rows and objects as ``select_for_update(of=("self",)).select_related(*_RUN_RELATED)
+# .get(pk=run_id)``, but the query (six tables, ~200 columns) is compiled once per thread and
+# connection instead of at every step and answer: compiling it took ~1.3 ms of CPU of a step's
+# few (bench/flows.py).
+_RUN_LOCK = CompiledQuery(
+    lambda run_id: (
         FlowRun.objects.select_for_update(of=("self",))
         .select_related(*_RUN_RELATED)
-        .filter(pk=_PK_MARK)
-    )
-    compiler = query.query.get_compiler(using=query.db)
-    sql, params = compiler.as_sql()
-    if list(params) != [_PK_MARK]:
-        raise RuntimeError(f"Unexpected parameters in the run-lock query: {params!r}")
-    klass_info, select = compiler.klass_info, compiler.select
-    start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
-    prepared = _LockStatement(
-        sql=sql,
-        compiler=compiler,
-        init_list=[column[0].target.attname for column in select[start:end]],
-        start=start,
-        end=end,
-        populators=get_related_populators(klass_info, select, query.db),
-    )
-    _lock_statements.prepared = prepared
-    return prepared
+        .filter(pk=run_id)
+    ),
+    -7340,  # stands for the run's id while the query is compiled
+)
 
 
-_PK_MARK = -7340  # stands for the run's id while the query is compiled
+def _locked_run(run_id: int) -> FlowRun | None:
+    """The run, locked, with ``_RUN_RELATED``."""
+    return _RUN_LOCK.first(run_id)
 
 
 def _step_take(run_id: int, index: int) -> int | None:

@@ -1,11 +1,15 @@
+import uuid
+
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from accounts.access import Level, level_for
+from accounts.models import Membership, Organization, User
 from inbox import selectors
 from inbox.models import Chat, Media, Message
+from kernel.sql import CompiledQuery
 
 
 def get_chat_for_member(membership, code) -> Chat:
@@ -19,6 +23,47 @@ def get_chat_for_member(membership, code) -> Chat:
         )
     except ValidationError as error:  # a malformed code
         raise Http404 from error
+
+
+# What sending a message reads of its chat (``inbox.services.message_send``, its live event and
+# the API's answer); anything else loads when first read.
+SEND_COLUMNS = (
+    *("code", "organization", "contact", "number", "assignee", "status"),
+    *("window_expires_at", "waiting_since", "held_by", "held_until", "seq", "ai_enabled"),
+    *("organization__code", "contact__wa_id", "contact__phone", "assignee__id"),
+    *("number__provider", "number__waba_id", "number__organization"),
+)
+_send_lookups: dict[str, CompiledQuery] = {}
+
+
+def get_chat_for_send(membership, code) -> Chat:
+    """``get_chat_for_member`` for an API send: the same chats visible, with ``SEND_COLUMNS``
+    only, in a query compiled once per role (the whole chat with its contact, number, assignee
+    and organization, compiled at every call, was a third of the request's time)."""
+    lookup = _send_lookups.get(membership.role)
+    if lookup is None:
+        role = membership.role
+
+        def build(organization_id, user_id, chat_code):
+            member = Membership(
+                organization=Organization(pk=organization_id), user=User(pk=user_id), role=role
+            )
+            return (
+                selectors.chats_visible_to(member)
+                .select_related("contact", "number", "assignee", "organization")
+                .only(*SEND_COLUMNS)
+                .filter(code=chat_code)
+            )
+
+        lookup = _send_lookups[role] = CompiledQuery(build, -7341, -7342, uuid.UUID(int=7343))
+    try:
+        chat_code = code if isinstance(code, uuid.UUID) else uuid.UUID(str(code))
+    except ValueError as error:
+        raise Http404 from error
+    chat = lookup.first(membership.organization_id, membership.user_id, chat_code)
+    if chat is None:
+        raise Http404
+    return chat
 
 
 def get_message_in_chat(chat: Chat, code) -> Message:

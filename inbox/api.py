@@ -8,7 +8,7 @@ import hashlib
 from datetime import UTC
 
 import phonenumbers
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
@@ -28,6 +28,7 @@ from accounts.api_auth import (
     ApiView,
     ErrorBody,
     idempotent,
+    json_page_response,
     keyset_page,
     page_response,
     paginated,
@@ -41,6 +42,7 @@ from integrations.errors import IntegrationError
 from integrations.models import WhatsAppNumber
 from integrations.providers import provider_for
 from integrations.whatsapp import validation
+from kernel.sql import fetchall_prepared
 
 ERRORS = {400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody}
 SEND_TYPES = (
@@ -217,6 +219,44 @@ class MessageOut(serializers.Serializer):
             return None
         return MessageErrorOut(message).data
 
+    def to_representation(self, message):
+        """The declared fields (they stay the schema), built by hand as ``ChatOut`` does: DRF
+        copied and bound sixteen fields per message, a tenth of a send's time."""
+        failed = message.status == Message.Status.FAILED
+        return {
+            "id": str(message.code),
+            "chat": str(message.chat.code),
+            "direction": message.direction,
+            "type": message.type,
+            "text": str(message.text),
+            "content": message.content,
+            "status": message.status,
+            "wamid": message.wamid,
+            "author_type": message.author_type,
+            "timestamp": _datetime(message.timestamp),
+            "sent_at": _datetime(message.sent_at),
+            "delivered_at": _datetime(message.delivered_at),
+            "read_at": _datetime(message.read_at),
+            "failed_at": _datetime(message.failed_at),
+            "error": {
+                "code": message.error_code,
+                "title": str(message.error_title),
+                "details": str(message.error_details),
+            }
+            if failed
+            else None,
+            "media": [
+                {
+                    "id": str(media.meta_media_id),
+                    "mime_type": str(media.mime_type),
+                    "size": int(media.size),
+                    "sha256": str(media.sha256),
+                    "filename": str(media.filename),
+                }
+                for media in message.media.all()
+            ],
+        }
+
 
 def phone_e164(value: str) -> str | None:
     """``value`` as E.164 if it is a valid international number (``+`` and country code)."""
@@ -283,6 +323,9 @@ def _chat_out(membership, chat: Chat) -> dict:
 # --- Chats ------------------------------------------------------------------------------------
 
 
+CHAT_ORDERING_DEFAULT = "-last_message_at"
+
+
 class ChatListApi(ApiView):
     resource = "chats"
 
@@ -301,7 +344,7 @@ class ChatListApi(ApiView):
         )
         ordering = serializers.ChoiceField(
             choices=["-last_message_at", "last_message_at", "-created_at", "created_at"],
-            default="-last_message_at",
+            default=CHAT_ORDERING_DEFAULT,
             help_text="Chats without messages yet come first in `-last_message_at`.",
         )
 
@@ -312,9 +355,15 @@ class ChatListApi(ApiView):
         responses={200: paginated(ChatOut), **ERRORS},
     )
     def get(self, request):
-        params = self.ChatFilterIn(data=query_data(request))
-        params.is_valid(raise_exception=True)
-        data = params.validated_data
+        query = query_data(request)
+        if query.keys() <= {"limit", "cursor"}:
+            # No filter to check (keyset_page checks these two): validating seven absent
+            # fields was a tenth of a page's time.
+            data = {"ordering": CHAT_ORDERING_DEFAULT}
+        else:
+            params = self.ChatFilterIn(data=query)
+            params.is_valid(raise_exception=True)
+            data = params.validated_data
         filters = selectors.ChatFilters(
             view="all",
             status=data.get("status", "any"),
@@ -332,13 +381,69 @@ class ChatListApi(ApiView):
         elif assignee:
             chats = chats.filter(assignee__email__iexact=assignee)
         ordering = data["ordering"]
+        field, descending = ordering.lstrip("-"), ordering.startswith("-")
+        if connection.vendor == "postgresql":
+            rows, next_url = keyset_page(
+                request,
+                chats.values("id", field),
+                field,
+                descending=descending,
+                fetch=lambda page: _chat_rows_json(page, field, descending),
+            )
+            return json_page_response([row["json"] for row in rows], next_url)
         rows, next_url = keyset_page(
-            request,
-            chats.values(*CHAT_OUT_VALUES),
-            ordering.lstrip("-"),
-            descending=ordering.startswith("-"),
+            request, chats.values(*CHAT_OUT_VALUES), field, descending=descending
         )
         return page_response(request, rows, next_url, ChatOut)
+
+
+def _iso_sql(column: str) -> str:
+    """PostgreSQL: ``column`` (timestamptz) as ``_datetime`` writes it: ISO-8601 in UTC with
+    ``Z``, microseconds only when there are some (as Python's ``isoformat``)."""
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return (
+        f"to_char({utc}, CASE WHEN extract(microseconds FROM {utc})::bigint %% 1000000 = 0 "
+        """THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"' ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END)"""
+    )
+
+
+# ChatOut of one chat, as PostgreSQL's JSON (c: the chat, ct: its contact, n: its number, u: the
+# assignee); names as Contact.display_name and User.display_name give them. The same JSON as
+# ``_chat_row_out`` (tests/api/test_hot_paths.py compares them).
+CHAT_OUT_JSON_SQL = f"""json_build_object(
+    'id', c.code, 'status', c.status,
+    'contact', json_build_object('id', ct.code, 'phone', ct.phone,
+        'name', COALESCE(NULLIF(ct.name, ''), NULLIF(ct.profile_name, ''), ct.phone)),
+    'number', json_build_object('id', n.code, 'display_phone_number', n.display_phone_number),
+    'assignee', CASE WHEN u.id IS NULL THEN NULL ELSE json_build_object('email', u.email,
+        'name', COALESCE(NULLIF(u.name, ''), split_part(u.email, '@', 1))) END,
+    'tags', c.tags, 'ai_enabled', c.ai_enabled, 'unread_count', c.unread_count,
+    'last_message_at', {_iso_sql("c.last_message_at")},
+    'last_message_preview', c.last_message_preview,
+    'window_expires_at', {_iso_sql("c.window_expires_at")},
+    'sequence', c.seq, 'created_at', {_iso_sql("c.created_at")})::text"""
+
+
+def _chat_rows_json(page, field: str, descending: bool) -> list[dict]:
+    """A page of chats (``page``: their ids and ``field``, ordered and sliced) with each one's
+    JSON built by PostgreSQL: turning 50 rows of columns into Python values and then into JSON
+    was most of the list's time. Rows: ``id``, ``field`` (as ISO text, for the next cursor) and
+    ``json``."""
+    sql, params = page.query.sql_with_params()
+    order = "DESC NULLS FIRST" if descending else "ASC NULLS LAST"
+    direction = "DESC" if descending else "ASC"
+    # The ordering value as ISO text, for the next page's cursor (_decode_cursor reads it
+    # back): no datetime is built per row. Prepared: planning it cost as much as running it.
+    rows = fetchall_prepared(
+        f"SELECT t.id, {_iso_sql('t.' + field)}, {CHAT_OUT_JSON_SQL} FROM ({sql}) t "  # noqa: S608
+        f"JOIN {Chat._meta.db_table} c ON c.id = t.id "
+        f"JOIN {Contact._meta.db_table} ct ON ct.id = c.contact_id "
+        f"JOIN {WhatsAppNumber._meta.db_table} n ON n.id = c.number_id "
+        f"LEFT JOIN {User._meta.db_table} u ON u.id = c.assignee_id "
+        f"ORDER BY t.{field} {order}, t.id {direction}",
+        list(params),
+    )
+    return [{"id": pk, field: value, "json": text} for pk, value, text in rows]
 
 
 class ChatDetailApi(ApiView):
@@ -627,7 +732,7 @@ class ChatMessagesApi(ApiView):
         examples=SEND_EXAMPLES,
     )
     def post(self, request, code):
-        chat = access.get_chat_for_member(self.membership, code)
+        chat = access.get_chat_for_send(self.membership, code)
         data = MessageSendIn(data=request.data)
         data.is_valid(raise_exception=True)
         return idempotent(

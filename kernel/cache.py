@@ -32,11 +32,18 @@ class SharedRedisCache(RedisCache):
 
 
 def redis_client():
-    """The process's pooled ``redis.Redis`` behind the default cache, or None without Redis."""
+    """The process's pooled ``redis.Redis`` behind the default cache, or None without Redis.
+
+    One client object per process (it is thread-safe): Django's ``get_client`` builds a new
+    ``redis.Redis`` on each call, a tenth of a millisecond an API request spent for nothing."""
     backend = caches["default"]
     if not isinstance(backend, RedisCache):
         return None
-    return backend._cache.get_client(write=True)
+    shared = backend._cache
+    client = getattr(shared, "_porfin_client", None)
+    if client is None:
+        client = shared._porfin_client = shared.get_client(write=True)
+    return client
 
 
 def count_hit(key: str, period: int, *, also_get: str = "") -> tuple[int, float, float, object]:
@@ -52,15 +59,9 @@ def count_hit(key: str, period: int, *, also_get: str = "") -> tuple[int, float,
     elapsed = now / period - window
     client = redis_client()
     if client is not None:
-        pipe = client.pipeline(transaction=False)
-        pipe.incr(current)
-        pipe.expire(current, 2 * period + 1)
-        pipe.get(previous)
-        if also_get:
-            pipe.get(cache.make_and_validate_key(also_get))
-        results = pipe.execute()
-        extra = results[3] if also_get else None
-        return int(results[0]), int(results[2] or 0), elapsed, extra
+        keys = [current, previous, *([cache.make_and_validate_key(also_get)] if also_get else [])]
+        hits, before, extra = _count_hit_script(client)(keys=keys, args=[2 * period + 1])
+        return int(hits), int(before or 0), elapsed, extra
     if cache.add(current, 1, timeout=2 * period + 1):
         hits = 1
     else:
@@ -71,6 +72,25 @@ def count_hit(key: str, period: int, *, also_get: str = "") -> tuple[int, float,
             hits = 1
     extra = cache.get(also_get) if also_get else None
     return hits, int(cache.get(previous) or 0), elapsed, extra
+
+
+# INCR (with its EXPIRE) of the current window, GET of the previous one and of an extra key: one
+# command for Redis to parse and answer instead of a pipeline of four (a throttle is on every
+# API request).
+_COUNT_HIT_LUA = """
+local hits = redis.call('INCR', KEYS[1])
+if hits == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local extra = false
+if KEYS[3] then extra = redis.call('GET', KEYS[3]) end
+return {hits, redis.call('GET', KEYS[2]) or false, extra}
+"""
+
+
+def _count_hit_script(client):
+    script = getattr(client, "_porfin_count_hit", None)
+    if script is None:
+        script = client._porfin_count_hit = client.register_script(_COUNT_HIT_LUA)
+    return script
 
 
 def version_bump(key: str) -> str:

@@ -183,14 +183,12 @@ def _message_store_outbound(
     if author_type == Message.Author.USER:
         changes["waiting_since"] = None  # a person answered: nobody is waiting any more
         chat.waiting_since = None
-    if changes:
-        Chat.objects.filter(pk=chat.pk).update(**changes)
-    if author_type == Message.Author.USER:
         router.person_answered(chat=chat, since=message.timestamp - PERSON_REPLY_LOOKBACK)
+    # The preview is set by the statement that numbers the live event.
     if reaction:  # the reacted message's own "message.changed" follows (message_react)
-        publish_chat_event(chat, "message.changed")
+        publish_chat_event(chat, "message.changed", columns=changes)
     else:
-        publish_chat_event(chat, "message.new", message=str(message.code))
+        publish_chat_event(chat, "message.new", columns=changes, message=str(message.code))
     signals.send_on_commit(signals.message_created, message=message)
     tasks.enqueue("inbox.tasks.deliver_message", message.pk)
     return message
