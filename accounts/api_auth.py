@@ -10,6 +10,7 @@ through queries scoped to it (another organization's objects answer 404).
 
 import base64
 import binascii
+import copy
 import hashlib
 import json
 import re
@@ -276,10 +277,22 @@ def json_type_errors(serializer: serializers.Serializer, data: dict) -> dict:
     return errors
 
 
+NESTING_FIELDS = (serializers.BaseSerializer, serializers.ListField, serializers.DictField)
+
+
 # Base of the API's JSON body serializers: each value must already have the JSON type the
 # schema documents ("notes": 0 is refused, not stored as "0"). A comment, not a docstring: the
 # schema would show it as every input's description.
 class ApiIn(serializers.Serializer):
+    def get_fields(self):
+        # Plain fields are copied shallowly (each copy is bound on its own): DRF deep-copies
+        # every declared field, rebuilding it from its arguments, which was most of
+        # validating a send's body. Fields holding other fields keep the deep copy.
+        return {
+            name: copy.deepcopy(field) if isinstance(field, NESTING_FIELDS) else copy.copy(field)
+            for name, field in self._declared_fields.items()
+        }
+
     def to_internal_value(self, data):
         if isinstance(data, dict) and (errors := json_type_errors(self, data)):
             raise exceptions.ValidationError(errors)

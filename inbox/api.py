@@ -253,9 +253,15 @@ class MessageOut(serializers.Serializer):
                     "sha256": str(media.sha256),
                     "filename": str(media.filename),
                 }
-                for media in message.media.all()
+                for media in _media_of(message)
             ],
         }
+
+
+def _media_of(message: Message):
+    """The message's media, from its prefetch when there is one (without a new queryset)."""
+    prefetched = getattr(message, "_prefetched_objects_cache", {}).get("media")
+    return message.media.all() if prefetched is None else prefetched
 
 
 def phone_e164(value: str) -> str | None:
