@@ -213,10 +213,6 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
-# Niceness a `qcluster` process (and its workers) adds to its own at start (kernel.apps): where
-# web and workers share cores, the web's requests and webhook acks go first and the backlog
-# takes the CPU left over (on a box of their own, workers lose nothing). 0 turns it off.
-WORKER_NICE = env.int("WORKER_NICE", default=10)
 
 # --- Auth (django-allauth) ------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
