@@ -686,6 +686,13 @@ def query_data(request) -> dict:
     return request.query_params.dict()
 
 
+def keyset_order(field: str, descending: bool) -> tuple:
+    """The order of ``keyset_page``: (``field``, id), nulls first when descending."""
+    if descending:
+        return F(field).desc(nulls_first=True), F("id").desc()
+    return F(field).asc(nulls_last=True), F("id").asc()
+
+
 def keyset_page(
     request,
     queryset: QuerySet,
@@ -709,11 +716,7 @@ def keyset_page(
     if cursor is not None:
         value, pk = _decode_cursor(cursor, is_datetime)
         queryset = queryset.filter(_after(field, value, pk, descending))
-    if descending:
-        order = (F(field).desc(nulls_first=True), F("id").desc())
-    else:
-        order = (F(field).asc(nulls_last=True), F("id").asc())
-    rows = fetch(queryset.order_by(*order)[: limit + 1])
+    rows = fetch(queryset.order_by(*keyset_order(field, descending))[: limit + 1])
     next_url = None
     if len(rows) > limit:
         rows = rows[:limit]

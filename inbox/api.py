@@ -29,12 +29,13 @@ from accounts.api_auth import (
     ErrorBody,
     idempotent,
     json_page_response,
+    keyset_order,
     keyset_page,
     page_response,
     paginated,
     query_data,
 )
-from accounts.models import ApiKey, User
+from accounts.models import ApiKey, Membership, Organization, User
 from inbox import access, selectors, services
 from inbox.media import clean_filename, media_file_save
 from inbox.models import Chat, Contact, Media, Message
@@ -42,7 +43,7 @@ from integrations.errors import IntegrationError
 from integrations.models import WhatsAppNumber
 from integrations.providers import provider_for
 from integrations.whatsapp import validation
-from kernel.sql import fetchall_prepared
+from kernel.sql import CompiledQuery, fetchall_prepared
 
 ERRORS = {400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody}
 SEND_TYPES = (
@@ -330,6 +331,7 @@ def _chat_out(membership, chat: Chat) -> dict:
 
 
 CHAT_ORDERING_DEFAULT = "-last_message_at"
+CHAT_NO_FILTERS = selectors.ChatFilters(view="all", status="any")  # the list's, none given
 
 
 class ChatListApi(ApiView):
@@ -389,12 +391,14 @@ class ChatListApi(ApiView):
         ordering = data["ordering"]
         field, descending = ordering.lstrip("-"), ordering.startswith("-")
         if connection.vendor == "postgresql":
+            # The first page without filters (the usual poll) is compiled once per shape.
+            first = self.membership if query.keys() <= {"limit"} else None
             rows, next_url = keyset_page(
                 request,
                 chats.values("id", field),
                 field,
                 descending=descending,
-                fetch=lambda page: _chat_rows_json(page, field, descending),
+                fetch=lambda page: _chat_rows_json(page, field, descending, first_page_of=first),
             )
             return json_page_response([row["json"] for row in rows], next_url)
         rows, next_url = keyset_page(
@@ -430,12 +434,41 @@ CHAT_OUT_JSON_SQL = f"""json_build_object(
     'sequence', c.seq, 'created_at', {_iso_sql("c.created_at")})::text"""
 
 
-def _chat_rows_json(page, field: str, descending: bool) -> list[dict]:
+_first_pages: dict[tuple, CompiledQuery] = {}
+
+
+def _first_page_sql(membership, field: str, descending: bool, rows: int) -> tuple[str, list]:
+    """The SQL of the first ``rows`` chats ``membership`` sees without filters, in the order
+    (``field``, ``descending``): what ``ChatListApi.get`` builds, compiled once per role and
+    shape (compiling it was a fifth of a page's time)."""
+    shape = (membership.role, field, descending, rows)
+    compiled = _first_pages.get(shape)
+    if compiled is None:
+        role = membership.role
+
+        def build(organization_id, user_id):
+            member = Membership(
+                organization=Organization(pk=organization_id), user=User(pk=user_id), role=role
+            )
+            chats = selectors._apply_filters(
+                selectors.chats_visible_to(member), CHAT_NO_FILTERS, member
+            )
+            order = keyset_order(field, descending)
+            return chats.values("id", field).order_by(*order)[:rows]
+
+        compiled = _first_pages[shape] = CompiledQuery(build, -7351, -7352)
+    return compiled.sql(membership.organization_id, membership.user_id)
+
+
+def _chat_rows_json(page, field: str, descending: bool, first_page_of=None) -> list[dict]:
     """A page of chats (``page``: their ids and ``field``, ordered and sliced) with each one's
     JSON built by PostgreSQL: turning 50 rows of columns into Python values and then into JSON
     was most of the list's time. Rows: ``id``, ``field`` (as ISO text, for the next cursor) and
     ``json``."""
-    sql, params = page.query.sql_with_params()
+    if first_page_of is None:
+        sql, params = page.query.sql_with_params()
+    else:
+        sql, params = _first_page_sql(first_page_of, field, descending, page.query.high_mark)
     order = "DESC NULLS FIRST" if descending else "ASC NULLS LAST"
     direction = "DESC" if descending else "ASC"
     # The ordering value as ISO text, for the next page's cursor (_decode_cursor reads it

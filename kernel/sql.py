@@ -84,6 +84,13 @@ class CompiledQuery:
             populator.populate(row, instance)
         return instance
 
+    def sql(self, *values) -> tuple[str, list]:
+        """The compiled SQL of ``build(*values)`` and its parameters (for a queryset of rows,
+        e.g. ``values()``, that the caller runs itself)."""
+        compiled = self._compiled()
+        connection = compiled.compiler.connection
+        return compiled.sql, [_db_value(connection, values[i]) for i in compiled.positions]
+
     def _compiled(self) -> _Compiled:
         compiled = getattr(self._local, "compiled", None)
         if (
@@ -100,16 +107,20 @@ class CompiledQuery:
         except ValueError:
             raise RuntimeError(f"A parameter that is no mark in {sql!r}: {params!r}") from None
         klass_info, select = compiler.klass_info, compiler.select
-        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
-        compiled = self._local.compiled = _Compiled(
-            sql=sql,
-            positions=positions,
-            compiler=compiler,
-            init_list=[column[0].target.attname for column in select[start:end]],
-            start=start,
-            end=end,
-            populators=get_related_populators(klass_info, select, queryset.db),
-        )
+        if klass_info is None:  # rows, not model instances: sql() only
+            compiled = _Compiled(sql, positions, compiler, [], 0, 0, [])
+        else:
+            start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+            compiled = _Compiled(
+                sql=sql,
+                positions=positions,
+                compiler=compiler,
+                init_list=[column[0].target.attname for column in select[start:end]],
+                start=start,
+                end=end,
+                populators=get_related_populators(klass_info, select, queryset.db),
+            )
+        self._local.compiled = compiled
         return compiled
 
 

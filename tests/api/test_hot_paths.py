@@ -32,6 +32,19 @@ class StatementTests(SandboxMixin, ApiTestCase):
         self.assertEqual(response.status_code, 200)
         self.assertEqual(len(response.json()["results"]), 22)
 
+    def test_the_first_page_shows_each_member_what_they_may_see(self):
+        """The unfiltered first page is compiled once per role: an agent (signed in) still
+        sees only their own chats, a key every chat, and each a second time the same."""
+        self.client.force_login(self.agent)
+        for _ in range(2):
+            rows = self.client.get(reverse("api_chats")).json()["results"]
+            self.assertEqual([r["id"] for r in rows], [str(self.agent_chat.code)])
+            keyed = self.api("get", reverse("api_chats"), {"limit": 1}).json()
+            self.assertEqual(len(keyed["results"]), 1)
+            rest = self.api("get", keyed["next"]).json()
+            every = {r["id"] for r in keyed["results"] + rest["results"]}
+            self.assertEqual(every, {str(self.agent_chat.code), str(self.other_chat.code)})
+
     def test_a_listed_chat_reads_as_the_chat_itself(self):
         """The list builds its rows from columns, the detail from the model: the same JSON."""
         Chat.objects.filter(pk=self.agent_chat.pk).update(tags=["vip", "billing"])
