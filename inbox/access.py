@@ -6,7 +6,6 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from accounts.access import Level, level_for
-from accounts.models import Membership, Organization, User
 from inbox import selectors
 from inbox.models import Chat, Media, Message
 from kernel.sql import CompiledQuery
@@ -45,9 +44,7 @@ def get_chat_for_send(membership, code) -> Chat:
         role = membership.role
 
         def build(organization_id, user_id, chat_code):
-            member = Membership(
-                organization=Organization(pk=organization_id), user=User(pk=user_id), role=role
-            )
+            member = selectors.member_stand_in(role, organization_id, user_id)
             return (
                 selectors.chats_visible_to(member)
                 .select_related("contact", "number", "assignee", "organization")

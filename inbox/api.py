@@ -35,7 +35,7 @@ from accounts.api_auth import (
     paginated,
     query_data,
 )
-from accounts.models import ApiKey, Membership, Organization, User
+from accounts.models import ApiKey, User
 from inbox import access, selectors, services
 from inbox.media import clean_filename, media_file_save
 from inbox.models import Chat, Contact, Media, Message
@@ -447,9 +447,7 @@ def _first_page_sql(membership, field: str, descending: bool, rows: int) -> tupl
         role = membership.role
 
         def build(organization_id, user_id):
-            member = Membership(
-                organization=Organization(pk=organization_id), user=User(pk=user_id), role=role
-            )
+            member = selectors.member_stand_in(role, organization_id, user_id)
             chats = selectors._apply_filters(
                 selectors.chats_visible_to(member), CHAT_NO_FILTERS, member
             )

@@ -4,12 +4,20 @@ from django.conf import settings
 from django.db.models import Count, Prefetch, Q, QuerySet
 
 from accounts.access import Level, level_for
-from accounts.models import Membership
+from accounts.models import Membership, Organization, User
 from inbox.models import Chat, Contact, Media, Message
 from integrations.models import MessageTemplate
 
 PAGE_SIZE = 40
 THREAD_PAGE_SIZE = 40
+
+
+def member_stand_in(role: str, organization_id: int, user_id: int | None) -> Membership:
+    """An unsaved member with ``role`` in the organization and user given by id: what a query
+    compiled once with stand-in ids (``kernel.sql.CompiledQuery``) is built from."""
+    return Membership(
+        organization=Organization(pk=organization_id), user=User(pk=user_id), role=role
+    )
 
 
 def chats_visible_to(membership: Membership) -> QuerySet[Chat]:
