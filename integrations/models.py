@@ -162,11 +162,14 @@ class WebhookEvent(models.Model):
                 condition=models.Q(processed_at__isnull=True),
                 name="webhookevent_unprocessed",
             ),
-            # The drain's claim: the oldest unprocessed deliveries, by id, whatever the log's size.
+            # The drain's claim (``services._drain_batch``): the oldest deliveries never
+            # attempted, by id. The predicate is the claim's own WHERE, so PostgreSQL walks this
+            # index in order and stops at the batch size, whatever its statistics say: with a
+            # looser index it once chose to sort every unprocessed row, 290 ms a claim.
             models.Index(
                 fields=["id"],
-                condition=models.Q(processed_at__isnull=True),
-                name="webhookevent_pending_by_id",
+                condition=models.Q(processed_at__isnull=True, attempts=0),
+                name="webhookevent_unclaimed",
             ),
         ]
         verbose_name = _("webhook event")

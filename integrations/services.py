@@ -363,8 +363,29 @@ class _quietly:
         return False
 
 
-def _drain_batch() -> int:
+def claim_sql(locking: bool) -> str:
+    """The drain's claim: the oldest deliveries never attempted, marked attempted (``%s``: how
+    many). ``locking``: PostgreSQL, where two workers skip each other's rows."""
     table = WebhookEvent._meta.db_table
+    skip = " FOR UPDATE SKIP LOCKED" if locking else ""
+    return (
+        f"UPDATE {table} SET attempts = attempts + 1 WHERE id IN ("  # noqa: S608
+        f"SELECT id FROM {table} WHERE processed_at IS NULL AND attempts = 0"
+        f" ORDER BY id LIMIT %s{skip}) RETURNING id"
+    )
+
+
+def claim_plan_pin(cursor) -> None:
+    """For the rest of this transaction, plan the claim as a walk of ``webhookevent_unclaimed``
+    in id order that stops at the batch size. With stale statistics (a burst, autovacuum
+    behind or switched off) PostgreSQL otherwise fetched every unclaimed row and sorted them:
+    100-290 ms a claim during a 60 s burst, against about 1."""
+    cursor.execute(
+        "SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)"
+    )
+
+
+def _drain_batch() -> int:
     locking = connection.vendor == "postgresql"
     with connection.cursor() as cursor:
         if locking:
@@ -381,13 +402,9 @@ def _drain_batch() -> int:
         try:
             with transaction.atomic():
                 _relaxed_commit()
-                skip = " FOR UPDATE SKIP LOCKED" if locking else ""
-                cursor.execute(
-                    f"UPDATE {table} SET attempts = attempts + 1 WHERE id IN ("  # noqa: S608
-                    f"SELECT id FROM {table} WHERE processed_at IS NULL AND attempts = 0"
-                    f" ORDER BY id LIMIT %s{skip}) RETURNING id",
-                    [DRAIN_BATCH],
-                )
+                if locking:
+                    claim_plan_pin(cursor)
+                cursor.execute(claim_sql(locking), [DRAIN_BATCH])
                 ids = sorted(row[0] for row in cursor.fetchall())
             if ids:
                 _events_process(ids, counted=True, announced=release)
