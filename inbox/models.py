@@ -7,13 +7,15 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import TenantModel
+from accounts.models import TenantModel, tenant_key
 from inbox.media import media_upload_to
 from integrations.providers import Capabilities, capabilities_for
 
 
 class Contact(TenantModel):
     """A customer reachable on WhatsApp. ``phone`` is E.164; ``wa_id`` is Meta's digits-only id."""
+
+    organization = tenant_key(db_index=False)  # unique_contact_wa_id starts with it
 
     class OptIn(models.TextChoices):
         UNKNOWN = "unknown", _("Unknown")
@@ -86,6 +88,8 @@ class Priority(models.IntegerChoices):
 class Chat(TenantModel):
     """The conversation thread of one contact with one of the organization's numbers."""
 
+    organization = tenant_key(db_index=False)  # chat_org_recent and others start with it
+
     Priority = Priority
 
     class Status(models.TextChoices):
@@ -94,7 +98,9 @@ class Chat(TenantModel):
         RESOLVED = "resolved", _("Resolved")
 
     code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="chats")
+    contact = models.ForeignKey(  # unique_chat_per_number starts with it
+        Contact, on_delete=models.CASCADE, related_name="chats", db_index=False
+    )
     number = models.ForeignKey(
         "integrations.WhatsAppNumber", on_delete=models.CASCADE, related_name="chats"
     )
@@ -108,6 +114,7 @@ class Chat(TenantModel):
         on_delete=models.SET_NULL,
         related_name="assigned_chats",
         verbose_name=_("assignee"),
+        db_index=False,  # chat_assignee_recent starts with it
     )
     last_message_at = models.DateTimeField(null=True, blank=True)
     last_message_preview = models.CharField(max_length=200, blank=True)
@@ -187,6 +194,8 @@ class Chat(TenantModel):
 
 
 class Message(TenantModel):
+    organization = tenant_key(db_index=False)  # message_org_time starts with it
+
     class Direction(models.TextChoices):
         INBOUND = "in", _("Inbound")
         OUTBOUND = "out", _("Outbound")
@@ -231,7 +240,9 @@ class Message(TenantModel):
         SYSTEM = "system", _("System")
 
     code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
-    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
+    chat = models.ForeignKey(  # message_chat_time starts with it
+        Chat, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     number = models.ForeignKey(
         "integrations.WhatsAppNumber", on_delete=models.CASCADE, related_name="messages"
     )
@@ -280,7 +291,6 @@ class Message(TenantModel):
         indexes = [
             models.Index(fields=["chat", "timestamp"], name="message_chat_time"),
             models.Index(fields=["organization", "timestamp"], name="message_org_time"),  # reports
-            models.Index(fields=["wamid"], name="message_wamid"),
         ]
         verbose_name = _("message")
         verbose_name_plural = _("messages")

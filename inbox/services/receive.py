@@ -471,9 +471,10 @@ def chats_lock_for_batch(*, number: WhatsAppNumber, wa_ids: set, wamids: set) ->
         touched.append(
             f"SELECT chat.id FROM {Chat._meta.db_table} chat"  # noqa: S608
             f" JOIN {Contact._meta.db_table} contact ON contact.id = chat.contact_id"
-            f" WHERE chat.number_id = %s AND contact.wa_id IN ({', '.join(['%s'] * len(wa_ids))})"
-        )
-        params += [number.pk, *wa_ids]
+            f" WHERE chat.number_id = %s AND contact.organization_id = %s"
+            f" AND contact.wa_id IN ({', '.join(['%s'] * len(wa_ids))})"
+        )  # the organization leads to unique_contact_wa_id, not to every chat of the number
+        params += [number.pk, number.organization_id, *wa_ids]
     if wamids:
         touched.append(
             f"SELECT chat_id FROM {Message._meta.db_table}"  # noqa: S608
