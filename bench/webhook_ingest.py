@@ -25,6 +25,9 @@
    ``--poster python`` (the default) posts with this script's asyncio client, about a core of
    its own on this box; ``--poster wrk`` (Debian's ``wrk``) posts deliveries signed beforehand
    and takes a sliver of a core, as Meta's servers take none of ours: both saturate the box.
+6. When the server's autovacuum is off (this box's is), the bench does its work on its own
+   database, with PostgreSQL's default rules (``bench/_autovacuum.py``), as a production server
+   would; ``--no-autovacuum-stand-in`` measures without it (every table planned as if empty).
 
 Targets (issues 3, 21): >= 1,000 webhooks/s accepted with p99 < 50 ms (< 20 ms while draining);
 backlog drained >= 500 events/s (status mix), >= 1,000 events/s (new customers).
@@ -50,6 +53,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._autovacuum import AutovacuumStandIn  # noqa: E402
 from bench._ownership import claim_redis  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/porfin_bench"
@@ -89,6 +93,13 @@ def parse_args() -> argparse.Namespace:
         help="also measure accept latency while one inbound cluster drains (issue 21 item 3)",
     )
     parser.add_argument("--drain-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--no-autovacuum-stand-in",
+        dest="autovacuum_stand_in",
+        action="store_false",
+        help="when the server's autovacuum is off, do not do its work on the bench's database "
+        "(bench/_autovacuum.py): every table is then planned as if empty",
+    )
     return parser.parse_args()
 
 
@@ -729,6 +740,7 @@ def main() -> None:
     (ROOT / "var").mkdir(exist_ok=True)
     print(f"Preparing {env['DATABASE_URL']} ...", flush=True)
     path, wamids = prepare(env, args.provider)
+    stand_in = AutovacuumStandIn.start(env["DATABASE_URL"]) if args.autovacuum_stand_in else None
     mixes = MIXES if args.mix == "both" else (args.mix,)
     if args.provider == "evolution":
         mixes = ("status",)  # the new-customer mix is built as Cloud API deliveries
@@ -742,6 +754,14 @@ def main() -> None:
     print(f"{'measure':<{width}}  {'result':>22}  target")
     for name, value, target in rows:
         print(f"{name:<{width}}  {value:>22}  {target}")
+    if stand_in is not None:
+        stand_in.stop()
+        print(
+            "The server's autovacuum is off: the bench did its work on its own database "
+            f"(bench/_autovacuum.py): {'; '.join(stand_in.runs) or 'nothing was due'}."
+        )
+    elif not args.autovacuum_stand_in:
+        print("No autovacuum: tables planned without statistics (--no-autovacuum-stand-in).")
 
 
 if __name__ == "__main__":
