@@ -8,6 +8,6 @@ class KernelConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from kernel import outbox, tasks
+        from kernel import checks, outbox, tasks  # noqa: F401 (checks registers itself)
 
         tasks.register_periodic("kernel.outbox.sweep", outbox.SWEEP_SECONDS)
