@@ -10,29 +10,23 @@ from django.contrib.postgres.operations import AddIndexConcurrently, RemoveIndex
 from django.db.migrations.operations import AddIndex, RemoveIndex
 
 
-class AddIndexOnline(AddIndexConcurrently):
+class _OnlineOnPostgres:
+    plain: type  # the ordinary operation, for other databases
+
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            return AddIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
-        return super().database_forwards(app_label, schema_editor, from_state, to_state)
+        if schema_editor.connection.vendor == "postgresql":
+            return super().database_forwards(app_label, schema_editor, from_state, to_state)
+        return self.plain.database_forwards(self, app_label, schema_editor, from_state, to_state)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            return AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
-        return super().database_backwards(app_label, schema_editor, from_state, to_state)
+        if schema_editor.connection.vendor == "postgresql":
+            return super().database_backwards(app_label, schema_editor, from_state, to_state)
+        return self.plain.database_backwards(self, app_label, schema_editor, from_state, to_state)
 
 
-class RemoveIndexOnline(RemoveIndexConcurrently):
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            return RemoveIndex.database_forwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
-        return super().database_forwards(app_label, schema_editor, from_state, to_state)
+class AddIndexOnline(_OnlineOnPostgres, AddIndexConcurrently):
+    plain = AddIndex
 
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            return RemoveIndex.database_backwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
-        return super().database_backwards(app_label, schema_editor, from_state, to_state)
+
+class RemoveIndexOnline(_OnlineOnPostgres, RemoveIndexConcurrently):
+    plain = RemoveIndex
