@@ -1,7 +1,6 @@
 """Autovacuum's work, done by a bench when the server has it switched off.
 
-This box's PostgreSQL runs with ``autovacuum = off`` (it speeds up the test suite). A server in
-production keeps it on (PostgreSQL's default): it analyzes a table once a tenth of it has
+This box's PostgreSQL runs with ``autovacuum = off``. A server in production keeps it on (PostgreSQL's default): it analyzes a table once a tenth of it has
 changed and vacuums it once a fifth is dead, looking at each database once a minute. Without
 that, a bench that grows tables from nothing to 300,000 rows is planned by a server that
 believes they are empty. ``AutovacuumStandIn`` applies those default rules to the bench's own
@@ -36,11 +35,8 @@ class AutovacuumStandIn:
 
     @classmethod
     def start(cls, url: str) -> AutovacuumStandIn | None:
-        import psycopg
-
-        with psycopg.connect(url) as conn:
-            if conn.execute("SHOW autovacuum").fetchone()[0] == "on":
-                return None
+        if _server_autovacuum_on(url):
+            return None
         stand_in = cls(url)
         stand_in.thread.start()
         return stand_in
@@ -49,11 +45,8 @@ class AutovacuumStandIn:
     def catch_up(cls, url: str) -> list[str]:
         """One round now, after a bench has seeded its database (autovacuum would get to it
         within a minute, before any real traffic): what it did ([] when autovacuum is on)."""
-        import psycopg
-
-        with psycopg.connect(url) as conn:
-            if conn.execute("SHOW autovacuum").fetchone()[0] == "on":
-                return []
+        if _server_autovacuum_on(url):
+            return []
         stand_in = cls(url)
         stand_in.round()
         return stand_in.runs
@@ -75,3 +68,10 @@ class AutovacuumStandIn:
 
     def stop(self) -> None:
         self.stopped.set()
+
+
+def _server_autovacuum_on(url: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return conn.execute("SHOW autovacuum").fetchone()[0] == "on"
