@@ -16,8 +16,10 @@ def run_requests(limit: int, *requests):
     def view(name, waits_on_remote):
         timeline.append(f"{name} starts")
         if waits_on_remote:
+            # Noted before the turn is given away: once it is, the next request may start
+            # before this thread runs again.
+            timeline.append(f"{name} waits on WhatsApp")
             with admission.waiting_outside():
-                timeline.append(f"{name} waits on WhatsApp")
                 time.sleep(0.3)
         else:
             time.sleep(0.05)  # stands for CPU work
