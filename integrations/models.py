@@ -162,7 +162,7 @@ class WebhookEvent(models.Model):
                 condition=models.Q(processed_at__isnull=True),
                 name="webhookevent_unprocessed",
             ),
-            # The drain's claim (``services._drain_batch``): the oldest deliveries never
+            # The drain's claim (``services.claim_sql``): the oldest deliveries never
             # attempted, by id. The predicate is the claim's own WHERE, so PostgreSQL walks this
             # index in order and stops at the batch size, whatever its statistics say: with a
             # looser index it once chose to sort every unprocessed row, 290 ms a claim.
