@@ -14,12 +14,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import redis
 import requests
-from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count
 from django.test import Client
 
 from accounts.models import Membership, Organization, Role, User
@@ -95,23 +95,49 @@ def start_import(owner: User, server: ServerProcess, rows: int) -> tuple[Contact
     return job, started.headers["Location"]
 
 
-def kill_midway(job: ContactImport, kill) -> None:
-    """Call ``kill`` once a quarter of the import is committed, while this test holds the import's
-    row: the worker can't commit another chunk (nor finish) between the look and the kill, so
-    the kill always lands midway however fast the import runs."""
+def group_of(leader: int) -> list[int]:
+    """The processes of ``leader``'s process group (a qcluster and the workers it forked)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == leader:
+                members.append(int(stat.parent.name))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return members
+
+
+def freeze(pids: list[int]) -> None:
+    """SIGSTOP ``pids`` and wait until every thread of theirs has stopped: from then on nothing
+    they do can commit."""
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 10
+    for pid in pids:
+        for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+            while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] not in "tTZX":
+                assert time.monotonic() < deadline, f"{stat} did not stop"
+                time.sleep(0.001)
+
+
+def kill_midway(job: ContactImport, pids) -> None:
+    """SIGKILL the processes ``pids()`` names once the import shows progress, looking only while
+    they are frozen, so the import can't move on (nor finish) between the look and the kill
+    however the box schedules this test and the worker."""
     deadline = time.monotonic() + 120
     while True:
         assert time.monotonic() < deadline, "the import never got going"
-        with transaction.atomic():
-            # A no-op write: PostgreSQL's row lock, SQLite's write lock; either stops the
-            # worker at its next chunk until this transaction ends.
-            ContactImport.objects.filter(pk=job.pk).update(lease_until=F("lease_until"))
-            job.refresh_from_db()
-            assert job.status != ContactImport.Status.DONE, "it ended before it was stopped"
-            if job.processed_rows >= job.total_rows // 4:
-                kill()
-                return
-        time.sleep(0.005)
+        frozen = pids()
+        freeze(frozen)
+        job.refresh_from_db()
+        assert job.status != ContactImport.Status.DONE, "it ended before it could be stopped"
+        if job.processed_rows * 100 >= job.total_rows:  # a percent the page can show
+            for pid in frozen:
+                os.kill(pid, signal.SIGKILL)
+            return
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+        time.sleep(0.002)
 
 
 def check_stopped_midway(job: ContactImport, owner: User, location: str) -> None:
@@ -186,7 +212,7 @@ def test_a_big_import_survives_a_killed_worker_without_duplicates(transactional_
     second = None
     try:
         job, location = start_import(owner, first, rows)
-        kill_midway(job, first.process.kill)  # SIGKILL: no chance to finish its chunk or tidy up
+        kill_midway(job, lambda: [first.process.pid])  # no chance to finish its chunk or tidy up
         first.process.wait(10)
         check_stopped_midway(job, owner, location)
         # Another process (any web or worker box) takes the import over once its lease expires.
@@ -245,7 +271,8 @@ def test_production_workers_a_bulk_qcluster_killed_midway(transactional_db):
     bulk, default, again = qcluster("porfin-bulk"), qcluster("porfin"), None
     try:
         job, location = start_import(owner, web, rows)
-        kill_midway(job, lambda: stop(bulk, signal.SIGKILL))
+        kill_midway(job, lambda: group_of(bulk.pid))
+        stop(bulk, signal.SIGKILL)
         check_stopped_midway(job, owner, location)
         again = qcluster("porfin-bulk")
         check_finished(job, owner, web, location, rows)
