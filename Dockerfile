@@ -31,8 +31,9 @@ RUN export DEBUG=0 SECRET_KEY=build-only-secret-key-never-used-at-run-time-01234
 USER porfin
 EXPOSE 8000
 # The web process: WEB_CONCURRENCY uvicorn processes (one per core; uvicorn reads it as
-# --workers), each running HTTP_CONCURRENCY requests at once. Worker clusters override the command
+# --workers), each on a listening socket of its own (config/serve.py), each running
+# HTTP_CONCURRENCY requests at once. Worker clusters override the command
 # (see Procfile / compose.yaml).
 ENV WEB_CONCURRENCY=2
-CMD ["uvicorn", "config.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
+CMD ["python", "-m", "config.serve", "config.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
      "--ws-per-message-deflate", "false", "--proxy-headers", "--forwarded-allow-ips", "*"]

@@ -25,9 +25,12 @@ p50 < 5 ms, ≥ 60% of the reference; ``/healthz/live`` ≥ 3,000 req/s.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -156,13 +159,14 @@ def seed(chats: int, clients: int) -> tuple[list[str], list[str]]:
     return secrets, codes
 
 
-def serve(workers: int, access_log: bool) -> subprocess.Popen:
-    """The README's production command."""
+def serve(workers: int, access_log: bool, shared_socket: bool = False) -> subprocess.Popen:
+    """The README's production command (``config.serve``: uvicorn, a socket per worker), or
+    with ``shared_socket`` plain uvicorn, whose workers share one socket."""
     server = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "uvicorn",
+            "uvicorn" if shared_socket else "config.serve",
             "config.asgi:application",
             "--port",
             str(PORT),
@@ -236,11 +240,30 @@ def busy_cpu() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def connections_per_worker() -> list[int]:
+    """How the open client connections are split between the uvicorn workers, most first (from
+    ``ss``): a worker serves the connections it accepted, one request at a time."""
+    lines = subprocess.run(
+        ["ss", "-Htnp", "state", "established", f"( sport = :{PORT} )"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    counts = Counter(re.search(r"pid=(\d+)", line).group(1) for line in lines if "pid=" in line)
+    return sorted(counts.values(), reverse=True)
+
+
 def measured(server, path, **kwargs) -> dict:
-    """A wrk run, with the server's CPU per request during it, and the rest of the box's
-    (PostgreSQL, Redis, wrk and anything else running)."""
+    """A wrk run, with the server's CPU per request during it, the rest of the box's
+    (PostgreSQL, Redis, wrk and anything else running), and the connections' split between the
+    workers halfway through."""
     before, box_before = server_cpu(server), busy_cpu()
-    result = wrk(path, **kwargs)
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(wrk, path, **kwargs)
+        time.sleep(kwargs["duration"] / 2)
+        split = connections_per_worker()
+        result = running.result()
+    result["split"] = split
     requests_done = max(1, result["requests"])
     result["cpu_ms"] = (server_cpu(server) - before) / requests_done * 1000
     result["other_cpu_ms"] = (busy_cpu() - box_before) / requests_done * 1000 - result["cpu_ms"]
@@ -258,7 +281,8 @@ def show(label: str, result: dict) -> None:
         f"{label:<34}{result['rps']:>9,.0f} req/s  p50 {result['p50']:>6.1f} ms  "
         f"p95 {result['p95']:>6.1f} ms  p99 {result['p99']:>6.1f} ms{server}  "
         f"server CPU {result['cpu_ms']:.2f} ms/req, rest of the box "
-        f"{result['other_cpu_ms']:.2f}  [{statuses}]"
+        f"{result['other_cpu_ms']:.2f}  connections per worker "
+        f"{'/'.join(map(str, result['split'])) or '?'}  [{statuses}]"
         + (f" errors {result['errors']}" if result["errors"] else "")
     )
 
@@ -285,6 +309,11 @@ def main():
     parser.add_argument(
         "--access-log", action="store_true", help="uvicorn's access log on (one line a request)"
     )
+    parser.add_argument(
+        "--shared-socket",
+        action="store_true",
+        help="plain uvicorn, its workers sharing one socket (before config.serve)",
+    )
     args = parser.parse_args()
     DB_NAME, REDIS = args.db, args.redis
     if args.http_concurrency is not None:
@@ -301,13 +330,13 @@ def main():
               f"{len(done)} tables analyzed")  # fmt: skip
     print("load average before the runs: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     print(
-        f"uvicorn --workers {args.workers}{'' if args.access_log else ' --no-access-log'}, "
+        f"{'uvicorn' if args.shared_socket else 'config.serve'} --workers {args.workers}{'' if args.access_log else ' --no-access-log'}, "
         "HTTP_CONCURRENCY="
         f"{SERVER_ENV.get('HTTP_CONCURRENCY', 'default')}, {args.clients} connections, "
         f"{args.duration:g} s per run"
     )
     env = {"API_BENCH_FILE": str(keys_file)}
-    server = serve(args.workers, args.access_log)
+    server = serve(args.workers, args.access_log, args.shared_socket)
     try:
         warm = {"connections": 10, "duration": 3, "env": env}
         wrk("/bench/json/", script="plain.lua", **warm)

@@ -700,7 +700,7 @@ def wrk_post(args, port: int, path: str, mix: str, wamids: list[str], start: int
 def start_server(args, env, port: int, logs: Path) -> subprocess.Popen:
     server = start(
         [
-            sys.executable, "-m", "uvicorn", "config.asgi:application",
+            sys.executable, "-m", "config.serve", "config.asgi:application",
             "--host", "127.0.0.1", "--port", str(port),
             "--workers", str(args.web_workers), "--log-level", "warning", "--no-access-log",
         ],

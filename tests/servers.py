@@ -1,4 +1,5 @@
-"""Real server processes for tests: uvicorn serving config.asgi on the test database."""
+"""Real server processes for tests: the production web command (``config.serve``, uvicorn)
+serving config.asgi on the test database."""
 
 import os
 import socket
@@ -31,10 +32,12 @@ def test_database_url() -> str:
 
 
 class ServerProcess:
-    """``uvicorn config.asgi:application`` on a free port, stopped on ``stop()``."""
+    """``python -m config.serve config.asgi:application`` on a free port (``workers``
+    processes), stopped on ``stop()``."""
 
-    def __init__(self, *, env: dict | None = None, port: int | None = None):
+    def __init__(self, *, env: dict | None = None, port: int | None = None, workers: int = 1):
         self.port = port or free_port()
+        self.workers = workers
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
@@ -58,12 +61,14 @@ class ServerProcess:
             [
                 sys.executable,
                 "-m",
-                "uvicorn",
+                "config.serve",
                 "config.asgi:application",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(self.port),
+                "--workers",
+                str(self.workers),
                 "--log-level",
                 "warning",
                 "--ws-per-message-deflate",  # as README's production command

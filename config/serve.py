@@ -1,0 +1,62 @@
+"""The production web command: ``python -m config.serve`` takes uvicorn's own options, and with
+``--workers`` above 1 each worker listens on a socket of its own (``SO_REUSEPORT``).
+
+Why: on uvicorn's one shared socket, whichever worker wakes first takes a new connection, and a
+keep-alive connection stays with that worker for its whole life. A burst of connections (a
+proxy's pool, an integrator's client) then splits unevenly, 63/37 seen, and the busier worker's
+clients wait up to twice as long (``bench/api_load.py``). With a socket per worker the kernel
+deals connections out by a hash of their addresses, evenly.
+
+The cost, on Linux before 5.14 or with ``net.ipv4.tcp_migrate_req`` off: a worker that stops
+drops the connections still waiting in its own accept queue, which a shared socket would have
+left to the others.
+"""
+
+import socket
+import sys
+
+from uvicorn import config as uvicorn_config
+from uvicorn.main import main
+
+_bind_shared = uvicorn_config.Config.bind_socket
+
+
+class _SocketPerWorker(socket.socket):
+    """The parent's bound socket, which never listens. uvicorn hands it to each worker it
+    starts (pickled, as multiprocessing's spawn does); unpickled in the worker, it becomes that
+    worker's own socket on the same address, in the same ``SO_REUSEPORT`` group."""
+
+    def __reduce__(self):
+        return _bind, (self.family, self.getsockname())
+
+
+def _bind(family: int, address: tuple, *, into: type[socket.socket] = socket.socket):
+    sock = into(family=family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _bind_socket(self: uvicorn_config.Config) -> socket.socket:
+    if self.workers <= 1 or self.should_reload or self.uds or self.fd is not None:
+        return _bind_shared(self)
+    family = socket.AF_INET6 if self.host and ":" in self.host else socket.AF_INET
+    try:
+        sock = _bind(family, (self.host, self.port), into=_SocketPerWorker)
+    except OSError as error:
+        uvicorn_config.logger.error(error)
+        sys.exit(uvicorn_config.STARTUP_FAILURE)
+    uvicorn_config.logger.info(
+        "Uvicorn running on %s://%s:%d, a socket per worker (Press CTRL+C to quit)",
+        "https" if self.is_ssl else "http",
+        self.host,
+        sock.getsockname()[1],
+    )
+    return sock
+
+
+if __name__ == "__main__":
+    uvicorn_config.Config.bind_socket = _bind_socket
+    main()
