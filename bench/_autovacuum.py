@@ -1,7 +1,8 @@
 """Autovacuum's work, done by a bench when the server has it switched off.
 
 This box's PostgreSQL runs with ``autovacuum = off``. A server in production keeps it on (PostgreSQL's default): it analyzes a table once a tenth of it has
-changed and vacuums it once a fifth is dead, looking at each database once a minute. Without
+changed, and vacuums it once a fifth is dead or a fifth was inserted since its last vacuum,
+looking at each database once a minute. Without
 that, a bench that grows tables from nothing to 300,000 rows is planned by a server that
 believes they are empty. ``AutovacuumStandIn`` applies those default rules to the bench's own
 database, from a thread of the bench, and only when the server's autovacuum is off.
@@ -13,13 +14,20 @@ import threading
 import time
 
 NAPTIME = 60.0  # autovacuum_naptime
-VACUUM_THRESHOLD, VACUUM_SCALE = 50, 0.2  # autovacuum_vacuum_threshold / _scale_factor
-ANALYZE_THRESHOLD, ANALYZE_SCALE = 50, 0.1  # autovacuum_analyze_threshold / _scale_factor
 
-DUE = f"""
+# The server's own autovacuum settings (still set while autovacuum is off): a table is vacuumed
+# once enough of it is dead, or (PostgreSQL 13+) once enough rows were inserted since its last
+# vacuum, which sets the rows' hint bits and the visibility map a bulk load leaves unset; it is
+# analyzed once enough of it changed.
+DUE = """
 SELECT s.relname,
-       s.n_dead_tup > {VACUUM_THRESHOLD} + {VACUUM_SCALE} * greatest(c.reltuples, 0),
-       s.n_mod_since_analyze > {ANALYZE_THRESHOLD} + {ANALYZE_SCALE} * greatest(c.reltuples, 0)
+       s.n_dead_tup > current_setting('autovacuum_vacuum_threshold')::float
+           + current_setting('autovacuum_vacuum_scale_factor')::float * greatest(c.reltuples, 0)
+       OR s.n_ins_since_vacuum > current_setting('autovacuum_vacuum_insert_threshold')::float
+           + current_setting('autovacuum_vacuum_insert_scale_factor')::float
+             * greatest(c.reltuples, 0),
+       s.n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float
+           + current_setting('autovacuum_analyze_scale_factor')::float * greatest(c.reltuples, 0)
 FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
 """
 

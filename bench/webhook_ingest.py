@@ -10,7 +10,7 @@
 1. Creates/migrates the PostgreSQL database (``DATABASE_URL``, default
    ``postgres://postgres@127.0.0.1:5432/porfin_bench``) and one number with 3,000 outbound
    campaign messages spread over the chats of the 500 customers who also write in.
-2. Starts ``uvicorn config.asgi:application`` (W workers, production settings) with
+2. Starts ``python -m config.serve config.asgi:application`` (W workers, production settings) with
    ``TASK_RUNNER=django_q`` and ``REDIS_URL``, so a webhook only stores its row and queues a task.
 3. For each mix, posts N signed, realistic bodies over C keep-alive connections, and reports
    accepted webhooks/s and ack latency p50/p99. ``status``: 1 in 4 an inbound message of the
