@@ -1,7 +1,7 @@
 """Where one integrator API request spends its time (issue 21): no server, no load generator.
 
     .venv/bin/python bench/api_profile.py [--db porfin_bench_api] [--redis redis://…/12]
-        [--requests 300] [--top 40]
+        [--requests 300] [--top 40] [--profile [--cpu] [--callees REGEX]]
 
 Runs against the database ``bench/api_load.py`` seeded (run it once first, e.g. with
 ``--duration 1``; its keys file ``var/<db>.keys`` must exist) and drives the production ASGI
@@ -85,13 +85,15 @@ class ThreadProfiles:
         for profile in self.profiles:
             profile.disable()  # only the main thread's is still running
 
-    def print(self, top: int):
+    def print(self, top: int, callees: str = ""):
         stats = pstats.Stats(self.profiles[0])
         for profile in self.profiles[1:]:
             with contextlib.suppress(TypeError):  # a thread that never ran anything
                 stats.add(profile)
         stats.sort_stats("cumulative").print_stats(top)
         stats.sort_stats("tottime").print_stats(25)
+        if callees:
+            stats.sort_stats("cumulative").print_callees(callees)
 
 
 def main():
@@ -104,6 +106,11 @@ def main():
     parser.add_argument("--profile", action="store_true", help="then cProfile every thread")
     parser.add_argument(
         "--cpu", action="store_true", help="profile CPU time (thread_time), not wall time"
+    )
+    parser.add_argument(
+        "--callees",
+        default="",
+        help="with --profile, also what the functions matching this regex call (e.g. idempotent)",
     )
     args = parser.parse_args()
     api_load.DB_NAME, api_load.REDIS = args.db, args.redis
@@ -215,7 +222,7 @@ def main():
                 profiles.start()
                 await measure(kind, args.requests, 100 + args.requests)
                 profiles.stop()
-                profiles.print(args.top)
+                profiles.print(args.top, args.callees)
 
     asyncio.run(run())
 
