@@ -3,9 +3,12 @@
 
 Why: on uvicorn's one shared socket, whichever worker wakes first takes a new connection, and a
 keep-alive connection stays with that worker for its whole life. A burst of connections (a
-proxy's pool, an integrator's client) then splits unevenly, 63/37 seen, and the busier worker's
-clients wait up to twice as long (``bench/api_load.py``). With a socket per worker the kernel
-deals connections out by a hash of their addresses, evenly.
+proxy's pool, an integrator's client) then splits unevenly, up to 94/6 seen, and the busier
+worker's clients wait longer (``bench/api_load.py`` prints the split). With a socket per worker
+the kernel deals connections out by a hash of their addresses: 50/50 to 62/38 seen.
+
+uvicorn has no option for it: this command replaces its ``Config.bind_socket`` and runs its
+command line (``tests/config/test_serve.py`` fails if an upgrade breaks that).
 
 The cost, on Linux before 5.14 or with ``net.ipv4.tcp_migrate_req`` off: a worker that stops
 drops the connections still waiting in its own accept queue, which a shared socket would have
