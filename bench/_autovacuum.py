@@ -1,11 +1,12 @@
 """Autovacuum's work, done by a bench when the server has it switched off.
 
-This box's PostgreSQL runs with ``autovacuum = off``. A server in production keeps it on (PostgreSQL's default): it analyzes a table once a tenth of it has
-changed, and vacuums it once a fifth is dead or a fifth was inserted since its last vacuum,
-looking at each database once a minute. Without
-that, a bench that grows tables from nothing to 300,000 rows is planned by a server that
-believes they are empty. ``AutovacuumStandIn`` applies those default rules to the bench's own
-database, from a thread of the bench, and only when the server's autovacuum is off.
+This box's PostgreSQL runs with ``autovacuum = off``. A server in production keeps it on
+(PostgreSQL's default): by default it analyzes a table once a tenth of it has changed, and
+vacuums it once a fifth is dead or a fifth was inserted since its last vacuum, looking at each
+database once a minute. Without that, a bench that grows tables from nothing to 300,000 rows is
+planned by a server that believes they are empty. ``AutovacuumStandIn`` applies those rules,
+with the server's own settings, to the bench's own database, from a thread of the bench, and
+only when the server's autovacuum is off.
 """
 
 from __future__ import annotations
