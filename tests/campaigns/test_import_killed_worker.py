@@ -95,16 +95,22 @@ def start_import(owner: User, server: ServerProcess, rows: int) -> tuple[Contact
     return job, started.headers["Location"]
 
 
+def stat_fields(stat: Path) -> list[str]:
+    """A /proc ``stat`` file's fields after the command name: state first, then ppid, pgrp…
+    ([] once the process or thread is gone)."""
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
 def group_of(leader: int) -> list[int]:
     """The processes of ``leader``'s process group (a qcluster and the workers it forked)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == leader:
-                members.append(int(stat.parent.name))
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return members
+    return [
+        int(stat.parent.name)
+        for stat in Path("/proc").glob("[0-9]*/stat")
+        if stat_fields(stat)[2:3] == [str(leader)]
+    ]
 
 
 def freeze(pids: list[int]) -> None:
@@ -115,7 +121,7 @@ def freeze(pids: list[int]) -> None:
     deadline = time.monotonic() + 10
     for pid in pids:
         for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
-            while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] not in "tTZX":
+            while (fields := stat_fields(stat)) and fields[0] not in "tTZX":
                 assert time.monotonic() < deadline, f"{stat} did not stop"
                 time.sleep(0.001)
 
