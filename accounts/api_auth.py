@@ -56,6 +56,7 @@ from accounts.models import (
 )
 from kernel.cache import count_hit
 from kernel.memo import ProcessMemo
+from kernel.sql import fetchall_prepared
 
 # --- Keys -------------------------------------------------------------------------------------
 
@@ -806,11 +807,7 @@ def idempotent(request, organization, work) -> Response:
             claimed = _idempotency_claim(organization, key, digest)
             if claimed is not None:
                 response = work()
-                ApiIdempotencyKey.objects.filter(pk=claimed).update(
-                    completed=True,
-                    response_status=response.status_code,
-                    response_body=_json_ready(response.data),
-                )
+                _idempotency_complete(claimed, response)
                 return response
         row = ApiIdempotencyKey.objects.filter(organization=organization, key=key).first()
         if row is None:
@@ -853,6 +850,19 @@ def _idempotency_claim(organization, key: str, digest: str) -> int | None:
         )
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+def _idempotency_complete(claimed: int, response: Response) -> None:
+    """Store the answer on the claimed row: one prepared statement with the body rendered
+    once (the ORM's update compiled anew at every send, and the body went to JSON and back)."""
+    body = JSONRenderer().render(response.data).decode()
+    table = ApiIdempotencyKey._meta.db_table
+    value = "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s"
+    fetchall_prepared(
+        f"UPDATE {table} SET completed = %s, response_status = %s, response_body = {value} "  # noqa: S608
+        "WHERE id = %s RETURNING id",
+        [True, response.status_code, body, claimed],
+    )
 
 
 def idempotency_keys_purge() -> int:
