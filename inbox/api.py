@@ -715,7 +715,11 @@ def _send(view: ApiView, chat: Chat, data: dict) -> Response:
         # The message as stored (nothing else changes it before the commit; its send runs
         # after): no read back, and no media to fetch — two statements fewer per send.
         message.chat = chat
-        message._prefetched_objects_cache = {"media": Media.objects.none()}
+        no_media = Media.objects.none()
+        # Fetched, as prefetch_related leaves it: iterating a bare none() still compiled the
+        # query (a tenth of a send's CPU).
+        no_media._result_cache, no_media._prefetch_done = [], True
+        message._prefetched_objects_cache = {"media": no_media}
     return Response(MessageOut(message).data, status=status.HTTP_201_CREATED)
 
 
