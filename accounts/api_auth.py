@@ -707,17 +707,29 @@ def keyset_page(
     the next page (or None). Stable under inserts, unlike offsets. ``queryset`` may give
     model instances or ``values()`` rows (with ``id``); ``fetch`` turns the ordered, sliced
     queryset into those rows (by default, runs it)."""
+    limit = page_limit(request)
+    cursor = request.query_params.get("cursor")
+    if cursor is not None:
+        value, pk = _decode_cursor(cursor, is_datetime)
+        queryset = queryset.filter(_after(field, value, pk, descending))
+    rows = fetch(queryset.order_by(*keyset_order(field, descending))[: limit + 1])
+    return page_next(request, rows, limit, field)
+
+
+def page_limit(request) -> int:
+    """The ``limit`` query parameter, checked."""
     raw_limit = request.query_params.get("limit", str(PAGE_SIZE_DEFAULT))
     if not re.fullmatch(r"[0-9]{1,6}", raw_limit):
         raise exceptions.ValidationError({"limit": [_("A whole number is required.")]})
     limit = int(raw_limit)
     if not 1 <= limit <= PAGE_SIZE_MAX:
         raise exceptions.ValidationError({"limit": [_("Between 1 and %d.") % PAGE_SIZE_MAX]})
-    cursor = request.query_params.get("cursor")
-    if cursor is not None:
-        value, pk = _decode_cursor(cursor, is_datetime)
-        queryset = queryset.filter(_after(field, value, pk, descending))
-    rows = fetch(queryset.order_by(*keyset_order(field, descending))[: limit + 1])
+    return limit
+
+
+def page_next(request, rows: list, limit: int, field: str) -> tuple[list, str | None]:
+    """A page's rows (fetched ``limit + 1``, ordered by ``field`` and id) cut to ``limit``,
+    and the URL of the next page (or None)."""
     next_url = None
     if len(rows) > limit:
         rows = rows[:limit]

@@ -223,3 +223,51 @@ class ApiKeyHandlerTests(TransactionTestCase):
         answer = asgi_call("GET", "/api/v1/chats/", headers=[(b"cookie", cookie)])
         self.assertEqual(answer["status"], 200, answer["body"])
         self.assertEqual(len(json.loads(answer["body"])["results"]), 1)
+
+
+class PlainSendBodyTests(TransactionTestCase):
+    """``MessageSendIn.plain``, the send's validation without DRF, answers exactly what the
+    serializer would for the bodies it takes, and leaves every other body to the serializer."""
+
+    def test_it_agrees_with_the_serializer(self):
+        from inbox.api import MessageSendIn
+
+        taken = [
+            {"type": "text", "text": {"body": "Oi"}},
+            {"text": {"body": "Oi", "preview_url": True}, "type": "text"},
+            {"type": "template", "template": {"name": "hello", "language": {"code": "pt_BR"}}},
+            {"type": "contacts", "contacts": [{"name": {"formatted_name": "Ana"}}]},
+            {"type": "image", "image": {"link": "https://example.com/a.png"}},
+        ]
+        for body in taken:
+            serializer = MessageSendIn(data=body)
+            self.assertTrue(serializer.is_valid(), serializer.errors)
+            self.assertEqual(MessageSendIn.plain(body), dict(serializer.validated_data), body)
+        left = [
+            {"type": "text"},  # no object
+            {"type": "text", "image": {"link": "x"}},  # another type's object
+            {"type": "text", "text": "Oi"},  # not an object
+            {"type": "contacts", "contacts": {"name": "Ana"}},  # not a list
+            {"type": "reaction", "reaction": {"emoji": "👍"}},  # not a send type
+            {"type": 1, "text": {"body": "Oi"}},
+            {"type": "text", "text": {"body": "Oi"}, "extra": 1},  # an unknown field
+            {"type": "text", "text": {"body": "Oi"}, "reply_to": str(uuid.uuid4())},
+            ["type", "text"],
+        ]
+        for body in left:
+            self.assertIsNone(MessageSendIn.plain(body), body)
+        self.assertFalse(MessageSendIn(data={"type": "text", "text": "Oi"}).is_valid())
+
+    def test_a_bad_body_still_gets_the_serializers_errors(self):
+        org, number = make_org("Clínica Plain", "clinica-plain", "555")
+        chat = make_chat(org, number, "5511900000055", "Bia")
+        secret = key_for(org)
+        url = reverse("api_chat_messages", args=[chat.code])
+        response = self.client.post(
+            url,
+            json.dumps({"type": "text", "text": "Oi"}),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {secret}",
+        )
+        self.assertEqual(response.status_code, 400, response.content)
+        self.assertIn("text", response.json()["error"]["details"])
