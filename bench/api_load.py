@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -159,9 +160,12 @@ def seed(chats: int, clients: int) -> tuple[list[str], list[str]]:
     return secrets, codes
 
 
-def serve(workers: int, access_log: bool, shared_socket: bool = False) -> subprocess.Popen:
+def serve(
+    workers: int, access_log: bool, shared_socket: bool = False, root: Path = ROOT, port: int = PORT
+) -> subprocess.Popen:
     """The README's production command (``config.serve``: uvicorn, a socket per worker), or
-    with ``shared_socket`` plain uvicorn, whose workers share one socket."""
+    with ``shared_socket`` plain uvicorn, whose workers share one socket; ``root``: the
+    checkout whose code it serves."""
     server = subprocess.Popen(
         [
             sys.executable,
@@ -169,7 +173,7 @@ def serve(workers: int, access_log: bool, shared_socket: bool = False) -> subpro
             "uvicorn" if shared_socket else "config.serve",
             "config.asgi:application",
             "--port",
-            str(PORT),
+            str(port),
             "--workers",
             str(workers),
             "--log-level",
@@ -178,13 +182,13 @@ def serve(workers: int, access_log: bool, shared_socket: bool = False) -> subpro
             "--ws-per-message-deflate",
             "false",
         ],
-        cwd=ROOT,
+        cwd=root,
         env=environment(),
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            requests.get(f"http://127.0.0.1:{PORT}/healthz/live", timeout=1)
+            requests.get(f"http://127.0.0.1:{port}/healthz/live", timeout=1)
             return server
         except requests.RequestException:
             time.sleep(0.2)
@@ -193,7 +197,14 @@ def serve(workers: int, access_log: bool, shared_socket: bool = False) -> subpro
 
 
 def wrk(
-    path: str, *, connections: int, duration: float, script: str, env: dict, header: str = ""
+    path: str,
+    *,
+    connections: int,
+    duration: float,
+    script: str,
+    env: dict,
+    header: str = "",
+    port: int = PORT,
 ) -> dict:
     """Run wrk against the server; returns the JSON line its script prints."""
     command = [
@@ -206,7 +217,7 @@ def wrk(
         *(["-H", header] if header else []),
         "-s",
         str(ROOT / "bench" / script),
-        f"http://127.0.0.1:{PORT}{path}",
+        f"http://127.0.0.1:{port}{path}",
     ]
     output = subprocess.run(
         command, capture_output=True, text=True, env={**os.environ, **env}, check=True
@@ -240,11 +251,11 @@ def busy_cpu() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def connections_per_worker() -> list[int]:
+def connections_per_worker(port: int = PORT) -> list[int]:
     """How the open client connections are split between the uvicorn workers, most first (from
     ``ss``): a worker serves the connections it accepted, one request at a time."""
     lines = subprocess.run(
-        ["ss", "-Htnp", "state", "established", f"( sport = :{PORT} )"],
+        ["ss", "-Htnp", "state", "established", f"( sport = :{port} )"],
         capture_output=True,
         text=True,
         check=True,
@@ -261,7 +272,7 @@ def measured(server, path, **kwargs) -> dict:
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(wrk, path, **kwargs)
         time.sleep(kwargs["duration"] / 2)
-        split = connections_per_worker()
+        split = connections_per_worker(kwargs.get("port", PORT))
         result = running.result()
     result["split"] = split
     requests_done = max(1, result["requests"])
@@ -314,6 +325,13 @@ def main():
         action="store_true",
         help="plain uvicorn, its workers sharing one socket (before config.serve)",
     )
+    parser.add_argument(
+        "--beside",
+        metavar="CHECKOUT",
+        help="only the API mix, in rounds alternating with another checkout's code (the "
+        "reference) served beside this one on the same database: same-session figures",
+    )
+    parser.add_argument("--rounds", type=int, default=6, help="with --beside")
     args = parser.parse_args()
     DB_NAME, REDIS = args.db, args.redis
     if args.http_concurrency is not None:
@@ -336,6 +354,9 @@ def main():
         f"{args.duration:g} s per run"
     )
     env = {"API_BENCH_FILE": str(keys_file)}
+    if args.beside:
+        beside(args, Path(args.beside).resolve(), env)
+        return
     server = serve(args.workers, args.access_log, args.shared_socket)
     try:
         warm = {"connections": 10, "duration": 3, "env": env}
@@ -394,6 +415,41 @@ def main():
     ]
     for label, ok in checks:
         print(f"  {label:<30}{'met' if ok else 'NOT met'}")
+
+
+def beside(args, other: Path, env: dict) -> None:
+    """The API mix, ``--rounds`` times for each of this checkout and ``other``, one run after the
+    other (which goes first alternates), both servers up the whole time: on a box whose speed
+    drifts from minute to minute, neighbouring runs are the fair comparison."""
+    ports = {"this checkout": PORT, str(other): PORT + 1}
+    servers = {
+        label: serve(args.workers, args.access_log, args.shared_socket, root, port)
+        for (label, port), root in zip(ports.items(), (ROOT, other), strict=True)
+    }
+    results: dict[str, list[dict]] = {label: [] for label in servers}
+    try:
+        for port in ports.values():
+            wrk("/", script="api_mix.lua", connections=10, duration=3, env=env, port=port)
+        runs = {"connections": args.clients, "duration": args.duration, "env": env}
+        for round_ in range(args.rounds):
+            order = list(ports) if round_ % 2 == 0 else list(reversed(ports))
+            for label in order:
+                result = measured(
+                    servers[label], "/", script="api_mix.lua", port=ports[label], **runs
+                )
+                results[label].append(result)
+                show(f"{round_ + 1}. {label}"[:33], result)
+    finally:
+        for server in servers.values():
+            server.terminate()
+            server.wait(timeout=30)
+    for label, rounds in results.items():
+        print(
+            f"median of {len(rounds)}, {label}: "
+            f"{statistics.median(r['rps'] for r in rounds):,.0f} req/s, "
+            f"p95 {statistics.median(r['p95'] for r in rounds):.0f} ms, "
+            f"server CPU {statistics.median(r['cpu_ms'] for r in rounds):.2f} ms/req"
+        )
 
 
 if __name__ == "__main__":
