@@ -79,7 +79,10 @@ def insert(instance: Model, using: str = "default") -> Model:
     if any(hasattr(value, "resolve_expression") for value in values):  # e.g. a database default
         instance.save(force_insert=True, using=using)
         return instance
-    sql = _insert_sql.get(model) or _insert_compile(instance, fields, using)
+    sql = _insert_sql.get(model)
+    if sql is None:
+        sql = _insert_compile(instance, fields, using)
+        values = [field.pre_save(instance, True) for field in fields]  # compiling ran pre_save
     values = [
         field.get_db_prep_save(v, connection) for field, v in zip(fields, values, strict=True)
     ]

@@ -16,6 +16,7 @@ OWN = {"id", "code", "timestamp", "created_at"}
 
 class InsertTests(TestCase):
     def setUp(self):
+        sql._insert_sql.clear()  # each test compiles the statement afresh
         self.org, self.number = make_org("Clínica SQL", "clinica-sql", "444")
         self.chat = make_chat(self.org, self.number, "5511900000044", "Ana")
         self.earlier = Message.objects.filter(chat=self.chat).first()
