@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ import redis
 import requests
 from django.db.models import Count
 from django.test import Client
+from django.urls import reverse
 
 from accounts.models import Membership, Organization, Role, User
 from campaigns.models import ContactImport
@@ -64,8 +66,13 @@ def csrf(session: requests.Session, html: str) -> dict:
     return {"csrfmiddlewaretoken": token}
 
 
-def start_import(owner: User, server: ServerProcess, rows: int) -> tuple[ContactImport, str]:
-    """Upload and map the file on ``server`` as its owner would: the import's page address."""
+def start_import(
+    owner: User, server: ServerProcess, rows: int, stopped
+) -> tuple[ContactImport, str]:
+    """Upload and map the file on ``server`` as its owner would, and ``stopped(find)`` the
+    import midway: it watches from the moment the last POST leaves, because the import starts
+    at that POST's commit and may be well on its way (or done) before the answer arrives. The
+    job and the import's page address."""
     session = session_for(owner, server)
     page = session.get(f"{server.url}/campaigns/contacts/import/", timeout=10).text
     mapping = session.post(
@@ -76,23 +83,33 @@ def start_import(owner: User, server: ServerProcess, rows: int) -> tuple[Contact
     )
     assert mapping.status_code == 200, mapping.text[-500:]
     token = re.search(r'name="token" value="([0-9a-f]+)"', mapping.text).group(1)
-    started = session.post(
-        f"{server.url}/campaigns/contacts/import/",
-        data={
-            **csrf(session, mapping.text),
-            "token": token,
-            "col_0": "phone",
-            "col_1": "name",
-            "col_2": "attribute",
-            "col_3": "tags",
-        },
-        allow_redirects=False,
-        timeout=60,
-    )
-    assert started.status_code == 302, started.text[-500:]
-    job = ContactImport.objects.get(organization__memberships__user=owner)
+    jobs = ContactImport.objects.filter(organization__memberships__user=owner)
+    with ThreadPoolExecutor(1) as pool:
+        posting = pool.submit(
+            session.post,
+            f"{server.url}/campaigns/contacts/import/",
+            data={
+                **csrf(session, mapping.text),
+                "token": token,
+                "col_0": "phone",
+                "col_1": "name",
+                "col_2": "attribute",
+                "col_3": "tags",
+            },
+            allow_redirects=False,
+            timeout=60,
+        )
+        job = stopped(jobs.first)
+        try:
+            started = posting.result()
+        except requests.RequestException:  # its process was killed before it answered
+            started = None
+    location = reverse("campaign_contact_import_detail", args=[job.code])
+    if started is not None:
+        assert started.status_code == 302, started.text[-500:]
+        assert started.headers["Location"] == location
     assert job.total_rows == rows + 10 + BAD_LINES
-    return job, started.headers["Location"]
+    return job, location
 
 
 def stat_fields(stat: Path) -> list[str]:
@@ -126,21 +143,22 @@ def freeze(pids: list[int]) -> None:
                 time.sleep(0.001)
 
 
-def kill_midway(job: ContactImport, pids) -> None:
-    """SIGKILL the processes ``pids()`` names once the import shows progress, looking only while
-    they are frozen, so the import can't move on (nor finish) between the look and the kill
-    however the box schedules this test and the worker."""
+def kill_midway(find, pids) -> ContactImport:
+    """SIGKILL the processes ``pids()`` names once the import ``find()`` returns shows progress,
+    looking only while they are frozen, so the import can't move on (nor finish) between the
+    look and the kill however the box schedules this test and the worker. The import."""
     deadline = time.monotonic() + 120
     while True:
         assert time.monotonic() < deadline, "the import never got going"
         frozen = pids()
         freeze(frozen)
-        job.refresh_from_db()
-        assert job.status != ContactImport.Status.DONE, "it ended before it could be stopped"
-        if job.processed_rows * 100 >= job.total_rows:  # a percent the page can show
-            for pid in frozen:
-                os.kill(pid, signal.SIGKILL)
-            return
+        job = find()
+        if job is not None:
+            assert job.status != ContactImport.Status.DONE, "it ended before it could be stopped"
+            if job.processed_rows * 100 >= job.total_rows:  # a percent the page can show
+                for pid in frozen:
+                    os.kill(pid, signal.SIGKILL)
+                return job
         for pid in frozen:
             os.kill(pid, signal.SIGCONT)
         time.sleep(0.002)
@@ -217,8 +235,10 @@ def test_a_big_import_survives_a_killed_worker_without_duplicates(transactional_
     first = ServerProcess(env=WORKER_ENV).start()
     second = None
     try:
-        job, location = start_import(owner, first, rows)
-        kill_midway(job, lambda: [first.process.pid])  # no chance to finish its chunk or tidy up
+        # Killed with no chance to finish its chunk or tidy up.
+        job, location = start_import(
+            owner, first, rows, lambda find: kill_midway(find, lambda: [first.process.pid])
+        )
         first.process.wait(10)
         check_stopped_midway(job, owner, location)
         # Another process (any web or worker box) takes the import over once its lease expires.
@@ -276,8 +296,9 @@ def test_production_workers_a_bulk_qcluster_killed_midway(transactional_db):
     web.start()
     bulk, default, again = qcluster("porfin-bulk"), qcluster("porfin"), None
     try:
-        job, location = start_import(owner, web, rows)
-        kill_midway(job, lambda: group_of(bulk.pid))
+        job, location = start_import(
+            owner, web, rows, lambda find: kill_midway(find, lambda: group_of(bulk.pid))
+        )
         stop(bulk, signal.SIGKILL)
         check_stopped_midway(job, owner, location)
         again = qcluster("porfin-bulk")
