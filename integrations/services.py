@@ -446,15 +446,12 @@ def _events_process(event_ids: list[int], *, counted: bool = False, announced=No
         _relaxed_commit()
         # Lock the rows: a second worker given the same events skips them (PostgreSQL) or waits
         # (SQLite serialises writers) and then finds them processed.
-        claim = (
-            WebhookEvent.objects.filter(pk__in=event_ids, processed_at__isnull=True)
-            .select_related("number__organization")  # new chats need their organization
-            .defer("number__access_token", "number__app_secret")  # processing needs neither
-            .order_by("pk")
-        )
+        claim = WebhookEvent.objects.filter(pk__in=event_ids, processed_at__isnull=True)
+        claim = claim.order_by("pk")
         if connection.features.has_select_for_update_skip_locked:
             claim = claim.select_for_update(skip_locked=True, of=("self",))
-        done, failures, problems = _events_dispatch(list(claim), announced=announced)
+        events = _with_numbers(list(claim))
+        done, failures, problems = _events_dispatch(events, announced=announced)
         now = timezone.now()
         if clean := [event_id for event_id in done if event_id not in problems]:
             WebhookEvent.objects.filter(pk__in=clean).update(processed_at=now, error="")
@@ -471,6 +468,21 @@ def _events_process(event_ids: list[int], *, counted: bool = False, announced=No
         # once, alone, rather than waiting for the sweep.
         for event_id in failures:
             _events_process([event_id])
+
+
+def _with_numbers(events: list[WebhookEvent]) -> list[WebhookEvent]:
+    """``events``, each holding its number (with its organization: new chats need it), one
+    instance per number: a batch is usually hundreds of deliveries to one number, and joining
+    it to every row built a number and an organization per delivery."""
+    numbers = (
+        WhatsAppNumber.objects.select_related("organization")
+        .defer("access_token", "app_secret")  # processing needs neither
+        .in_bulk({event.number_id for event in events if event.number_id is not None})
+    )
+    for event in events:
+        if event.number_id is not None:
+            event.number = numbers.get(event.number_id)
+    return events
 
 
 # Failures that say something about the item itself: a value a column refuses, a shape a

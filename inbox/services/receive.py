@@ -213,7 +213,8 @@ def _messages_store(number: WhatsAppNumber, inbounds: list[InboundMessage]) -> N
                 organization_id=organization_id, wa_id__in=missing
             )
         }
-        own = [i for i in fresh if _inbound_wa_id(i) in set(missing)]
+        missing_set = set(missing)
+        own = [i for i in fresh if _inbound_wa_id(i) in missing_set]
         latest: dict[str, InboundMessage] = {}
         count: Counter = Counter()
         for inbound in own:
@@ -235,9 +236,10 @@ def _messages_store(number: WhatsAppNumber, inbounds: list[InboundMessage]) -> N
         Contact.objects.bulk_create(new_contacts)  # a race with another worker: IntegrityError
         for contact in new_contacts:
             contacts[contact.wa_id] = contact
+        created = {contact.wa_id for contact in new_contacts}
         for wa_id in missing:
             contact, inbound = contacts[wa_id], latest[wa_id]
-            if contact not in new_contacts:  # known to the organization, new to this number
+            if wa_id not in created:  # known to the organization, new to this number
                 _contact_record_inbound(contact, names.get(wa_id), inbound.timestamp)
             chat = Chat(
                 organization=organization,
