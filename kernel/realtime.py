@@ -6,7 +6,7 @@ daemon thread per process owns a loop that keeps the Redis connections warm.
 """
 
 import asyncio
-import concurrent.futures
+import collections
 import json
 import logging
 import threading
@@ -36,45 +36,102 @@ def _publisher_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
-_in_flight: set[concurrent.futures.Future] = set()
-
-
-def _log_failure(future) -> None:
-    _in_flight.discard(future)
-    if not future.cancelled() and future.exception() is not None:
-        logger.warning("Live event not delivered: %r", future.exception())
+# Events published and not yet handed to the channel layer, oldest first. One sender task on
+# the publisher loop takes all that queued up while it was sending (the events of a batch's
+# commit arrive together) and sends each group's live events as one message.
+_queue: collections.deque[tuple[object, str, dict]] = collections.deque()
+_sender: asyncio.AbstractEventLoop | None = None  # the loop a sender is scheduled on (_lock)
+_idle = threading.Event()
+_idle.set()
 
 
 def flush(timeout: float = 2.0) -> None:
     """Wait (up to ``timeout``) until the events published from worker threads have reached
     the channel layer. A django-q2 worker calls it after every task: it may exit right after
     one (``recycle``), and its publishing thread would die with events still unsent."""
-    pending = list(_in_flight)
-    if pending:
-        concurrent.futures.wait(pending, timeout=timeout)
+    _idle.wait(timeout)
 
 
 def publish(group: str, event: dict) -> None:
     """Send ``event`` (a dict with a ``type`` naming the consumer handler) to ``group``.
 
     A ``live.event``'s data is serialized here, once, as ``text``: every socket of the group
-    then sends the same string instead of encoding the same JSON again."""
+    then sends the same string instead of encoding the same JSON again. Live events published
+    together to one group travel together (``_coalesced``)."""
+    global _sender
     layer = get_channel_layer()
     if layer is None:
         return
     if "data" in event and "text" not in event:
         event = {**event, "text": json.dumps(event["data"], separators=(",", ":"))}
     loop = _publisher_loop()
+    with _lock:
+        _queue.append((layer, group, event))
+        if _sender is loop and not loop.is_closed():
+            return  # the sender on its way takes this one too
+        _sender = loop
+        _idle.clear()
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
         running = None
     if running is loop:
-        loop.create_task(layer.group_send(group, event)).add_done_callback(_log_failure)
+        loop.create_task(_send_queued(loop))
     else:
-        future = asyncio.run_coroutine_threadsafe(layer.group_send(group, event), loop)
-        _in_flight.add(future)
-        future.add_done_callback(_log_failure)
+        loop.call_soon_threadsafe(lambda: loop.create_task(_send_queued(loop)))
+
+
+async def _send_queued(loop: asyncio.AbstractEventLoop) -> None:
+    global _sender
+    while True:
+        with _lock:
+            items = list(_queue)
+            _queue.clear()
+            if not items:
+                if _sender is loop:
+                    _sender = None
+                    _idle.set()
+                return
+        by_group: dict[tuple[int, str], list[tuple[object, dict]]] = {}
+        for layer, group, message in _coalesced(items):
+            by_group.setdefault((id(layer), group), []).append((layer, message))
+        await asyncio.gather(*(_send_in_order(key[1], sends) for key, sends in by_group.items()))
+
+
+async def _send_in_order(group: str, sends: list[tuple[object, dict]]) -> None:
+    for layer, message in sends:
+        try:
+            await layer.group_send(group, message)
+        except Exception as error:  # the channel layer is down: the pages resync by seq
+            logger.warning("Live event not delivered: %r", error)
+
+
+def _coalesced(items: list[tuple[object, str, dict]]) -> list[tuple[object, str, dict]]:
+    """``items`` with each group's consecutive live events merged into one message,
+    ``{"type": "live.event", "texts": [...]}``, in order (the socket sends them as one frame,
+    as it does a burst): a batch of 200 customer messages is one channel-layer send per group,
+    not 200. Any other message keeps its place in its group's order; a lone event goes as it
+    was published."""
+    merged: list[tuple[object, str, list[dict]]] = []
+    runs: dict[tuple[int, str], list[dict]] = {}  # group → its current run of live events
+    for layer, group, message in items:
+        key = (id(layer), group)
+        if message.get("type") == "live.event" and "text" in message:
+            if key in runs:
+                runs[key].append(message)
+                continue
+            runs[key] = [message]
+            merged.append((layer, group, runs[key]))
+        else:
+            runs.pop(key, None)
+            merged.append((layer, group, [message]))
+    return [
+        (layer, group, run[0] if len(run) == 1 else _merged(run)) for layer, group, run in merged
+    ]
+
+
+def _merged(run: list[dict]) -> dict:
+    return {"type": "live.event", "texts": [message["text"] for message in run]}
 
 
 def publish_on_commit(group: str, event: dict) -> None:

@@ -13,7 +13,7 @@ from inbox.services.events import _chat_event_publish, message_preview, publish_
 from integrations.events import InboundMessage
 from integrations.models import WhatsAppNumber
 from integrations.providers import capabilities_for
-from kernel import tasks
+from kernel import sql, tasks
 
 logger = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ def _messages_store(number: WhatsAppNumber, inbounds: list[InboundMessage]) -> N
             for wa_id in missing
             if wa_id not in contacts
         ]
-        Contact.objects.bulk_create(new_contacts)  # a race with another worker: IntegrityError
+        sql.insert_many(new_contacts)  # a race with another worker: IntegrityError
         for contact in new_contacts:
             contacts[contact.wa_id] = contact
         created = {contact.wa_id for contact in new_contacts}
@@ -254,16 +254,18 @@ def _messages_store(number: WhatsAppNumber, inbounds: list[InboundMessage]) -> N
             )
             chats[wa_id] = chat
             new_chats.append(chat)
-        Chat.objects.bulk_create(new_chats)
+        sql.insert_many(new_chats)
     replied = {i.reply_to_wamid for i in fresh if i.reply_to_wamid}
     targets = (
         dict(Message.objects.filter(number=number, wamid__in=replied).values_list("wamid", "pk"))
         if replied
         else {}
     )
-    messages = Message.objects.bulk_create(
-        _inbound_message(number, chats[_inbound_wa_id(inbound)], inbound, targets)
-        for inbound in fresh
+    messages = sql.insert_many(
+        [
+            _inbound_message(number, chats[_inbound_wa_id(inbound)], inbound, targets)
+            for inbound in fresh
+        ]
     )
     media = [
         Media(
@@ -277,7 +279,7 @@ def _messages_store(number: WhatsAppNumber, inbounds: list[InboundMessage]) -> N
         if inbound.media_id
     ]
     if media:
-        Media.objects.bulk_create(media)
+        sql.insert_many(media)
     by_chat: dict[int, list[Message]] = {}
     for message in messages:
         by_chat.setdefault(message.chat_id, []).append(message)

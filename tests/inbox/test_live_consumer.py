@@ -76,6 +76,27 @@ class LiveConsumerTests(TransactionTestCase):
 
         async_to_sync(scenario)()
 
+    def test_events_published_together_reach_the_socket_as_one_frame_in_order(self):
+        """A batch's events travel as one channel-layer message (``realtime._coalesced``)."""
+        from channels.layers import get_channel_layer
+
+        cookie = session_cookie(self.operator)
+
+        async def scenario():
+            socket = connect(cookie)
+            await socket.connect()
+            await socket.receive_json_from()  # hello
+            texts = [f'{{"type":"message.new","n":{n}}}' for n in range(3)]
+            await get_channel_layer().group_send(
+                organization_group(self.org), {"type": "live.event", "texts": texts}
+            )
+            frame = await socket.receive_json_from(timeout=3)
+            self.assertEqual([event["n"] for event in frame], [0, 1, 2])
+            self.assertTrue(await socket.receive_nothing(timeout=0.2))
+            await socket.disconnect()
+
+        async_to_sync(scenario)()
+
     def test_a_burst_of_events_arrives_complete_and_in_order_in_fewer_frames(self):
         cookie = session_cookie(self.operator)
 
