@@ -1,7 +1,7 @@
 """Webhook ingest benchmark: signed Cloud API deliveries against the real ASGI server.
 
     .venv/bin/python bench/webhook_ingest.py [--requests N] [--concurrency C] [--web-workers W]
-        [--mix status|new-customers|both] [--while-draining [--drain-seconds S]]
+        [--mix status|new-customers|both] [--while-draining [--drain-seconds S] [--rate R]]
         [--provider cloud_api|evolution]
 
 ``--provider evolution``: the same traffic as a WhatsApp Web number's Evolution API webhooks
@@ -25,6 +25,9 @@
    ``--poster python`` (the default) posts with this script's asyncio client, about a core of
    its own on this box; ``--poster wrk`` (Debian's ``wrk``) posts deliveries signed beforehand
    and takes a sliver of a core, as Meta's servers take none of ours: both saturate the box.
+   ``--rate R`` (python poster) posts R deliveries/s instead, each due at its time whether or
+   not earlier ones were answered, its latency counted from then: the tail a number sending R
+   a second sees while the drain keeps up (or not: the backlog says).
 6. When the server's autovacuum is off (this box's is), the bench does its work on its own
    database, with PostgreSQL's default rules (``bench/_autovacuum.py``), as a production server
    would; ``--no-autovacuum-stand-in`` measures without it (every table planned as if empty).
@@ -94,13 +97,23 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--drain-seconds", type=float, default=60.0)
     parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="with --while-draining and the python poster: post at this many deliveries/s "
+        "(latency counted from each one's due time) instead of as fast as answers come",
+    )
+    parser.add_argument(
         "--no-autovacuum-stand-in",
         dest="autovacuum_stand_in",
         action="store_false",
         help="when the server's autovacuum is off, do not do its work on the bench's database "
         "(bench/_autovacuum.py): every table is then planned as if empty",
     )
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.rate is not None and (args.poster != "python" or args.rate <= 0):
+        parser.error("--rate takes a positive number of deliveries/s, with --poster python")
+    return args
 
 
 def environment() -> dict[str, str]:
@@ -387,10 +400,17 @@ def wait_http(port: int, timeout: float = 60) -> None:
 # --- Client -----------------------------------------------------------------------------------
 
 
-async def post_all(port: int, path: str, bodies: list[bytes], concurrency: int):
+async def post_all(
+    port: int, path: str, bodies: list[bytes], concurrency: int, rate: float | None = None
+):
     """POST every body over ``concurrency`` keep-alive HTTP/1.1 connections; returns
     (latencies in seconds of 200 answers, other statuses, wall seconds). Cloud API bodies are
-    signed; Evolution's carry their number's secret in ``path``."""
+    signed; Evolution's carry their number's secret in ``path``.
+
+    ``rate`` (deliveries/s): the i-th body is due at ``i / rate`` s, as a sender that does not
+    wait for our answers would post it, and its latency counts from then, so a slow answer
+    also counts against the bodies queued behind it. Without it, each connection posts its
+    next body as soon as the last is answered (the box's saturation)."""
     from integrations.whatsapp.signature import sign
 
     evolution = path.startswith("/webhooks/evolution/")
@@ -408,17 +428,21 @@ async def post_all(port: int, path: str, bodies: list[bytes], concurrency: int):
         + body
         for body in bodies
     ]
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for item in requests_bytes:
+    queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
+    for item in enumerate(requests_bytes):
         queue.put_nowait(item)
     latencies: list[float] = []
     failures: dict[str, int] = {}
+    begun = time.perf_counter() + 0.2  # every connection is open by then
 
     async def connection() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         while not queue.empty():
-            request = queue.get_nowait()
+            index, request = queue.get_nowait()
             started = time.perf_counter()
+            if rate:
+                started = begun + index / rate
+                await asyncio.sleep(max(0.0, started - time.perf_counter()))
             writer.write(request)
             status_line = await reader.readline()
             length = 0
@@ -620,7 +644,7 @@ def accept_while_draining(args, env, mix, path, wamids, logs) -> list[tuple[str,
         stop(worker)
     accepted = posted - sum(failures.values())
     return [
-        (f"[{mix}] accept while draining ({args.poster})", f"{posted} posted", f"{args.drain_seconds:.0f} s"),
+        (f"[{mix}] accept while draining ({args.poster}{f', {args.rate:,.0f}/s paced' if args.rate else ''})", f"{posted} posted", f"{args.drain_seconds:.0f} s"),
         ("  accepted (200)", f"{accepted}", f"other: {failures or 'none'}"),
         ("  accepted webhooks/s", f"{accepted / args.drain_seconds:,.0f}", ""),
         ("  ack latency p50", f"{p50:.1f} ms", ""),
@@ -635,6 +659,8 @@ def python_post(args, port: int, path: str, mix: str, wamids: list[str], start: 
     non-200 statuses)."""
     count = args.requests
     latencies, failures, posted = [], {}, 0
+    if args.rate:  # paced: every delivery of the window built first, so none waits for that
+        count = int(args.rate * args.drain_seconds)
     deadline = time.monotonic() + args.drain_seconds
     while time.monotonic() < deadline:
         batch = (
@@ -642,7 +668,7 @@ def python_post(args, port: int, path: str, mix: str, wamids: list[str], start: 
             if mix == "status"
             else build_new_customer_bodies(count, start=start + posted)
         )
-        got, failed, _wall = asyncio.run(post_all(port, path, batch, args.concurrency))
+        got, failed, _wall = asyncio.run(post_all(port, path, batch, args.concurrency, args.rate))
         latencies += got
         for key, value in failed.items():
             failures[key] = failures.get(key, 0) + value
