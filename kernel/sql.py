@@ -118,12 +118,13 @@ def insert_many(instances: list[Model], using: str = "default") -> list[Model]:
         return instances
     model, meta = type(instances[0]), instances[0]._meta
     connection = connections[using]
+    sql = _insert_many_sql.get(model, "")  # "": not compiled yet
     if (
         connection.vendor != "postgresql"
         or len(instances) < 2  # Django compiles one row as VALUES
         or meta.parents
         or list(meta.db_returning_fields) != [meta.pk]
-        or _insert_many_sql.get(model, "") is None
+        or sql is None
         or any(instance.pk is not None or type(instance) is not model for instance in instances)
     ):
         return _bulk_create(instances, using)
@@ -134,8 +135,7 @@ def insert_many(instances: list[Model], using: str = "default") -> list[Model]:
         for field in meta.local_concrete_fields
         if field is not meta.auto_field and not field.generated
     ]
-    sql = _insert_many_sql.get(model)
-    if sql is None:
+    if not sql:
         sql = _insert_many_compile(model, fields, instances[:2], using)
         if sql is None:
             return _bulk_create(instances, using)
