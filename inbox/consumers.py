@@ -168,7 +168,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         loop = asyncio.get_running_loop()
         due = self._last_frame_at + self.BURST_WINDOW
         if not self._waiting and loop.time() >= due:
-            await self._send_frame(texts[0] if len(texts) == 1 else f"[{','.join(texts)}]")
+            await self._send_frame(texts)
             return
         self._waiting.extend(texts)
         if self._flush is None:
@@ -178,9 +178,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self._flush = None
         texts, self._waiting[:] = self._waiting[:], []
         if texts:
-            await self._send_frame(texts[0] if len(texts) == 1 else f"[{','.join(texts)}]")
+            await self._send_frame(texts)
 
-    async def _send_frame(self, text: str):
+    async def _send_frame(self, texts: list[str]):
+        """One event as itself, several as one JSON array (``live.js`` reads both)."""
+        text = texts[0] if len(texts) == 1 else f"[{','.join(texts)}]"
         self._last_frame_at = asyncio.get_running_loop().time()
         send = self.scope.get("server_send", self.base_send)  # see config.asgi.with_server_send
         await send({"type": "websocket.send", "text": text})

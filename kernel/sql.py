@@ -51,6 +51,25 @@ def fetchall_prepared(sql: str, params: list, using: str = "default") -> list[tu
 _insert_sql: dict[type[Model], str] = {}
 
 
+def _inserted_fields(meta) -> list:
+    """The fields an INSERT of the model names, as Django's ``save`` and ``bulk_create`` do."""
+    return [
+        field
+        for field in meta.local_concrete_fields
+        if field is not meta.auto_field and not field.generated
+    ]
+
+
+def _insert_as_sql(model: type[Model], fields: list, objs: list, using: str) -> tuple[str, list]:
+    """Django's ``INSERT … RETURNING pk`` of ``objs`` (runs their fields' ``pre_save``)."""
+    query = InsertQuery(model)
+    query.insert_values(fields, objs)
+    compiler = query.get_compiler(using=using)
+    compiler.returning_fields = [model._meta.pk]
+    ((sql, params),) = compiler.as_sql()
+    return sql, params
+
+
 def insert(instance: Model, using: str = "default") -> Model:
     """Insert the new ``instance`` as ``save(force_insert=True)`` (``objects.create``) would:
     the same column values (defaults, ``auto_now_add``, foreign keys) and its primary key set
@@ -71,11 +90,7 @@ def insert(instance: Model, using: str = "default") -> Model:
         instance.save(force_insert=True, using=using)
         return instance
     instance._prepare_related_fields_for_save(operation_name="save")
-    fields = [
-        field
-        for field in meta.local_concrete_fields
-        if field is not meta.auto_field and not field.generated
-    ]
+    fields = _inserted_fields(meta)
     values = [field.pre_save(instance, True) for field in fields]
     if any(hasattr(value, "resolve_expression") for value in values):  # e.g. a database default
         instance.save(force_insert=True, using=using)
@@ -96,12 +111,7 @@ def insert(instance: Model, using: str = "default") -> Model:
 
 def _insert_compile(instance: Model, fields: list, using: str) -> str:
     """The INSERT … RETURNING of ``instance``'s model, one ``%s`` per field in ``fields``."""
-    meta = instance._meta
-    query = InsertQuery(type(instance))
-    query.insert_values(fields, [instance])
-    compiler = query.get_compiler(using=using)
-    compiler.returning_fields = [meta.pk]
-    ((sql, params),) = compiler.as_sql()
+    sql, params = _insert_as_sql(type(instance), fields, [instance], using)
     if len(params) != len(fields) or sql.count("%s") != len(fields) or "RETURNING" not in sql:
         raise RuntimeError(f"Not one plain parameter per field in {sql!r}")
     _insert_sql[type(instance)] = sql
@@ -130,11 +140,7 @@ def insert_many(instances: list[Model], using: str = "default") -> list[Model]:
         return _bulk_create(instances, using)
     for instance in instances:
         instance._prepare_related_fields_for_save(operation_name="bulk_create")
-    fields = [
-        field
-        for field in meta.local_concrete_fields
-        if field is not meta.auto_field and not field.generated
-    ]
+    fields = _inserted_fields(meta)
     if not sql:
         sql = _insert_many_compile(model, fields, instances[:2], using)
         if sql is None:
@@ -167,11 +173,7 @@ def _insert_many_compile(model: type[Model], fields: list, sample: list, using: 
     array parameter per field, as Django compiles it for ``sample`` (two rows); None when
     Django would insert them another way. Compiling runs ``pre_save`` on the sample (the
     caller takes the values after)."""
-    query = InsertQuery(model)
-    query.insert_values(fields, sample)
-    compiler = query.get_compiler(using=using)
-    compiler.returning_fields = [model._meta.pk]
-    ((sql, params),) = compiler.as_sql()
+    sql, params = _insert_as_sql(model, fields, sample, using)
     plain = (
         "UNNEST(" in sql
         and "RETURNING" in sql
