@@ -140,6 +140,27 @@ def test_signed_but_malformed_json_is_kept_with_the_reason_and_acknowledged(serv
     assert event.processed_at is not None
 
 
+def test_malformed_deliveries_posted_among_good_ones_keep_their_own_rows(server):
+    """Deliveries arriving together share one INSERT: each answer still names its own row, and
+    only the malformed ones are kept as done with their reason."""
+    number = make_number("theta", "5008")
+    bodies = [
+        inbound(number, i) if i % 3 else b'{"object": "whatsapp_business_account", ' + b"x" * i
+        for i in range(30)
+    ]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(lambda body: post(server, number, body), bodies))
+    assert [a.status_code for a in answers] == [200] * 30
+    rows = WebhookEvent.objects.in_bulk([a.json()["received"] for a in answers])
+    for index, (body, answer) in enumerate(zip(bodies, answers, strict=True)):
+        event = rows[answer.json()["received"]]
+        assert bytes(event.body) == body
+        if index % 3:
+            assert event.error == ""
+        else:
+            assert event.error.startswith("Malformed JSON") and event.processed_at is not None
+
+
 def test_hostile_deliveries_are_answered_and_never_a_server_error(server):
     number = make_number("theta", "5008")
     body = inbound(number, 1)
