@@ -2,6 +2,7 @@
 own socket, so new connections are dealt out evenly between the workers, also after a worker
 has been replaced."""
 
+import asyncio
 import http.client
 import os
 import signal
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from config import serve
 from tests.servers import ServerProcess
 
 LISTEN, ESTABLISHED = "0A", "01"
@@ -79,5 +81,60 @@ def test_each_worker_listens_on_its_own_socket_and_gets_its_share(transactional_
         os.kill(int(victim), signal.SIGKILL)
         listening_workers(server, not_pid=victim)
         assert_dealt_evenly(server)
+    finally:
+        server.stop()
+
+
+class Recorded(asyncio.Transport):
+    """What a connection's transport was asked to send, write by write."""
+
+    def __init__(self):
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data):
+        self.writes.append(bytes(data))
+
+    def is_closing(self):
+        return self.closed
+
+    def close(self):
+        self.closed = True
+
+    def get_write_buffer_size(self):
+        return 0
+
+
+def test_a_response_head_and_body_leave_in_one_write_and_nothing_is_held_past_the_turn():
+    async def scenario():
+        transport = Recorded()
+        held = serve._HeldWrite(transport)
+        held.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        held.write(b'{"received": 1}')
+        assert transport.writes == [b'HTTP/1.1 200 OK\r\n\r\n{"received": 1}']
+        held.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        assert held.get_write_buffer_size() > 0 and len(transport.writes) == 1
+        await asyncio.sleep(0)  # a streamed head waits no longer than the loop's turn
+        assert transport.writes[-1].endswith(b"chunked\r\n\r\n")
+        held.write(b"0\r\n\r\n")
+        held.close()  # what is held goes out before the close
+        assert (transport.writes[-1], transport.closed) == (b"0\r\n\r\n", True)
+        await asyncio.sleep(0)
+        assert len(transport.writes) == 3
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.multiprocess
+def test_keep_alive_answers_arrive_whole_over_the_production_command(transactional_db):
+    server = ServerProcess().start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        for _ in range(3):  # keep-alive: each answer whole, none stuck behind the next
+            connection.request("GET", "/healthz/live")
+            answer = connection.getresponse()
+            assert (answer.status, answer.read()) == (200, b'{"status":"ok"}')
+        connection.close()
     finally:
         server.stop()
