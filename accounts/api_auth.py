@@ -56,7 +56,7 @@ from accounts.models import (
 )
 from kernel.cache import count_hit
 from kernel.memo import ProcessMemo
-from kernel.sql import fetchall_prepared
+from kernel.sql import CompiledQuery, fetchall_prepared
 
 # --- Keys -------------------------------------------------------------------------------------
 
@@ -109,16 +109,21 @@ def _on_api_key_changed(sender, instance, **kwargs):
     _keys.forget(instance.key_hash)
 
 
+# A key looked up by its hash with its organization, compiled once per thread and connection
+# and run as a prepared statement: each process looks up every key it serves once a minute,
+# so right after a deploy, with many integrators, this runs for a good share of requests (the
+# ORM compiled it at every call: a fifth of such a request's time).
+_key_lookup = CompiledQuery(
+    lambda digest: ApiKey.objects.select_related("organization").filter(
+        key_hash=digest, revoked_at__isnull=True
+    ),
+    "0" * 64,
+)
+
+
 def _key_for(plaintext: str) -> ApiKey | None:
     digest = _hash(plaintext)
-    key = _keys.get(
-        digest,
-        lambda: (
-            ApiKey.objects.select_related("organization")
-            .filter(key_hash=digest, revoked_at__isnull=True)
-            .first()
-        ),
-    )
+    key = _keys.get(digest, lambda: _key_lookup.first(digest))
     if key is None:
         _keys.discard(digest)  # unknown keys are not remembered (guessing must not fill memory)
     return key
@@ -131,10 +136,16 @@ def _last_used_touch(key: ApiKey) -> None:
 
 
 def _last_used_write(key: ApiKey) -> bool:
-    cutoff = timezone.now() - LAST_USED_RESOLUTION
-    ApiKey.objects.filter(pk=key.pk).filter(
-        Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff)
-    ).update(last_used_at=timezone.now())
+    """One prepared statement (the ORM's UPDATE, compiled at every call, cost as much as the
+    rest of the request); it writes only when the stored time is a minute old, so the other
+    processes' first use of the key in that minute changes nothing."""
+    now = timezone.now()
+    adapt = connection.ops.adapt_datetimefield_value
+    fetchall_prepared(
+        f"UPDATE {ApiKey._meta.db_table} SET last_used_at = %s WHERE id = %s "  # noqa: S608
+        "AND (last_used_at IS NULL OR last_used_at < %s) RETURNING id",
+        [adapt(now), key.pk, adapt(now - LAST_USED_RESOLUTION)],
+    )
     return True
 
 

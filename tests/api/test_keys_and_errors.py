@@ -1,4 +1,5 @@
 import json
+from datetime import timedelta
 
 from django.test import RequestFactory, override_settings
 from django.urls import reverse
@@ -7,6 +8,7 @@ from django.utils import timezone
 from accounts.api_auth import api_key_revoke
 from accounts.models import ApiKey
 from config import api as api_urls
+from kernel import memo
 from tests.api.helpers import ApiTestCase, key_for
 
 
@@ -43,6 +45,21 @@ class ApiKeyTests(ApiTestCase):
     def test_it_records_when_a_key_was_last_used(self):
         self.api("get", reverse("api_chats"))
         key = ApiKey.objects.get(organization=self.org, name="Integration")
+        self.assertAlmostEqual(key.last_used_at.timestamp(), timezone.now().timestamp(), delta=5)
+
+    def test_last_use_is_written_at_most_once_a_minute_across_processes(self):
+        key = ApiKey.objects.get(organization=self.org, name="Integration")
+        recent = timezone.now() - timedelta(seconds=20)
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=recent)
+        memo.forget_all()  # a process that has not seen the key yet
+        self.assertEqual(self.api("get", reverse("api_chats")).status_code, 200)
+        key.refresh_from_db()
+        self.assertEqual(key.last_used_at, recent)  # another process wrote it 20 s ago
+
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=recent - timedelta(minutes=1))
+        memo.forget_all()
+        self.assertEqual(self.api("get", reverse("api_chats")).status_code, 200)
+        key.refresh_from_db()
         self.assertAlmostEqual(key.last_used_at.timestamp(), timezone.now().timestamp(), delta=5)
 
     def test_it_enforces_scopes_per_resource_and_action(self):
