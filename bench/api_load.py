@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -219,8 +220,9 @@ def wrk(
         str(ROOT / "bench" / script),
         f"http://127.0.0.1:{port}{path}",
     ]
+    run = {"API_BENCH_RUN": uuid.uuid4().hex[:12]}  # this run's Idempotency-Keys (api_mix.lua)
     output = subprocess.run(
-        command, capture_output=True, text=True, env={**os.environ, **env}, check=True
+        command, capture_output=True, text=True, env={**os.environ, **run, **env}, check=True
     ).stdout
     line = next(x for x in output.splitlines() if x.startswith("WRK_JSON "))
     return json.loads(line.removeprefix("WRK_JSON "))
@@ -295,6 +297,7 @@ def show(label: str, result: dict) -> None:
         f"{result['other_cpu_ms']:.2f}  connections per worker "
         f"{'/'.join(map(str, result['split'])) or '?'}  [{statuses}]"
         + (f" errors {result['errors']}" if result["errors"] else "")
+        + (f" replayed {result['replayed']}" if result.get("replayed") else "")
     )
 
 
