@@ -864,15 +864,13 @@ def _idempotency_claim(organization, key: str, digest: str) -> int | None:
     row's id, or None when the key is already taken (committed)."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     table = ApiIdempotencyKey._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'INSERT INTO {table} (organization_id, "key", request_hash, completed, locked_at, '  # noqa: S608
-            'created_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (organization_id, "key") '
-            "DO NOTHING RETURNING id",
-            [organization.pk, key, digest, False, now, now],
-        )
-        row = cursor.fetchone()
-    return row[0] if row else None
+    rows = fetchall_prepared(  # prepared: parsed and planned once per connection
+        f'INSERT INTO {table} (organization_id, "key", request_hash, completed, locked_at, '  # noqa: S608
+        'created_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (organization_id, "key") '
+        "DO NOTHING RETURNING id",
+        [organization.pk, key, digest, False, now, now],
+    )
+    return rows[0][0] if rows else None
 
 
 def _idempotency_complete(claimed: int, response: Response) -> None:
