@@ -156,13 +156,15 @@ else:
             "timeout": 10,
         }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-# Django requests one web process runs at once (config/admission.py); more wait their turn, and
-# a request waiting on WhatsApp or the model gives its turn away meanwhile. Requests are CPU-bound
-# (a database round trip is ~0.1 ms), so one per process and one process per core serve the most
-# with the least time each. Keep it at or below DB_POOL_MAX.
-HTTP_CONCURRENCY = env.int("HTTP_CONCURRENCY", default=1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
+# Django requests one web process runs at once (config/admission.py); more wait their turn, and
+# a request waiting on WhatsApp or the model gives its turn away meanwhile. On PostgreSQL two:
+# an API send waits on about ten database and Redis round trips, a third of its time, and a
+# second request uses that time (README: +15-20% requests/s and a fifth off the p95 at 100
+# connections; a third adds little, the cores are full). SQLite writes one at a time: one.
+# Keep it at or below DB_POOL_MAX.
+HTTP_CONCURRENCY = env.int("HTTP_CONCURRENCY", default=2 if IS_POSTGRES else 1)
 
 # --- Cache, channel layer, background tasks --------------------------------------------------
 if REDIS_URL:
