@@ -136,9 +136,9 @@ def _last_used_touch(key: ApiKey) -> None:
 
 
 def _last_used_write(key: ApiKey) -> bool:
-    """One prepared statement (the ORM's UPDATE, compiled at every call, cost as much as the
-    rest of the request); it writes only when the stored time is a minute old, so the other
-    processes' first use of the key in that minute changes nothing."""
+    """One prepared statement (the ORM's UPDATE, compiled at every call, was a twelfth of a
+    key's first request in a process); it writes only when the stored time is a minute old, so
+    the other processes' first use of the key in that minute changes nothing."""
     now = timezone.now()
     adapt = connection.ops.adapt_datetimefield_value
     fetchall_prepared(

@@ -46,6 +46,7 @@ PATH = re.compile(
 )  # Evolution (WhatsApp Web) deliveries may carry the number's secret in the path
 MAX_BATCH = 500
 FIELDS = ("number_id", "organization_id", "body", "headers", "processed_at", "error")
+HEADERS = FIELDS.index("headers")  # the column sent as jsonb
 # One statement text whatever the batch's size (a column per array), prepared once per
 # connection: a multi-row VALUES list was a new text for every size, which psycopg converted
 # afresh (too long for its cache) and PostgreSQL parsed and planned afresh, at every batch.
@@ -297,8 +298,7 @@ class BatchWriter:
                 **_connection_params(), autocommit=True
             )
         columns = [[row[name] for row in rows] for name in FIELDS]
-        headers = FIELDS.index("headers")
-        columns[headers] = [Jsonb(value) for value in columns[headers]]
+        columns[HEADERS] = [Jsonb(value) for value in columns[HEADERS]]
         cursor = await self.connection.execute(INSERT_SQL, [timezone.now(), *columns], prepare=True)
         return [row[0] for row in await cursor.fetchall()]
 
