@@ -8,6 +8,7 @@ from django.db import connection
 from inbox.consumers import organization_group, user_group
 from inbox.models import Chat, Message
 from kernel import realtime
+from kernel.sql import fetchall_prepared
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +44,20 @@ def publish_chat_events(
         sets += f", {connection.ops.quote_name(field.column)} = %s"
         params.append(field.get_db_prep_save(value, connection))
     placeholders = ", ".join(["%s"] * len(counts))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Chat._meta.db_table} SET seq = seq + {increment}{sets} "  # noqa: S608
-            f"WHERE id IN ({placeholders}) RETURNING id, seq",
-            [*params, *counts],
-        )
-        seq = {pk: last - counts[pk] for pk, last in cursor.fetchall()}
+    statement = (
+        f"UPDATE {Chat._meta.db_table} SET seq = seq + {increment}{sets} "  # noqa: S608
+        f"WHERE id IN ({placeholders}) RETURNING id, seq"
+    )
+    if len(counts) == 1:
+        # One chat (a send, a message received): a few shapes, run at every message, so
+        # prepared (planned once per connection). A batch's shape depends on its size, and
+        # would push the hot statements out of the connection's prepared ones.
+        rows = fetchall_prepared(statement, [*params, *counts])
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(statement, [*params, *counts])
+            rows = cursor.fetchall()
+    seq = {pk: last - counts[pk] for pk, last in rows}
     for chat, event_type, data in events:
         seq[chat.pk] += 1
         chat.seq = seq[chat.pk]
