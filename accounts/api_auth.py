@@ -805,8 +805,13 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 IDEMPOTENCY_STALE = timedelta(minutes=5)
 
 
-def _json_ready(data):
-    return json.loads(JSONRenderer().render(data))
+def _canonical_json(data) -> str:
+    """The request's data as sorted JSON text, the same for the same request however sent. A
+    JSON body's data (a dict) is JSON already; other parsers' (a form's QueryDict, files) is
+    made JSON-ready first, as the renderer would."""
+    if type(data) is not dict:
+        data = json.loads(JSONRenderer().render(data))
+    return json.dumps(data, sort_keys=True)
 
 
 def idempotent(request, organization, work) -> Response:
@@ -823,7 +828,7 @@ def idempotent(request, organization, work) -> Response:
             return work()
     if len(key) > 255:
         raise exceptions.ValidationError({"Idempotency-Key": [_("At most 255 characters.")]})
-    body = json.dumps(_json_ready(request.data), sort_keys=True)
+    body = _canonical_json(request.data)
     digest = hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
     for _attempt in range(2):
         with transaction.atomic():

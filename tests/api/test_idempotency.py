@@ -104,3 +104,22 @@ class IdempotentSendTests(TransactionTestCase):
             window_expires_at=timezone.now() + timedelta(hours=1)
         )
         self.assertEqual(self.post(body).status_code, 201)
+
+    def test_a_retry_spelling_the_same_body_otherwise_replays(self):
+        """The same JSON, with its keys in another order, other spacing and escaped accents
+        (as another client library would write it), is the same request."""
+        first = self.post(
+            {"type": "text", "text": {"body": "Confirmação às 10h", "preview_url": False}}
+        )
+        self.assertEqual(first.status_code, 201)
+        retry = Client().post(
+            self.url,
+            '{ "text" : {"preview_url":false, "body":"Confirma\\u00e7\\u00e3o \\u00e0s 10h"},"type":"text"}',
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {self.secret}",
+            HTTP_IDEMPOTENCY_KEY="order-42-confirmation",
+        )
+        self.assertEqual(retry.status_code, 201)
+        self.assertEqual(retry["Idempotent-Replayed"], "true")
+        self.assertEqual(retry.json()["id"], first.json()["id"])
+        self.assertEqual(Message.objects.filter(chat=self.chat, direction="out").count(), 1)
