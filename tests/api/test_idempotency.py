@@ -1,5 +1,6 @@
 """A retried send never sends twice, even when the retries race each other."""
 
+import hashlib
 import json
 import threading
 from datetime import timedelta
@@ -8,7 +9,9 @@ from django.db import connection
 from django.test import Client, TransactionTestCase, override_settings
 from django.urls import reverse
 from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
 
+from accounts.models import ApiIdempotencyKey
 from inbox.models import Chat, Message
 from integrations import services as channel
 from integrations.whatsapp.sandbox import SandboxServer
@@ -123,3 +126,24 @@ class IdempotentSendTests(TransactionTestCase):
         self.assertEqual(retry["Idempotent-Replayed"], "true")
         self.assertEqual(retry.json()["id"], first.json()["id"])
         self.assertEqual(Message.objects.filter(chat=self.chat, direction="out").count(), 1)
+
+    def test_a_key_stored_before_the_digest_change_still_replays(self):
+        """A key claimed before a deploy replays after it: its request hash, made by rendering
+        the body's data to JSON and parsing it back before dumping it sorted (the code before
+        issue 21's last change), is the one made now from the parsed JSON."""
+        body = {"type": "text", "text": {"body": "Até amanhã, às 9h30 🙂", "preview_url": True}}
+        rendered = json.dumps(json.loads(JSONRenderer().render(body)), sort_keys=True)
+        stored = {"id": "00000000-0000-4000-8000-000000000001", "status": "pending"}
+        ApiIdempotencyKey.objects.create(
+            organization=self.org,
+            key="before-the-deploy",
+            request_hash=hashlib.sha256(f"POST {self.url}\n{rendered}".encode()).hexdigest(),
+            completed=True,
+            response_status=201,
+            response_body=stored,
+        )
+        replay = self.post(body, key="before-the-deploy")
+        self.assertEqual(replay.status_code, 201)
+        self.assertEqual(replay["Idempotent-Replayed"], "true")
+        self.assertEqual(replay.json(), stored)
+        self.assertFalse(Message.objects.filter(chat=self.chat, direction="out").exists())
