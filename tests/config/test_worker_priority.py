@@ -12,9 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 AUTOGROUP = "/proc/self/autogroup"
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(AUTOGROUP), reason="no autogroup on this kernel"
-)
+pytestmark = pytest.mark.skipif(not os.path.exists(AUTOGROUP), reason="no autogroup on this kernel")
 
 CHILD = """
 import os, django
