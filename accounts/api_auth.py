@@ -17,6 +17,7 @@ import re
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
@@ -571,6 +572,19 @@ class ApiRateThrottle(SimpleRateThrottle):
 
 # --- The base view ----------------------------------------------------------------------------
 
+
+def key_member(key: ApiKey) -> Membership:
+    """The member a key acts as: organization-wide, like an admin (never saved). Built once per
+    key object, which the process memoises (``_keys``): building a model instance at every
+    request was a twentieth of an API read's CPU. Read-only, as the access functions use it."""
+    member = key.__dict__.get("_member")
+    if member is None or member.organization_id != key.organization_id:
+        member = key.__dict__["_member"] = Membership(
+            organization=key.organization, role=Role.ADMIN
+        )
+    return member
+
+
 MAX_JSON_BYTES = 1024 * 1024
 
 
@@ -614,8 +628,7 @@ class ApiView(APIView):
         super().initial(request, *args, **kwargs)
         if isinstance(request.auth, ApiKey):
             self.organization = request.auth.organization
-            # Keys act organization-wide, like an admin (never saved).
-            self.membership = Membership(organization=self.organization, role=Role.ADMIN)
+            self.membership = key_member(request.auth)
             self.actor = None
         else:
             self.membership = request._request.membership
@@ -652,10 +665,13 @@ CURSOR_PARAMETERS = [
 ]
 
 
+_CURSOR_JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder, not one per cursor
+
+
 def _encode_cursor(value, pk: int) -> str:
     if isinstance(value, datetime):
         value = value.isoformat()
-    raw = json.dumps([value, pk], separators=(",", ":")).encode()
+    raw = _CURSOR_JSON.encode([value, pk]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -748,9 +764,11 @@ def page_next(request, rows: list, limit: int, field: str) -> tuple[list, str | 
         value, pk = (
             (last[field], last["id"]) if isinstance(last, dict) else (getattr(last, field), last.pk)
         )
-        query = request.query_params.copy()
-        query["cursor"] = _encode_cursor(value, pk)
-        next_url = request.build_absolute_uri(request.path) + "?" + query.urlencode()
+        # The request's parameters in their order, the cursor replaced or added: a plain dict,
+        # as QueryDict.copy() deep-copies (a twentieth of an API read's CPU went to it).
+        query = dict(request.query_params.lists())
+        query["cursor"] = [_encode_cursor(value, pk)]
+        next_url = request.build_absolute_uri(request.path) + "?" + urlencode(query, doseq=True)
     return rows, next_url
 
 

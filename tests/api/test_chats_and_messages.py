@@ -1,3 +1,5 @@
+from urllib.parse import urlencode
+
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -43,6 +45,27 @@ class ChatApiTests(ApiTestCase):
         self.assertEqual(len(second["results"]), 1)
         self.assertIsNone(second["next"])
         self.assertNotEqual(first["results"][0]["id"], second["results"][0]["id"])
+
+    def test_the_next_page_keeps_the_request_parameters_in_order(self):
+        from urllib.parse import parse_qsl, urlsplit
+
+        for index in range(3):
+            make_chat(self.org, self.number, f"55119000002{index:02d}", f"Kept {index}")
+
+        def params_of(url):
+            return parse_qsl(urlsplit(url).query)
+
+        query = [("status", "open"), ("limit", "1"), ("ordering", "created_at"), ("nota", "ação")]
+        first = self.api("get", reverse("api_chats") + "?" + urlencode(query)).json()
+        cursor = dict(params_of(first["next"]))["cursor"]
+        self.assertEqual(params_of(first["next"]), [*query, ("cursor", cursor)])
+        # A cursor sent before the other parameters keeps its place, with the next page's value.
+        query = [("cursor", cursor), *query]
+        second = self.api("get", reverse("api_chats") + "?" + urlencode(query)).json()
+        following = dict(params_of(second["next"]))["cursor"]
+        self.assertNotEqual(following, cursor)
+        self.assertEqual(params_of(second["next"]), [("cursor", following), *query[1:]])
+        self.assertNotEqual(first["results"], second["results"])
 
     def test_it_filters_by_assignee_and_status(self):
         mine = self.api("get", reverse("api_chats"), {"assignee": self.agent.email}).json()
