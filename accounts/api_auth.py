@@ -578,7 +578,7 @@ def key_member(key: ApiKey) -> Membership:
     key object, which the process memoises (``_keys``): building a model instance at every
     request was a twentieth of an API read's CPU. Read-only, as the access functions use it."""
     member = key.__dict__.get("_member")
-    if member is None or member.organization_id != key.organization_id:
+    if member is None:
         member = key.__dict__["_member"] = Membership(
             organization=key.organization, role=Role.ADMIN
         )

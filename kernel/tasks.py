@@ -285,8 +285,8 @@ def _lower_autogroup(nice: int) -> None:
     try:
         with open(path, "w") as autogroup:
             autogroup.write(str(nice))
-    except OSError as error:
-        logger.warning("Could not lower the cluster's session priority: %s", error)
+    except OSError as error:  # e.g. a read-only /proc in a container, where cgroups decide
+        logger.info("The cluster's session priority was left as is: %s", error)
 
 
 def start_cluster_ticker(cluster: str) -> None:
