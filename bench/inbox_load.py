@@ -69,16 +69,18 @@ SELECT %(org)s, gen_random_uuid(), (5511900000000 + g)::text, '+' || (5511900000
 FROM generate_series(1, %(chats)s) g;
 
 INSERT INTO inbox_chat (organization_id, code, contact_id, number_id, status, assignee_id, last_message_at,
-    last_message_preview, unread_count, window_expires_at, ai_enabled, tags, seq, created_at)
+    last_message_preview, unread_count, window_expires_at, ai_enabled, tags, seq, created_at, held_by,
+    priority)
 SELECT %(org)s, gen_random_uuid(), c.id, %(number)s,
     (ARRAY['open','open','pending','resolved'])[1 + (c.id %% 4)],
     CASE WHEN c.id %% 3 = 0 THEN %(user)s ELSE NULL END,
     now() - (c.id || ' minutes')::interval, 'Mensagem ' || c.id, c.id %% 3, now() + interval '1 hour',
-    false, '[]', 0, now()
+    false, '[]', 0, now(), '', 0
 FROM inbox_contact c WHERE c.organization_id = %(org)s;
 
 INSERT INTO inbox_message (organization_id, code, chat_id, number_id, direction, type, text, content, wamid,
-    reply_to_wamid, status, error_title, error_details, author_type, author_ref, timestamp, created_at)
+    reply_to_wamid, status, error_title, error_details, author_type, author_ref, timestamp, created_at,
+    handled_by)
 SELECT %(org)s, gen_random_uuid(), ch.id, %(number)s,
     CASE WHEN g %% 2 = 0 THEN 'in' ELSE 'out' END, 'text',
     'Olá, mensagem número ' || g || ' sobre consulta e horário',
@@ -86,7 +88,7 @@ SELECT %(org)s, gen_random_uuid(), ch.id, %(number)s,
     'wamid.bench.' || ch.id || '.' || g, '',
     CASE WHEN g %% 2 = 0 THEN 'received' ELSE 'read' END, '', '',
     CASE WHEN g %% 2 = 0 THEN 'customer' ELSE 'user' END, '',
-    now() - ((%(per_chat)s - g) || ' minutes')::interval, now()
+    now() - ((%(per_chat)s - g) || ' minutes')::interval, now(), ''
 FROM inbox_chat ch, generate_series(1, %(per_chat)s) g
 WHERE ch.organization_id = %(org)s;
 """
