@@ -129,11 +129,16 @@ def _search(q: str, organization) -> Q:
 
     Message hits are at most ``SEARCH_MESSAGE_HITS`` matching messages: a bounded id list
     keeps the plan cheap for common words (a bare IN over millions of rows would not be).
+    On PostgreSQL the chats come from ONE ``IN`` over a UNION of the two small id lists, which
+    it joins to the chats by key; an OR of the two had it test every chat of the organization,
+    joined to its contact (the inbox bench's search: 218 ms on 100k chats, 11 ms this way with
+    the contacts' trigram index, ``contact_search_trgm``).
     """
     digits = "".join(ch for ch in q if ch.isdigit())
-    match = Q(contact__name__icontains=q) | Q(contact__profile_name__icontains=q)
+    # icontains for the phone too (digits have no case): the same UPPER(...) the index holds.
+    named = Q(name__icontains=q) | Q(profile_name__icontains=q)
     if len(digits) >= 4:
-        match |= Q(contact__phone__contains=digits)
+        named |= Q(phone__icontains=digits)
     messages = Message.objects.filter(organization=organization).exclude(
         direction=Message.Direction.INTERNAL
     )
@@ -146,7 +151,12 @@ def _search(q: str, organization) -> Q:
         )
     else:
         hits = messages.filter(text__icontains=q)
-    return match | Q(pk__in=hits.order_by().values("chat_id")[:SEARCH_MESSAGE_HITS])
+    hits = hits.order_by().values("chat_id")[:SEARCH_MESSAGE_HITS]
+    contacts = Contact.objects.filter(organization=organization).filter(named).values("pk")
+    if not settings.IS_POSTGRES:  # SQLite allows no LIMIT inside a UNION
+        return Q(contact__in=contacts) | Q(pk__in=hits)
+    by_contact = Chat.objects.filter(organization=organization, contact__in=contacts)
+    return Q(pk__in=by_contact.order_by().values("pk").union(hits))
 
 
 def chat_matches(membership: Membership, filters: ChatFilters, chat: Chat) -> bool:

@@ -64,6 +64,26 @@ class InboxListTests(BaseTestCase):
         self.assertNotContains(found, ">Assigned Customer<")
         self.assertNotContains(self.list(q="segredo-do-bob"), "Zelda")
 
+    def test_search_lists_a_chat_once_and_only_chats_the_member_may_see(self):
+        Chat.objects.filter(organization=self.org).update(status="resolved")
+        self.agent_chat.contact.profile_name = "Dona Clareamento"
+        self.agent_chat.contact.save()
+        Message.objects.create(
+            organization=self.org,
+            chat=self.agent_chat,
+            number=self.number,
+            direction="in",
+            text="quero clareamento",
+            author_type="customer",
+        )
+        found = self.list(q="CLAREAMENTO", status="any")  # a profile name and a message
+        self.assertEqual([chat.pk for chat in found.context["chats"]], [self.agent_chat.pk])
+        self.assertEqual(found.context["counts"]["all"], 1)
+        self.assertEqual(self.list(q="clareamento").context["chats"], [])  # status "open"
+        self.login(self.agent)  # an agent sees only the chats assigned to them
+        self.assertEqual(len(self.list(q="Customer", status="any").context["chats"]), 1)
+        self.assertEqual(self.list(q="Unassigned", status="any").context["chats"], [])
+
     def test_the_list_pages_with_a_cursor(self):
         for index in range(45):
             make_chat(self.org, self.number, f"55119888{index:05d}", f"Bulk {index:02d}")
