@@ -142,6 +142,31 @@ def wa_payload(message) -> dict:
     return payload if isinstance(payload, dict) else {}
 
 
+class _Lenient(dict):
+    """A message's stored content as the timeline template reads it: a key it lacks reads as
+    an empty ``_Lenient`` (false, printed as ""), so ``content.context.forwarded`` on a plain
+    text message costs one dictionary lookup. On a plain dict Django's template engine raised
+    and caught four exceptions per missing key (``dir()`` included): 181 per chat page, about
+    a fifth of its messages' render time."""
+
+    __slots__ = ()
+
+    def __missing__(self, key):
+        return _NOTHING
+
+    def __str__(self) -> str:
+        return dict.__str__(self) if self else ""
+
+
+_NOTHING = _Lenient()
+
+
+@register.filter
+def lenient(content) -> dict:
+    """``content`` (a message's stored JSON) for the timeline template; see ``_Lenient``."""
+    return _Lenient(content) if isinstance(content, dict) else _NOTHING
+
+
 @register.filter
 def reply_choice(payload: dict) -> dict:
     """The button or list row a customer chose (``interactive[<interactive type>]``)."""

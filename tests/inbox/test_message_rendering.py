@@ -556,6 +556,42 @@ class StructuredTests(RenderingTestCase):
         self.assertIn("Original type: poll", page.text)
 
 
+class OptionalContentTests(RenderingTestCase):
+    """The keys a message's content may lack (forwarded, from an ad, edited, reactions): each
+    shows when present, and a message without them shows none of them, nor an empty "{}"."""
+
+    def test_forwarded_and_ad_messages_say_so_and_a_plain_one_says_nothing(self):
+        forwarded = self.receive(
+            "text", payloads.build_text("Veja isto"), context={"forwarded": True}
+        )
+        many = self.receive(
+            "text", payloads.build_text("Corrente"), context={"frequently_forwarded": True}
+        )
+        from_ad = self.receive(
+            "text",
+            payloads.build_text("Quero saber o preço"),
+            referral={
+                "source_url": "https://fb.me/ad1",
+                "source_type": "ad",
+                "headline": "Clareamento em dezembro",
+                "body": "Agende já",
+            },
+        )
+        plain = self.receive("text", payloads.build_text("Bom dia"))
+
+        self.assertIn("Forwarded Veja isto", self.page(forwarded).text)
+        self.assertIn("Forwarded many times", self.page(many).text)
+        ad = self.page(from_ad).text
+        self.assertIn("From an ad Clareamento em dezembro Agende já View ad", ad)
+        for message in (plain, from_ad):
+            text = self.page(message).text
+            self.assertNotIn("Forwarded", text)
+        html = self.render(plain)
+        for absent in ("Forwarded", "From an ad", "Edited", "msg-reactions", "{}", "is-revoked"):
+            self.assertNotIn(absent, html)
+        self.assertIn("Bom dia", self.page(plain).text)
+
+
 class ChangesTests(RenderingTestCase):
     def test_it_shows_reactions_on_the_message_they_react_to(self):
         target = self.sent("text", {"body": "Até amanhã"}, wamid="wamid.out.1")
