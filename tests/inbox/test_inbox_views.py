@@ -1,10 +1,12 @@
 import re
 from datetime import timedelta
+from unittest import mock
 
 from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
+from inbox import selectors
 from inbox.models import Chat, Message, QuickReply
 from integrations.models import MessageTemplate
 from integrations.whatsapp.sandbox import SandboxServer
@@ -83,6 +85,33 @@ class InboxListTests(BaseTestCase):
         self.login(self.agent)  # an agent sees only the chats assigned to them
         self.assertEqual(len(self.list(q="Customer", status="any").context["chats"]), 1)
         self.assertEqual(self.list(q="Unassigned", status="any").context["chats"], [])
+
+    def test_a_search_matching_many_contacts_lists_the_same_chats(self):
+        """Up to ``SEARCH_CONTACT_IDS`` matching contacts are looked up by id, more by a
+        subquery: the two ways list the same chats, message hits included."""
+        for index in range(4):
+            make_chat(self.org, self.number, f"55119555{index:05d}", f"Implante {index}")
+        Message.objects.create(
+            organization=self.org,
+            chat=self.agent_chat,
+            number=self.number,
+            direction="in",
+            text="sobre o implante",
+            author_type="customer",
+        )
+
+        def found():
+            response = self.list(q="implante", status="any")
+            return sorted(chat.pk for chat in response.context["chats"]), response.context[
+                "counts"
+            ]["all"]
+
+        by_ids = found()
+        with mock.patch.object(selectors, "SEARCH_CONTACT_IDS", 2):
+            by_subquery = found()
+        self.assertEqual(len(by_ids[0]), 5)
+        self.assertEqual(by_ids, (by_subquery[0], 5))
+        self.assertEqual(by_subquery[1], 5)
 
     def test_the_list_pages_with_a_cursor(self):
         for index in range(45):
