@@ -8,6 +8,7 @@ import hashlib
 from datetime import UTC
 
 import phonenumbers
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
@@ -405,9 +406,7 @@ class ChatListApi(ApiView):
                 chats.values("id", field),
                 field,
                 descending=descending,
-                fetch=lambda page: _chat_rows_json(
-                    *page.query.sql_with_params(), field, descending
-                ),
+                fetch=lambda page: _page_rows_json(page, field, descending),
             )
             return json_page_response([row["json"] for row in rows], next_url)
         rows, next_url = keyset_page(
@@ -492,6 +491,16 @@ def _chat_rows_json(sql: str, params, field: str, descending: bool) -> list[dict
         list(params),
     )
     return [{"id": pk, field: value, "json": text} for pk, value, text in rows]
+
+
+def _page_rows_json(page, field: str, descending: bool) -> list[dict]:
+    """``_chat_rows_json`` of a page's queryset; none when its filters can match nothing (a
+    search with no hit is an empty ``IN``, which Django answers without a statement)."""
+    try:
+        sql, params = page.query.sql_with_params()
+    except EmptyResultSet:
+        return []
+    return _chat_rows_json(sql, params, field, descending)
 
 
 class ChatDetailApi(ApiView):

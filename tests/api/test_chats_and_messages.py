@@ -75,6 +75,16 @@ class ChatApiTests(ApiTestCase):
         resolved = self.api("get", reverse("api_chats"), {"status": "resolved"}).json()
         self.assertEqual(resolved["results"], [])
 
+    def test_a_search_finds_a_chat_by_its_contact_and_one_that_finds_nothing_is_empty(self):
+        name = self.agent_chat.contact.display_name
+        found = self.api("get", reverse("api_chats"), {"q": name})
+        self.assertEqual(found.status_code, 200)
+        self.assertIn(str(self.agent_chat.code), [c["id"] for c in found.json()["results"]])
+        nothing = self.api("get", reverse("api_chats"), {"q": "Nobody Matches This"})
+        self.assertEqual(nothing.status_code, 200)
+        self.assertEqual(nothing.json()["results"], [])
+        self.assertIsNone(nothing.json()["next"])
+
     def test_it_assigns_resolves_toggles_ai_and_tags(self):
         code = self.other_chat.code
         response = self.api(

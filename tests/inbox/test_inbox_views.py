@@ -85,6 +85,8 @@ class InboxListTests(BaseTestCase):
         self.login(self.agent)  # an agent sees only the chats assigned to them
         self.assertEqual(len(self.list(q="Customer", status="any").context["chats"]), 1)
         self.assertEqual(self.list(q="Unassigned", status="any").context["chats"], [])
+        nothing = self.list(q="Nobody Matches This", status="any")
+        self.assertEqual((nothing.context["chats"], nothing.context["counts"]["all"]), ([], 0))
 
     def test_a_search_matching_many_contacts_lists_the_same_chats(self):
         """Up to ``SEARCH_CONTACT_IDS`` matching contacts are looked up by id, more by a
