@@ -28,7 +28,9 @@ class ReportTests(BaseTestCase):
         services.appointment_confirm(appointment=made[0])
         services.appointment_cancel(appointment=made[3])
         # A past appointment that was a no-show (written as history: booking refuses the past).
-        past = at(day, 14) - timedelta(days=7)
+        # Two weeks before ``day`` (2 to 8 days ahead) is always past; one week before was not
+        # on Mondays, São Paulo time (``day`` is then 8 days ahead).
+        past = at(day, 14) - timedelta(days=14)
         Appointment.objects.create(
             organization=self.org,
             professional=agenda["ana"],
@@ -43,7 +45,7 @@ class ReportTests(BaseTestCase):
         self.login(self.manager)
         response = self.client.get(
             reverse("appointments_report"),
-            {"from": (day - timedelta(days=7)).isoformat(), "until": day.isoformat()},
+            {"from": (day - timedelta(days=14)).isoformat(), "until": day.isoformat()},
         )
         report = response.context["report"]
         self.assertEqual(dict(report.by_channel)["WhatsApp menu"], 2)
@@ -52,8 +54,8 @@ class ReportTests(BaseTestCase):
         self.assertEqual(report.confirmation_rate, 25.0)  # 1 of 4 held
         self.assertEqual(report.no_show_rate, 100.0)  # the one past appointment
         ana = next(row for row in report.occupancy if row["professional"] == agenda["ana"])
-        self.assertEqual(ana["booked_hours"], 2.0)  # 3 × 30 min this week + 30 min last week
-        self.assertEqual(ana["working_hours"], 6 * 9.0)  # 6 weekdays × 9 hours
+        self.assertEqual(ana["booked_hours"], 2.0)  # 3 × 30 min, and 30 min 2 weeks before
+        self.assertEqual(ana["working_hours"], 11 * 9.0)  # 11 weekdays, Tuesday to Tuesday
         self.assertContains(response, "Occupancy per professional")
         # A professional sees only their own figures.
         self.login(self.agent)
