@@ -560,36 +560,10 @@ def step_log(context: Context, text: str) -> None:
 # --- The sweep --------------------------------------------------------------------------------
 
 
-LOST_SEND_AFTER = timedelta(seconds=30)
-
-
-def lost_sends_requeue(*, now=None) -> int:
-    """Flow messages stored by a step whose delivery task never ran (the worker died between
-    the step's commit and queueing the send): queue the delivery again. Harmless when the task
-    was only late: ``message_deliver`` claims a message once (conditional UPDATE)."""
-    cutoff = (now or timezone.now()) - LOST_SEND_AFTER
-    lost = list(
-        Message.objects.filter(
-            status=Message.Status.PENDING,
-            wamid__isnull=True,
-            error_title="",
-            author_type=Message.Author.AUTOMATION,
-            author_ref__startswith="flow:",
-            created_at__lt=cutoff,
-        )
-        .exclude(content__has_key="delivery")  # in a retry's backoff: its own task is queued
-        .values_list("pk", flat=True)[:500]
-    )
-    for message_id in lost:
-        tasks.dispatch("inbox.tasks.deliver_message", message_id)
-    return len(lost)
-
-
 def sweep(*, now=None, limit: int = 500) -> int:
     """Resume what is due: expired leases (a killed worker), finished waits, and unanswered
     questions past their timeout (the run ends and the chat is released)."""
     now = now or timezone.now()
-    lost_sends_requeue(now=now)
     due = list(
         FlowRun.objects.filter(status__in=FlowRun.ACTIVE, due_at__lte=now)
         .order_by("due_at")

@@ -291,6 +291,13 @@ class Message(TenantModel):
         indexes = [
             models.Index(fields=["chat", "timestamp"], name="message_chat_time"),
             models.Index(fields=["organization", "timestamp"], name="message_org_time"),  # reports
+            # Outbound messages not sent yet, a few among millions: the sweeps for lost and
+            # interrupted sends (every 15 s and 5 min) read only these.
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(status="pending"),
+                name="message_unsent",
+            ),
         ]
         verbose_name = _("message")
         verbose_name_plural = _("messages")

@@ -23,6 +23,13 @@ def sweep_interrupted_sends() -> int:
 register_periodic("inbox.tasks.sweep_interrupted_sends", 300)
 
 
+def requeue_lost_sends() -> int:
+    return services.lost_sends_requeue()
+
+
+register_periodic("inbox.tasks.requeue_lost_sends", 15)
+
+
 def teamwork_tick() -> None:
     """Messages sent later and snoozes that end: both stored in the database, so a restarted
     worker picks them up on its first tick."""

@@ -50,6 +50,7 @@ from inbox.services.send import (  # noqa: F401
     _outbound_text,
     _send_failed,
     interrupted_sends_sweep,
+    lost_sends_requeue,
     message_deliver,
     message_react,
     message_send,

@@ -481,6 +481,39 @@ def message_react(*, chat: Chat, target: Message, emoji: str, author_user) -> Me
     return reaction
 
 
+# A pending message whose delivery task has not claimed it by then was never queued, or its
+# task was lost (the broker was down at the commit, Redis restarted, the process died between
+# the commit and queueing it): ``lost_sends_requeue`` queues it again.
+LOST_SEND_AFTER = timedelta(seconds=30)
+
+
+def lost_sends_requeue(*, now=None, limit: int = 500) -> int:
+    """Queue the delivery of outbound messages stored more than ``LOST_SEND_AFTER`` ago that no
+    task has claimed: every send's task is queued after its commit, outside the transaction,
+    so a broker outage or a crash there would otherwise leave the message pending for good.
+    Harmless when the task was only late: ``message_deliver`` claims a message once (a
+    conditional UPDATE). Messages in a retry's backoff (``content.delivery``) have their own
+    scheduled task. Reads only the ``message_unsent`` index. Returns how many were queued."""
+    cutoff = (now or timezone.now()) - LOST_SEND_AFTER
+    lost = list(
+        Message.objects.filter(
+            status=Message.Status.PENDING,
+            created_at__lt=cutoff,
+            direction=Message.Direction.OUTBOUND,
+            wamid__isnull=True,
+            error_title="",
+        )
+        .exclude(content__has_key="delivery")
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for message_id in lost:
+        tasks.dispatch("inbox.tasks.deliver_message", message_id)
+    if lost:
+        logger.warning("Queued %d outbound messages again: their delivery task was lost", len(lost))
+    return len(lost)
+
+
 def interrupted_sends_sweep(*, older_than_minutes: int = 10) -> int:
     """Messages whose sending worker died between claiming and recording the answer.
 

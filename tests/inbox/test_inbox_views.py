@@ -275,7 +275,7 @@ class ConversationActionTests(BaseTestCase):
         self.assertNotContains(self.client.get(reverse("quick_replies")), "horario")
 
 
-class ComposerTests(BaseTestCase):
+class WithSandbox:
     """Sends go to a real sandbox over HTTP, through the same client as production."""
 
     @classmethod
@@ -297,6 +297,11 @@ class ComposerTests(BaseTestCase):
         from integrations import services
 
         services._registered_with_sandbox.clear()
+
+
+class ComposerTests(WithSandbox, BaseTestCase):
+    def setUp(self):
+        super().setUp()
         self.login(self.operator)
         Chat.objects.filter(pk=self.other_chat.pk).update(
             window_expires_at=timezone.now() + timedelta(hours=3)
@@ -387,3 +392,63 @@ class InterruptedSendTests(BaseTestCase):
         self.assertEqual(message.status, "failed")
         self.assertIn("may or may not", message.error_details)
         self.assertIsNone(message.wamid)
+
+
+class LostSendTests(WithSandbox, BaseTestCase):
+    """A send's delivery task is queued after its commit: a broker outage or a crash right then
+    loses it, and the message must not stay pending for good."""
+
+    def test_a_send_whose_task_was_lost_is_queued_again_and_sent_once(self):
+        from inbox import services
+
+        chat = self.other_chat
+        Chat.objects.filter(pk=chat.pk).update(
+            window_expires_at=timezone.now() + timedelta(hours=20)
+        )
+        chat.refresh_from_db()  # the customer wrote: a free-form reply may go
+        with self.captureOnCommitCallbacks(execute=False):  # the task is never queued
+            message = services.message_send(
+                chat=chat,
+                message_type="text",
+                content={"body": "Sua consulta está confirmada."},
+                author_user=self.agent,
+            )
+        message.refresh_from_db()
+        self.assertEqual(message.status, "pending")
+        # Within LOST_SEND_AFTER it may only be late: left to its task.
+        self.assertEqual(services.lost_sends_requeue(), 0)
+        later = timezone.now() + services.send.LOST_SEND_AFTER + timedelta(seconds=1)
+        self.assertEqual(services.lost_sends_requeue(now=later), 1)
+        message.refresh_from_db()
+        self.assertEqual(message.status, "sent")
+        self.assertTrue(message.wamid)
+        self.assertEqual(services.lost_sends_requeue(now=later), 0)  # nothing left to send
+        self.assertEqual(self.other_chat.messages.filter(direction="out").count(), 1)
+
+    def test_claimed_sends_retries_in_backoff_and_inbound_messages_are_left_alone(self):
+        from inbox import services
+
+        old = timezone.now() - timedelta(minutes=5)
+        kinds = {
+            "sending": {"error_title": services.SENDING},
+            "unknown": {"error_title": services.UNKNOWN},
+            "backoff": {"content": {"type": "text", "delivery": {"attempts": 1, "retry_in": 30}}},
+            "sent": {"status": "sent", "wamid": "wamid.sent-already"},
+        }
+        for text, fields in kinds.items():
+            message = Message.objects.create(
+                organization=self.org,
+                chat=self.other_chat,
+                number=self.number,
+                direction="out",
+                text=text,
+                author_type="user",
+                **{"status": "pending", **fields},
+            )
+            Message.objects.filter(pk=message.pk).update(created_at=old)
+        self.assertEqual(services.lost_sends_requeue(), 0)
+        # Queued, each would have been sent here (the tests' task runner is inline).
+        self.assertEqual(
+            dict(self.other_chat.messages.filter(direction="out").values_list("text", "status")),
+            {"sending": "pending", "unknown": "pending", "backoff": "pending", "sent": "sent"},
+        )

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand
 from flows import runtime
 from flows.models import FlowRun
 from inbox.models import Message
+from inbox.services import send as inbox_send
 
 
 class Command(BaseCommand):
@@ -20,16 +21,17 @@ class Command(BaseCommand):
         parser.add_argument("--poll", type=float, default=1.0, help="seconds between sweeps")
         parser.add_argument("--lease-seconds", type=float, default=60, help="a run's lease")
         parser.add_argument(
-            "--lost-send-seconds", type=float, default=30, help="re-queue flow sends after"
+            "--lost-send-seconds", type=float, default=30, help="re-queue lost sends after"
         )
         parser.add_argument("--until-idle", action="store_true", help="exit when nothing runs")
 
     def handle(self, *args, poll, lease_seconds, lost_send_seconds, until_idle, **options):
         settings.TASK_RUNNER = "inline"  # steps and their sends run here, one after the other
         runtime.LEASE = timedelta(seconds=lease_seconds)
-        runtime.LOST_SEND_AFTER = timedelta(seconds=lost_send_seconds)
+        inbox_send.LOST_SEND_AFTER = timedelta(seconds=lost_send_seconds)
         while True:
             runtime.sweep()
+            inbox_send.lost_sends_requeue()  # the inbox's periodic sweep, in this loop
             if until_idle and not self._busy():
                 return
             time.sleep(poll)
