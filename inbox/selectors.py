@@ -160,10 +160,9 @@ def _search(q: str, organization) -> Q:
     contacts = Contact.objects.filter(organization=organization).filter(named).values("pk")
     if not settings.IS_POSTGRES:
         return Q(contact__in=contacts) | Q(pk__in=hits)
-    chat_ids = list(hits)
     contact_ids = [row["pk"] for row in contacts.order_by()[: SEARCH_CONTACT_IDS + 1]]
     if len(contact_ids) <= SEARCH_CONTACT_IDS:
-        return Q(contact_id__in=contact_ids) | Q(pk__in=chat_ids)
+        return Q(contact_id__in=contact_ids) | Q(pk__in=list(hits))
     by_contact = Chat.objects.filter(organization=organization, contact__in=contacts)
     return Q(pk__in=by_contact.order_by().values("pk").union(hits))
 

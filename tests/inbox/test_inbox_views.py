@@ -2,7 +2,9 @@ import re
 from datetime import timedelta
 from unittest import mock
 
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -103,17 +105,22 @@ class InboxListTests(BaseTestCase):
         )
 
         def found():
-            response = self.list(q="implante", status="any")
-            return sorted(chat.pk for chat in response.context["chats"]), response.context[
-                "counts"
-            ]["all"]
+            with CaptureQueriesContext(connection) as statements:
+                response = self.list(q="implante", status="any")
+            chats = sorted(chat.pk for chat in response.context["chats"])
+            return chats, response.context["counts"]["all"], len(statements)
 
+        found()  # the page's first view reads what later ones reuse
         by_ids = found()
         with mock.patch.object(selectors, "SEARCH_CONTACT_IDS", 2):
             by_subquery = found()
         self.assertEqual(len(by_ids[0]), 5)
-        self.assertEqual(by_ids, (by_subquery[0], 5))
+        self.assertEqual(by_ids[:2], (by_subquery[0], 5))
         self.assertEqual(by_subquery[1], 5)
+        if connection.vendor == "postgresql":
+            # The message hits are then part of the subquery: not read on their own first,
+            # neither for the list nor for its counts.
+            self.assertEqual(by_subquery[2], by_ids[2] - 2)
 
     def test_the_list_pages_with_a_cursor(self):
         for index in range(45):
