@@ -483,16 +483,19 @@ def message_react(*, chat: Chat, target: Message, emoji: str, author_user) -> Me
 
 # A pending message whose delivery task has not claimed it by then was never queued, or its
 # task was lost (the broker was down at the commit, Redis restarted, the process died between
-# the commit and queueing it): ``lost_sends_requeue`` queues it again.
-LOST_SEND_AFTER = timedelta(seconds=30)
+# the commit and queueing it): ``lost_sends_requeue`` queues it again. Long enough that a queue
+# merely running behind is rare; each sweep queues at most LOST_SENDS_PER_SWEEP, so while the
+# queue is behind the sweep adds at most that many tasks (each a no-op claim) to it per run.
+LOST_SEND_AFTER = timedelta(minutes=2)
+LOST_SENDS_PER_SWEEP = 100
 
 
-def lost_sends_requeue(*, now=None, limit: int = 500) -> int:
+def lost_sends_requeue(*, now=None, limit: int = LOST_SENDS_PER_SWEEP) -> int:
     """Queue the delivery of outbound messages stored more than ``LOST_SEND_AFTER`` ago that no
-    task has claimed: every send's task is queued after its commit, outside the transaction,
-    so a broker outage or a crash there would otherwise leave the message pending for good.
-    Harmless when the task was only late: ``message_deliver`` claims a message once (a
-    conditional UPDATE). Messages in a retry's backoff (``content.delivery``) have their own
+    task has claimed, oldest first: every send's task is queued after its commit, outside the
+    transaction, so a broker outage or a crash there would otherwise leave the message pending
+    for good. Harmless when the task was only late: ``message_deliver`` claims a message once
+    (a conditional UPDATE). Messages in a retry's backoff (``content.delivery``) have their own
     scheduled task. Reads only the ``message_unsent`` index. Returns how many were queued."""
     cutoff = (now or timezone.now()) - LOST_SEND_AFTER
     lost = list(

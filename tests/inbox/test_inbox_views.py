@@ -405,7 +405,7 @@ class LostSendTests(WithSandbox, BaseTestCase):
     """A send's delivery task is queued after its commit: a broker outage or a crash right then
     loses it, and the message must not stay pending for good."""
 
-    def test_a_send_whose_task_was_lost_is_queued_again_and_sent_once(self):
+    def send_losing_its_task(self, *texts: str) -> list[Message]:
         from inbox import services
 
         chat = self.other_chat
@@ -413,13 +413,21 @@ class LostSendTests(WithSandbox, BaseTestCase):
             window_expires_at=timezone.now() + timedelta(hours=20)
         )
         chat.refresh_from_db()  # the customer wrote: a free-form reply may go
-        with self.captureOnCommitCallbacks(execute=False):  # the task is never queued
-            message = services.message_send(
-                chat=chat,
-                message_type="text",
-                content={"body": "Sua consulta está confirmada."},
-                author_user=self.agent,
-            )
+        with self.captureOnCommitCallbacks(execute=False):  # the tasks are never queued
+            return [
+                services.message_send(
+                    chat=chat, message_type="text", content={"body": text}, author_user=self.agent
+                )
+                for text in texts
+            ]
+
+    def statuses(self) -> dict[str, str]:
+        return dict(self.other_chat.messages.filter(direction="out").values_list("text", "status"))
+
+    def test_a_send_whose_task_was_lost_is_queued_again_and_sent_once(self):
+        from inbox import services
+
+        [message] = self.send_losing_its_task("Sua consulta está confirmada.")
         message.refresh_from_db()
         self.assertEqual(message.status, "pending")
         # Within LOST_SEND_AFTER it may only be late: left to its task.
@@ -432,7 +440,21 @@ class LostSendTests(WithSandbox, BaseTestCase):
         self.assertEqual(services.lost_sends_requeue(now=later), 0)  # nothing left to send
         self.assertEqual(self.other_chat.messages.filter(direction="out").count(), 1)
 
-    def test_claimed_sends_retries_in_backoff_and_inbound_messages_are_left_alone(self):
+    def test_a_sweep_queues_at_most_its_limit_the_oldest_first(self):
+        from inbox import services
+
+        sends = self.send_losing_its_task("um", "dois", "três")
+        now = timezone.now()
+        for minutes, message in zip((3, 5, 4), sends):
+            Message.objects.filter(pk=message.pk).update(
+                created_at=now - timedelta(minutes=minutes)
+            )
+        self.assertEqual(services.lost_sends_requeue(limit=2), 2)
+        self.assertEqual(self.statuses(), {"um": "pending", "dois": "sent", "três": "sent"})
+        self.assertEqual(services.lost_sends_requeue(limit=2), 1)
+        self.assertEqual(self.statuses(), {"um": "sent", "dois": "sent", "três": "sent"})
+
+    def test_claimed_held_in_backoff_and_sent_messages_are_left_alone(self):
         from inbox import services
 
         old = timezone.now() - timedelta(minutes=5)
@@ -456,6 +478,6 @@ class LostSendTests(WithSandbox, BaseTestCase):
         self.assertEqual(services.lost_sends_requeue(), 0)
         # Queued, each would have been sent here (the tests' task runner is inline).
         self.assertEqual(
-            dict(self.other_chat.messages.filter(direction="out").values_list("text", "status")),
+            self.statuses(),
             {"sending": "pending", "unknown": "pending", "backoff": "pending", "sent": "sent"},
         )

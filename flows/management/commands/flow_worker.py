@@ -21,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--poll", type=float, default=1.0, help="seconds between sweeps")
         parser.add_argument("--lease-seconds", type=float, default=60, help="a run's lease")
         parser.add_argument(
-            "--lost-send-seconds", type=float, default=30, help="re-queue lost sends after"
+            "--lost-send-seconds", type=float, default=120, help="re-queue lost sends after"
         )
         parser.add_argument("--until-idle", action="store_true", help="exit when nothing runs")
 
