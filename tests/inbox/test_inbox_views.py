@@ -3,7 +3,6 @@ from datetime import timedelta
 from unittest import mock
 
 from django.db import connection
-from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -11,7 +10,7 @@ from django.utils import timezone
 from inbox import selectors
 from inbox.models import Chat, Message, QuickReply
 from integrations.models import MessageTemplate
-from integrations.whatsapp.sandbox import SandboxServer
+from tests.api.helpers import SandboxMixin
 from tests.base import BaseTestCase, make_chat
 
 
@@ -282,31 +281,9 @@ class ConversationActionTests(BaseTestCase):
         self.assertNotContains(self.client.get(reverse("quick_replies")), "horario")
 
 
-class WithSandbox:
+class ComposerTests(SandboxMixin, BaseTestCase):
     """Sends go to a real sandbox over HTTP, through the same client as production."""
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.sandbox = SandboxServer().start()
-        cls.settings_override = override_settings(
-            SANDBOX_URL=cls.sandbox.url, SANDBOX_WEBHOOK_BASE_URL="http://127.0.0.1:9"
-        )
-        cls.settings_override.enable()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.settings_override.disable()
-        cls.sandbox.stop()
-        super().tearDownClass()
-
-    def setUp(self):
-        from integrations import services
-
-        services._registered_with_sandbox.clear()
-
-
-class ComposerTests(WithSandbox, BaseTestCase):
     def setUp(self):
         super().setUp()
         self.login(self.operator)
@@ -401,7 +378,7 @@ class InterruptedSendTests(BaseTestCase):
         self.assertIsNone(message.wamid)
 
 
-class LostSendTests(WithSandbox, BaseTestCase):
+class LostSendTests(SandboxMixin, BaseTestCase):
     """A send's delivery task is queued after its commit: a broker outage or a crash right then
     loses it, and the message must not stay pending for good."""
 
