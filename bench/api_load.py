@@ -451,6 +451,7 @@ def beside(args, other: Path, env: dict) -> None:
             f"median of {len(rounds)}, {label}: "
             f"{statistics.median(r['rps'] for r in rounds):,.0f} req/s, "
             f"p95 {statistics.median(r['p95'] for r in rounds):.0f} ms, "
+            f"server p50 {statistics.median(r['server_p50'] for r in rounds):.1f} ms, "
             f"server CPU {statistics.median(r['cpu_ms'] for r in rounds):.2f} ms/req"
         )
 

@@ -96,9 +96,11 @@ class ApiKeyDjangoHandler(ASGIHandler):
             loop = asyncio.get_running_loop()
             async with admission.admitted(semaphore, acquired=True):
                 context = contextvars.copy_context()  # with this request's turn
-                response = await loop.run_in_executor(
-                    self.executor, context.run, self._respond, scope, body_file
+                answered = loop.create_future()
+                self.executor.submit(
+                    context.run, self._respond_then_queue, scope, body_file, loop, answered
                 )
+                response = await answered
             try:
                 await self.send_response(response, send)
             finally:
@@ -126,6 +128,21 @@ class ApiKeyDjangoHandler(ASGIHandler):
         turn.cancel()
         return False
 
+    def _respond_then_queue(self, scope, body_file, loop, answered: asyncio.Future) -> None:
+        """``_respond``, its answer handed to the event loop as soon as it is ready, then the
+        tasks its commits queued put on the broker while the loop sends the answer
+        (``kernel.tasks.held_until_answered``)."""
+        held: list = []
+        try:
+            with tasks.held_until_answered() as held:
+                response = self._respond(scope, body_file)
+        except BaseException as error:  # handed to the request's coroutine, which raises it
+            loop.call_soon_threadsafe(_settle, answered, None, error)
+        else:
+            loop.call_soon_threadsafe(_settle, answered, response, None)
+        finally:
+            tasks.queue_held(held)  # what was committed is queued, answer or not
+
     def _respond(self, scope, body_file):
         """Everything Django does for the request, in this one thread."""
         set_script_prefix(get_script_prefix(scope))
@@ -138,6 +155,15 @@ class ApiKeyDjangoHandler(ASGIHandler):
         if not response.streaming:
             response.close()  # request_finished: this thread's connection goes back to the pool
         return response
+
+
+def _settle(future: asyncio.Future, result, error: BaseException | None) -> None:
+    if future.done():  # the waiting request was cancelled
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 class BareDjangoHandler(ASGIHandler):

@@ -17,7 +17,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -54,19 +57,58 @@ def enqueue(func_path: str, *args, queue: str = "default") -> None:
     carried = tracing.current()  # the request's ids, now: the commit may come after it
 
     def after_commit():
-        with tracing.carrying(carried):
-            if settings.TASK_RUNNER != "django_q":
+        if settings.TASK_RUNNER != "django_q":
+            with tracing.carrying(carried):
                 dispatch(func_path, *args, queue=queue)
-                return
-            try:
-                dispatch(func_path, *args, queue=queue)
-            except Exception:  # the broker is down: the change is committed; don't break the
-                # caller or the other after-commit work (durable work goes through the outbox)
-                logger.exception(
-                    "Task %s not queued on %s: the broker is unreachable", func_path, queue
-                )
+            return
+        held = _held.get()
+        if held is not None:
+            held.append((carried, func_path, args, queue))
+            return
+        _queue_logged(carried, func_path, args, queue)
 
     transaction.on_commit(after_commit)
+
+
+def _queue_logged(carried: dict, func_path: str, args: tuple, queue: str) -> None:
+    with tracing.carrying(carried):
+        try:
+            dispatch(func_path, *args, queue=queue)
+        except Exception:  # the broker is down: the change is committed; don't break the
+            # caller or the other after-commit work (durable work goes through the outbox)
+            logger.exception(
+                "Task %s not queued on %s: the broker is unreachable", func_path, queue
+            )
+
+
+# Tasks committed by a request whose answer goes out before they are queued (a list while
+# such a request runs in this context; see ``held_until_answered``).
+_held: ContextVar[list | None] = ContextVar("tasks_held", default=None)
+
+
+@contextmanager
+def held_until_answered() -> Iterator[list]:
+    """Within: the tasks that commits queue on django-q2's broker wait in the yielded list,
+    and the caller hands them to ``queue_held`` once the request's answer is on its way
+    (``config.asgi.ApiKeyDjangoHandler``). Queueing one is a Redis round trip and the
+    package's signing, about a tenth of an API send's time, which the client need not wait for.
+
+    A process that dies between the answer and the queueing loses the queueing, as a crash
+    between a commit and its queueing always could: what must not be lost is swept from the
+    database (``inbox.tasks.requeue_lost_sends``, the outbox). Other runners are not held
+    (the embedded thread pool's hand-over costs nothing; tests run tasks inline)."""
+    held: list = []
+    token = _held.set(held)
+    try:
+        yield held
+    finally:
+        _held.reset(token)
+
+
+def queue_held(held: list) -> None:
+    """Queue what ``held_until_answered`` held, in the order committed."""
+    for carried, func_path, args, queue in held:
+        _queue_logged(carried, func_path, args, queue)
 
 
 def dispatch(func_path: str, *args, queue: str = "default") -> None:

@@ -7,17 +7,24 @@ behaviour the speed must not change.
 
 import asyncio
 import json
+import time
 import uuid
+from unittest import mock
 
+import pytest
 from asgiref.sync import async_to_sync
-from django.db import connection
-from django.test import TransactionTestCase
+from django.conf import settings
+from django.db import connection, transaction
+from django.test import TransactionTestCase, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django_q.brokers.redis_broker import Redis as RedisBroker
+from django_q.signing import SignedPackage
 
 from accounts.models import Membership, Role
 from config import asgi
 from inbox.models import Chat, Message
+from kernel import tasks
 from tests.api.helpers import ApiTestCase, SandboxMixin, key_for
 from tests.base import make_chat, make_org, make_user
 
@@ -215,6 +222,47 @@ class ApiKeyHandlerTests(TransactionTestCase):
         self.assertEqual(answer["status"], 201, answer["body"])
         self.assertTrue(Message.objects.filter(code=json.loads(answer["body"])["id"]).exists())
 
+    @pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (REDIS_URL)")
+    def test_a_key_calls_send_is_queued_on_the_broker_with_its_request_id(self):
+        # The handler answers first and queues the delivery after (tasks.held_until_answered):
+        # the task still reaches the broker, once, with the request's id for its log lines.
+        Chat.objects.filter(pk=self.chat.pk).update(
+            window_expires_at=self.chat.created_at.replace(year=2999)
+        )
+        cluster = tasks.cluster_name("default")
+        broker = RedisBroker(cluster)
+        broker.purge_queue()
+        self.addCleanup(broker.purge_queue)
+        with (
+            override_settings(TASK_RUNNER="django_q"),
+            mock.patch.dict(tasks._brokers, {cluster: broker}),
+        ):
+            answer = asgi_call(
+                "POST",
+                f"/api/v1/chats/{self.chat.code}/messages/",
+                headers=[
+                    (b"authorization", f"Bearer {self.secret}".encode()),
+                    (b"content-type", b"application/json"),
+                    (b"idempotency-key", b"k-queued"),
+                ],
+                body=b'{"type": "text", "text": {"body": "Ola"}}',
+            )
+            self.assertEqual(answer["status"], 201, answer["body"])
+            deadline = time.monotonic() + 5
+            while broker.queue_size() == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.1)  # nothing else follows
+            self.assertEqual(broker.queue_size(), 1)
+            package = SignedPackage.loads(broker.dequeue()[0][1])
+        message = Message.objects.get(code=json.loads(answer["body"])["id"])
+        self.assertEqual(package["func"], "inbox.tasks.deliver_message")
+        self.assertEqual(package["args"], (message.pk,))
+        self.assertEqual(
+            package["porfin_context"]["request_id"],
+            dict(answer["headers"])[b"x-request-id"].decode(),
+        )
+        self.assertEqual(message.status, Message.Status.PENDING)  # the worker delivers it
+
     def test_a_signed_in_member_still_uses_the_api_through_the_full_stack(self):
         user = make_user("admin@alice.test", "Alice Admin")
         Membership.objects.create(user=user, organization=self.org, role=Role.ADMIN)
@@ -271,3 +319,63 @@ class PlainSendBodyTests(TransactionTestCase):
         )
         self.assertEqual(response.status_code, 400, response.content)
         self.assertIn("text", response.json()["error"]["details"])
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (REDIS_URL)")
+class HeldTasksTests(TransactionTestCase):
+    """``kernel.tasks.held_until_answered``: what commits queue inside waits for
+    ``queue_held``; nothing is lost or reordered, and nothing outside is held."""
+
+    def test_tasks_committed_inside_are_queued_by_queue_held_in_order(self):
+        cluster = tasks.cluster_name("default")
+        broker = RedisBroker(cluster)
+        broker.purge_queue()
+        self.addCleanup(broker.purge_queue)
+        with (
+            override_settings(TASK_RUNNER="django_q"),
+            mock.patch.dict(tasks._brokers, {cluster: broker}),
+        ):
+            with tasks.held_until_answered() as held:
+                with transaction.atomic():
+                    tasks.enqueue("inbox.tasks.deliver_message", 1)
+                    tasks.enqueue("inbox.tasks.deliver_message", 2)
+                self.assertEqual(broker.queue_size(), 0)  # committed, not queued yet
+            with transaction.atomic():
+                tasks.enqueue("inbox.tasks.deliver_message", 3)  # outside: at its commit
+            self.assertEqual(broker.queue_size(), 1)
+            self.assertEqual(len(held), 2)
+            tasks.queue_held(held)
+            queued = [SignedPackage.loads(broker.dequeue()[0][1])["args"] for _ in range(3)]
+        self.assertEqual(queued, [(3,), (1,), (2,)])
+
+    def test_a_rolled_back_task_is_never_held_nor_queued(self):
+        cluster = tasks.cluster_name("default")
+        broker = RedisBroker(cluster)
+        broker.purge_queue()
+        self.addCleanup(broker.purge_queue)
+        with (
+            override_settings(TASK_RUNNER="django_q"),
+            mock.patch.dict(tasks._brokers, {cluster: broker}),
+            tasks.held_until_answered() as held,
+        ):
+            try:
+                with transaction.atomic():
+                    tasks.enqueue("inbox.tasks.deliver_message", 1)
+                    raise RuntimeError("the work failed")
+            except RuntimeError:
+                pass
+        self.assertEqual(held, [])
+        self.assertEqual(broker.queue_size(), 0)
+
+    def test_other_runners_are_not_held(self):
+        with tasks.held_until_answered() as held, transaction.atomic():
+            tasks.enqueue("tests.api.test_hot_paths.remember", 7)
+        self.assertEqual(held, [])
+        self.assertEqual(REMEMBERED, [7])  # the tests' inline runner ran it at the commit
+
+
+REMEMBERED: list = []
+
+
+def remember(value):
+    REMEMBERED.append(value)
