@@ -425,21 +425,92 @@ def _iso_sql(column: str) -> str:
     )
 
 
-# ChatOut of one chat, as PostgreSQL's JSON (c: the chat, ct: its contact, n: its number, u: the
-# assignee); names as Contact.display_name and User.display_name give them. The same JSON as
-# ``_chat_row_out`` (tests/api/test_hot_paths.py compares them).
-CHAT_OUT_JSON_SQL = f"""json_build_object(
-    'id', c.code, 'status', c.status,
-    'contact', json_build_object('id', ct.code, 'phone', ct.phone,
-        'name', COALESCE(NULLIF(ct.name, ''), NULLIF(ct.profile_name, ''), ct.phone)),
-    'number', json_build_object('id', n.code, 'display_phone_number', n.display_phone_number),
-    'assignee', CASE WHEN u.id IS NULL THEN NULL ELSE json_build_object('email', u.email,
-        'name', COALESCE(NULLIF(u.name, ''), split_part(u.email, '@', 1))) END,
-    'tags', c.tags, 'ai_enabled', c.ai_enabled, 'unread_count', c.unread_count,
-    'last_message_at', {_iso_sql("c.last_message_at")},
-    'last_message_preview', c.last_message_preview,
-    'window_expires_at', {_iso_sql("c.window_expires_at")},
-    'sequence', c.seq, 'created_at', {_iso_sql("c.created_at")})::text"""
+class _Json(str):
+    """A piece of JSON text, written into the SQL as a literal."""
+
+
+def _concat_sql(parts: list) -> str:
+    """SQL: the text concatenation of ``parts``, ``_Json`` pieces (each run of them one literal)
+    and SQL expressions of text."""
+    merged: list = []
+    for part in parts:
+        if isinstance(part, _Json) and merged and isinstance(merged[-1], _Json):
+            merged[-1] = _Json(merged[-1] + part)
+        else:
+            merged.append(part)
+    pieces = [f"'{p}'" if isinstance(p, _Json) else p for p in merged]
+    return "(" + " || ".join(pieces) + ")"
+
+
+def _json_object(*members: tuple[str, list]) -> list:
+    """A JSON object as parts for ``_concat_sql``, from (key, the member's JSON parts)."""
+    parts: list = [_Json("{")]
+    for index, (key, value) in enumerate(members):
+        parts += [_Json(f'{"," if index else ""}"{key}":'), *value]
+    return [*parts, _Json("}")]
+
+
+def _json_text(value: str) -> list:
+    """``value`` (SQL text) as a JSON string, or ``null``: a NULL would void the whole text."""
+    return [f"COALESCE(to_json({value})::text, 'null')"]
+
+
+def _json_uuid(column: str) -> list:
+    return [_Json('"'), f"{column}::text", _Json('"')]
+
+
+def _json_iso(column: str) -> list:
+    """``column`` (timestamptz) as ``_iso_sql`` writes it, as a JSON string, or ``null``."""
+    return [f"""COALESCE('"' || {_iso_sql(column)} || '"', 'null')"""]
+
+
+# ChatOut of one chat, as JSON text concatenated by PostgreSQL (c: the chat, ct: its contact, n:
+# its number, u: the assignee); names as Contact.display_name and User.display_name give them.
+# The same JSON as ``_chat_row_out`` (tests/api/test_hot_paths.py compares them). Text, not
+# ``json_build_object``, which works out each argument's type again at every row: a page of
+# 50 chats cost PostgreSQL about a quarter less CPU (640-670 against 495-520 µs).
+_ASSIGNEE_JSON = _json_object(
+    ("email", _json_text("u.email")),
+    ("name", _json_text("COALESCE(NULLIF(u.name, ''), split_part(u.email, '@', 1))")),
+)
+CHAT_OUT_JSON_SQL = _concat_sql(
+    _json_object(
+        ("id", _json_uuid("c.code")),
+        ("status", _json_text("c.status")),
+        (
+            "contact",
+            _json_object(
+                ("id", _json_uuid("ct.code")),
+                ("phone", _json_text("ct.phone")),
+                (
+                    "name",
+                    _json_text(
+                        "COALESCE(NULLIF(ct.name, ''), NULLIF(ct.profile_name, ''), ct.phone)"
+                    ),
+                ),
+            ),
+        ),
+        (
+            "number",
+            _json_object(
+                ("id", _json_uuid("n.code")),
+                ("display_phone_number", _json_text("n.display_phone_number")),
+            ),
+        ),
+        (
+            "assignee",
+            [f"CASE WHEN u.id IS NULL THEN 'null' ELSE {_concat_sql(_ASSIGNEE_JSON)} END"],
+        ),
+        ("tags", ["c.tags::text"]),
+        ("ai_enabled", ["c.ai_enabled::text"]),
+        ("unread_count", ["c.unread_count::text"]),
+        ("last_message_at", _json_iso("c.last_message_at")),
+        ("last_message_preview", _json_text("c.last_message_preview")),
+        ("window_expires_at", _json_iso("c.window_expires_at")),
+        ("sequence", ["c.seq::text"]),
+        ("created_at", _json_iso("c.created_at")),
+    )
+)
 
 
 _first_pages: dict[tuple, CompiledQuery] = {}

@@ -63,6 +63,31 @@ class StatementTests(SandboxMixin, ApiTestCase):
         self.assertEqual(listed["assignee"], {"email": self.agent.email, "name": "Ana Agent"})
         self.assertTrue(listed["created_at"].endswith("Z"))
 
+    def test_a_listed_chat_with_awkward_text_and_empty_fields_reads_as_the_chat_itself(self):
+        """PostgreSQL writes each row's JSON as text: quotes, backslashes, line breaks,
+        control characters and accents escaped as JSON, absent values null, a name that falls
+        back to the profile name, a timestamp with microseconds and one without."""
+        chat = make_chat(self.org, self.number, "5511900000777", "", text='Ela disse "oi"\\\n\tà')
+        chat.contact.profile_name = 'Zé "Aspas" \\ Ação\u0007'
+        chat.contact.save(update_fields=["profile_name"])
+        Chat.objects.filter(pk=chat.pk).update(
+            window_expires_at=None,
+            last_message_at=chat.created_at.replace(microsecond=0),
+            tags=['a"b', "ç"],
+        )
+        Chat.objects.filter(pk=self.other_chat.pk).update(
+            last_message_at=None, last_message_preview=""
+        )
+        rows = self.api("get", reverse("api_chats"), {"limit": 50}).json()["results"]
+        for each in (chat, self.other_chat):
+            detail = self.api("get", reverse("api_chat", args=[each.code])).json()
+            self.assertEqual(next(r for r in rows if r["id"] == str(each.code)), detail)
+        listed = next(r for r in rows if r["id"] == str(chat.code))
+        self.assertEqual(listed["contact"]["name"], 'Zé "Aspas" \\ Ação\u0007')
+        self.assertEqual(listed["last_message_preview"], 'Ela disse "oi"\\\n\tà')
+        self.assertIsNone(listed["window_expires_at"])
+        self.assertRegex(listed["last_message_at"], r"T\d\d:\d\d:\d\dZ$")  # no fraction
+
     def test_sending_a_message_is_five_statements_and_answers_what_was_stored(self):
         """Chat lookup, the Idempotency-Key claim, the message, the chat's preview with its
         live-event number, the stored answer, in one transaction: the 201 is built from the
