@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/api_load.py [--chats 20000] [--clients 100] [--duration 15]
         [--workers 2] [--http-concurrency 1] [--redis redis://127.0.0.1:6379/12] [--reuse]
+        [--pairs 3]
 
 1. Seeds its own PostgreSQL database (``--db``, default ``porfin_bench_api``: dropped and created
    by this bench only) with one organization, ``--chats`` chats (10 messages each, service
@@ -16,7 +17,9 @@
    and ``POST /api/v1/chats/<id>/messages/`` alternating, the clients' keys in turn, a fresh
    Idempotency-Key per POST); one connection alone (a request's own cost); ``/healthz/live``.
    Prints requests/s, client p50/p95/p99, the server time (the API's ``Server-Timing``), the
-   statuses and the API's share of the reference.
+   statuses and the API's share of the reference. ``--pairs N`` measures the reference and the
+   mix N times each, alternating which goes first, and judges by the medians, the share by each
+   pair's own ratio (a box whose speed drifts moves the two runs of a pair together).
 
 Targets (issue 21): API ≥ 500 req/s at 100 connections on 2 cores, client p95 < 250 ms, server
 p50 < 5 ms, ≥ 60% of the reference; ``/healthz/live`` ≥ 3,000 req/s.
@@ -335,6 +338,14 @@ def main():
         "reference) served beside this one on the same database: same-session figures",
     )
     parser.add_argument("--rounds", type=int, default=6, help="with --beside")
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=1,
+        help="measure the reference and the API mix this many times, alternating which goes "
+        "first, and judge by the medians (the share by each pair's own): on a box whose speed "
+        "drifts from minute to minute, one run of each 30 s apart gave shares from 42 to 64%%",
+    )
     args = parser.parse_args()
     DB_NAME, REDIS = args.db, args.redis
     if args.http_concurrency is not None:
@@ -366,7 +377,17 @@ def main():
         wrk("/bench/json/", script="plain.lua", **warm)
         wrk("/", script="api_mix.lua", **warm)
         runs = {"connections": args.clients, "duration": args.duration, "env": env}
-        reference = measured(server, "/bench/json/", script="plain.lua", **runs)
+        pairs = []
+        for pair in range(args.pairs):
+            order = ("reference", "mix") if pair % 2 == 0 else ("mix", "reference")
+            got = {}
+            for which in order:
+                got[which] = (
+                    measured(server, "/bench/json/", script="plain.lua", **runs)
+                    if which == "reference"
+                    else measured(server, "/", script="api_mix.lua", **runs)
+                )
+            pairs.append(got)
         keyed = None
         if "api/bench-json" in (ROOT / "bench" / "api_reference.py").read_text():
             keyed = measured(
@@ -376,19 +397,31 @@ def main():
                 header="Authorization: Bearer bench-reference",
                 **runs,
             )
-        mix = measured(server, "/", script="api_mix.lua", **runs)
         alone = measured(server, "/", script="api_mix.lua", connections=1, duration=5, env=env)
         live = measured(server, "/healthz/live", script="plain.lua", **runs)
     finally:
         server.terminate()
         server.wait(timeout=30)
+    if len(pairs) > 1:
+        for number, pair in enumerate(pairs, 1):
+            show(f"{number}. reference", pair["reference"])
+            show(f"{number}. API mix", pair["mix"])
+            print(
+                f"{number}. API / reference: {pair['mix']['rps'] / pair['reference']['rps'] * 100:.0f}%"
+            )
+        print(f"medians of {len(pairs)} pairs:")
+    reference = median_result([pair["reference"] for pair in pairs])
+    mix = median_result([pair["mix"] for pair in pairs])
     show("reference Django JSON view", reference)
     if keyed is not None:
         show("reference, API-key path", keyed)
     show("API mix (GET chats / POST message)", mix)
     show("API mix, 1 connection alone", alone)
     show("/healthz/live", live)
-    share = mix["rps"] / reference["rps"] * 100 if reference["rps"] else 0
+    share = statistics.median(
+        pair["mix"]["rps"] / pair["reference"]["rps"] * 100 if pair["reference"]["rps"] else 0
+        for pair in pairs
+    )
     non_2xx = sum(v for k, v in mix["statuses"].items() if not k.startswith("2"))
     print(f"API / reference: {share:.0f}% (target ≥ 60%)")
     if keyed is not None:
@@ -418,6 +451,20 @@ def main():
     ]
     for label, ok in checks:
         print(f"  {label:<30}{'met' if ok else 'NOT met'}")
+
+
+def median_result(results: list[dict]) -> dict:
+    """One wrk result standing for several runs of the same thing: each figure's median, the
+    statuses and errors of all of them."""
+    if len(results) == 1:
+        return results[0]
+    figures = ("rps", "p50", "p95", "p99", "server_p50", "server_p95", "cpu_ms", "other_cpu_ms")
+    merged = {name: statistics.median(r[name] for r in results) for name in figures}
+    merged["statuses"] = dict(sum((Counter(r["statuses"]) for r in results), Counter()))
+    merged["errors"] = sum(r["errors"] for r in results)
+    merged["replayed"] = sum(r.get("replayed", 0) for r in results)
+    merged["split"] = results[0]["split"]
+    return merged
 
 
 def beside(args, other: Path, env: dict) -> None:
