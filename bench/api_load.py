@@ -9,7 +9,7 @@
    windows open) and ``--keys`` API keys (secrets kept in ``var/<db>.keys`` for ``--reuse``).
 2. Serves it with the README's production command (uvicorn, ``--workers`` processes, no access
    log; Redis db ``--redis`` for the cache, throttles and the django-q2 broker; nothing in it
-   is cleared) with ``bench/api_reference_settings.py``: the production settings plus a
+   is cleared but the server's task queues, named for this bench) with ``bench/api_reference_settings.py``: the production settings plus a
    trivial Django JSON view at ``/bench/json/`` through the same middleware, the reference
    (and at ``/api/bench-json/`` with a Bearer header: the lean stack API-key calls take).
 3. ``wrk`` (Debian: ``apt-get install wrk``) with ``--clients`` connections, for ``--duration``
@@ -87,6 +87,19 @@ def percentile(values, p):
         if values
         else float("nan")
     )
+
+
+QUEUE_KEYS = "django_q:porfin-bench-api*"  # bench/api_reference_settings.py's task queues
+
+
+def drop_queued_tasks() -> int:
+    """Delete the task queues of the bench's server (its own names, in its own Redis
+    database): nothing runs them, and a run's sends leave thousands."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS)
+    keys = list(client.scan_iter(match=QUEUE_KEYS))
+    return client.delete(*keys) if keys else 0
 
 
 def environment() -> dict:
@@ -371,6 +384,7 @@ def main():
     if args.beside:
         beside(args, Path(args.beside).resolve(), env)
         return
+    drop_queued_tasks()
     server = serve(args.workers, args.access_log, args.shared_socket)
     try:
         warm = {"connections": 10, "duration": 3, "env": env}
@@ -402,6 +416,7 @@ def main():
     finally:
         server.terminate()
         server.wait(timeout=30)
+        drop_queued_tasks()
     if len(pairs) > 1:
         for number, pair in enumerate(pairs, 1):
             show(f"{number}. reference", pair["reference"])
@@ -493,6 +508,7 @@ def beside(args, other: Path, env: dict) -> None:
         for server in servers.values():
             server.terminate()
             server.wait(timeout=30)
+        drop_queued_tasks()
     for label, rounds in results.items():
         print(
             f"median of {len(rounds)}, {label}: "

@@ -224,7 +224,10 @@ def main():
                 profiles.stop()
                 profiles.print(args.top, args.callees)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        api_load.drop_queued_tasks()  # its sends' delivery tasks: no worker runs them
 
 
 if __name__ == "__main__":
