@@ -468,7 +468,7 @@ def _json_iso(column: str) -> list:
 # its number, u: the assignee); names as Contact.display_name and User.display_name give them.
 # The same JSON as ``_chat_row_out`` (tests/api/test_hot_paths.py compares them). Text, not
 # ``json_build_object``, which works out each argument's type again at every row: a page of
-# 50 chats cost PostgreSQL about a quarter less CPU (640-670 against 495-520 µs).
+# 50 chats cost PostgreSQL 530-575 µs of CPU against 670-785 (bench/README.md).
 _ASSIGNEE_JSON = _json_object(
     ("email", _json_text("u.email")),
     ("name", _json_text("COALESCE(NULLIF(u.name, ''), split_part(u.email, '@', 1))")),
