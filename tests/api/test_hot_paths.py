@@ -9,6 +9,7 @@ import asyncio
 import json
 import time
 import uuid
+from contextlib import contextmanager
 from unittest import mock
 
 import pytest
@@ -132,6 +133,21 @@ class StatementTests(SandboxMixin, ApiTestCase):
         self.assertEqual(Message.objects.filter(chat=self.other_chat, direction="out").count(), 1)
 
 
+@contextmanager
+def on_redis_broker(test):
+    """django-q2's runner with the default queue on the real Redis broker, emptied before and
+    after ``test``; yields the broker."""
+    cluster = tasks.cluster_name("default")
+    broker = RedisBroker(cluster)
+    broker.purge_queue()
+    test.addCleanup(broker.purge_queue)
+    with (
+        override_settings(TASK_RUNNER="django_q"),
+        mock.patch.dict(tasks._brokers, {cluster: broker}),
+    ):
+        yield broker
+
+
 def asgi_call(method, path, *, headers=(), body=b"", query=b""):
     """One HTTP request through the production ASGI application."""
     scope = {
@@ -186,6 +202,19 @@ class ApiKeyHandlerTests(TransactionTestCase):
         self.chat = make_chat(self.org, self.number, "5511900000001", "Customer")
         self.secret = key_for(self.org)
 
+    def send_by_key(self, idempotency_key: bytes) -> dict:
+        """A text sent to ``self.chat`` with the key, through the production application."""
+        return asgi_call(
+            "POST",
+            f"/api/v1/chats/{self.chat.code}/messages/",
+            headers=[
+                (b"authorization", f"Bearer {self.secret}".encode()),
+                (b"content-type", b"application/json"),
+                (b"idempotency-key", idempotency_key),
+            ],
+            body=b'{"type": "text", "text": {"body": "Ola"}}',
+        )
+
     def test_routing_takes_only_bearer_calls_under_api_to_the_key_handler(self):
         taken = []
 
@@ -234,16 +263,7 @@ class ApiKeyHandlerTests(TransactionTestCase):
         Chat.objects.filter(pk=self.chat.pk).update(
             window_expires_at=self.chat.created_at.replace(year=2999)
         )
-        answer = asgi_call(
-            "POST",
-            f"/api/v1/chats/{self.chat.code}/messages/",
-            headers=[
-                (b"authorization", f"Bearer {self.secret}".encode()),
-                (b"content-type", b"application/json"),
-                (b"idempotency-key", b"k-1"),
-            ],
-            body=b'{"type": "text", "text": {"body": "Ola"}}',
-        )
+        answer = self.send_by_key(b"k-1")
         self.assertEqual(answer["status"], 201, answer["body"])
         self.assertTrue(Message.objects.filter(code=json.loads(answer["body"])["id"]).exists())
 
@@ -254,24 +274,8 @@ class ApiKeyHandlerTests(TransactionTestCase):
         Chat.objects.filter(pk=self.chat.pk).update(
             window_expires_at=self.chat.created_at.replace(year=2999)
         )
-        cluster = tasks.cluster_name("default")
-        broker = RedisBroker(cluster)
-        broker.purge_queue()
-        self.addCleanup(broker.purge_queue)
-        with (
-            override_settings(TASK_RUNNER="django_q"),
-            mock.patch.dict(tasks._brokers, {cluster: broker}),
-        ):
-            answer = asgi_call(
-                "POST",
-                f"/api/v1/chats/{self.chat.code}/messages/",
-                headers=[
-                    (b"authorization", f"Bearer {self.secret}".encode()),
-                    (b"content-type", b"application/json"),
-                    (b"idempotency-key", b"k-queued"),
-                ],
-                body=b'{"type": "text", "text": {"body": "Ola"}}',
-            )
+        with on_redis_broker(self) as broker:
+            answer = self.send_by_key(b"k-queued")
             self.assertEqual(answer["status"], 201, answer["body"])
             deadline = time.monotonic() + 5
             while broker.queue_size() == 0 and time.monotonic() < deadline:
@@ -352,14 +356,7 @@ class HeldTasksTests(TransactionTestCase):
     ``queue_held``; nothing is lost or reordered, and nothing outside is held."""
 
     def test_tasks_committed_inside_are_queued_by_queue_held_in_order(self):
-        cluster = tasks.cluster_name("default")
-        broker = RedisBroker(cluster)
-        broker.purge_queue()
-        self.addCleanup(broker.purge_queue)
-        with (
-            override_settings(TASK_RUNNER="django_q"),
-            mock.patch.dict(tasks._brokers, {cluster: broker}),
-        ):
+        with on_redis_broker(self) as broker:
             with tasks.held_until_answered() as held:
                 with transaction.atomic():
                     tasks.enqueue("inbox.tasks.deliver_message", 1)
@@ -374,15 +371,7 @@ class HeldTasksTests(TransactionTestCase):
         self.assertEqual(queued, [(3,), (1,), (2,)])
 
     def test_a_rolled_back_task_is_never_held_nor_queued(self):
-        cluster = tasks.cluster_name("default")
-        broker = RedisBroker(cluster)
-        broker.purge_queue()
-        self.addCleanup(broker.purge_queue)
-        with (
-            override_settings(TASK_RUNNER="django_q"),
-            mock.patch.dict(tasks._brokers, {cluster: broker}),
-            tasks.held_until_answered() as held,
-        ):
+        with on_redis_broker(self) as broker, tasks.held_until_answered() as held:
             try:
                 with transaction.atomic():
                     tasks.enqueue("inbox.tasks.deliver_message", 1)
