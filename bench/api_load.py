@@ -510,12 +510,11 @@ def beside(args, other: Path, env: dict) -> None:
             server.wait(timeout=30)
         drop_queued_tasks()
     for label, rounds in results.items():
+        median = median_result(rounds)
         print(
-            f"median of {len(rounds)}, {label}: "
-            f"{statistics.median(r['rps'] for r in rounds):,.0f} req/s, "
-            f"p95 {statistics.median(r['p95'] for r in rounds):.0f} ms, "
-            f"server p50 {statistics.median(r['server_p50'] for r in rounds):.1f} ms, "
-            f"server CPU {statistics.median(r['cpu_ms'] for r in rounds):.2f} ms/req"
+            f"median of {len(rounds)}, {label}: {median['rps']:,.0f} req/s, "
+            f"p95 {median['p95']:.0f} ms, server p50 {median['server_p50']:.1f} ms, "
+            f"server CPU {median['cpu_ms']:.2f} ms/req"
         )
 
 
