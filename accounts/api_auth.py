@@ -835,10 +835,13 @@ def _canonical_json(data) -> str:
 def idempotent(request, organization, work) -> Response:
     """Run ``work()`` (which returns a Response) at most once per ``Idempotency-Key``.
 
-    The key's row is inserted in the same transaction as the work and completed with its
-    answer before the commit: a crash or an error leaves nothing (a retry runs again), and a
-    retry that arrives while the first still runs waits on that row, then replays the answer.
-    One transaction, not two: a send is two round trips and one commit shorter.
+    The key's row is inserted with the answer, in the same transaction as the work and after
+    it: one statement. A retry of an answered key runs the work again in its transaction,
+    finds the key taken and rolls that back, then replays the stored answer; a retry that
+    arrives while the first still runs waits on the key's row (PostgreSQL's unique index,
+    SQLite's write lock), then replays. A crash or an error leaves nothing: a retry runs
+    again. Nothing the work does outside its transaction may run before its commit (live
+    events and tasks are queued on commit).
     """
     key = request.headers.get("Idempotency-Key", "").strip()
     if not key:
@@ -849,15 +852,22 @@ def idempotent(request, organization, work) -> Response:
     body = _canonical_json(request.data)
     digest = hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
     for _attempt in range(2):
-        with transaction.atomic():
-            claimed = _idempotency_claim(organization, key, digest)
-            if claimed is not None:
+        try:
+            with transaction.atomic():
                 response = work()
-                _idempotency_complete(claimed, response)
-                return response
+                if _idempotency_store(organization, key, digest, response):
+                    return response
+                raise _KeyTaken  # rolls the work back
+        except _KeyTaken:
+            pass
+        except Exception:
+            # Refused or failed: the answer of a key already used stands (a retry after the
+            # state moved on replays what happened then); a free key lets the error through.
+            if not _idempotency_taken(organization, key, digest):
+                raise
         row = ApiIdempotencyKey.objects.filter(organization=organization, key=key).first()
         if row is None:
-            continue  # purged meanwhile: claim it again
+            continue  # purged meanwhile: run it again
         if row.request_hash != digest:
             raise Unprocessable(
                 _("This Idempotency-Key was already used with a different request."),
@@ -882,31 +892,42 @@ def idempotent(request, organization, work) -> Response:
     )
 
 
-def _idempotency_claim(organization, key: str, digest: str) -> int | None:
-    """Insert the key's row, or wait for a concurrent transaction holding it to end; the new
-    row's id, or None when the key is already taken (committed)."""
+class _KeyTaken(Exception):
+    """The work's transaction found its Idempotency-Key stored: it is rolled back."""
+
+
+_IDEMPOTENCY_INSERT = (
+    'INSERT INTO {table} (organization_id, "key", request_hash, completed, response_status, '
+    "response_body, locked_at, created_at) VALUES (%s, %s, %s, %s, %s, {body}, %s, %s) "
+    'ON CONFLICT (organization_id, "key") DO NOTHING RETURNING id'
+)
+
+
+def _idempotency_store(organization, key: str, digest: str, response: Response | None) -> bool:
+    """Insert the key's row with ``response`` (None: an unanswered claim), or wait for a
+    concurrent transaction holding it to end; False when the key is taken. One prepared
+    statement, the answer rendered once."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    table = ApiIdempotencyKey._meta.db_table
-    rows = fetchall_prepared(  # prepared: parsed and planned once per connection
-        f'INSERT INTO {table} (organization_id, "key", request_hash, completed, locked_at, '  # noqa: S608
-        'created_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (organization_id, "key") '
-        "DO NOTHING RETURNING id",
-        [organization.pk, key, digest, False, now, now],
+    body = JSONRenderer().render(response.data).decode() if response is not None else None
+    sql = _IDEMPOTENCY_INSERT.format(
+        table=ApiIdempotencyKey._meta.db_table,
+        body="CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s",
     )
-    return rows[0][0] if rows else None
+    status_code = response.status_code if response is not None else None
+    row = [organization.pk, key, digest, response is not None, status_code, body, now, now]
+    return bool(fetchall_prepared(sql, row))
 
 
-def _idempotency_complete(claimed: int, response: Response) -> None:
-    """Store the answer on the claimed row: one prepared statement with the body rendered
-    once (the ORM's update compiled anew at every send, and the body went to JSON and back)."""
-    body = JSONRenderer().render(response.data).decode()
-    table = ApiIdempotencyKey._meta.db_table
-    value = "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s"
-    fetchall_prepared(
-        f"UPDATE {table} SET completed = %s, response_status = %s, response_body = {value} "  # noqa: S608
-        "WHERE id = %s RETURNING id",
-        [True, response.status_code, body, claimed],
-    )
+def _idempotency_taken(organization, key: str, digest: str) -> bool:
+    """Whether ``key`` is taken, once a concurrent transaction holding it has ended: a claim
+    tried in a transaction of its own and rolled back."""
+    try:
+        with transaction.atomic():
+            if _idempotency_store(organization, key, digest, None):
+                raise _KeyTaken  # free: undo the claim
+    except _KeyTaken:
+        return False
+    return True
 
 
 def idempotency_keys_purge() -> int:

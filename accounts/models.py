@@ -268,8 +268,9 @@ class ApiKey(TenantModel):
 
 
 class ApiIdempotencyKey(TenantModel):
-    """One ``Idempotency-Key`` of a POST: claimed before the work, completed with the response
-    in the same transaction as the work, so a retry replays the stored answer."""
+    """One ``Idempotency-Key`` of a POST, stored with its response in the same transaction as
+    the work, after it, so a retry replays the stored answer. ``completed`` is false only on
+    rows of the older protocols (a claim made before the work)."""
 
     key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=64)

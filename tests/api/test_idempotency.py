@@ -108,6 +108,24 @@ class IdempotentSendTests(TransactionTestCase):
         )
         self.assertEqual(self.post(body).status_code, 201)
 
+    def test_a_retry_after_the_window_closed_replays_the_first_answer(self):
+        """The retry's send would now be refused (the key is stored after the work): the
+        stored answer wins, and the refused retry leaves nothing behind."""
+        body = {"type": "text", "text": {"body": "Confirmado"}}
+        first = self.post(body)
+        self.assertEqual(first.status_code, 201)
+        Chat.objects.filter(pk=self.chat.pk).update(window_expires_at=None)
+        retry = self.post(body)
+        self.assertEqual(retry.status_code, 201)
+        self.assertEqual(retry["Idempotent-Replayed"], "true")
+        self.assertEqual(retry.json(), first.json())
+        # Another body under that key is still refused as a reuse, not as a closed window.
+        other = self.post({"type": "text", "text": {"body": "Outro"}})
+        self.assertEqual(other.status_code, 422)
+        self.assertEqual(other.json()["error"]["code"], "idempotency_key_reused")
+        self.assertEqual(Message.objects.filter(chat=self.chat, direction="out").count(), 1)
+        self.assertEqual(ApiIdempotencyKey.objects.filter(organization=self.org).count(), 1)
+
     def test_a_retry_spelling_the_same_body_otherwise_replays(self):
         """The same JSON, with its keys in another order, other spacing and escaped accents
         (as another client library would write it), is the same request."""
