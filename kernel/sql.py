@@ -77,6 +77,38 @@ def insert(instance: Model, using: str = "default") -> Model:
     prepared statement. Model signals are not sent, so a model with ``pre_save`` or
     ``post_save`` receivers (or a parent model, a database default, a primary key of its own)
     takes Django's own ``save``, as does every other database."""
+    prepared = _insert_prepared(instance, using)
+    if prepared is None:
+        instance.save(force_insert=True, using=using)
+        return instance
+    sql, values = prepared
+    (pk,) = fetchall_prepared(sql, values, using)[0]
+    _inserted(instance, pk, using)
+    return instance
+
+
+def insert_then(instance: Model, statement: str, params: list, using: str = "default") -> list:
+    """``insert(instance)`` and then ``statement`` (an ``UPDATE … RETURNING``, say), in one
+    round trip where ``insert`` runs its prepared INSERT: the INSERT is a ``WITH`` query of
+    ``statement``, which sees the snapshot from before it (it must not read the new row).
+    Returns ``statement``'s rows; their first column must never be NULL."""
+    prepared = _insert_prepared(instance, using)
+    if prepared is None:
+        instance.save(force_insert=True, using=using)
+        return fetchall_prepared(statement, params, using)
+    sql, values = prepared
+    combined = (
+        f"WITH inserted AS ({sql}), then_rows AS ({statement}) "  # noqa: S608
+        "SELECT inserted.*, then_rows.* FROM inserted LEFT JOIN then_rows ON TRUE"
+    )
+    rows = fetchall_prepared(combined, [*values, *params], using)
+    _inserted(instance, rows[0][0], using)
+    return [row[1:] for row in rows if row[1] is not None]
+
+
+def _insert_prepared(instance: Model, using: str) -> tuple[str, list] | None:
+    """The prepared INSERT of ``instance`` and its values, or None where Django's ``save``
+    must do it (see ``insert``)."""
     model, meta = type(instance), instance._meta
     connection = connections[using]
     if (
@@ -87,26 +119,25 @@ def insert(instance: Model, using: str = "default") -> Model:
         or pre_save.has_listeners(model)
         or post_save.has_listeners(model)
     ):
-        instance.save(force_insert=True, using=using)
-        return instance
+        return None
     instance._prepare_related_fields_for_save(operation_name="save")
     fields = _inserted_fields(meta)
     values = [field.pre_save(instance, True) for field in fields]
     if any(hasattr(value, "resolve_expression") for value in values):  # e.g. a database default
-        instance.save(force_insert=True, using=using)
-        return instance
+        return None
     sql = _insert_sql.get(model)
     if sql is None:
         sql = _insert_compile(instance, fields, using)
         values = [field.pre_save(instance, True) for field in fields]  # compiling ran pre_save
-    values = [
+    return sql, [
         field.get_db_prep_save(v, connection) for field, v in zip(fields, values, strict=True)
     ]
-    (pk,) = fetchall_prepared(sql, values, using)[0]
-    setattr(instance, meta.pk.attname, pk)
+
+
+def _inserted(instance: Model, pk, using: str) -> None:
+    setattr(instance, instance._meta.pk.attname, pk)
     instance._state.adding = False
     instance._state.db = using
-    return instance
 
 
 def _insert_compile(instance: Model, fields: list, using: str) -> str:

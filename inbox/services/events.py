@@ -7,7 +7,7 @@ from django.db import connection
 
 from inbox.consumers import organization_group, user_group
 from inbox.models import Chat, Message
-from kernel import realtime
+from kernel import realtime, sql
 from kernel.sql import fetchall_prepared
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,33 @@ def publish_chat_events(
     Several chats must already be locked in a fixed order (see ``chats_lock_for_batch``)."""
     if not events:
         return
+    statement, params, counts = _numbering(events, columns)
+    if len(counts) == 1:
+        # One chat (a send, a message received): a few shapes, run at every message, so
+        # prepared (planned once per connection). A batch's shape depends on its size, and
+        # would push the hot statements out of the connection's prepared ones.
+        rows = fetchall_prepared(statement, params)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            rows = cursor.fetchall()
+    _publish_numbered(events, rows, counts)
+
+
+def message_insert_publishing(
+    new: Message, event_type: str, /, *, columns: dict | None = None, **data
+) -> Message:
+    """Insert the ``new`` message and ``publish_chat_event`` its chat's ``event_type`` in one
+    statement (``kernel.sql.insert_then``): an API send's round trips are its cost."""
+    events = [(new.chat, event_type, data)]
+    statement, params, counts = _numbering(events, columns)
+    _publish_numbered(events, sql.insert_then(new, statement, params), counts)
+    return new
+
+
+def _numbering(events: list[tuple[Chat, str, dict]], columns: dict | None):
+    """The UPDATE that numbers ``events`` and sets ``columns``, its parameters, and the
+    number of events per chat."""
     counts = Counter(chat.pk for chat, _type, _data in events)
     if max(counts.values()) == 1:
         increment, params = "1", []
@@ -48,15 +75,10 @@ def publish_chat_events(
         f"UPDATE {Chat._meta.db_table} SET seq = seq + {increment}{sets} "  # noqa: S608
         f"WHERE id IN ({placeholders}) RETURNING id, seq"
     )
-    if len(counts) == 1:
-        # One chat (a send, a message received): a few shapes, run at every message, so
-        # prepared (planned once per connection). A batch's shape depends on its size, and
-        # would push the hot statements out of the connection's prepared ones.
-        rows = fetchall_prepared(statement, [*params, *counts])
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(statement, [*params, *counts])
-            rows = cursor.fetchall()
+    return statement, [*params, *counts], counts
+
+
+def _publish_numbered(events: list[tuple[Chat, str, dict]], rows, counts: Counter) -> None:
     seq = {pk: last - counts[pk] for pk, last in rows}
     for chat, event_type, data in events:
         seq[chat.pk] += 1

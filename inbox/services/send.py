@@ -17,7 +17,11 @@ from django.utils.translation import gettext as _
 from inbox import router, signals
 from inbox.media import clean_filename, media_file_save
 from inbox.models import Chat, Media, Message
-from inbox.services.events import message_preview, publish_chat_event
+from inbox.services.events import (
+    message_insert_publishing,
+    message_preview,
+    publish_chat_event,
+)
 from inbox.services.media import MEDIA_TYPES
 from inbox.services.statuses import message_orphans_apply, status_changes_on_commit
 from integrations.errors import IntegrationError, ServerError
@@ -25,7 +29,7 @@ from integrations.events import StatusUpdate
 from integrations.models import MessageTemplate, WhatsAppNumber
 from integrations.providers import provider_for
 from integrations.whatsapp import validation
-from kernel import sql, tasks
+from kernel import tasks
 
 logger = logging.getLogger(__name__)
 
@@ -154,23 +158,21 @@ def _message_store_outbound(
     reply_to,
     annotations=None,
 ) -> Message:
-    message = sql.insert(  # as Message.objects.create, compiled once (the API's hot path)
-        Message(
-            organization_id=chat.organization_id,
-            chat=chat,
-            number_id=chat.number_id,
-            direction=Message.Direction.OUTBOUND,
-            type=message_type,
-            text=_outbound_text(message_type, content)[:4096],
-            # The API object wins over an annotation of the same name.
-            content={**(annotations or {}), "type": message_type, message_type: content},
-            reply_to=reply_to,
-            reply_to_wamid=(reply_to.wamid or "") if reply_to else "",
-            status=Message.Status.PENDING,
-            author_type=author_type,
-            author_user=author_user,
-            author_ref=author_ref,
-        )
+    message = Message(
+        organization_id=chat.organization_id,
+        chat=chat,
+        number_id=chat.number_id,
+        direction=Message.Direction.OUTBOUND,
+        type=message_type,
+        text=_outbound_text(message_type, content)[:4096],
+        # The API object wins over an annotation of the same name.
+        content={**(annotations or {}), "type": message_type, message_type: content},
+        reply_to=reply_to,
+        reply_to_wamid=(reply_to.wamid or "") if reply_to else "",
+        status=Message.Status.PENDING,
+        author_type=author_type,
+        author_user=author_user,
+        author_ref=author_ref,
     )
     # A reaction shows on the message it reacts to: the chat's preview and order stay.
     reaction = message_type == Message.Type.REACTION
@@ -186,11 +188,14 @@ def _message_store_outbound(
         changes["waiting_since"] = None  # a person answered: nobody is waiting any more
         chat.waiting_since = None
         router.person_answered(chat=chat, since=message.timestamp - PERSON_REPLY_LOOKBACK)
-    # The preview is set by the statement that numbers the live event.
+    # The message is inserted by the statement that numbers the live event and sets the
+    # preview (as Message.objects.create, compiled once: the API's hot path).
     if reaction:  # the reacted message's own "message.changed" follows (message_react)
-        publish_chat_event(chat, "message.changed", columns=changes)
+        message_insert_publishing(message, "message.changed", columns=changes)
     else:
-        publish_chat_event(chat, "message.new", columns=changes, message=str(message.code))
+        message_insert_publishing(
+            message, "message.new", columns=changes, message=str(message.code)
+        )
     signals.send_on_commit(signals.message_created, message=message)
     tasks.enqueue("inbox.tasks.deliver_message", message.pk)
     return message

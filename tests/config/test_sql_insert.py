@@ -8,7 +8,7 @@ from django.db.models.signals import post_save
 from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 
-from inbox.models import Contact, Message
+from inbox.models import Chat, Contact, Message
 from kernel import sql
 from tests.base import make_chat, make_org
 
@@ -70,6 +70,29 @@ class InsertTests(TestCase):
             sql.insert(Message(**self.fields(text="Outra")))
         self.assertEqual(len(queries), 1, [q["sql"] for q in queries.captured_queries])
         self.assertTrue(queries[0]["sql"].startswith("INSERT INTO"))
+
+    def test_insert_then_runs_the_statement_in_the_same_round_trip(self):
+        """The API's send: the message, and the chat's live-event number (its RETURNING)."""
+        created = Message.objects.create(**self.fields())
+        seq = Chat.objects.get(pk=self.chat.pk).seq
+        bump = "UPDATE inbox_chat SET seq = seq + 1 WHERE id = %s RETURNING id, seq"
+        with CaptureQueriesContext(connection) as queries:
+            inserted = Message(**self.fields())
+            rows = sql.insert_then(inserted, bump, [self.chat.pk])
+        self.assertEqual([tuple(row) for row in rows], [(self.chat.pk, seq + 1)])
+        self.assertEqual(Chat.objects.get(pk=self.chat.pk).seq, seq + 1)
+        self.assertIsNotNone(inserted.pk)
+        self.assertFalse(inserted._state.adding)
+        self.assertEqual(self.stored(inserted), self.stored(created))
+        self.assertEqual(Message.objects.get(pk=inserted.pk).code, inserted.code)
+        one = connection.vendor == "postgresql"
+        self.assertEqual(len(queries), 1 if one else 2, [q["sql"] for q in queries])
+
+    def test_insert_then_a_statement_that_matches_nothing_still_inserts(self):
+        bump = "UPDATE inbox_chat SET seq = seq + 1 WHERE id = %s RETURNING id, seq"
+        inserted = Message(**self.fields())
+        self.assertEqual(sql.insert_then(inserted, bump, [-1]), [])
+        self.assertTrue(Message.objects.filter(pk=inserted.pk, code=inserted.code).exists())
 
     def test_a_model_with_save_receivers_is_saved_by_django(self):
         seen = []
