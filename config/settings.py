@@ -174,7 +174,7 @@ if REDIS_URL:
     }
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "kernel.pubsub.PubSubLayer",
             "CONFIG": {"hosts": [REDIS_URL], "prefix": "porfin"},
         }
     }

@@ -93,9 +93,16 @@ async def _send_queued(loop: asyncio.AbstractEventLoop) -> None:
                     _idle.set()
                 return
         by_group: dict[tuple[int, str], list[tuple[object, dict]]] = {}
+        together: dict[int, tuple[object, list[tuple[str, dict]]]] = {}
         for layer, group, message in _coalesced(items):
-            by_group.setdefault((id(layer), group), []).append((layer, message))
-        await asyncio.gather(*(_send_in_order(key[1], sends) for key, sends in by_group.items()))
+            if hasattr(layer, "group_send_many"):  # kernel.pubsub: one round trip per shard
+                together.setdefault(id(layer), (layer, []))[1].append((group, message))
+            else:
+                by_group.setdefault((id(layer), group), []).append((layer, message))
+        await asyncio.gather(
+            *(_send_in_order(key[1], sends) for key, sends in by_group.items()),
+            *(_send_together(layer, sends) for layer, sends in together.values()),
+        )
 
 
 async def _send_in_order(group: str, sends: list[tuple[object, dict]]) -> None:
@@ -104,6 +111,13 @@ async def _send_in_order(group: str, sends: list[tuple[object, dict]]) -> None:
             await layer.group_send(group, message)
         except Exception as error:  # the channel layer is down: the pages resync by seq
             logger.warning("Live event not delivered: %r", error)
+
+
+async def _send_together(layer, sends: list[tuple[str, dict]]) -> None:
+    try:
+        await layer.group_send_many(sends)
+    except Exception as error:  # the channel layer is down: the pages resync by seq
+        logger.warning("Live events not delivered: %r", error)
 
 
 def _coalesced(items: list[tuple[object, str, dict]]) -> list[tuple[object, str, dict]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
+from kernel.pubsub import PubSubLayer
 from tests.inbox.test_multiprocess_fanout import REDIS_URL, redis_available
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,3 +72,33 @@ def test_a_workers_last_events_go_out_before_it_exits():
     if not redis_available():
         pytest.skip("needs a Redis server for channels-redis")
     assert events_seen_after_a_worker_exits(task_ends=True) == list(range(20))
+
+
+def test_a_batch_of_group_sends_reaches_each_group_in_order():
+    """``PubSubLayer.group_send_many`` (the production layer): one pipeline, each group's
+    messages in the order given, each group only its own."""
+    if not redis_available():
+        pytest.skip("needs a Redis server for channels-redis")
+    layer = PubSubLayer(hosts=[REDIS_URL], prefix="porfin-test")
+
+    def event(text):
+        return {"type": "live.event", "text": text}
+
+    async def scenario():
+        org, user = await layer.new_channel(), await layer.new_channel()
+        await layer.group_add("org-1", org)
+        await layer.group_add("user-7", user)
+        await layer.group_send_many(
+            [("org-1", event("1")), ("user-7", event("a")), ("org-1", event("2"))]
+        )
+        seen = {org: [], user: []}
+        for channel, count in ((org, 2), (user, 1)):
+            for _ in range(count):
+                message = await asyncio.wait_for(layer.receive(channel), 2)
+                seen[channel].append(message["text"])
+        with pytest.raises(TimeoutError):  # nothing more, on either
+            await asyncio.wait_for(layer.receive(user), 0.3)
+        await layer.flush()
+        return seen[org], seen[user]
+
+    assert asyncio.run(scenario()) == (["1", "2"], ["a"])

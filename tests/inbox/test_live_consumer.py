@@ -219,15 +219,15 @@ class LiveGapTests(TransactionTestCase):
 
     def test_the_heartbeat_shows_the_page_an_event_the_layer_lost(self):
         from channels.layers import channel_layers
-        from channels_redis.pubsub import RedisPubSubChannelLayer
 
         from inbox import services
+        from kernel.pubsub import PubSubLayer
 
         cookie = session_cookie(self.operator)
         code = str(self.chat.code)
 
         def publish_while_the_layer_is_down():
-            down = RedisPubSubChannelLayer(hosts=["redis://127.0.0.1:1/0"])
+            down = PubSubLayer(hosts=["redis://127.0.0.1:1/0"])
             real = channel_layers.backends.get("default") or channel_layers["default"]
             channel_layers.backends["default"] = down
             try:
