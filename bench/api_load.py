@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/api_load.py [--chats 20000] [--clients 100] [--duration 15]
         [--workers 2] [--http-concurrency 1] [--redis redis://127.0.0.1:6379/12] [--reuse]
-        [--pairs 3]
+        [--pairs 3] [--beside CHECKOUT [--rounds 6] [--together]]
 
 1. Seeds its own PostgreSQL database (``--db``, default ``porfin_bench_api``: dropped and created
    by this bench only) with one organization, ``--chats`` chats (10 messages each, service
@@ -20,6 +20,9 @@
    statuses and the API's share of the reference. ``--pairs N`` measures the reference and the
    mix N times each, alternating which goes first, and judges by the medians, the share by each
    pair's own ratio (a box whose speed drifts moves the two runs of a pair together).
+   ``--beside CHECKOUT`` serves another checkout's code too and measures only the two mixes,
+   one after the other in ``--rounds``; with ``--together`` both at once, half the connections
+   each, so that the box's drift slows both alike.
 
 Targets (issue 21): API ≥ 500 req/s at 100 connections on 2 cores, client p95 < 250 ms, server
 p50 < 5 ms, ≥ 60% of the reference; ``/healthz/live`` ≥ 3,000 req/s.
@@ -352,6 +355,12 @@ def main():
     )
     parser.add_argument("--rounds", type=int, default=6, help="with --beside")
     parser.add_argument(
+        "--together",
+        action="store_true",
+        help="with --beside: both mixes at the same time, half the connections each (the box's "
+        "drift then slows both alike; each one's rest of the box includes the other server)",
+    )
+    parser.add_argument(
         "--pairs",
         type=int,
         default=1,
@@ -495,13 +504,20 @@ def beside(args, other: Path, env: dict) -> None:
     try:
         for port in ports.values():
             wrk("/", script="api_mix.lua", connections=10, duration=3, env=env, port=port)
-        runs = {"connections": args.clients, "duration": args.duration, "env": env}
+        clients = args.clients // 2 if args.together else args.clients
+        runs = {"connections": clients, "duration": args.duration, "env": env}
+
+        def run(label: str) -> dict:
+            return measured(servers[label], "/", script="api_mix.lua", port=ports[label], **runs)
+
         for round_ in range(args.rounds):
             order = list(ports) if round_ % 2 == 0 else list(reversed(ports))
-            for label in order:
-                result = measured(
-                    servers[label], "/", script="api_mix.lua", port=ports[label], **runs
-                )
+            if args.together:
+                with ThreadPoolExecutor(len(order)) as pool:
+                    got = dict(zip(order, pool.map(run, order), strict=True))
+            else:
+                got = {label: run(label) for label in order}
+            for label, result in got.items():
                 results[label].append(result)
                 show(f"{round_ + 1}. {label}"[:33], result)
     finally:
@@ -516,6 +532,13 @@ def beside(args, other: Path, env: dict) -> None:
             f"p95 {median['p95']:.0f} ms, server p50 {median['server_p50']:.1f} ms, "
             f"server CPU {median['cpu_ms']:.2f} ms/req"
         )
+    mine, theirs = results.values()
+    ratios = sorted(a["rps"] / b["rps"] for a, b in zip(mine, theirs, strict=True))
+    print(
+        "this checkout / the other, req/s round by round: "
+        + ", ".join(f"{ratio:.0%}" for ratio in ratios)
+        + f" (median {statistics.median(ratios):.0%})"
+    )
 
 
 if __name__ == "__main__":
