@@ -92,32 +92,34 @@ async def _send_queued(loop: asyncio.AbstractEventLoop) -> None:
                     _sender = None
                     _idle.set()
                 return
-        by_group: dict[tuple[int, str], list[tuple[object, dict]]] = {}
-        together: dict[int, tuple[object, list[tuple[str, dict]]]] = {}
+        by_layer: dict[int, tuple[object, list[tuple[str, dict]]]] = {}
         for layer, group, message in _coalesced(items):
-            if hasattr(layer, "group_send_many"):  # kernel.pubsub: one round trip per shard
-                together.setdefault(id(layer), (layer, []))[1].append((group, message))
-            else:
-                by_group.setdefault((id(layer), group), []).append((layer, message))
-        await asyncio.gather(
-            *(_send_in_order(key[1], sends) for key, sends in by_group.items()),
-            *(_send_together(layer, sends) for layer, sends in together.values()),
-        )
+            by_layer.setdefault(id(layer), (layer, []))[1].append((group, message))
+        await asyncio.gather(*(_send(layer, sends) for layer, sends in by_layer.values()))
 
 
-async def _send_in_order(group: str, sends: list[tuple[object, dict]]) -> None:
-    for layer, message in sends:
+async def _send(layer, sends: list[tuple[str, dict]]) -> None:
+    """A layer's (group, message) sends: in one call where it has ``group_send_many``
+    (``kernel.pubsub``: one round trip per Redis shard); otherwise each group's in order, the
+    groups at once."""
+    if hasattr(layer, "group_send_many"):
+        try:
+            await layer.group_send_many(sends)
+        except Exception as error:  # the channel layer is down: the pages resync by seq
+            logger.warning("Live events not delivered: %r", error)
+        return
+    by_group: dict[str, list[dict]] = {}
+    for group, message in sends:
+        by_group.setdefault(group, []).append(message)
+    await asyncio.gather(*(_send_in_order(layer, g, m) for g, m in by_group.items()))
+
+
+async def _send_in_order(layer, group: str, messages: list[dict]) -> None:
+    for message in messages:
         try:
             await layer.group_send(group, message)
         except Exception as error:  # the channel layer is down: the pages resync by seq
             logger.warning("Live event not delivered: %r", error)
-
-
-async def _send_together(layer, sends: list[tuple[str, dict]]) -> None:
-    try:
-        await layer.group_send_many(sends)
-    except Exception as error:  # the channel layer is down: the pages resync by seq
-        logger.warning("Live events not delivered: %r", error)
 
 
 def _coalesced(items: list[tuple[object, str, dict]]) -> list[tuple[object, str, dict]]:
