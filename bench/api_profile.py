@@ -9,7 +9,8 @@ application (``config.asgi``, the bench's settings) in this process, one request
 ``GET /api/v1/chats/?limit=50`` and ``POST /api/v1/chats/<id>/messages/`` (with an
 Idempotency-Key), as ``bench/api_mix.lua`` sends them. For each kind it prints the statements
 per request, the process CPU time and wall time per request (p50) and the server time
-(``Server-Timing``); with ``--profile``, then cProfile of every thread that serves them (the
+(``Server-Timing``) and what PostgreSQL and Redis spent per request (their processes' CPU,
+from /proc: keep the machine otherwise quiet); with ``--profile``, then cProfile of every thread that serves them (the
 event loop and Django's request threads), by cumulative and by own time.
 """
 
@@ -94,6 +95,25 @@ class ThreadProfiles:
         stats.sort_stats("tottime").print_stats(25)
         if callees:
             stats.sort_stats("cumulative").print_callees(callees)
+
+
+def servers_cpu() -> dict[str, float]:
+    """CPU seconds used so far by this machine's PostgreSQL and Redis server processes (all
+    of them, from /proc): run with nothing else busy, their rise is what the requests cost
+    them."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"PostgreSQL": 0.0, "Redis": 0.0}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        group = "PostgreSQL" if name.startswith("postgres") else "Redis" if "redis" in name else ""
+        if group:
+            fields = stat[stat.rindex(")") + 2 :].split()
+            used[group] += (int(fields[11]) + int(fields[12])) / tick
+    return used
 
 
 def main():
@@ -192,6 +212,7 @@ def main():
         cpu, wall, server = [], [], []
         statuses = collections.Counter()
         statements[0] = 0
+        servers_before = servers_cpu()
         for n in range(count):
             c0, w0 = time.process_time(), time.perf_counter()
             answer = await call(*request(kind, n + offset))
@@ -206,7 +227,12 @@ def main():
             f"{kind.upper():<5}{count} requests {dict(statuses)}: "
             f"{statements[0] / count:.2f} statements each; CPU p50 {p50(cpu, 50):.2f} ms "
             f"(mean {sum(cpu) / count:.2f}); wall p50 {p50(wall, 50):.2f} ms; "
-            f"Server-Timing p50 {p50(server, 50):.2f} ms"
+            f"Server-Timing p50 {p50(server, 50):.2f} ms; "
+            + ", ".join(
+                f"{name} {(after - servers_before[name]) / count * 1000:.2f} ms"
+                for name, after in servers_cpu().items()
+            )
+            + " per request"
         )
 
     async def run():
