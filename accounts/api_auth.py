@@ -38,6 +38,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
@@ -573,6 +574,25 @@ class ApiRateThrottle(SimpleRateThrottle):
 # --- The base view ----------------------------------------------------------------------------
 
 
+class JsonFirstNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation, answered at once for what integrators send (no ``Accept``, ``*/*``
+    or ``application/json``, no ``?format=``): the first renderer, JSON, as DRF would pick.
+    Parsing and ranking the header on every call was a fortieth of an API read's CPU."""
+
+    fast_accepts = frozenset({"", "*/*", "application/json"})
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        if (
+            not format_suffix
+            and renderers
+            and renderers[0].media_type == "application/json"
+            and request.META.get("HTTP_ACCEPT", "") in self.fast_accepts
+            and self.settings.URL_FORMAT_OVERRIDE not in request.query_params
+        ):
+            return renderers[0], "application/json"
+        return super().select_renderer(request, renderers, format_suffix)
+
+
 def key_member(key: ApiKey) -> Membership:
     """The member a key acts as: organization-wide, like an admin (never saved). Built once per
     key object, which the process memoises (``_keys``): building a model instance at every
@@ -595,6 +615,7 @@ class ApiView(APIView):
     permission_classes = [ScopePermission]
     throttle_classes = [ApiRateThrottle]
     parser_classes = [JSONParser]  # JSON in and out, as the schema says
+    content_negotiation_class = JsonFirstNegotiation
     schema = ApiSchema()
     resource = ""  # one of API_RESOURCES
     action = ""  # "read" / "write"; default: by HTTP method

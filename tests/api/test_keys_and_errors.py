@@ -270,3 +270,30 @@ class DocsTests(ApiTestCase):
         # A create links to what can be done with what it created (stateful clients, tests).
         created = schema["paths"]["/api/v1/contacts/"]["post"]["responses"]["201"]["links"]
         self.assertEqual(created["contacts_retrieve"]["parameters"], {"code": "$response.body#/id"})
+
+
+class ContentNegotiationTests(ApiTestCase):
+    """JSON for what integrators send, and DRF's answers for anything else."""
+
+    def chat_url(self):
+        return reverse("api_chat", args=[self.other_chat.code])
+
+    def test_json_whatever_an_integrator_accepts(self):
+        for accept in (None, "*/*", "application/json"):
+            extra = {"HTTP_ACCEPT": accept} if accept else {}
+            response = self.api("get", self.chat_url(), **extra)
+            self.assertEqual(response.status_code, 200, accept)
+            self.assertEqual(response["Content-Type"], "application/json", accept)
+            self.assertEqual(response.json()["id"], str(self.other_chat.code))
+
+    def test_a_type_the_api_cannot_answer_is_refused(self):
+        response = self.api("get", self.chat_url(), HTTP_ACCEPT="application/xml")
+        self.assertEqual(response.status_code, 406)
+        response = self.api("get", self.chat_url(), {"format": "xml"})
+        self.assertEqual(response.status_code, 404)  # DRF: an unknown ?format= is not found
+
+    def test_an_explicit_format_or_a_browser_gets_what_drf_gives(self):
+        response = self.api("get", self.chat_url(), {"format": "json"})
+        self.assertEqual(response["Content-Type"], "application/json")
+        response = self.api("get", self.chat_url(), HTTP_ACCEPT="text/html")
+        self.assertTrue(response["Content-Type"].startswith("text/html"))
