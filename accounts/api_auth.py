@@ -857,7 +857,7 @@ def idempotent(request, organization, work) -> Response:
     """Run ``work()`` (which returns a Response) at most once per ``Idempotency-Key``.
 
     The key's row is inserted with the answer, in the same transaction as the work and after
-    it: one statement. A retry of an answered key runs the work again in its transaction,
+    it: one statement, sent with the COMMIT on PostgreSQL. A retry of an answered key runs the work again in its transaction,
     finds the key taken and rolls that back, then replays the stored answer; a retry that
     arrives while the first still runs waits on the key's row (PostgreSQL's unique index,
     SQLite's write lock), then replays. A crash or an error leaves nothing: a retry runs
@@ -919,9 +919,9 @@ class _KeyTaken(Exception):
 
 _IDEMPOTENCY_INSERT = (
     'INSERT INTO {table} (organization_id, "key", request_hash, completed, response_status, '
-    "response_body, locked_at, created_at) VALUES (%s, %s, %s, %s, %s, {body}, %s, %s) "
-    'ON CONFLICT (organization_id, "key") DO NOTHING RETURNING id'
+    "response_body, locked_at, created_at) VALUES (%s, %s, %s, %s, %s, {body}, %s, %s)"
 )
+_IDEMPOTENCY_UNLESS_TAKEN = ' ON CONFLICT (organization_id, "key") DO NOTHING RETURNING id'
 
 
 def _idempotency_store(organization, key: str, digest: str, response: Response | None) -> bool:
@@ -936,7 +936,26 @@ def _idempotency_store(organization, key: str, digest: str, response: Response |
     )
     status_code = response.status_code if response is not None else None
     row = [organization.pk, key, digest, response is not None, status_code, body, now, now]
-    return bool(fetchall_prepared(sql, row))
+    if response is not None and _commit_rides_along():
+        # The row and the COMMIT in one round trip (a send's last two): a key taken fails the
+        # INSERT, which skips the COMMIT and leaves the transaction to roll back, as
+        # ``idempotent`` does then. Django's own commit finds nothing left to commit.
+        with connection.cursor() as cursor:
+            cursor.execute(sql + "; COMMIT", row)
+        return True
+    return bool(fetchall_prepared(sql + _IDEMPOTENCY_UNLESS_TAKEN, row))
+
+
+def _commit_rides_along() -> bool:
+    """Whether the work's transaction may be committed by its last statement: PostgreSQL
+    (several statements in one query string), and the block is the outermost (not a test's
+    transaction or a caller's, which only its owner may commit)."""
+    return (
+        connection.vendor == "postgresql"
+        and len(connection.atomic_blocks) == 1
+        and not connection.savepoint_ids
+        and not connection.needs_rollback
+    )
 
 
 def _idempotency_taken(organization, key: str, digest: str) -> bool:
