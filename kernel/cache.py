@@ -6,6 +6,8 @@ connection (a third of an API request's time). ``SharedRedisCache`` hands every 
 the process the same client, so connections are pooled and reused.
 """
 
+import hashlib
+import os
 import secrets
 import threading
 import time
@@ -13,6 +15,9 @@ from functools import cached_property
 
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 _clients: dict = {}
 _lock = threading.Lock()
@@ -60,7 +65,7 @@ def count_hit(key: str, period: int, *, also_get: str = "") -> tuple[int, float,
     client = redis_client()
     if client is not None:
         keys = [current, previous, *([cache.make_and_validate_key(also_get)] if also_get else [])]
-        hits, before, extra = _count_hit_script(client)(keys=keys, args=[2 * period + 1])
+        hits, before, extra = script_run(client, _COUNT_HIT_LUA, keys, [2 * period + 1])
         return int(hits), int(before or 0), elapsed, extra
     if cache.add(current, 1, timeout=2 * period + 1):
         hits = 1
@@ -86,11 +91,51 @@ return {hits, redis.call('GET', KEYS[2]) or false, extra}
 """
 
 
-def _count_hit_script(client):
-    script = getattr(client, "_porfin_count_hit", None)
-    if script is None:
-        script = client._porfin_count_hit = client.register_script(_COUNT_HIT_LUA)
-    return script
+class _ThreadConnections(threading.local):
+    """Per thread: its own connection to each Redis server it runs hot commands on."""
+
+    def __init__(self):
+        self.connections: dict = {}
+        self.pid = os.getpid()
+
+
+_own = _ThreadConnections()
+_script_shas: dict[str, str] = {}
+
+
+def own_command(client, *args):
+    """One command on this thread's own connection to ``client``'s server, not through the
+    client: redis-py's command path (connection pool, retry and metrics hooks) costs as much
+    CPU as the round trip itself, and a throttle runs one on every API request. A broken
+    connection is reopened and the command sent once more, as the client's retry would;
+    a second failure raises. Errors Redis answers (a wrong type, a missing script) raise."""
+    if _own.pid != os.getpid():  # a forked child never shares its parent's sockets
+        _own.connections, _own.pid = {}, os.getpid()
+    pool = client.connection_pool
+    connection = _own.connections.get(id(pool))
+    if connection is None:
+        connection = _own.connections[id(pool)] = pool.connection_class(**pool.connection_kwargs)
+    packed = connection.pack_command(*args)
+    for attempt in (1, 2):
+        try:
+            connection.send_packed_command(packed, check_health=False)
+            return connection.read_response()
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            connection.disconnect()
+            if attempt == 2:
+                raise
+
+
+def script_run(client, script: str, keys: list, args: list):
+    """``EVALSHA`` of ``script`` by ``own_command`` (``EVAL`` once when Redis does not have it
+    yet, as after a restart, which also loads it)."""
+    sha = _script_shas.get(script)
+    if sha is None:
+        sha = _script_shas[script] = hashlib.sha1(script.encode()).hexdigest()  # noqa: S324
+    try:
+        return own_command(client, "EVALSHA", sha, len(keys), *keys, *args)
+    except NoScriptError:
+        return own_command(client, "EVAL", script, len(keys), *keys, *args)
 
 
 def version_bump(key: str) -> str:

@@ -19,7 +19,6 @@ from django.db import connection, transaction
 from django.test import TransactionTestCase, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django_q.brokers.redis_broker import Redis as RedisBroker
 from django_q.signing import SignedPackage
 
 from accounts.models import Membership, Role
@@ -140,7 +139,7 @@ def on_redis_broker(test):
     """django-q2's runner with the default queue on the real Redis broker, emptied before and
     after ``test``; yields the broker."""
     cluster = tasks.cluster_name("default")
-    broker = RedisBroker(cluster)
+    broker = tasks.OwnConnectionRedis(cluster)  # what tasks._broker builds for Redis
     broker.purge_queue()
     test.addCleanup(broker.purge_queue)
     with (
