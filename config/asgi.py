@@ -130,18 +130,22 @@ class ApiKeyDjangoHandler(ASGIHandler):
 
     def _respond_then_queue(self, scope, body_file, loop, answered: asyncio.Future) -> None:
         """``_respond``, its answer handed to the event loop as soon as it is ready, then the
-        tasks its commits queued put on the broker while the loop sends the answer
-        (``kernel.tasks.held_until_answered``)."""
+        live events its commits published and the tasks they queued sent on from this thread
+        while the loop sends the answer (``kernel.realtime`` and ``kernel.tasks``'
+        ``held_until_answered``)."""
         held: list = []
+        events: list = []
         try:
-            with tasks.held_until_answered() as held:
+            with tasks.held_until_answered() as held, realtime.held_until_answered() as events:
                 response = self._respond(scope, body_file)
         except BaseException as error:  # handed to the request's coroutine, which raises it
             loop.call_soon_threadsafe(_settle, answered, None, error)
         else:
             loop.call_soon_threadsafe(_settle, answered, response, None)
         finally:
-            tasks.queue_held(held)  # what was committed is queued, answer or not
+            # What was committed is published and queued, answer or not.
+            realtime.publish_held(events)
+            tasks.queue_held(held)
 
     def _respond(self, scope, body_file):
         """Everything Django does for the request, in this one thread."""

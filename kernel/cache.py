@@ -18,7 +18,7 @@ from django.core.cache.backends.redis import RedisCache
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 _clients: dict = {}
@@ -127,21 +127,39 @@ def own_command(client, *args):
     CPU as the round trip itself, and a throttle runs one on every API request. A broken
     connection is reopened and the command sent once more, as the client's retry would;
     a second failure raises. Errors Redis answers (a wrong type, a missing script) raise."""
+    return own_pipeline(client, [args])[0]
+
+
+def own_pipeline(client, commands: list) -> list:
+    """``own_command`` of several commands in one round trip; their replies, in order (an
+    error Redis answers raises once every reply has been read)."""
     if _own.pid != os.getpid():  # a forked child never shares its parent's sockets
         _own.connections, _own.pid = {}, os.getpid()
     pool = client.connection_pool
     connection = _own.connections.get(id(pool))
     if connection is None:
         connection = _own.connections[id(pool)] = pool.connection_class(**pool.connection_kwargs)
-    packed = connection.pack_command(*args)
+    packed = connection.pack_commands(commands)
     for attempt in (1, 2):
         try:
             connection.send_packed_command(packed, check_health=False)
-            return connection.read_response()
+            replies = [_reply(connection) for _command in commands]
         except (RedisConnectionError, RedisTimeoutError, OSError):
             connection.disconnect()
             if attempt == 2:
                 raise
+        else:
+            for reply in replies:
+                if isinstance(reply, ResponseError):
+                    raise reply
+            return replies
+
+
+def _reply(connection):
+    try:
+        return connection.read_response()
+    except ResponseError as error:  # read the others' replies first: the connection goes on
+        return error
 
 
 def script_run(client, script: str, keys: list, args: list):

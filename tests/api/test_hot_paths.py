@@ -7,6 +7,7 @@ behaviour the speed must not change.
 
 import asyncio
 import json
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -23,10 +24,13 @@ from django_q.signing import SignedPackage
 
 from accounts.models import Membership, Role
 from config import asgi
+from inbox.consumers import organization_group
 from inbox.models import Chat, Message
 from kernel import tasks
+from kernel.pubsub import PubSubLayer
 from tests.api.helpers import ApiTestCase, SandboxMixin, key_for
 from tests.base import make_chat, make_org, make_user
+from tests.inbox.test_multiprocess_fanout import REDIS_URL, redis_available
 
 
 class StatementTests(SandboxMixin, ApiTestCase):
@@ -292,6 +296,45 @@ class ApiKeyHandlerTests(TransactionTestCase):
             dict(answer["headers"])[b"x-request-id"].decode(),
         )
         self.assertEqual(message.status, Message.Status.PENDING)  # the worker delivers it
+
+    @pytest.mark.skipif(not redis_available(), reason="needs Redis for channels-redis")
+    def test_a_key_calls_send_reaches_the_live_inbox(self):
+        # The production layer: the handler publishes the send's live event from the request's
+        # thread once the answer is on its way (realtime.held_until_answered).
+        from channels.layers import channel_layers
+
+        layer = PubSubLayer(hosts=[REDIS_URL], prefix=f"porfin-test-{uuid.uuid4().hex[:8]}")
+        real = channel_layers.backends.get("default") or channel_layers["default"]
+        channel_layers.backends["default"] = layer
+        self.addCleanup(channel_layers.backends.__setitem__, "default", real)
+        loop = asyncio.new_event_loop()  # an inbox's websocket process, subscribed
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+
+        def on_loop(coroutine):
+            return asyncio.run_coroutine_threadsafe(coroutine, loop).result(10)
+
+        def stop():
+            on_loop(layer.flush())
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(5)
+
+        self.addCleanup(stop)
+        channel = on_loop(layer.new_channel())
+        on_loop(layer.group_add(organization_group(self.org), channel))
+        Chat.objects.filter(pk=self.chat.pk).update(
+            window_expires_at=self.chat.created_at.replace(year=2999)
+        )
+
+        answer = self.send_by_key(b"k-live")
+        self.assertEqual(answer["status"], 201, answer["body"])
+        event = on_loop(asyncio.wait_for(layer.receive(channel), 5))
+        # The send's event first (the tests' inline runner also tries the delivery at once,
+        # and its events may travel with it, coalesced).
+        data = json.loads(event["texts"][0] if "texts" in event else event["text"])
+        self.assertEqual(data["type"], "message.new")
+        self.assertEqual(data["chat"], str(self.chat.code))
+        self.assertEqual(data["message"], json.loads(answer["body"])["id"])
 
     def test_a_signed_in_member_still_uses_the_api_through_the_full_stack(self):
         user = make_user("admin@alice.test", "Alice Admin")

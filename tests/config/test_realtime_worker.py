@@ -102,3 +102,42 @@ def test_a_batch_of_group_sends_reaches_each_group_in_order():
         return seen[org], seen[user]
 
     assert asyncio.run(scenario()) == (["1", "2"], ["a"])
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_events_published_from_a_thread_reach_subscribers_on_the_loop(shards):
+    """``PubSubLayer.publish_many_now`` (an API call's thread, after its answer): what
+    channels-redis' own subscribers receive, each group its own, in order, over one or several
+    shards (the channel layer's group naming and shard hash)."""
+    if not redis_available():
+        pytest.skip("needs a Redis server for channels-redis")
+    layer = PubSubLayer(hosts=[REDIS_URL] * shards, prefix="porfin-test")
+    assert layer.publishes_now
+
+    def event(text):
+        return {"type": "live.event", "text": text}
+
+    async def scenario():
+        channels = {}
+        for group in ("org-1", "user-7", "user-8"):
+            channels[group] = await layer.new_channel()
+            await layer.group_add(group, channels[group])
+        sends = [
+            ("org-1", event("1")),
+            ("user-7", event("a")),
+            ("org-1", event("2")),
+            ("user-8", event("x")),
+        ]
+        await asyncio.to_thread(layer.publish_many_now, sends)
+        seen = {}
+        for group, count in (("org-1", 2), ("user-7", 1), ("user-8", 1)):
+            seen[group] = [
+                (await asyncio.wait_for(layer.receive(channels[group]), 2))["text"]
+                for _ in range(count)
+            ]
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(layer.receive(channels["user-7"]), 0.3)
+        await layer.flush()
+        return seen
+
+    assert asyncio.run(scenario()) == {"org-1": ["1", "2"], "user-7": ["a"], "user-8": ["x"]}
