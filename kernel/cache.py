@@ -136,9 +136,11 @@ def own_pipeline(client, commands: list) -> list:
     if _own.pid != os.getpid():  # a forked child never shares its parent's sockets
         _own.connections, _own.pid = {}, os.getpid()
     pool = client.connection_pool
-    connection = _own.connections.get(id(pool))
-    if connection is None:
-        connection = _own.connections[id(pool)] = pool.connection_class(**pool.connection_kwargs)
+    held = _own.connections.get(id(pool))
+    if held is None or held[0] is not pool:
+        # The pool is kept with its connection: its id is never another pool's meanwhile.
+        held = _own.connections[id(pool)] = (pool, pool.connection_class(**pool.connection_kwargs))
+    connection = held[1]
     packed = connection.pack_commands(commands)
     for attempt in (1, 2):
         try:

@@ -141,3 +141,30 @@ def test_events_published_from_a_thread_reach_subscribers_on_the_loop(shards):
         return seen
 
     assert asyncio.run(scenario()) == {"org-1": ["1", "2"], "user-7": ["a"], "user-8": ["x"]}
+
+
+def test_a_layer_that_cannot_publish_from_a_thread_keeps_the_event_loop_path(monkeypatch):
+    """Within an API call (``realtime.held_until_answered``), a layer without
+    ``publish_many_now`` (channels-redis' own, which answers unknown names through the event
+    loop's layer) is not held: its event goes by the publisher loop, and arrives."""
+    if not redis_available():
+        pytest.skip("needs a Redis server for channels-redis")
+    from kernel import realtime
+
+    layer = RedisPubSubChannelLayer(hosts=[REDIS_URL], prefix="porfin-test-plain")
+    monkeypatch.setattr(realtime, "get_channel_layer", lambda: layer)
+
+    def publish_in_a_request():
+        with realtime.held_until_answered() as held:
+            realtime.publish("org-9", {"type": "live.event", "text": "hello"})
+        return held
+
+    async def scenario():
+        channel = await layer.new_channel()
+        await layer.group_add("org-9", channel)
+        held = await asyncio.to_thread(publish_in_a_request)
+        message = await asyncio.wait_for(layer.receive(channel), 5)
+        await layer.flush()
+        return held, message["text"]
+
+    assert asyncio.run(scenario()) == ([], "hello")
