@@ -857,8 +857,9 @@ def idempotent(request, organization, work) -> Response:
     """Run ``work()`` (which returns a Response) at most once per ``Idempotency-Key``.
 
     The key's row is inserted with the answer, in the same transaction as the work and after
-    it: one statement, sent with the COMMIT on PostgreSQL. A retry of an answered key runs the work again in its transaction,
-    finds the key taken and rolls that back, then replays the stored answer; a retry that
+    it: one statement, sent with the COMMIT on PostgreSQL. A retry of an answered key runs the
+    work again in its transaction, finds the key taken and rolls that back, then replays the
+    stored answer; a retry that
     arrives while the first still runs waits on the key's row (PostgreSQL's unique index,
     SQLite's write lock), then replays. A crash or an error leaves nothing: a retry runs
     again. Nothing the work does outside its transaction may run before its commit (live

@@ -10,8 +10,9 @@ application (``config.asgi``, the bench's settings) in this process, one request
 Idempotency-Key), as ``bench/api_mix.lua`` sends them. For each kind it prints the statements
 per request, the process CPU time and wall time per request (p50) and the server time
 (``Server-Timing``) and what PostgreSQL and Redis spent per request (their processes' CPU,
-from /proc: keep the machine otherwise quiet); with ``--profile``, then cProfile of every thread that serves them (the
-event loop and Django's request threads), by cumulative and by own time.
+from /proc: keep the machine otherwise quiet); with ``--profile``, then cProfile of every
+thread that serves them (the event loop and Django's request threads), by cumulative and by
+own time.
 """
 
 import argparse

@@ -10,12 +10,13 @@ import collections
 import json
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 
 from channels.layers import get_channel_layer
 from django.db import transaction
+
+from kernel import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -164,8 +165,7 @@ def _merged(run: list[dict]) -> dict:
 _held: ContextVar[list | None] = ContextVar("realtime_held", default=None)
 
 
-@contextmanager
-def held_until_answered() -> Iterator[list]:
+def held_until_answered() -> AbstractContextManager[list]:
     """Within: events published to a layer that can publish from this thread
     (``kernel.pubsub.PubSubLayer.publishes_now``) wait in the yielded list, and the caller
     hands them to ``publish_held`` once the request's answer is on its way
@@ -173,12 +173,7 @@ def held_until_answered() -> Iterator[list]:
     request's thread, a send's live events cost one round trip there instead of a hand-over to
     the event loop and an asyncio Redis pipeline on it, together about a fifteenth of the
     web process's CPU under the API mix."""
-    held: list = []
-    token = _held.set(held)
-    try:
-        yield held
-    finally:
-        _held.reset(token)
+    return tracing.collecting(_held)
 
 
 def publish_held(held: list) -> None:

@@ -17,9 +17,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 
 from django.conf import settings
@@ -88,8 +87,7 @@ def _queue_logged(carried: dict, func_path: str, args: tuple, queue: str) -> Non
 _held: ContextVar[list | None] = ContextVar("tasks_held", default=None)
 
 
-@contextmanager
-def held_until_answered() -> Iterator[list]:
+def held_until_answered() -> AbstractContextManager[list]:
     """Within: the tasks that commits queue on django-q2's broker wait in the yielded list,
     and the caller hands them to ``queue_held`` once the request's answer is on its way
     (``config.asgi.ApiKeyDjangoHandler``). Queueing one is a Redis round trip and the
@@ -99,12 +97,7 @@ def held_until_answered() -> Iterator[list]:
     between a commit and its queueing always could: what must not be lost is swept from the
     database (``inbox.tasks.requeue_lost_sends``, the outbox). Other runners are not held
     (the embedded thread pool's hand-over costs nothing; tests run tasks inline)."""
-    held: list = []
-    token = _held.set(held)
-    try:
-        yield held
-    finally:
-        _held.reset(token)
+    return tracing.collecting(_held)
 
 
 def queue_held(held: list) -> None:

@@ -71,6 +71,18 @@ def carrying(carried: dict):
         _request_id.reset(tokens[0])
 
 
+@contextlib.contextmanager
+def collecting(var: contextvars.ContextVar):
+    """Within: ``var`` holds a new list, yielded (what a request's commits hold back until its
+    answer is on its way: ``kernel.tasks`` and ``kernel.realtime``)."""
+    held: list = []
+    token = var.set(held)
+    try:
+        yield held
+    finally:
+        var.reset(token)
+
+
 class TaskScope:
     """Sets the task's ids for its run, logs its one line at the end, restores the caller's."""
 
